@@ -1,0 +1,108 @@
+// Backend: owns device memory and runs the few ops the transformer needs.
+//
+// CpuBackend (model/backend/cpu) is the reference: fp32, plain loops, obviously right. CudaBackend
+// (model/backend/cuda) forwards to kernels/. model/runtime sees only this interface, and every kernel
+// is tested against the CPU implementation of the same op.
+//
+// Conventions for every op:
+//  - Tensors are contiguous row-major and live on this backend. "T" is the number of tokens in the
+//    step, "S" the number of sequences, "D" head_dim, "P" KV pages, kPageSize tokens per page.
+//  - Floating tensors are in compute_dtype() unless an op says otherwise; index tensors are I32.
+//  - Ops may run asynchronously; download() and synchronize() wait for prior work.
+//  - Shape or dtype mismatches are INVALID_ARGUMENT naming the op and the tensor, never a crash.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/dtype.h"
+#include "common/status.h"
+#include "model/backend/tensor.h"
+#include "model/config/model_config.h"
+
+namespace longbow {
+
+// Tokens per KV page (DESIGN §5). Logical token i of a sequence lives in slot
+// block_table[i / kPageSize] * kPageSize + i % kPageSize.
+constexpr int kPageSize = 64;
+
+struct MemoryInfo {
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+};
+
+// Paged attention over a batch that mixes prefill chunks and decode tokens.
+// Sequence s owns queries [query_start[s], query_start[s+1]) of q; its context after this step's
+// append is context_lens[s] tokens, and its queries are the last q_len = query_start[s+1] -
+// query_start[s] of them: query i sits at position p = context_lens[s] - q_len + i and attends to
+// the cached positions j with j <= p (causal) and, when sliding_window > 0, j > p - sliding_window.
+struct PagedAttentionArgs {
+  Tensor q;             // [T, Hq, D]
+  Tensor k_cache;       // [P, kPageSize, Hkv, D]
+  Tensor v_cache;       // [P, kPageSize, Hkv, D]
+  Tensor query_start;   // [S + 1] I32, query_start[0] = 0, query_start[S] = T
+  Tensor context_lens;  // [S] I32, >= 1
+  Tensor block_tables;  // [S, max_pages_per_seq] I32 physical page ids
+  Tensor out;           // [T, Hq, D]
+  int max_query_len = 0;    // max over s of q_len (a launch hint; must be an upper bound)
+  int max_context_len = 0;  // max over s of context_lens[s] (likewise)
+  float scale = 0.0f;       // softmax scale, usually 1/sqrt(D)
+  int sliding_window = 0;   // 0: attend to the whole causal prefix
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string_view name() const = 0;
+  // The dtype of weights, activations and the KV cache: F32 on the CPU, BF16 on CUDA.
+  virtual DType compute_dtype() const = 0;
+  // UNIMPLEMENTED naming the field when this backend cannot run `config` (e.g. a head_dim with no kernel).
+  virtual Status check_supported(const ModelConfig& config) const = 0;
+
+  // ---- memory ----
+  virtual StatusOr<Tensor> allocate(DType dtype, std::initializer_list<int64_t> dims) = 0;
+  virtual StatusOr<MemoryInfo> memory_info() const = 0;
+  // Copies host bytes into dst (dst.num_bytes() of them).
+  virtual Status upload(const void* host, Tensor& dst) = 0;
+  // Copies `count` host elements of `src_dtype` (F32, F16 or BF16) into dst, converting to dst.dtype.
+  virtual Status upload_converted(const void* host, DType src_dtype, int64_t count, Tensor& dst) = 0;
+  // Copies src's bytes to host memory of src.num_bytes(); waits for prior work.
+  virtual Status download(const Tensor& src, void* host) = 0;
+  virtual Status synchronize() = 0;
+
+  // ---- ops ----
+  // out[t] = table[ids[t]]; table [V, H], ids [T], out [T, H]. Ids outside [0, V) are INVALID_ARGUMENT
+  // on the CPU; kernels may clamp.
+  virtual Status embed(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
+  // out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight; x, out [R, C], weight [C]. out may alias x.
+  virtual Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
+  // residual += delta, then out = rms_norm(residual); all [R, C].
+  virtual Status add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& weight, float eps,
+                              Tensor& out) = 0;
+  // out = x · wᵀ (+ bias); x [M, K], w [N, K], bias [N] or empty (data == nullptr), out [M, N].
+  // out may be F32 whatever compute_dtype() is (logits).
+  virtual Status matmul(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out) = 0;
+  // In-place half-split RoPE on the leading rotary_dim dims of each head of q [T, Hq, D] and
+  // k [T, Hkv, D]: for pair (i, i + rotary_dim/2), angle = positions[t] · inv_freq[i], cos and sin
+  // scaled by attention_scaling. inv_freq [rotary_dim/2] is F32.
+  virtual Status rope(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
+                      float attention_scaling) = 0;
+  // out = silu(gate) * up; all [T, I].
+  virtual Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // Writes k, v [T, Hkv, D] to slots[t] of k_cache, v_cache [P, kPageSize, Hkv, D].
+  virtual Status append_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
+                           Tensor& v_cache) = 0;
+  virtual Status paged_attention(const PagedAttentionArgs& args) = 0;
+  // out[s] = x[rows[s]]; x [R, C], rows [S], out [S, C].
+  virtual Status gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
+};
+
+// "cpu", "cuda", or "auto" (cuda when built with it and a device is present, else cpu).
+// UNIMPLEMENTED for "cuda" in a build without LONGBOW_CUDA; UNAVAILABLE when no device is found.
+StatusOr<std::unique_ptr<Backend>> create_backend(std::string_view name);
+
+}  // namespace longbow

@@ -1,0 +1,54 @@
+// Transformer: the Llama-style decoder (llama, mistral, qwen2, qwen3) written only against Backend.
+//
+// One forward() runs a step: a batch that mixes prefill chunks and decode tokens of several
+// sequences over the paged KV cache this object owns (per layer K and V pools
+// [num_pages][kPageSize][Hkv][D]). Which pages a sequence uses is the caller's business (a page
+// allocator, later the engine's KV manager); the runtime only reads the block tables it is given.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "common/status.h"
+#include "model/backend/backend.h"
+#include "model/config/model_config.h"
+#include "model/weights/safetensors.h"
+
+namespace longbow {
+
+struct RuntimeOptions {
+  int num_kv_pages = 0;          // pages in the KV pool (each holds kPageSize tokens of every layer)
+  int max_batched_tokens = 2048;  // upper bound on tokens in one forward(); sizes the workspace
+  int max_num_seqs = 256;         // upper bound on sequences in one forward()
+};
+
+// One sequence's part of a step.
+struct SequenceStep {
+  std::span<const int32_t> tokens;       // the new tokens: a prefill chunk, or one decode token
+  int32_t num_cached = 0;                // tokens of this sequence already in the KV cache
+  std::span<const int32_t> block_table;  // physical pages covering num_cached + tokens.size() tokens
+  bool want_logits = true;               // return logits for the last new token
+};
+
+class Transformer {
+ public:
+  // Checks the checkpoint against the config (every tensor's name, shape and dtype), uploads the
+  // weights to `backend` and allocates the KV pool and workspace. `backend` must outlive this.
+  static StatusOr<std::unique_ptr<Transformer>> load(const ModelConfig& config, const Checkpoint& checkpoint,
+                                                     Backend& backend, const RuntimeOptions& options);
+  virtual ~Transformer() = default;
+
+  // Runs one step. Appends every new token's K/V to the cache, then writes logits (F32, row-major
+  // [number of steps with want_logits][vocab_size], in step order) to *logits.
+  virtual Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) = 0;
+
+  virtual const ModelConfig& config() const = 0;
+  virtual int num_kv_pages() const = 0;
+};
+
+// The tensors a checkpoint of `config` must hold, with their shapes (HF names).
+std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
+
+}  // namespace longbow

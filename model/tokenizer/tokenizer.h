@@ -1,0 +1,51 @@
+// Tokenizer: sentencepiece `tokenizer.model` files parsed and run by longbow's own code.
+//
+// Debian's libsentencepiece cannot share a process with gRPC (it embeds protobuf 3.14), so this
+// reimplements what the server needs: the ModelProto wire format, the normalizer (precompiled
+// charsmap, whitespace rules), BPE and unigram segmentation, byte fallback, user-defined and control
+// pieces. encode() and decode() are byte-identical to sentencepiece's Encode/Decode (tests compare
+// against spm_encode/spm_decode over a corpus).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace longbow {
+
+using TokenId = int32_t;
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // Token ids for `text`, without BOS/EOS (as spm_encode --output_format=id).
+  virtual std::vector<TokenId> encode(std::string_view text) const = 0;
+  // Text for `ids`, as spm_decode --input_format=id (control tokens vanish; unknown ids are an error
+  // only in decode_checked).
+  virtual std::string decode(std::span<const TokenId> ids) const = 0;
+
+  // The bytes one token contributes when decoded in the middle of a sequence: "▁" becomes " ", a
+  // byte piece <0xAB> becomes that single (possibly partial UTF-8) byte, control tokens give "".
+  // The streaming detokenizer concatenates these and emits only complete UTF-8.
+  virtual std::string token_bytes(TokenId id) const = 0;
+
+  virtual int vocab_size() const = 0;
+  virtual std::string_view piece(TokenId id) const = 0;
+  virtual bool is_control(TokenId id) const = 0;
+  virtual std::optional<TokenId> bos_id() const = 0;
+  virtual std::optional<TokenId> eos_id() const = 0;
+  virtual std::optional<TokenId> unk_id() const = 0;
+};
+
+// Loads a sentencepiece model file (BPE or unigram). INVALID_ARGUMENT on a malformed file,
+// UNIMPLEMENTED naming the model type or normalizer feature it does not support.
+StatusOr<std::unique_ptr<Tokenizer>> load_sentencepiece_tokenizer(const std::string& path);
+
+}  // namespace longbow

@@ -1,0 +1,71 @@
+// Read-only, memory-mapped safetensors checkpoints (single file or sharded with
+// model.safetensors.index.json).
+//
+// open_checkpoint validates every header before returning: JSON well-formed, dtypes known,
+// data_offsets in range, non-overlapping and matching shape × dtype size, file not truncated.
+// A malformed file is a Status (DATA_LOSS or INVALID_ARGUMENT naming file and tensor), never a crash.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/dtype.h"
+#include "common/status.h"
+
+namespace longbow {
+
+// A tensor inside a mapped file. `data` stays valid while the Checkpoint that produced it lives.
+struct TensorView {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+  const std::byte* data = nullptr;
+  size_t num_bytes = 0;
+
+  int64_t num_elements() const;
+};
+
+// What the runtime expects to find: a name, a shape, and the dtypes it accepts (bf16, fp16, fp32).
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+class Checkpoint {
+ public:
+  // Opens `<dir>/model.safetensors.index.json` if present (all shards it names), else
+  // `<dir>/model.safetensors`. Logs progress while validating large checkpoints.
+  static StatusOr<std::unique_ptr<Checkpoint>> open(const std::string& model_dir);
+  // Opens one .safetensors file.
+  static StatusOr<std::unique_ptr<Checkpoint>> open_file(const std::string& path);
+
+  ~Checkpoint();
+  Checkpoint(const Checkpoint&) = delete;
+  Checkpoint& operator=(const Checkpoint&) = delete;
+
+  // NOT_FOUND names the tensor.
+  StatusOr<TensorView> tensor(const std::string& name) const;
+  // Checks presence, shape and a floating dtype (bf16/fp16/fp32) of every spec; the first failure
+  // names tensor, expected and actual shape or dtype.
+  Status check(const std::vector<TensorSpec>& specs) const;
+  // NOT_FOUND or INVALID_ARGUMENT as check(), else the tensor.
+  StatusOr<TensorView> tensor(const TensorSpec& spec) const;
+
+  std::vector<std::string> tensor_names() const;
+  uint64_t total_bytes() const;  // sum of all tensors' data bytes
+
+ private:
+  Checkpoint() = default;
+  struct MappedFile;
+  std::vector<std::unique_ptr<MappedFile>> files_;
+  std::map<std::string, TensorView> tensors_;
+};
+
+// Tensor data converted to fp32 on the host (for the CPU backend and tests).
+std::vector<float> to_float32(const TensorView& tensor);
+
+}  // namespace longbow
