@@ -1,0 +1,21 @@
+// How many KV pages fit in the memory a backend has left after weights and workspace.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/dtype.h"
+#include "common/status.h"
+#include "model/config/model_config.h"
+
+namespace longbow {
+
+// Bytes one page (page_size tokens of every layer, K and V) occupies in `kv_dtype`.
+size_t kv_page_bytes(const ModelConfig& config, DType kv_dtype, int page_size);
+
+// Pages that fit in `memory_fraction` of `free_bytes`. RESOURCE_EXHAUSTED naming the numbers when
+// not even one page fits; INVALID_ARGUMENT for a fraction outside (0, 1].
+StatusOr<int> kv_pages_for_memory(const ModelConfig& config, DType kv_dtype, int page_size, size_t free_bytes,
+                                  double memory_fraction);
+
+}  // namespace longbow
