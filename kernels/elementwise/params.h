@@ -1,0 +1,32 @@
+// Small elementwise launches: bias add after a GEMM, and device-side random fill for dummy weights.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace longbow::kernels {
+
+struct BiasAddParams {
+  void* out = nullptr;         // [rows, cols], bf16 or fp32 (out_f32)
+  const void* bias = nullptr;  // [cols] bf16
+  int64_t rows = 0;
+  int64_t cols = 0;
+  bool out_f32 = false;
+};
+
+// out[r][c] += bias[c] (fp32 arithmetic, rounded once for bf16 out).
+cudaError_t launch_bias_add(const BiasAddParams& params, cudaStream_t stream);
+
+struct FillRandomParams {
+  void* out = nullptr;  // [count] bf16
+  int64_t count = 0;
+  uint64_t seed = 0;
+  float low = -1.0f;    // uniform in [low, high)
+  float high = 1.0f;
+};
+
+// Counter-based hash RNG: the same seed gives the same tensor on any GPU and launch shape.
+cudaError_t launch_fill_random_bf16(const FillRandomParams& params, cudaStream_t stream);
+
+}  // namespace longbow::kernels

@@ -1,0 +1,17 @@
+// Flash prefill: tiled causal attention with online softmax over the paged KV cache.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "kernels/common/paged_kv.h"
+
+namespace longbow::kernels {
+
+using FlashPrefillParams = PagedAttentionParams;
+
+// Any mix of query lengths (1 included). bf16 in and out, fp32 accumulation and statistics.
+// head_dim 64 or 128 (cudaErrorInvalidValue otherwise). The kernel needs opt-in shared memory;
+// the first call per head_dim sets the attribute.
+cudaError_t launch_flash_prefill(const FlashPrefillParams& params, cudaStream_t stream);
+
+}  // namespace longbow::kernels
