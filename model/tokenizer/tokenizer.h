@@ -30,6 +30,9 @@ class Tokenizer {
   // Text for `ids`, as spm_decode --input_format=id (control tokens vanish; unknown ids are an error
   // only in decode_checked).
   virtual std::string decode(std::span<const TokenId> ids) const = 0;
+  // decode(), but OUT_OF_RANGE naming the first id outside [0, vocab_size()) instead of skipping
+  // it (the library rejects the whole sequence the same way).
+  virtual StatusOr<std::string> decode_checked(std::span<const TokenId> ids) const = 0;
 
   // The bytes one token contributes when decoded in the middle of a sequence: "▁" becomes " ", a
   // byte piece <0xAB> becomes that single (possibly partial UTF-8) byte, control tokens give "".
