@@ -29,6 +29,11 @@ struct RopeConfig {
   double beta_fast = 32.0;                  // yarn
   double beta_slow = 1.0;                   // yarn
   std::optional<double> attention_factor;   // yarn; default 0.1·ln(factor) + 1
+  // yarn: when attention_factor is unset and both are non-zero, attention_factor =
+  // get_mscale(factor, mscale) / get_mscale(factor, mscale_all_dim) (DeepSeek style).
+  std::optional<double> mscale;
+  std::optional<double> mscale_all_dim;
+  bool truncate = true;  // yarn: floor/ceil the correction range bounds
 };
 
 struct ModelConfig {
