@@ -1,0 +1,47 @@
+// CpuBackend: the reference implementation of every Backend op.
+//
+// fp32 everywhere (compute_dtype() is F32), plain loops over host memory, no threads. Sums that
+// decide accuracy (norms, softmax statistics) run in double; dot products use several fp32 partial
+// sums. Every argument is validated (dtype, shape, index ranges, aliasing) before any write, so a
+// bad call returns INVALID_ARGUMENT naming the op and the tensor and changes nothing.
+//
+// The ops live in three files: cpu_backend.cc (memory), cpu_ops.cc (embedding, norms, matmul, RoPE,
+// activation, gather) and cpu_attention.cc (KV append and paged attention).
+#pragma once
+
+#include <memory>
+
+#include "model/backend/backend.h"
+
+namespace longbow {
+
+class CpuBackend final : public Backend {
+ public:
+  std::string_view name() const override { return "cpu"; }
+  DType compute_dtype() const override { return DType::kF32; }
+  Status check_supported(const ModelConfig& config) const override;
+
+  StatusOr<Tensor> allocate(DType dtype, std::initializer_list<int64_t> dims) override;
+  StatusOr<MemoryInfo> memory_info() const override;
+  Status upload(const void* host, Tensor& dst) override;
+  Status upload_converted(const void* host, DType src_dtype, int64_t count, Tensor& dst) override;
+  Status download(const Tensor& src, void* host) override;
+  Status synchronize() override { return Status::Ok(); }
+
+  Status embed(const Tensor& table, const Tensor& ids, Tensor& out) override;
+  Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override;
+  Status add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& weight, float eps,
+                      Tensor& out) override;
+  Status matmul(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out) override;
+  Status rope(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
+              float attention_scaling) override;
+  Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  Status append_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
+                   Tensor& v_cache) override;
+  Status paged_attention(const PagedAttentionArgs& args) override;
+  Status gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override;
+};
+
+std::unique_ptr<Backend> create_cpu_backend();
+
+}  // namespace longbow

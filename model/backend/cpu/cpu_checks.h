@@ -1,0 +1,33 @@
+// Argument validation shared by the CPU backend's ops.
+//
+// Every op checks each tensor's dtype and shape before touching memory, so that a runtime bug shows
+// up as INVALID_ARGUMENT naming the op and the tensor rather than as a wrong answer or a crash.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string_view>
+
+#include "common/dtype.h"
+#include "common/status.h"
+#include "model/backend/tensor.h"
+
+namespace longbow::cpu {
+
+// A wildcard in an expected shape.
+constexpr int64_t kAnyDim = -1;
+
+// OK when `t` has `dtype`, rank dims.size(), every dim equal to the expected one (kAnyDim matches
+// anything) and memory behind it. Otherwise INVALID_ARGUMENT like
+// "rms_norm: tensor 'out' is F32 [3, 5], expected F32 [3, 4]".
+Status check_tensor(std::string_view op, std::string_view name, const Tensor& t, DType dtype,
+                    std::initializer_list<int64_t> dims);
+
+// True when the byte ranges of a and b intersect.
+bool overlaps(const Tensor& a, const Tensor& b);
+
+// INVALID_ARGUMENT "<op>: tensor '<a>' overlaps '<b>'" when they share memory.
+Status check_disjoint(std::string_view op, std::string_view a_name, const Tensor& a, std::string_view b_name,
+                      const Tensor& b);
+
+}  // namespace longbow::cpu

@@ -1,0 +1,174 @@
+// CpuBackend's row-wise ops: embedding, RMSNorm, RoPE, SwiGLU activation, row gather.
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "model/backend/cpu/cpu_backend.h"
+#include "model/backend/cpu/cpu_checks.h"
+
+namespace longbow {
+
+using cpu::check_tensor;
+using cpu::kAnyDim;
+
+namespace {
+
+constexpr DType kF32 = DType::kF32;
+constexpr DType kI32 = DType::kI32;
+
+// INVALID_ARGUMENT when any of the n indices falls outside [0, limit).
+Status check_indices(std::string_view op, std::string_view name, const int32_t* values, int64_t n,
+                     int64_t limit) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (values[i] < 0 || values[i] >= limit) {
+      return invalid_argument(std::string(op) + ": " + std::string(name) + "[" + std::to_string(i) + "] = " +
+                              std::to_string(values[i]) + " is outside [0, " + std::to_string(limit) + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+Status check_eps(std::string_view op, float eps) {
+  if (!(eps >= 0.0f) || !std::isfinite(eps)) {
+    return invalid_argument(std::string(op) + ": eps must be finite and >= 0, got " + std::to_string(eps));
+  }
+  return Status::Ok();
+}
+
+// out[c] = x[c] / sqrt(mean(x²) + eps) · weight[c] for one row of C values; out may equal x.
+void rms_norm_row(const float* x, const float* weight, float eps, int64_t cols, float* out) {
+  double sum_squares = 0.0;
+  for (int64_t c = 0; c < cols; ++c) sum_squares += static_cast<double>(x[c]) * x[c];
+  double inv_rms = 1.0 / std::sqrt(sum_squares / static_cast<double>(cols) + eps);
+  for (int64_t c = 0; c < cols; ++c) out[c] = static_cast<float>(x[c] * inv_rms * weight[c]);
+}
+
+// Rotates the leading 2·half dims of one head vector in place with the per-pair cos and sin.
+void rotate_half_split(float* head, const float* cos, const float* sin, int64_t half) {
+  for (int64_t i = 0; i < half; ++i) {
+    float x = head[i];
+    float y = head[i + half];
+    head[i] = x * cos[i] - y * sin[i];
+    head[i + half] = y * cos[i] + x * sin[i];
+  }
+}
+
+}  // namespace
+
+Status CpuBackend::embed(const Tensor& table, const Tensor& ids, Tensor& out) {
+  RETURN_IF_ERROR(check_tensor("embed", "table", table, kF32, {kAnyDim, kAnyDim}));
+  RETURN_IF_ERROR(check_tensor("embed", "ids", ids, kI32, {kAnyDim}));
+  int64_t vocab = table.dim(0), hidden = table.dim(1), tokens = ids.dim(0);
+  RETURN_IF_ERROR(check_tensor("embed", "out", out, kF32, {tokens, hidden}));
+  RETURN_IF_ERROR(cpu::check_disjoint("embed", "out", out, "table", table));
+  RETURN_IF_ERROR(check_indices("embed", "ids", ids.as<int32_t>(), tokens, vocab));
+  for (int64_t t = 0; t < tokens; ++t) {
+    std::memcpy(out.as<float>() + t * hidden, table.as<float>() + ids.as<int32_t>()[t] * hidden,
+                 static_cast<size_t>(hidden) * sizeof(float));
+  }
+  return Status::Ok();
+}
+
+Status CpuBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
+  RETURN_IF_ERROR(check_tensor("rms_norm", "x", x, kF32, {kAnyDim, kAnyDim}));
+  int64_t rows = x.dim(0), cols = x.dim(1);
+  RETURN_IF_ERROR(check_tensor("rms_norm", "weight", weight, kF32, {cols}));
+  RETURN_IF_ERROR(check_tensor("rms_norm", "out", out, kF32, {rows, cols}));
+  RETURN_IF_ERROR(check_eps("rms_norm", eps));
+  if (out.data != x.data) RETURN_IF_ERROR(cpu::check_disjoint("rms_norm", "out", out, "x", x));
+  for (int64_t r = 0; r < rows; ++r) {
+    rms_norm_row(x.as<float>() + r * cols, weight.as<float>(), eps, cols, out.as<float>() + r * cols);
+  }
+  return Status::Ok();
+}
+
+Status CpuBackend::add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& weight, float eps,
+                                Tensor& out) {
+  RETURN_IF_ERROR(check_tensor("add_rms_norm", "residual", residual, kF32, {kAnyDim, kAnyDim}));
+  int64_t rows = residual.dim(0), cols = residual.dim(1);
+  RETURN_IF_ERROR(check_tensor("add_rms_norm", "delta", delta, kF32, {rows, cols}));
+  RETURN_IF_ERROR(check_tensor("add_rms_norm", "weight", weight, kF32, {cols}));
+  RETURN_IF_ERROR(check_tensor("add_rms_norm", "out", out, kF32, {rows, cols}));
+  RETURN_IF_ERROR(check_eps("add_rms_norm", eps));
+  RETURN_IF_ERROR(cpu::check_disjoint("add_rms_norm", "out", out, "residual", residual));
+  if (out.data != delta.data) RETURN_IF_ERROR(cpu::check_disjoint("add_rms_norm", "out", out, "delta", delta));
+  for (int64_t r = 0; r < rows; ++r) {
+    float* res = residual.as<float>() + r * cols;
+    const float* d = delta.as<float>() + r * cols;
+    for (int64_t c = 0; c < cols; ++c) res[c] += d[c];
+    rms_norm_row(res, weight.as<float>(), eps, cols, out.as<float>() + r * cols);
+  }
+  return Status::Ok();
+}
+
+Status CpuBackend::rope(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
+                        float attention_scaling) {
+  RETURN_IF_ERROR(check_tensor("rope", "q", q, kF32, {kAnyDim, kAnyDim, kAnyDim}));
+  int64_t tokens = q.dim(0), q_heads = q.dim(1), head_dim = q.dim(2);
+  RETURN_IF_ERROR(check_tensor("rope", "k", k, kF32, {tokens, kAnyDim, head_dim}));
+  int64_t k_heads = k.dim(1);
+  RETURN_IF_ERROR(check_tensor("rope", "positions", positions, kI32, {tokens}));
+  RETURN_IF_ERROR(check_tensor("rope", "inv_freq", inv_freq, kF32, {kAnyDim}));
+  int64_t half = inv_freq.dim(0);
+  if (2 * half > head_dim) {
+    return invalid_argument("rope: inv_freq has " + std::to_string(half) + " pairs, more than head_dim " +
+                            std::to_string(head_dim) + " / 2");
+  }
+  RETURN_IF_ERROR(cpu::check_disjoint("rope", "q", q, "k", k));
+  const int32_t* pos = positions.as<int32_t>();
+  for (int64_t t = 0; t < tokens; ++t) {
+    if (pos[t] < 0) {
+      return invalid_argument("rope: positions[" + std::to_string(t) + "] = " + std::to_string(pos[t]) +
+                              " is negative");
+    }
+  }
+  std::vector<float> cos(static_cast<size_t>(half)), sin(static_cast<size_t>(half));
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t i = 0; i < half; ++i) {
+      // The angle is rounded to fp32 first, as transformers computes it (position · inv_freq in fp32).
+      float angle = static_cast<float>(pos[t]) * inv_freq.as<float>()[i];
+      cos[static_cast<size_t>(i)] = static_cast<float>(std::cos(static_cast<double>(angle))) * attention_scaling;
+      sin[static_cast<size_t>(i)] = static_cast<float>(std::sin(static_cast<double>(angle))) * attention_scaling;
+    }
+    for (int64_t h = 0; h < q_heads; ++h) {
+      rotate_half_split(q.as<float>() + (t * q_heads + h) * head_dim, cos.data(), sin.data(), half);
+    }
+    for (int64_t h = 0; h < k_heads; ++h) {
+      rotate_half_split(k.as<float>() + (t * k_heads + h) * head_dim, cos.data(), sin.data(), half);
+    }
+  }
+  return Status::Ok();
+}
+
+Status CpuBackend::silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
+  RETURN_IF_ERROR(check_tensor("silu_mul", "gate", gate, kF32, {kAnyDim, kAnyDim}));
+  int64_t rows = gate.dim(0), cols = gate.dim(1);
+  RETURN_IF_ERROR(check_tensor("silu_mul", "up", up, kF32, {rows, cols}));
+  RETURN_IF_ERROR(check_tensor("silu_mul", "out", out, kF32, {rows, cols}));
+  // Element i reads only gate[i] and up[i], so out may equal either; partial overlap is refused.
+  if (out.data != gate.data) RETURN_IF_ERROR(cpu::check_disjoint("silu_mul", "out", out, "gate", gate));
+  if (out.data != up.data) RETURN_IF_ERROR(cpu::check_disjoint("silu_mul", "out", out, "up", up));
+  int64_t n = gate.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    double g = gate.as<float>()[i];
+    out.as<float>()[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up.as<float>()[i]);
+  }
+  return Status::Ok();
+}
+
+Status CpuBackend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) {
+  RETURN_IF_ERROR(check_tensor("gather_rows", "x", x, kF32, {kAnyDim, kAnyDim}));
+  RETURN_IF_ERROR(check_tensor("gather_rows", "rows", rows, kI32, {kAnyDim}));
+  int64_t count = rows.dim(0), cols = x.dim(1);
+  RETURN_IF_ERROR(check_tensor("gather_rows", "out", out, kF32, {count, cols}));
+  RETURN_IF_ERROR(cpu::check_disjoint("gather_rows", "out", out, "x", x));
+  RETURN_IF_ERROR(check_indices("gather_rows", "rows", rows.as<int32_t>(), count, x.dim(0)));
+  for (int64_t s = 0; s < count; ++s) {
+    std::memcpy(out.as<float>() + s * cols, x.as<float>() + rows.as<int32_t>()[s] * cols,
+                static_cast<size_t>(cols) * sizeof(float));
+  }
+  return Status::Ok();
+}
+
+}  // namespace longbow
