@@ -1,0 +1,484 @@
+// Every CudaBackend op against the CPU reference backend, on fresh random inputs of odd sizes.
+//
+// Inputs are drawn in fp32 and rounded to bf16 first, so both backends see the same numbers; every
+// CUDA output is poisoned (all bits set: NaN) before the op runs, so an element the kernel forgets
+// to write fails the test. The error measure is ‖out − ref‖₂ / ‖ref‖₂ over the whole output; each
+// test states its budget next to the reason for it. Each measured error is recorded as a gtest
+// property (visible in --gtest_output=json) and printed.
+//
+// Built only with LONGBOW_CUDA and run on the GPU machine from the bundle (tools/gpu_bundle), never
+// by CTest.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/half.h"
+#include "model/backend/backend.h"
+
+namespace longbow {
+namespace {
+
+// bf16 has an 8-bit mantissa: one rounding of the output costs up to 2^-9 relative per element,
+// about 2.3e-3 in relative L2 over many elements. Budgets below are a small multiple of that.
+constexpr double kOneRounding = 5e-3;
+// GEMMs and attention round their inputs' products differently (fp32 accumulation orders, P in bf16).
+constexpr double kGemmBudget = 1e-2;
+constexpr double kAttentionBudget = 2e-2;
+
+const int kLengths[] = {1, 63, 97, 4097};
+
+class BackendOpsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto cuda = create_backend("cuda");
+    ASSERT_TRUE(cuda.ok()) << cuda.status().to_string();
+    auto cpu = create_backend("cpu");
+    ASSERT_TRUE(cpu.ok()) << cpu.status().to_string();
+    cuda_ = std::move(cuda).value().release();
+    cpu_ = std::move(cpu).value().release();
+  }
+  static void TearDownTestSuite() {
+    delete cuda_;
+    delete cpu_;
+  }
+
+  // A tensor on each backend holding the same values (the CPU in F32, CUDA in its compute dtype).
+  struct Pair {
+    Tensor ref;
+    Tensor dev;
+  };
+
+  std::vector<float> random_values(size_t n, float lo, float hi) {
+    std::uniform_real_distribution<float> dist(lo, hi);
+    std::vector<float> v(n);
+    for (auto& x : v) x = bf16_to_f32(f32_to_bf16(dist(rng_)));
+    return v;
+  }
+
+  Pair floats(std::initializer_list<int64_t> dims, const std::vector<float>& values) {
+    Pair p;
+    p.ref = must(cpu_->allocate(DType::kF32, dims));
+    p.dev = must(cuda_->allocate(cuda_->compute_dtype(), dims));
+    EXPECT_EQ(static_cast<size_t>(p.ref.numel()), values.size());
+    check(cpu_->upload(values.data(), p.ref));
+    check(cuda_->upload_converted(values.data(), DType::kF32, static_cast<int64_t>(values.size()), p.dev));
+    return p;
+  }
+
+  Pair random_floats(std::initializer_list<int64_t> dims, float lo = -1.0f, float hi = 1.0f) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    return floats(dims, random_values(static_cast<size_t>(n), lo, hi));
+  }
+
+  Pair ints(std::initializer_list<int64_t> dims, const std::vector<int32_t>& values) {
+    Pair p;
+    p.ref = must(cpu_->allocate(DType::kI32, dims));
+    p.dev = must(cuda_->allocate(DType::kI32, dims));
+    EXPECT_EQ(static_cast<size_t>(p.ref.numel()), values.size());
+    check(cpu_->upload(values.data(), p.ref));
+    check(cuda_->upload(values.data(), p.dev));
+    return p;
+  }
+
+  // Output pair: the CUDA side poisoned with all-ones bytes (NaN in every float format).
+  Pair outputs(std::initializer_list<int64_t> dims, DType dev_dtype) {
+    Pair p;
+    p.ref = must(cpu_->allocate(DType::kF32, dims));
+    p.dev = must(cuda_->allocate(dev_dtype, dims));
+    poison(p.dev);
+    return p;
+  }
+  Pair outputs(std::initializer_list<int64_t> dims) { return outputs(dims, cuda_->compute_dtype()); }
+
+  void poison(Tensor& t) {
+    std::vector<uint8_t> bytes(t.num_bytes(), 0xff);
+    check(cuda_->upload(bytes.data(), t));
+  }
+
+  std::vector<float> host(Backend& backend, const Tensor& t) {
+    std::vector<float> out(static_cast<size_t>(t.numel()));
+    if (t.dtype == DType::kF32) {
+      check(backend.download(t, out.data()));
+    } else if (t.dtype == DType::kBF16) {
+      std::vector<uint16_t> raw(out.size());
+      check(backend.download(t, raw.data()));
+      for (size_t i = 0; i < raw.size(); ++i) out[i] = bf16_to_f32(raw[i]);
+    } else {
+      ADD_FAILURE() << "host(): unexpected dtype " << dtype_name(t.dtype);
+    }
+    return out;
+  }
+
+  // Compares the two sides of `p`; NaN/Inf anywhere on the CUDA side fails outright.
+  double expect_close(const Pair& p, double budget, const std::string& label) {
+    std::vector<float> ref = host(*cpu_, p.ref);
+    std::vector<float> got = host(*cuda_, p.dev);
+    return expect_close_values(got, ref, budget, label);
+  }
+
+  double expect_close_values(const std::vector<float>& got, const std::vector<float>& ref, double budget,
+                             const std::string& label) {
+    EXPECT_EQ(got.size(), ref.size()) << label;
+    double diff = 0.0, norm = 0.0;
+    size_t non_finite = 0, first_bad = got.size();
+    for (size_t i = 0; i < std::min(got.size(), ref.size()); ++i) {
+      if (!std::isfinite(got[i])) {
+        if (non_finite++ == 0) first_bad = i;
+        continue;
+      }
+      const double d = static_cast<double>(got[i]) - ref[i];
+      diff += d * d;
+      norm += static_cast<double>(ref[i]) * ref[i];
+    }
+    const double err = norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+    EXPECT_EQ(non_finite, 0u) << label << ": " << non_finite << " non-finite outputs, first at flat index "
+                              << first_bad;
+    EXPECT_LE(err, budget) << label << ": relative L2 error " << err << " over budget " << budget;
+    std::printf("[ error ] %-60s rel_l2 %.3e (budget %.1e)\n", label.c_str(), err, budget);
+    RecordProperty("rel_l2 " + label, std::to_string(err));
+    return err;
+  }
+
+  template <typename T>
+  static T must(StatusOr<T> v) {
+    EXPECT_TRUE(v.ok()) << v.status().to_string();
+    return v.ok() ? std::move(v).value() : T{};
+  }
+  static void check(const Status& s) { EXPECT_TRUE(s.ok()) << s.to_string(); }
+
+  static Backend* cuda_;
+  static Backend* cpu_;
+  std::mt19937 rng_{std::random_device{}()};
+};
+
+Backend* BackendOpsTest::cuda_ = nullptr;
+Backend* BackendOpsTest::cpu_ = nullptr;
+
+TEST_F(BackendOpsTest, Embed) {
+  for (int tokens : kLengths) {
+    for (int hidden : {4096, 100, 33}) {
+      const int vocab = 1000;
+      Pair table = random_floats({vocab, hidden});
+      std::vector<int32_t> ids(static_cast<size_t>(tokens));
+      std::uniform_int_distribution<int32_t> pick(0, vocab - 1);
+      for (auto& id : ids) id = pick(rng_);
+      Pair id_t = ints({tokens}, ids);
+      Pair out = outputs({tokens, hidden});
+      check(cpu_->embed(table.ref, id_t.ref, out.ref));
+      check(cuda_->embed(table.dev, id_t.dev, out.dev));
+      // A copy: exact.
+      expect_close(out, 0.0, "embed T=" + std::to_string(tokens) + " H=" + std::to_string(hidden));
+    }
+  }
+}
+
+TEST_F(BackendOpsTest, GatherRows) {
+  for (int rows : kLengths) {
+    const int src_rows = 5000;
+    for (int cols : {4096, 97}) {
+      Pair x = random_floats({src_rows, cols});
+      std::vector<int32_t> idx(static_cast<size_t>(rows));
+      std::uniform_int_distribution<int32_t> pick(0, src_rows - 1);
+      for (auto& i : idx) i = pick(rng_);
+      Pair idx_t = ints({rows}, idx);
+      Pair out = outputs({rows, cols});
+      check(cpu_->gather_rows(x.ref, idx_t.ref, out.ref));
+      check(cuda_->gather_rows(x.dev, idx_t.dev, out.dev));
+      expect_close(out, 0.0, "gather_rows S=" + std::to_string(rows) + " C=" + std::to_string(cols));
+    }
+  }
+}
+
+TEST_F(BackendOpsTest, RmsNorm) {
+  for (int rows : kLengths) {
+    for (int cols : {4096, 100}) {
+      Pair x = random_floats({rows, cols}, -3.0f, 3.0f);
+      Pair w = random_floats({cols}, 0.5f, 1.5f);
+      Pair out = outputs({rows, cols});
+      check(cpu_->rms_norm(x.ref, w.ref, 1e-5f, out.ref));
+      check(cuda_->rms_norm(x.dev, w.dev, 1e-5f, out.dev));
+      // One bf16 rounding of the output.
+      expect_close(out, kOneRounding, "rms_norm R=" + std::to_string(rows) + " C=" + std::to_string(cols));
+    }
+  }
+}
+
+TEST_F(BackendOpsTest, AddRmsNorm) {
+  for (int rows : kLengths) {
+    for (int cols : {4096, 100}) {
+      Pair residual = random_floats({rows, cols}, -3.0f, 3.0f);
+      Pair delta = random_floats({rows, cols}, -1.0f, 1.0f);
+      Pair w = random_floats({cols}, 0.5f, 1.5f);
+      Pair out = outputs({rows, cols});
+      check(cpu_->add_rms_norm(residual.ref, delta.ref, w.ref, 1e-6f, out.ref));
+      check(cuda_->add_rms_norm(residual.dev, delta.dev, w.dev, 1e-6f, out.dev));
+      const std::string size = " R=" + std::to_string(rows) + " C=" + std::to_string(cols);
+      // The residual is rounded to bf16 once; the output is normalised from it and rounded again.
+      expect_close(residual, kOneRounding, "add_rms_norm residual" + size);
+      expect_close(out, 2 * kOneRounding, "add_rms_norm out" + size);
+    }
+  }
+}
+
+TEST_F(BackendOpsTest, Matmul) {
+  for (int m : kLengths) {
+    for (bool f32_out : {false, true}) {
+      for (bool with_bias : {false, true}) {
+        const int k = 320, n = 333;
+        Pair x = random_floats({m, k});
+        Pair w = random_floats({n, k}, -0.1f, 0.1f);
+        Pair bias = with_bias ? random_floats({n}) : Pair{};
+        Pair out = outputs({m, n}, f32_out ? DType::kF32 : cuda_->compute_dtype());
+        check(cpu_->matmul(x.ref, w.ref, bias.ref, out.ref));
+        check(cuda_->matmul(x.dev, w.dev, bias.dev, out.dev));
+        // fp32 accumulation in both; bf16 output adds one rounding.
+        expect_close(out, f32_out ? 1e-5 : kGemmBudget,
+                     "matmul M=" + std::to_string(m) + " K=320 N=333" + (f32_out ? " f32" : " bf16") +
+                         (with_bias ? " bias" : ""));
+      }
+    }
+  }
+}
+
+TEST_F(BackendOpsTest, Rope) {
+  for (int tokens : kLengths) {
+    for (int rotary_dim : {128, 64}) {
+      for (float scaling : {1.0f, 1.2f}) {
+        const int hq = 8, hkv = 2, d = 128;
+        Pair q = random_floats({tokens, hq, d});
+        Pair k = random_floats({tokens, hkv, d});
+        std::vector<int32_t> pos(static_cast<size_t>(tokens));
+        std::uniform_int_distribution<int32_t> pick(0, 131071);
+        for (auto& p : pos) p = pick(rng_);
+        if (tokens > 1) pos[0] = 0;
+        Pair pos_t = ints({tokens}, pos);
+        // Llama-3-style base frequencies (theta 500000): angles up to ~1.3e5 rad at the longest positions.
+        std::vector<float> inv_freq(static_cast<size_t>(rotary_dim / 2));
+        for (int i = 0; i < rotary_dim / 2; ++i) {
+          inv_freq[static_cast<size_t>(i)] =
+              static_cast<float>(1.0 / std::pow(500000.0, 2.0 * i / static_cast<double>(rotary_dim)));
+        }
+        Tensor inv_ref = must(cpu_->allocate(DType::kF32, {rotary_dim / 2}));
+        Tensor inv_dev = must(cuda_->allocate(DType::kF32, {rotary_dim / 2}));
+        check(cpu_->upload(inv_freq.data(), inv_ref));
+        check(cuda_->upload(inv_freq.data(), inv_dev));
+        check(cpu_->rope(q.ref, k.ref, pos_t.ref, inv_ref, scaling));
+        check(cuda_->rope(q.dev, k.dev, pos_t.dev, inv_dev, scaling));
+        const std::string label = " T=" + std::to_string(tokens) + " rot=" + std::to_string(rotary_dim) +
+                                  " scale=" + std::to_string(scaling).substr(0, 3);
+        // One rounding of q and k (angles in fp32 on both sides).
+        expect_close(q, kOneRounding, "rope q" + label);
+        expect_close(k, kOneRounding, "rope k" + label);
+      }
+    }
+  }
+}
+
+TEST_F(BackendOpsTest, SiluMul) {
+  for (int tokens : kLengths) {
+    for (int inter : {1024, 77}) {
+      Pair gate = random_floats({tokens, inter}, -6.0f, 6.0f);
+      Pair up = random_floats({tokens, inter}, -2.0f, 2.0f);
+      Pair out = outputs({tokens, inter});
+      check(cpu_->silu_mul(gate.ref, up.ref, out.ref));
+      check(cuda_->silu_mul(gate.dev, up.dev, out.dev));
+      expect_close(out, kOneRounding, "silu_mul T=" + std::to_string(tokens) + " I=" + std::to_string(inter));
+    }
+  }
+}
+
+TEST_F(BackendOpsTest, AppendKv) {
+  for (int tokens : kLengths) {
+    const int hkv = 8, d = 128, pages = (4097 + 63) / 64 + 8;
+    Pair k = random_floats({tokens, hkv, d});
+    Pair v = random_floats({tokens, hkv, d});
+    // Distinct random slots anywhere in the pool.
+    std::vector<int32_t> all(static_cast<size_t>(pages) * 64);
+    std::iota(all.begin(), all.end(), 0);
+    std::shuffle(all.begin(), all.end(), rng_);
+    std::vector<int32_t> slots(all.begin(), all.begin() + tokens);
+    Pair slot_t = ints({tokens}, slots);
+    // Both caches start zeroed on both sides (the CPU side from its allocation, CUDA uploaded).
+    std::vector<float> zeros(static_cast<size_t>(pages) * 64 * hkv * d, 0.0f);
+    Pair kc = floats({pages, 64, hkv, d}, zeros);
+    Pair vc = floats({pages, 64, hkv, d}, zeros);
+    check(cpu_->append_kv(k.ref, v.ref, slot_t.ref, kc.ref, vc.ref));
+    check(cuda_->append_kv(k.dev, v.dev, slot_t.dev, kc.dev, vc.dev));
+    // Copies: exact, untouched slots included.
+    expect_close(kc, 0.0, "append_kv k_cache T=" + std::to_string(tokens));
+    expect_close(vc, 0.0, "append_kv v_cache T=" + std::to_string(tokens));
+  }
+}
+
+struct SeqSpec {
+  int q_len;
+  int ctx;
+};
+
+class PagedAttentionTest : public BackendOpsTest {
+ protected:
+  // Builds a shuffled page pool whose unused slots hold NaN on both sides, runs both backends and
+  // compares. Returns the error.
+  double run_case(const std::vector<SeqSpec>& seqs, int hq, int hkv, int d, int window, const std::string& label) {
+    const int num_seqs = static_cast<int>(seqs.size());
+    int max_q = 0, max_ctx = 0, total_q = 0, total_pages = 0;
+    for (const auto& s : seqs) {
+      max_q = std::max(max_q, s.q_len);
+      max_ctx = std::max(max_ctx, s.ctx);
+      total_q += s.q_len;
+      total_pages += (s.ctx + 63) / 64;
+    }
+    const int pool_pages = total_pages + 3;
+    const int max_pages = (max_ctx + 63) / 64 + 1;
+    std::vector<int32_t> page_ids(static_cast<size_t>(pool_pages));
+    std::iota(page_ids.begin(), page_ids.end(), 0);
+    std::shuffle(page_ids.begin(), page_ids.end(), rng_);
+    std::vector<int32_t> table(static_cast<size_t>(num_seqs) * max_pages, -1);  // unused entries: invalid
+    const size_t row = static_cast<size_t>(hkv) * d;
+    std::vector<float> k_pool(static_cast<size_t>(pool_pages) * 64 * row, std::nanf(""));
+    std::vector<float> v_pool = k_pool;
+    std::uniform_real_distribution<float> kv_dist(-1.0f, 1.0f);
+    size_t next_page = 0;
+    std::vector<int32_t> query_start{0}, ctx_lens;
+    for (int s = 0; s < num_seqs; ++s) {
+      const int pages = (seqs[s].ctx + 63) / 64;
+      for (int b = 0; b < pages; ++b) table[static_cast<size_t>(s) * max_pages + b] = page_ids[next_page++];
+      for (int i = 0; i < seqs[s].ctx; ++i) {
+        const size_t slot = static_cast<size_t>(table[static_cast<size_t>(s) * max_pages + i / 64]) * 64 + i % 64;
+        for (size_t e = 0; e < row; ++e) {
+          k_pool[slot * row + e] = bf16_to_f32(f32_to_bf16(kv_dist(rng_)));
+          v_pool[slot * row + e] = bf16_to_f32(f32_to_bf16(kv_dist(rng_)));
+        }
+      }
+      query_start.push_back(query_start.back() + seqs[s].q_len);
+      ctx_lens.push_back(seqs[s].ctx);
+    }
+    // q in [-2, 2] so that softmax rows are far from uniform.
+    Pair q = random_floats({total_q, hq, d}, -2.0f, 2.0f);
+    Pair kc = floats({pool_pages, 64, hkv, d}, k_pool);
+    Pair vc = floats({pool_pages, 64, hkv, d}, v_pool);
+    Pair qs = ints({num_seqs + 1}, query_start);
+    Pair cl = ints({num_seqs}, ctx_lens);
+    Pair bt = ints({num_seqs, max_pages}, table);
+    Pair out = outputs({total_q, hq, d});
+
+    auto args_for = [&](bool dev) {
+      PagedAttentionArgs a;
+      a.q = dev ? q.dev : q.ref;
+      a.k_cache = dev ? kc.dev : kc.ref;
+      a.v_cache = dev ? vc.dev : vc.ref;
+      a.query_start = dev ? qs.dev : qs.ref;
+      a.context_lens = dev ? cl.dev : cl.ref;
+      a.block_tables = dev ? bt.dev : bt.ref;
+      a.out = dev ? out.dev : out.ref;
+      a.max_query_len = max_q;
+      a.max_context_len = max_ctx;
+      a.scale = 1.0f / std::sqrt(static_cast<float>(d));
+      a.sliding_window = window;
+      return a;
+    };
+    check(cpu_->paged_attention(args_for(false)));
+    check(cuda_->paged_attention(args_for(true)));
+    return expect_close(out, kAttentionBudget, label);
+  }
+
+  static std::string describe(const std::vector<SeqSpec>& seqs, int hq, int hkv, int d, int window) {
+    std::string s = "attn Hq=" + std::to_string(hq) + " Hkv=" + std::to_string(hkv) + " D=" + std::to_string(d);
+    if (window > 0) s += " W=" + std::to_string(window);
+    s += " seqs(q/ctx)=";
+    for (size_t i = 0; i < seqs.size() && i < 4; ++i) {
+      s += (i ? "," : "") + std::to_string(seqs[i].q_len) + "/" + std::to_string(seqs[i].ctx);
+    }
+    if (seqs.size() > 4) s += ",...(" + std::to_string(seqs.size()) + ")";
+    return s;
+  }
+};
+
+// Whole-prompt prefill (q_len == ctx) at the odd lengths, both head dims.
+TEST_F(PagedAttentionTest, PrefillSingleSequence) {
+  for (int d : {128, 64}) {
+    for (int len : kLengths) {
+      const int hq = len > 1000 ? 4 : 8;  // keeps the CPU reference quick at 4097
+      const std::vector<SeqSpec> seqs{{len, len}};
+      run_case(seqs, hq, hq / 4, d, 0, describe(seqs, hq, hq / 4, d, 0));
+    }
+  }
+}
+
+// Chunked prefill over a cached prefix, several sequences of different shapes, GQA groups 1..8.
+TEST_F(PagedAttentionTest, PrefillMixedBatch) {
+  for (int d : {128, 64}) {
+    for (int group : {1, 4, 8}) {
+      const std::vector<SeqSpec> seqs{{97, 300}, {63, 63}, {1, 97}, {130, 1000}, {5, 4097}};
+      run_case(seqs, 8, 8 / group, d, 0, describe(seqs, 8, 8 / group, d, 0));
+    }
+  }
+}
+
+// One token per sequence: the split-KV decode path (long contexts force several splits).
+TEST_F(PagedAttentionTest, Decode) {
+  for (int d : {128, 64}) {
+    for (int batch : {1, 3, 16}) {
+      std::vector<SeqSpec> seqs;
+      const int ctxs[] = {1, 63, 97, 4097, 20000, 64, 65};
+      for (int b = 0; b < batch; ++b) seqs.push_back({1, ctxs[b % 7]});
+      if (batch == 1) seqs[0].ctx = 20000;
+      run_case(seqs, 32, 8, d, 0, describe(seqs, 32, 8, d, 0));
+    }
+  }
+}
+
+TEST_F(PagedAttentionTest, DecodeLongSingleSequence) {
+  const std::vector<SeqSpec> seqs{{1, 65537}};
+  run_case(seqs, 32, 8, 128, 0, describe(seqs, 32, 8, 128, 0));
+}
+
+TEST_F(PagedAttentionTest, SlidingWindow) {
+  for (int d : {128, 64}) {
+    for (int window : {1, 50, 200}) {
+      const std::vector<SeqSpec> prefill{{300, 300}, {97, 500}, {1, 400}};
+      run_case(prefill, 8, 2, d, window, describe(prefill, 8, 2, d, window));
+      const std::vector<SeqSpec> decode{{1, 1}, {1, 97}, {1, 4097}};
+      run_case(decode, 8, 2, d, window, describe(decode, 8, 2, d, window));
+    }
+  }
+}
+
+TEST_F(BackendOpsTest, RejectsBadShapes) {
+  Tensor x = must(cuda_->allocate(DType::kBF16, {4, 8}));
+  Tensor w = must(cuda_->allocate(DType::kBF16, {8}));
+  Tensor out = must(cuda_->allocate(DType::kBF16, {4, 9}));
+  Status s = cuda_->rms_norm(x, w, 1e-6f, out);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
+  EXPECT_NE(s.message().find("out"), std::string::npos) << s.message();
+  Tensor f32 = must(cuda_->allocate(DType::kF32, {4, 8}));
+  s = cuda_->silu_mul(f32, x, x);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
+}
+
+TEST_F(BackendOpsTest, CheckSupportedNamesHeadDim) {
+  ModelConfig config;
+  config.head_dim = 96;
+  config.num_attention_heads = 8;
+  config.num_key_value_heads = 8;
+  config.rope.rotary_dim = 96;
+  Status s = cuda_->check_supported(config);
+  EXPECT_EQ(s.code(), StatusCode::kUnimplemented);
+  EXPECT_NE(s.message().find("head_dim 96"), std::string::npos) << s.message();
+  config.head_dim = 128;
+  config.rope.rotary_dim = 128;
+  EXPECT_TRUE(cuda_->check_supported(config).ok());
+}
+
+}  // namespace
+}  // namespace longbow
