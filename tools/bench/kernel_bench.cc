@@ -1,0 +1,284 @@
+// Kernel benchmarks on the GPU machine: device copy bandwidth, cuBLAS bf16 GEMM rate, flash prefill
+// TFLOP/s and paged decode µs per layer. Writes one JSON document (argv[1], default
+// kernel_bench.json) and prints a table.
+//
+//   kernel_bench OUT.json [--quick]
+//
+// Shapes follow docs/benchmarks.md: causal prefill Hq=32, Hkv=8, d=128, B=1, N = 4K..128K
+// (FLOPs = 2·Hq·N²·d); decode q_len 1, same heads, context 4K/32K/128K, B = 1/8/32. K/V live in
+// the paged layout with each sequence's pages scattered over the pool (a shuffled page table).
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/common/paged_kv.h"
+#include "kernels/elementwise/params.h"
+#include "kernels/flash_prefill/params.h"
+#include "kernels/paged_decode/params.h"
+
+namespace {
+
+using longbow::kernels::kKvPageSize;
+
+bool check(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return true;
+  std::fprintf(stderr, "CUDA error in %s: %s\n", what, cudaGetErrorString(err));
+  return false;
+}
+
+#define CHECK_OR_EXIT(call)                 \
+  do {                                      \
+    if (!check((call), #call)) std::exit(1); \
+  } while (0)
+
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  explicit DeviceBuffer(size_t n) : bytes(n) { CHECK_OR_EXIT(cudaMalloc(&ptr, n)); }
+  ~DeviceBuffer() { cudaFree(ptr); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  template <typename T>
+  T* as() const { return static_cast<T*>(ptr); }
+};
+
+void fill_random(DeviceBuffer& buf, uint64_t seed, float scale) {
+  longbow::kernels::FillRandomParams p;
+  p.out = buf.ptr;
+  p.count = static_cast<int64_t>(buf.bytes / 2);
+  p.seed = seed;
+  p.low = -scale;
+  p.high = scale;
+  CHECK_OR_EXIT(longbow::kernels::launch_fill_random_bf16(p, nullptr));
+}
+
+// Median of `reps` timings of `fn` (each timing covers `inner` back-to-back calls), in ms per call.
+template <typename Fn>
+double time_ms(Fn&& fn, int reps, int inner) {
+  cudaEvent_t start, stop;
+  CHECK_OR_EXIT(cudaEventCreate(&start));
+  CHECK_OR_EXIT(cudaEventCreate(&stop));
+  fn();  // warm-up
+  CHECK_OR_EXIT(cudaDeviceSynchronize());
+  std::vector<double> samples;
+  for (int r = 0; r < reps; ++r) {
+    CHECK_OR_EXIT(cudaEventRecord(start));
+    for (int i = 0; i < inner; ++i) fn();
+    CHECK_OR_EXIT(cudaEventRecord(stop));
+    CHECK_OR_EXIT(cudaEventSynchronize(stop));
+    float ms = 0;
+    CHECK_OR_EXIT(cudaEventElapsedTime(&ms, start, stop));
+    samples.push_back(static_cast<double>(ms) / inner);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+// A paged KV pool for `num_seqs` sequences of `ctx` tokens, pages shuffled across the pool.
+struct PagedKv {
+  int num_seqs, ctx, pages_per_seq, num_pages;
+  DeviceBuffer k, v, block_tables, context_lens, query_start;
+  PagedKv(int seqs, int context, int hkv, int d, int q_per_seq)
+      : num_seqs(seqs),
+        ctx(context),
+        pages_per_seq((context + kKvPageSize - 1) / kKvPageSize),
+        num_pages(seqs * pages_per_seq),
+        k(static_cast<size_t>(num_pages) * kKvPageSize * hkv * d * 2),
+        v(k.bytes),
+        block_tables(static_cast<size_t>(num_pages) * 4),
+        context_lens(static_cast<size_t>(seqs) * 4),
+        query_start(static_cast<size_t>(seqs + 1) * 4) {
+    fill_random(k, 11, 1.0f);
+    fill_random(v, 12, 1.0f);
+    std::vector<int> table(static_cast<size_t>(num_pages));
+    std::iota(table.begin(), table.end(), 0);
+    std::shuffle(table.begin(), table.end(), std::mt19937(7));
+    std::vector<int> lens(static_cast<size_t>(seqs), context);
+    std::vector<int> starts(static_cast<size_t>(seqs + 1));
+    for (int s = 0; s <= seqs; ++s) starts[static_cast<size_t>(s)] = s * q_per_seq;
+    CHECK_OR_EXIT(cudaMemcpy(block_tables.ptr, table.data(), block_tables.bytes, cudaMemcpyHostToDevice));
+    CHECK_OR_EXIT(cudaMemcpy(context_lens.ptr, lens.data(), context_lens.bytes, cudaMemcpyHostToDevice));
+    CHECK_OR_EXIT(cudaMemcpy(query_start.ptr, starts.data(), query_start.bytes, cudaMemcpyHostToDevice));
+  }
+};
+
+std::string json_escape_free(const std::string& s) { return "\"" + s + "\""; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string out_path = argc > 1 ? argv[1] : "kernel_bench.json";
+  const bool quick = argc > 2 && std::strcmp(argv[2], "--quick") == 0;
+  cudaDeviceProp prop{};
+  CHECK_OR_EXIT(cudaGetDeviceProperties(&prop, 0));
+  const int num_sms = prop.multiProcessorCount;
+  std::string json = "{\n  \"device\": " + json_escape_free(prop.name) + ",\n";
+  std::vector<std::string> table_lines;
+
+  // ---- device copy bandwidth (bytes read + written) ----
+  double copy_tbps = 0;
+  {
+    const size_t bytes = size_t{2} << 30;
+    DeviceBuffer a(bytes), b(bytes);
+    CHECK_OR_EXIT(cudaMemset(a.ptr, 1, bytes));
+    const double ms = time_ms([&] { check(cudaMemcpyAsync(b.ptr, a.ptr, bytes, cudaMemcpyDeviceToDevice), "copy"); },
+                              5, 3);
+    copy_tbps = 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e12;
+    json += "  \"copy_tbps\": " + std::to_string(copy_tbps) + ",\n";
+    char line[160];
+    std::snprintf(line, sizeof(line), "copy bandwidth (read+write)         %8.2f TB/s", copy_tbps);
+    table_lines.push_back(line);
+  }
+
+  // ---- cuBLAS bf16 GEMM (fp32 accumulation), the rates the runtime's projections see ----
+  json += "  \"gemm\": [\n";
+  {
+    cublasHandle_t handle;
+    if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) return 1;
+    struct Shape { int m, n, k; };
+    const Shape shapes[] = {{8192, 8192, 8192}, {16384, 4096, 4096}, {16384, 14336, 4096}, {16384, 4096, 14336},
+                            {16384, 128256, 4096}, {32, 4096, 4096}};
+    bool first = true;
+    for (const Shape& s : shapes) {
+      if (quick && s.m > 8192) continue;
+      DeviceBuffer x(size_t{2} * s.m * s.k), w(size_t{2} * s.n * s.k), out(size_t{2} * s.m * s.n);
+      fill_random(x, 1, 1.0f);
+      fill_random(w, 2, 0.05f);
+      const float alpha = 1.0f, beta = 0.0f;
+      auto run = [&] {
+        cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, s.n, s.m, s.k, &alpha, w.ptr, CUDA_R_16BF, s.k, x.ptr,
+                     CUDA_R_16BF, s.k, &beta, out.ptr, CUDA_R_16BF, s.n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+      };
+      const double ms = time_ms(run, 5, 3);
+      const double tflops = 2.0 * s.m * s.n * static_cast<double>(s.k) / (ms * 1e-3) / 1e12;
+      json += std::string(first ? "" : ",\n") + "    {\"m\": " + std::to_string(s.m) + ", \"n\": " + std::to_string(s.n) +
+              ", \"k\": " + std::to_string(s.k) + ", \"ms\": " + std::to_string(ms) +
+              ", \"tflops\": " + std::to_string(tflops) + "}";
+      first = false;
+      char line[160];
+      std::snprintf(line, sizeof(line), "gemm bf16 %6dx%6dx%6d           %8.1f TFLOP/s  (%.3f ms)", s.m, s.n, s.k,
+                    tflops, ms);
+      table_lines.push_back(line);
+    }
+    cublasDestroy(handle);
+  }
+  json += "\n  ],\n";
+
+  const int hq = 32, hkv = 8, d = 128;
+  const float scale = 1.0f / 11.313708f;
+
+  // ---- flash prefill ----
+  json += "  \"prefill\": [\n";
+  {
+    bool first = true;
+    for (int n : {4096, 16384, 65536, 131072}) {
+      if (quick && n > 16384) continue;
+      PagedKv kv(1, n, hkv, d, n);
+      DeviceBuffer q(size_t{2} * n * hq * d), out(size_t{2} * n * hq * d);
+      fill_random(q, 3, 1.0f);
+      longbow::kernels::FlashPrefillParams p;
+      p.q = q.ptr;
+      p.k_cache = kv.k.ptr;
+      p.v_cache = kv.v.ptr;
+      p.query_start = kv.query_start.as<int>();
+      p.context_lens = kv.context_lens.as<int>();
+      p.block_tables = kv.block_tables.as<int>();
+      p.out = out.ptr;
+      p.num_seqs = 1;
+      p.num_q_heads = hq;
+      p.num_kv_heads = hkv;
+      p.head_dim = d;
+      p.max_pages_per_seq = kv.pages_per_seq;
+      p.max_query_len = n;
+      p.max_context_len = n;
+      p.scale = scale;
+      CHECK_OR_EXIT(longbow::kernels::launch_flash_prefill(p, nullptr));
+      CHECK_OR_EXIT(cudaDeviceSynchronize());
+      const int inner = n <= 16384 ? 5 : 1;
+      const double ms = time_ms([&] { check(longbow::kernels::launch_flash_prefill(p, nullptr), "prefill"); },
+                                n <= 16384 ? 5 : 3, inner);
+      const double tflops = 2.0 * hq * static_cast<double>(n) * n * d / (ms * 1e-3) / 1e12;
+      json += std::string(first ? "" : ",\n") + "    {\"n\": " + std::to_string(n) + ", \"ms\": " + std::to_string(ms) +
+              ", \"tflops\": " + std::to_string(tflops) + "}";
+      first = false;
+      char line[160];
+      std::snprintf(line, sizeof(line), "prefill causal N=%-6d Hq32 Hkv8 d128   %8.1f TFLOP/s  (%.3f ms)", n, tflops,
+                    ms);
+      table_lines.push_back(line);
+    }
+  }
+  json += "\n  ],\n";
+
+  // ---- paged decode ----
+  json += "  \"decode\": [\n";
+  {
+    bool first = true;
+    for (int ctx : {4096, 32768, 131072}) {
+      for (int batch : {1, 8, 32}) {
+        if (quick && (ctx > 32768 || batch > 8)) continue;
+        PagedKv kv(batch, ctx, hkv, d, 1);
+        DeviceBuffer q(size_t{2} * batch * hq * d), out(size_t{2} * batch * hq * d);
+        fill_random(q, 4, 1.0f);
+        longbow::kernels::PagedDecodeParams p;
+        p.attn.q = q.ptr;
+        p.attn.k_cache = kv.k.ptr;
+        p.attn.v_cache = kv.v.ptr;
+        p.attn.query_start = kv.query_start.as<int>();
+        p.attn.context_lens = kv.context_lens.as<int>();
+        p.attn.block_tables = kv.block_tables.as<int>();
+        p.attn.out = out.ptr;
+        p.attn.num_seqs = batch;
+        p.attn.num_q_heads = hq;
+        p.attn.num_kv_heads = hkv;
+        p.attn.head_dim = d;
+        p.attn.max_pages_per_seq = kv.pages_per_seq;
+        p.attn.max_query_len = 1;
+        p.attn.max_context_len = ctx;
+        p.attn.scale = scale;
+        p.num_splits = longbow::kernels::choose_decode_splits(batch, hkv, ctx, num_sms);
+        const size_t ws_bytes = longbow::kernels::decode_workspace_bytes(batch, hq, d, p.num_splits);
+        DeviceBuffer ws(std::max<size_t>(ws_bytes, 16));
+        p.workspace = ws.ptr;
+        CHECK_OR_EXIT(longbow::kernels::launch_paged_decode(p, nullptr));
+        CHECK_OR_EXIT(cudaDeviceSynchronize());
+        const double ms =
+            time_ms([&] { check(longbow::kernels::launch_paged_decode(p, nullptr), "decode"); }, 7, 20);
+        const double kv_bytes = 2.0 * batch * static_cast<double>(ctx) * hkv * d * 2;
+        const double tbps = kv_bytes / (ms * 1e-3) / 1e12;
+        json += std::string(first ? "" : ",\n") + "    {\"ctx\": " + std::to_string(ctx) +
+                ", \"batch\": " + std::to_string(batch) + ", \"splits\": " + std::to_string(p.num_splits) +
+                ", \"us\": " + std::to_string(ms * 1e3) + ", \"kv_tbps\": " + std::to_string(tbps) +
+                ", \"fraction_of_copy\": " + std::to_string(tbps / copy_tbps) + "}";
+        first = false;
+        char line[200];
+        std::snprintf(line, sizeof(line),
+                      "decode ctx=%-6d B=%-2d splits=%-3d        %8.1f us  %5.2f TB/s  %3.0f%% of copy", ctx, batch,
+                      p.num_splits, ms * 1e3, tbps, 100.0 * tbps / copy_tbps);
+        table_lines.push_back(line);
+      }
+    }
+  }
+  json += "\n  ]\n}\n";
+
+  FILE* f = std::fopen(out_path.c_str(), "w");
+  if (f == nullptr) {
+    std::fprintf(stderr, "cannot write %s\n", out_path.c_str());
+    return 1;
+  }
+  std::fputs(json.c_str(), f);
+  std::fclose(f);
+  std::printf("== longbow kernels on %s (%d SMs) ==\n", prop.name, num_sms);
+  for (const auto& line : table_lines) std::printf("%s\n", line.c_str());
+  return 0;
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Builds the GPU programs here (no GPU needed) and assembles a self-contained bundle folder for the
+# GPU machine: binaries, their non-system shared libraries (rpath $ORIGIN/lib), the torch peer
+# scripts, test data, and run_gpu_tests.sh, which runs everything there.
+#
+#   tools/gpu_bundle/pack.sh [OUT_DIR]      (default: bundle/, git-ignored)
+#   BUILD_DIR=build-cuda (default) selects the build tree.
+#
+# Left out on purpose (the GPU machine has them, matching its driver): glibc and the loader,
+# libcuda, libcublas/libcublasLt, libnccl, libcudart (linked statically anyway).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+out=${1:-bundle}
+build_dir=${BUILD_DIR:-build-cuda}
+
+cmake -S . -B "$build_dir" -G Ninja -DLONGBOW_CUDA=ON -DLONGBOW_WERROR=ON >/dev/null
+# Required programs, then optional ones that other parts of the tree provide once they exist.
+targets=(longbow_kernel_tests longbow_kernel_bench)
+optional=(longbow_runtime_parity longbow)
+available=$(cmake --build "$build_dir" --target help 2>/dev/null | sed -n 's/^\([A-Za-z0-9_]*\): .*/\1/p')
+for t in "${optional[@]}"; do
+  if grep -qx "$t" <<<"$available"; then targets+=("$t"); fi
+done
+echo "pack: building ${targets[*]} in $build_dir"
+cmake --build "$build_dir" -j2 --target "${targets[@]}"
+
+rm -rf "$out"
+mkdir -p "$out/lib" "$out/peers" "$out/data"
+skip_lib='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libresolv|libutil|libcuda\.so|libcublas|libcublasLt|libnccl|libcudart)'
+for t in "${targets[@]}"; do
+  bin="$build_dir/bin/$t"
+  [[ -x "$bin" ]] || { echo "pack: $bin missing" >&2; exit 1; }
+  cp "$bin" "$out/$t"
+  strip --strip-debug "$out/$t" 2>/dev/null || true
+  # "name => /path (addr)" lines; copy each library not provided by the GPU machine.
+  ldd "$bin" | awk '/=>/ {print $1, $3}' | while read -r name path; do
+    if [[ "$name" =~ $skip_lib ]]; then continue; fi
+    if [[ "$path" == "not" || ! -f "$path" ]]; then echo "pack: $t needs $name, not found here" >&2; exit 1; fi
+    [[ -f "$out/lib/$name" ]] || cp -L "$path" "$out/lib/$name"
+  done
+done
+
+cp tools/bench/*.py "$out/peers/"
+cp tools/gpu_bundle/run_gpu_tests.sh "$out/run_gpu_tests.sh"
+chmod +x "$out/run_gpu_tests.sh"
+# Test data: the parity fixtures and any demo model, when the tree has them.
+for d in tests/data/parity tests/data/demo-model; do
+  if [[ -d "$d" ]]; then mkdir -p "$out/data/$(basename "$d")" && cp -r "$d/." "$out/data/$(basename "$d")/"; fi
+done
+git -C "$repo" rev-parse --short HEAD > "$out/COMMIT" 2>/dev/null || true
+du -sh "$out" | awk '{print "pack: " $2 " is " $1}'

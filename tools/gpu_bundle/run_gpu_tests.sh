@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs inside a bundle made by tools/gpu_bundle/pack.sh, on the GPU machine: every GPU test, then the
+# benchmarks and their torch peers. Builds nothing.
+#
+#   bundle/run_gpu_tests.sh OUTDIR [--quick]
+#   STEPS="tests parity bench peers" (default: all) selects steps.
+#
+# OUTDIR gets: run.log (everything printed), summary.txt, gpu.txt and one JSON per step
+# (kernel_tests.json, parity.json, kernel_bench.json, torch_peer.json). The summary table is printed last.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:?usage: run_gpu_tests.sh OUTDIR [--quick]}
+quick=${2:-}
+steps=${STEPS:-tests parity bench peers}
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$here/lib:/usr/local/cuda/lib64:/usr/local/nvidia/lib64:/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PYTHONUNBUFFERED=1
+log="$out/run.log"
+: > "$log"
+summary=()
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv > "$out/gpu.txt" 2>&1
+echo "bundle $(cat "$here/COMMIT" 2>/dev/null) on $(tail -n 1 "$out/gpu.txt")" | tee -a "$log"
+
+step() {  # step NAME CMD...: runs CMD with output appended to run.log, records rc and seconds
+  local name=$1
+  shift
+  local start=$SECONDS
+  echo "===== $name: $*" >> "$log"
+  "$@" >> "$log" 2>&1
+  local rc=$?
+  summary+=("$(printf '%-14s rc=%-3s %4ss' "$name" "$rc" "$((SECONDS - start))")")
+  return $rc
+}
+
+has_step() { [[ " $steps " == *" $1 "* ]]; }
+
+if has_step tests; then
+  step kernel_tests "$here/longbow_kernel_tests" --gtest_output="json:$out/kernel_tests.json"
+fi
+if has_step parity && [[ -x "$here/longbow_runtime_parity" ]]; then
+  step parity "$here/longbow_runtime_parity" --data "$here/data" --json "$out/parity.json"
+fi
+if has_step bench; then
+  step kernel_bench "$here/longbow_kernel_bench" "$out/kernel_bench.json" $quick
+fi
+if has_step peers; then
+  step torch_peers python3 "$here/peers/torch_attention_peer.py" "$out/torch_peer.json" $quick
+fi
+
+{
+  echo
+  echo "===== summary ($(tail -n 1 "$out/gpu.txt"))"
+  printf '%s\n' "${summary[@]}"
+  if [[ -f "$out/kernel_tests.json" ]]; then
+    grep -E '^\[  (PASSED|FAILED)  \]|^\[  FAILED  \] [A-Za-z]' "$log" | sort -u | head -20
+    echo "kernel-test errors closest to their budgets (error/budget, label):"
+    grep '^\[ error \]' "$log" | awk '{
+        for (i = 1; i <= NF; ++i) if ($i == "rel_l2") { e = $(i + 1); b = $(i + 3); sub(/\)/, "", b) }
+        e += 0; b += 0; r = (b > 0) ? e / b : (e > 0 ? 1e9 : 0); printf "%8.3f  %s\n", r, $0 }' | sort -g -r | head -6
+  fi
+  grep -E '^(copy|gemm|prefill|decode|torch sdpa|parity)' "$log"
+} | tee "$out/summary.txt"
