@@ -27,7 +27,7 @@ step() {  # step NAME CMD...: runs CMD with output appended to run.log, records 
   shift
   local start=$SECONDS
   echo "===== $name: $*" >> "$log"
-  "$@" >> "$log" 2>&1
+  timeout "${STEP_TIMEOUT:-300}" "$@" >> "$log" 2>&1
   local rc=$?
   summary+=("$(printf '%-14s rc=%-3s %4ss' "$name" "$rc" "$((SECONDS - start))")")
   return $rc
