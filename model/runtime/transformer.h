@@ -51,4 +51,8 @@ class Transformer {
 // The tensors a checkpoint of `config` must hold, with their shapes (HF names).
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
 
+// Backend bytes one KV page holds across all layers (K and V, kPageSize tokens) in `dtype`; sizes
+// the pool: num_kv_pages = free memory after weights and workspace / kv_bytes_per_page.
+int64_t kv_bytes_per_page(const ModelConfig& config, DType dtype);
+
 }  // namespace longbow

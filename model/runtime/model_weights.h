@@ -1,0 +1,47 @@
+// ModelWeights: a Llama-style checkpoint's tensors, uploaded to a Backend under HF names.
+//
+// expected_tensors() (transformer.h) is the single list of names and shapes; loading walks that list,
+// so a tensor the runtime uses can never be missing from the check.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "model/backend/backend.h"
+#include "model/config/model_config.h"
+#include "model/weights/safetensors.h"
+
+namespace longbow {
+
+// One decoder layer. Optional tensors (biases, q/k norms) have data == nullptr when the config has
+// no such tensor; Backend::matmul reads an empty bias as "no bias".
+struct LayerWeights {
+  Tensor input_norm;      // [H]
+  Tensor q_proj, q_bias;  // [Hq·D, H], [Hq·D]
+  Tensor k_proj, k_bias;  // [Hkv·D, H], [Hkv·D]
+  Tensor v_proj, v_bias;  // [Hkv·D, H], [Hkv·D]
+  Tensor o_proj, o_bias;  // [H, Hq·D], [H]
+  Tensor q_norm, k_norm;  // [D] (qwen3)
+  Tensor post_norm;       // [H]
+  Tensor gate_proj, gate_bias;  // [I, H], [I]
+  Tensor up_proj, up_bias;      // [I, H], [I]
+  Tensor down_proj, down_bias;  // [H, I], [H]
+};
+
+struct ModelWeights {
+  Tensor embed_tokens;  // [V, H]
+  std::vector<LayerWeights> layers;
+  Tensor final_norm;  // [H]
+  Tensor lm_head;     // [V, H]; shares embed_tokens' memory when tie_word_embeddings
+  size_t num_bytes = 0;  // backend memory held by the tensors above
+};
+
+// "model.layers.<layer>.<suffix>"
+std::string layer_tensor_name(int layer, const std::string& suffix);
+
+// Checks `checkpoint` against expected_tensors(config) (missing or misshapen tensors are errors
+// naming the tensor) and uploads every tensor, converted to backend.compute_dtype().
+StatusOr<ModelWeights> load_model_weights(const ModelConfig& config, const Checkpoint& checkpoint, Backend& backend);
+
+}  // namespace longbow

@@ -1,0 +1,306 @@
+// The Llama-style decoder (llama, mistral, qwen2, qwen3) over the Backend ops:
+//
+//   h = embed(ids)
+//   per layer: x = rms_norm(h) → q, k, v = x·Wqᵀ(+b), x·Wkᵀ(+b), x·Wvᵀ(+b) → [qwen3: per-head rms_norm
+//              of q and k] → RoPE(q, k) → append k, v to the paged cache → paged attention (causal,
+//              GQA, sliding window) → h += attn·Woᵀ(+b); x = rms_norm(h) → h += down(silu(gate(x))·up(x))
+//   logits = lm_head(rms_norm(h)) for the rows that want them.
+//
+// Each residual add is fused into the next norm (add_rms_norm), so the layer's MLP output is added at
+// the start of the next layer (or before the final norm).
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "common/logging.h"
+#include "model/config/rope.h"
+#include "model/kv_cache/page_allocator.h"
+#include "model/runtime/model_weights.h"
+#include "model/runtime/step_inputs.h"
+#include "model/runtime/transformer.h"
+
+namespace longbow {
+namespace {
+
+// Activation and index buffers sized once for the largest step; each step uses views of their
+// leading rows. T = max_batched_tokens, S = max_num_seqs.
+struct Workspace {
+  Tensor hidden;       // [T, H] the residual stream
+  Tensor normed;       // [T, H] the current norm's output
+  Tensor q, attn;      // [T, Hq·D]
+  Tensor k, v;         // [T, Hkv·D]
+  Tensor proj;         // [T, H] attention or MLP output before its residual add
+  Tensor gate, up;     // [T, I]; gate also holds silu(gate)·up
+  Tensor token_ids, positions, slots;  // [T] I32
+  Tensor query_start;                  // [S + 1] I32
+  Tensor context_lens, logit_rows;     // [S] I32
+  Tensor block_tables;                 // [S · W] I32, W = pages for max_position_embeddings
+  Tensor last_normed;                  // [S, H] final-normed rows that want logits
+  Tensor logits;                       // [S, V] F32
+  size_t num_bytes = 0;
+};
+
+// The workspace's leading rows for one step of T tokens, S sequences and L logit rows.
+struct StepViews {
+  Tensor hidden, normed, q, attn, k, v, proj, gate, up;
+  Tensor token_ids, positions, slots, query_start, context_lens, logit_rows, block_tables;
+  Tensor last_normed, logits;
+};
+
+class LlamaTransformer final : public Transformer {
+ public:
+  LlamaTransformer(const ModelConfig& config, Backend& backend, const RuntimeOptions& options)
+      : config_(config), backend_(backend), options_(options) {}
+
+  Status init(const Checkpoint& checkpoint);
+  Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) override;
+  const ModelConfig& config() const override { return config_; }
+  int num_kv_pages() const override { return options_.num_kv_pages; }
+
+ private:
+  Status allocate_workspace();
+  Status allocate_kv_pool();
+  StatusOr<StepViews> prepare_step(const StepInputs& in);
+  Status run_layer(int layer, StepViews& s, const StepInputs& in);
+
+  StatusOr<Tensor> allocate(DType dtype, std::initializer_list<int64_t> dims, size_t* counter) {
+    StatusOr<Tensor> t = backend_.allocate(dtype, dims);
+    if (t.ok()) *counter += t->num_bytes();
+    return t;
+  }
+
+  ModelConfig config_;
+  Backend& backend_;
+  RuntimeOptions options_;
+  StepLimits limits_;
+  ModelWeights weights_;
+  Tensor inv_freq_;  // [rotary_dim / 2] F32
+  float attention_scaling_ = 1.0f;
+  std::vector<Tensor> k_cache_, v_cache_;  // per layer [P, kPageSize, Hkv, D]
+  Workspace ws_;
+};
+
+Status check_options(const ModelConfig& config, const RuntimeOptions& options) {
+  if (options.num_kv_pages < 1) {
+    return invalid_argument("runtime: num_kv_pages must be >= 1, got " + std::to_string(options.num_kv_pages));
+  }
+  if (options.max_batched_tokens < 1) {
+    return invalid_argument("runtime: max_batched_tokens must be >= 1, got " +
+                            std::to_string(options.max_batched_tokens));
+  }
+  if (options.max_num_seqs < 1) {
+    return invalid_argument("runtime: max_num_seqs must be >= 1, got " + std::to_string(options.max_num_seqs));
+  }
+  if (config.max_position_embeddings < 1) {
+    return invalid_argument("runtime: max_position_embeddings must be >= 1, got " +
+                            std::to_string(config.max_position_embeddings));
+  }
+  if (config.num_key_value_heads < 1 || config.num_attention_heads % config.num_key_value_heads != 0) {
+    return invalid_argument("runtime: num_attention_heads " + std::to_string(config.num_attention_heads) +
+                            " is not a multiple of num_key_value_heads " +
+                            std::to_string(config.num_key_value_heads));
+  }
+  return Status::Ok();
+}
+
+Status LlamaTransformer::init(const Checkpoint& checkpoint) {
+  RETURN_IF_ERROR(check_options(config_, options_));
+  RETURN_IF_ERROR(backend_.check_supported(config_));
+  ASSIGN_OR_RETURN(weights_, load_model_weights(config_, checkpoint, backend_));
+
+  RopeTable rope = make_rope_table(config_.rope);
+  if (rope.inv_freq.empty() || rope.inv_freq.size() * 2 > static_cast<size_t>(config_.head_dim)) {
+    return invalid_argument("runtime: rope rotary_dim " + std::to_string(rope.inv_freq.size() * 2) +
+                            " must be in [2, head_dim " + std::to_string(config_.head_dim) + "]");
+  }
+  size_t rope_bytes = 0;
+  ASSIGN_OR_RETURN(inv_freq_, allocate(DType::kF32, {static_cast<int64_t>(rope.inv_freq.size())}, &rope_bytes));
+  RETURN_IF_ERROR(backend_.upload(rope.inv_freq.data(), inv_freq_));
+  attention_scaling_ = rope.attention_scaling;
+
+  limits_.max_tokens = options_.max_batched_tokens;
+  limits_.max_seqs = options_.max_num_seqs;
+  limits_.vocab_size = config_.vocab_size;
+  limits_.num_pages = options_.num_kv_pages;
+  limits_.max_context_len = config_.max_position_embeddings;
+  RETURN_IF_ERROR(allocate_workspace());
+  RETURN_IF_ERROR(allocate_kv_pool());
+  return Status::Ok();
+}
+
+Status LlamaTransformer::allocate_workspace() {
+  const int64_t t = options_.max_batched_tokens;
+  const int64_t s = options_.max_num_seqs;
+  const int64_t h = config_.hidden_size;
+  const int64_t q_dim = int64_t{config_.num_attention_heads} * config_.head_dim;
+  const int64_t kv_dim = int64_t{config_.num_key_value_heads} * config_.head_dim;
+  const int64_t table_width =
+      std::min<int64_t>(options_.num_kv_pages, pages_for_tokens(config_.max_position_embeddings, kPageSize));
+  const DType dt = backend_.compute_dtype();
+  size_t* n = &ws_.num_bytes;
+  ASSIGN_OR_RETURN(ws_.hidden, allocate(dt, {t, h}, n));
+  ASSIGN_OR_RETURN(ws_.normed, allocate(dt, {t, h}, n));
+  ASSIGN_OR_RETURN(ws_.q, allocate(dt, {t, q_dim}, n));
+  ASSIGN_OR_RETURN(ws_.attn, allocate(dt, {t, q_dim}, n));
+  ASSIGN_OR_RETURN(ws_.k, allocate(dt, {t, kv_dim}, n));
+  ASSIGN_OR_RETURN(ws_.v, allocate(dt, {t, kv_dim}, n));
+  ASSIGN_OR_RETURN(ws_.proj, allocate(dt, {t, h}, n));
+  ASSIGN_OR_RETURN(ws_.gate, allocate(dt, {t, config_.intermediate_size}, n));
+  ASSIGN_OR_RETURN(ws_.up, allocate(dt, {t, config_.intermediate_size}, n));
+  ASSIGN_OR_RETURN(ws_.token_ids, allocate(DType::kI32, {t}, n));
+  ASSIGN_OR_RETURN(ws_.positions, allocate(DType::kI32, {t}, n));
+  ASSIGN_OR_RETURN(ws_.slots, allocate(DType::kI32, {t}, n));
+  ASSIGN_OR_RETURN(ws_.query_start, allocate(DType::kI32, {s + 1}, n));
+  ASSIGN_OR_RETURN(ws_.context_lens, allocate(DType::kI32, {s}, n));
+  ASSIGN_OR_RETURN(ws_.logit_rows, allocate(DType::kI32, {s}, n));
+  ASSIGN_OR_RETURN(ws_.block_tables, allocate(DType::kI32, {s * table_width}, n));
+  ASSIGN_OR_RETURN(ws_.last_normed, allocate(dt, {s, h}, n));
+  ASSIGN_OR_RETURN(ws_.logits, allocate(DType::kF32, {s, config_.vocab_size}, n));
+  limits_.max_context_len = static_cast<int>(
+      std::min<int64_t>(config_.max_position_embeddings, table_width * kPageSize));
+  return Status::Ok();
+}
+
+Status LlamaTransformer::allocate_kv_pool() {
+  const int64_t pages = options_.num_kv_pages;
+  const DType dt = backend_.compute_dtype();
+  const auto pool_bytes = static_cast<size_t>(kv_bytes_per_page(config_, dt) * pages);
+  ASSIGN_OR_RETURN(MemoryInfo memory, backend_.memory_info());
+  if (pool_bytes > memory.free_bytes) {
+    return resource_exhausted("runtime: a KV pool of " + std::to_string(pages) + " pages needs " +
+                              std::to_string(pool_bytes >> 20) + " MiB but " + std::string(backend_.name()) +
+                              " has " + std::to_string(memory.free_bytes >> 20) + " MiB free");
+  }
+  size_t allocated = 0;
+  for (int l = 0; l < config_.num_hidden_layers; ++l) {
+    for (std::vector<Tensor>* pool : {&k_cache_, &v_cache_}) {
+      StatusOr<Tensor> t =
+          allocate(dt, {pages, kPageSize, config_.num_key_value_heads, config_.head_dim}, &allocated);
+      if (!t.ok()) return t.status().with_context("allocating the KV pool of layer " + std::to_string(l));
+      pool->push_back(std::move(t).value());
+    }
+  }
+  spdlog::info("runtime: {} on {}: weights {:.1f} MiB, workspace {:.1f} MiB, KV pool {} pages ({:.1f} MiB)",
+               config_.model_type, backend_.name(), weights_.num_bytes / 1048576.0, ws_.num_bytes / 1048576.0,
+               pages, allocated / 1048576.0);
+  return Status::Ok();
+}
+
+StatusOr<StepViews> LlamaTransformer::prepare_step(const StepInputs& in) {
+  const int64_t t = in.num_tokens(), s = in.num_seqs(), l = static_cast<int64_t>(in.logit_rows.size());
+  StepViews v;
+  v.hidden = ws_.hidden.rows(0, t);
+  v.normed = ws_.normed.rows(0, t);
+  v.q = ws_.q.rows(0, t);
+  v.attn = ws_.attn.rows(0, t);
+  v.k = ws_.k.rows(0, t);
+  v.v = ws_.v.rows(0, t);
+  v.proj = ws_.proj.rows(0, t);
+  v.gate = ws_.gate.rows(0, t);
+  v.up = ws_.up.rows(0, t);
+  v.token_ids = ws_.token_ids.rows(0, t);
+  v.positions = ws_.positions.rows(0, t);
+  v.slots = ws_.slots.rows(0, t);
+  v.query_start = ws_.query_start.rows(0, s + 1);
+  v.context_lens = ws_.context_lens.rows(0, s);
+  v.logit_rows = ws_.logit_rows.rows(0, l);
+  v.block_tables = ws_.block_tables.rows(0, s * in.pages_per_seq).reshape({s, in.pages_per_seq});
+  v.last_normed = ws_.last_normed.rows(0, l);
+  v.logits = ws_.logits.rows(0, l);
+  RETURN_IF_ERROR(backend_.upload(in.token_ids.data(), v.token_ids));
+  RETURN_IF_ERROR(backend_.upload(in.positions.data(), v.positions));
+  RETURN_IF_ERROR(backend_.upload(in.slots.data(), v.slots));
+  RETURN_IF_ERROR(backend_.upload(in.query_start.data(), v.query_start));
+  RETURN_IF_ERROR(backend_.upload(in.context_lens.data(), v.context_lens));
+  RETURN_IF_ERROR(backend_.upload(in.logit_rows.data(), v.logit_rows));
+  RETURN_IF_ERROR(backend_.upload(in.block_tables.data(), v.block_tables));
+  return v;
+}
+
+Status LlamaTransformer::run_layer(int layer, StepViews& s, const StepInputs& in) {
+  const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
+  const auto eps = static_cast<float>(config_.rms_norm_eps);
+  const int64_t t = in.num_tokens();
+  const int64_t hq = config_.num_attention_heads, hkv = config_.num_key_value_heads, d = config_.head_dim;
+  Backend& b = backend_;
+
+  if (layer == 0) {
+    RETURN_IF_ERROR(b.rms_norm(s.hidden, w.input_norm, eps, s.normed));
+  } else {
+    RETURN_IF_ERROR(b.add_rms_norm(s.hidden, s.proj, w.input_norm, eps, s.normed));  // + previous MLP output
+  }
+  RETURN_IF_ERROR(b.matmul(s.normed, w.q_proj, w.q_bias, s.q));
+  RETURN_IF_ERROR(b.matmul(s.normed, w.k_proj, w.k_bias, s.k));
+  RETURN_IF_ERROR(b.matmul(s.normed, w.v_proj, w.v_bias, s.v));
+  Tensor q_heads = s.q.reshape({t, hq, d});
+  Tensor k_heads = s.k.reshape({t, hkv, d});
+  Tensor v_heads = s.v.reshape({t, hkv, d});
+  if (config_.qk_norm) {
+    Tensor q_rows = s.q.reshape({t * hq, d});
+    Tensor k_rows = s.k.reshape({t * hkv, d});
+    RETURN_IF_ERROR(b.rms_norm(q_rows, w.q_norm, eps, q_rows));
+    RETURN_IF_ERROR(b.rms_norm(k_rows, w.k_norm, eps, k_rows));
+  }
+  RETURN_IF_ERROR(b.rope(q_heads, k_heads, s.positions, inv_freq_, attention_scaling_));
+  auto l = static_cast<size_t>(layer);
+  RETURN_IF_ERROR(b.append_kv(k_heads, v_heads, s.slots, k_cache_[l], v_cache_[l]));
+
+  PagedAttentionArgs attention;
+  attention.q = q_heads;
+  attention.k_cache = k_cache_[l];
+  attention.v_cache = v_cache_[l];
+  attention.query_start = s.query_start;
+  attention.context_lens = s.context_lens;
+  attention.block_tables = s.block_tables;
+  attention.out = s.attn.reshape({t, hq, d});
+  attention.max_query_len = in.max_query_len;
+  attention.max_context_len = in.max_context_len;
+  attention.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  attention.sliding_window = config_.sliding_window.value_or(0);
+  RETURN_IF_ERROR(b.paged_attention(attention));
+  RETURN_IF_ERROR(b.matmul(s.attn, w.o_proj, w.o_bias, s.proj));
+
+  RETURN_IF_ERROR(b.add_rms_norm(s.hidden, s.proj, w.post_norm, eps, s.normed));
+  RETURN_IF_ERROR(b.matmul(s.normed, w.gate_proj, w.gate_bias, s.gate));
+  RETURN_IF_ERROR(b.matmul(s.normed, w.up_proj, w.up_bias, s.up));
+  RETURN_IF_ERROR(b.silu_mul(s.gate, s.up, s.gate));
+  RETURN_IF_ERROR(b.matmul(s.gate, w.down_proj, w.down_bias, s.proj));
+  return Status::Ok();
+}
+
+Status LlamaTransformer::forward(std::span<const SequenceStep> steps, std::vector<float>* logits) {
+  logits->clear();
+  if (steps.empty()) return Status::Ok();
+  ASSIGN_OR_RETURN(StepInputs in, build_step_inputs(steps, limits_));
+  ASSIGN_OR_RETURN(StepViews s, prepare_step(in));
+
+  RETURN_IF_ERROR(backend_.embed(weights_.embed_tokens, s.token_ids, s.hidden));
+  for (int layer = 0; layer < config_.num_hidden_layers; ++layer) {
+    Status status = run_layer(layer, s, in);
+    if (!status.ok()) return status.with_context("layer " + std::to_string(layer));
+  }
+  if (in.logit_rows.empty()) return backend_.synchronize();
+
+  const auto eps = static_cast<float>(config_.rms_norm_eps);
+  RETURN_IF_ERROR(backend_.add_rms_norm(s.hidden, s.proj, weights_.final_norm, eps, s.normed));
+  RETURN_IF_ERROR(backend_.gather_rows(s.normed, s.logit_rows, s.last_normed));
+  RETURN_IF_ERROR(backend_.matmul(s.last_normed, weights_.lm_head, Tensor{}, s.logits));
+  logits->resize(static_cast<size_t>(s.logits.numel()));
+  return backend_.download(s.logits, logits->data());
+}
+
+}  // namespace
+
+int64_t kv_bytes_per_page(const ModelConfig& config, DType dtype) {
+  return 2 * int64_t{config.num_hidden_layers} * kPageSize * config.num_key_value_heads * config.head_dim *
+         static_cast<int64_t>(dtype_size(dtype));
+}
+
+StatusOr<std::unique_ptr<Transformer>> Transformer::load(const ModelConfig& config, const Checkpoint& checkpoint,
+                                                         Backend& backend, const RuntimeOptions& options) {
+  auto transformer = std::make_unique<LlamaTransformer>(config, backend, options);
+  RETURN_IF_ERROR(transformer->init(checkpoint));
+  return std::unique_ptr<Transformer>(std::move(transformer));
+}
+
+}  // namespace longbow

@@ -1,0 +1,74 @@
+#include "model/runtime/step_inputs.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "model/backend/backend.h"
+
+namespace longbow {
+namespace {
+
+StepLimits limits() {
+  StepLimits l;
+  l.max_tokens = 256;
+  l.max_seqs = 4;
+  l.vocab_size = 100;
+  l.num_pages = 10;
+  l.max_context_len = 512;
+  return l;
+}
+
+TEST(StepInputs, MixedPrefillAndDecode) {
+  std::vector<int32_t> chunk = {5, 6, 7};                 // prefill chunk at positions 62..64
+  std::vector<int32_t> chunk_table = {7, 2};
+  std::vector<int32_t> decode = {9};                      // decode token at position 128
+  std::vector<int32_t> decode_table = {0, 1, 4, 8};       // one spare page
+  std::vector<SequenceStep> steps = {
+      {chunk, 62, chunk_table, false},
+      {decode, 128, decode_table, true},
+  };
+  auto in = build_step_inputs(steps, limits());
+  ASSERT_TRUE(in.ok()) << in.status().to_string();
+  EXPECT_EQ(in->token_ids, (std::vector<int32_t>{5, 6, 7, 9}));
+  EXPECT_EQ(in->positions, (std::vector<int32_t>{62, 63, 64, 128}));
+  EXPECT_EQ(in->slots, (std::vector<int32_t>{7 * kPageSize + 62, 7 * kPageSize + 63, 2 * kPageSize + 0,
+                                             4 * kPageSize + 0}));
+  EXPECT_EQ(in->query_start, (std::vector<int32_t>{0, 3, 4}));
+  EXPECT_EQ(in->context_lens, (std::vector<int32_t>{65, 129}));
+  EXPECT_EQ(in->pages_per_seq, 3);
+  EXPECT_EQ(in->block_tables, (std::vector<int32_t>{7, 2, -1, 0, 1, 4}));  // only needed pages copied
+  EXPECT_EQ(in->logit_rows, (std::vector<int32_t>{3}));
+  EXPECT_EQ(in->max_query_len, 3);
+  EXPECT_EQ(in->max_context_len, 129);
+}
+
+TEST(StepInputs, RejectsBadSteps) {
+  std::vector<int32_t> tokens = {1, 2};
+  std::vector<int32_t> table = {0};
+  std::vector<int32_t> empty;
+  auto expect = [](const std::vector<SequenceStep>& steps, StatusCode code, const char* fragment) {
+    auto in = build_step_inputs(steps, limits());
+    ASSERT_FALSE(in.ok());
+    EXPECT_EQ(in.status().code(), code) << in.status().to_string();
+    EXPECT_NE(in.status().message().find(fragment), std::string::npos) << in.status().to_string();
+  };
+  expect({{empty, 0, table, true}}, StatusCode::kInvalidArgument, "no tokens");
+  expect({{tokens, 63, table, true}}, StatusCode::kInvalidArgument, "block table of 1 pages");
+  std::vector<int32_t> bad_page = {10};
+  expect({{tokens, 0, bad_page, true}}, StatusCode::kInvalidArgument, "block_table[0] = 10");
+  std::vector<int32_t> bad_token = {1, 100};
+  expect({{bad_token, 0, table, true}}, StatusCode::kInvalidArgument, "id 100");
+  expect({{tokens, 0, table, true}, {tokens, 1, table, true}}, StatusCode::kInvalidArgument, "slot 1");
+  expect({{tokens, -1, table, true}}, StatusCode::kInvalidArgument, "num_cached");
+  std::vector<int32_t> long_table(9, 0);
+  expect({{tokens, 511, long_table, true}}, StatusCode::kOutOfRange, "513");
+  std::vector<SequenceStep> many(5, SequenceStep{tokens, 0, table, true});
+  expect(many, StatusCode::kInvalidArgument, "max_num_seqs");
+  std::vector<int32_t> big(257, 1);
+  std::vector<int32_t> big_table = {0, 1, 2, 3, 4};
+  expect({{big, 0, big_table, true}}, StatusCode::kInvalidArgument, "max_batched_tokens");
+}
+
+}  // namespace
+}  // namespace longbow

@@ -1,0 +1,235 @@
+#include "tests/unit/runtime/tiny_model.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "model/config/rope.h"
+#include "model/runtime/transformer.h"
+#include "model/weights/safetensors_writer.h"
+
+namespace longbow::testing {
+
+ModelConfig tiny_config(TinyFamily family) {
+  ModelConfig c;
+  c.vocab_size = 97;
+  c.hidden_size = 64;
+  c.intermediate_size = 96;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 24;
+  c.max_position_embeddings = 1024;
+  c.rms_norm_eps = 1e-5;
+  c.rope.theta = 10000.0;
+  c.rope.rotary_dim = c.head_dim;
+  c.bos_token_id = 1;
+  c.eos_token_ids = {2};
+  switch (family) {
+    case TinyFamily::kLlama:
+      c.model_type = "llama";
+      c.o_bias = true;
+      c.mlp_bias = true;
+      c.rope.type = RopeType::kLlama3;
+      c.rope.factor = 8.0;
+      c.rope.original_max_position_embeddings = 64;
+      break;
+    case TinyFamily::kQwen2:
+      c.model_type = "qwen2";
+      c.qkv_bias = true;
+      c.rope.type = RopeType::kYarn;  // attention_scaling != 1
+      c.rope.factor = 4.0;
+      c.rope.original_max_position_embeddings = 64;
+      break;
+    case TinyFamily::kQwen3:
+      c.model_type = "qwen3";
+      c.qk_norm = true;
+      c.tie_word_embeddings = true;
+      c.rope.theta = 1000000.0;
+      break;
+    case TinyFamily::kMistral:
+      c.model_type = "mistral";
+      c.sliding_window = 16;
+      break;
+  }
+  return c;
+}
+
+void write_tiny_checkpoint(const ModelConfig& config, const std::string& dir, DType dtype, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  SafetensorsWriter writer;
+  for (const TensorSpec& spec : expected_tensors(config)) {
+    int64_t n = 1;
+    for (int64_t d : spec.shape) n *= d;
+    std::vector<float> values(static_cast<size_t>(n));
+    bool is_norm = spec.name.find("norm") != std::string::npos;
+    bool is_bias = spec.name.ends_with(".bias");
+    // Matrices scaled by 1/sqrt(fan_in) keep activations O(1) through the layers.
+    float scale = is_norm || is_bias ? 0.1f : 1.0f / std::sqrt(static_cast<float>(spec.shape.back()));
+    if (spec.name == "model.embed_tokens.weight") scale = 1.0f;
+    for (float& v : values) v = (is_norm ? 1.0f : 0.0f) + scale * normal(rng);
+    Status st = writer.add_float(spec.name, dtype, spec.shape, values);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+  }
+  Status st = writer.write(dir + "/model.safetensors");
+  ASSERT_TRUE(st.ok()) << st.to_string();
+}
+
+namespace {
+
+using Matrix = std::vector<double>;  // row-major
+
+struct Reference {
+  const ModelConfig& c;
+  const Checkpoint& ck;
+
+  std::vector<float> weight(const std::string& name) const {
+    StatusOr<TensorView> view = ck.tensor(name);
+    EXPECT_TRUE(view.ok()) << view.status().to_string();
+    return view.ok() ? to_float32(*view) : std::vector<float>{};
+  }
+  std::string layer(int l, const std::string& suffix) const {
+    return "model.layers." + std::to_string(l) + "." + suffix;
+  }
+
+  // x [n, in] · W[out, in]ᵀ + b
+  Matrix linear(const Matrix& x, int n, const std::string& w_name, const std::string& b_name, bool has_bias) const {
+    std::vector<float> w = weight(w_name);
+    std::vector<float> b = has_bias ? weight(b_name) : std::vector<float>{};
+    size_t in = x.size() / static_cast<size_t>(n);
+    size_t out = w.size() / in;
+    Matrix y(static_cast<size_t>(n) * out);
+    for (size_t r = 0; r < static_cast<size_t>(n); ++r) {
+      for (size_t o = 0; o < out; ++o) {
+        double sum = has_bias ? b[o] : 0.0;
+        for (size_t i = 0; i < in; ++i) sum += x[r * in + i] * w[o * in + i];
+        y[r * out + o] = sum;
+      }
+    }
+    return y;
+  }
+
+  // RMSNorm over consecutive groups of `dim` values.
+  Matrix rms_norm(const Matrix& x, size_t dim, const std::string& w_name) const {
+    std::vector<float> w = weight(w_name);
+    Matrix y(x.size());
+    for (size_t r = 0; r < x.size() / dim; ++r) {
+      double ms = 0.0;
+      for (size_t i = 0; i < dim; ++i) ms += x[r * dim + i] * x[r * dim + i];
+      double inv = 1.0 / std::sqrt(ms / static_cast<double>(dim) + c.rms_norm_eps);
+      for (size_t i = 0; i < dim; ++i) y[r * dim + i] = x[r * dim + i] * inv * w[i];
+    }
+    return y;
+  }
+
+  void rope(Matrix& x, int n, int heads, const RopeTable& table) const {
+    size_t half = table.inv_freq.size();
+    size_t d = static_cast<size_t>(c.head_dim);
+    for (int t = 0; t < n; ++t) {
+      for (int h = 0; h < heads; ++h) {
+        double* v = &x[(static_cast<size_t>(t) * static_cast<size_t>(heads) + static_cast<size_t>(h)) * d];
+        for (size_t i = 0; i < half; ++i) {
+          double angle = static_cast<float>(t) * table.inv_freq[i];  // fp32 angle, as transformers
+          double cs = std::cos(angle) * table.attention_scaling, sn = std::sin(angle) * table.attention_scaling;
+          double a = v[i], b = v[i + half];
+          v[i] = a * cs - b * sn;
+          v[i + half] = b * cs + a * sn;
+        }
+      }
+    }
+  }
+
+  Matrix attention(const Matrix& q, const Matrix& k, const Matrix& v, int n) const {
+    const int hq = c.num_attention_heads, hkv = c.num_key_value_heads, d = c.head_dim;
+    const int window = c.sliding_window.value_or(0);
+    Matrix out(static_cast<size_t>(n * hq * d), 0.0);
+    for (int t = 0; t < n; ++t) {
+      for (int h = 0; h < hq; ++h) {
+        int g = h / (hq / hkv);
+        int first = window > 0 ? std::max(0, t - window + 1) : 0;
+        std::vector<double> p;
+        for (int j = first; j <= t; ++j) {
+          double s = 0.0;
+          for (int i = 0; i < d; ++i) s += q[static_cast<size_t>((t * hq + h) * d + i)] * k[static_cast<size_t>((j * hkv + g) * d + i)];
+          p.push_back(s / std::sqrt(static_cast<double>(d)));
+        }
+        double top = *std::max_element(p.begin(), p.end()), total = 0.0;
+        for (double& x : p) total += (x = std::exp(x - top));
+        for (int j = first; j <= t; ++j) {
+          for (int i = 0; i < d; ++i) {
+            out[static_cast<size_t>((t * hq + h) * d + i)] +=
+                p[static_cast<size_t>(j - first)] / total * v[static_cast<size_t>((j * hkv + g) * d + i)];
+          }
+        }
+      }
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+std::vector<std::vector<double>> reference_logits(const ModelConfig& c, const Checkpoint& ck,
+                                                  const std::vector<int32_t>& tokens) {
+  Reference ref{c, ck};
+  const int n = static_cast<int>(tokens.size());
+  const size_t hidden = static_cast<size_t>(c.hidden_size);
+  std::vector<float> embed = ref.weight("model.embed_tokens.weight");
+  Matrix h(static_cast<size_t>(n) * hidden);
+  for (int t = 0; t < n; ++t) {
+    for (size_t i = 0; i < hidden; ++i) h[static_cast<size_t>(t) * hidden + i] = embed[static_cast<size_t>(tokens[static_cast<size_t>(t)]) * hidden + i];
+  }
+  RopeTable table = make_rope_table(c.rope);
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    Matrix x = ref.rms_norm(h, hidden, ref.layer(l, "input_layernorm.weight"));
+    Matrix q = ref.linear(x, n, ref.layer(l, "self_attn.q_proj.weight"), ref.layer(l, "self_attn.q_proj.bias"), c.qkv_bias);
+    Matrix k = ref.linear(x, n, ref.layer(l, "self_attn.k_proj.weight"), ref.layer(l, "self_attn.k_proj.bias"), c.qkv_bias);
+    Matrix v = ref.linear(x, n, ref.layer(l, "self_attn.v_proj.weight"), ref.layer(l, "self_attn.v_proj.bias"), c.qkv_bias);
+    if (c.qk_norm) {
+      q = ref.rms_norm(q, static_cast<size_t>(c.head_dim), ref.layer(l, "self_attn.q_norm.weight"));
+      k = ref.rms_norm(k, static_cast<size_t>(c.head_dim), ref.layer(l, "self_attn.k_norm.weight"));
+    }
+    ref.rope(q, n, c.num_attention_heads, table);
+    ref.rope(k, n, c.num_key_value_heads, table);
+    Matrix attn = ref.attention(q, k, v, n);
+    Matrix o = ref.linear(attn, n, ref.layer(l, "self_attn.o_proj.weight"), ref.layer(l, "self_attn.o_proj.bias"), c.o_bias);
+    for (size_t i = 0; i < h.size(); ++i) h[i] += o[i];
+    x = ref.rms_norm(h, hidden, ref.layer(l, "post_attention_layernorm.weight"));
+    Matrix gate = ref.linear(x, n, ref.layer(l, "mlp.gate_proj.weight"), ref.layer(l, "mlp.gate_proj.bias"), c.mlp_bias);
+    Matrix up = ref.linear(x, n, ref.layer(l, "mlp.up_proj.weight"), ref.layer(l, "mlp.up_proj.bias"), c.mlp_bias);
+    for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0 + std::exp(-gate[i])) * up[i];
+    Matrix down = ref.linear(gate, n, ref.layer(l, "mlp.down_proj.weight"), ref.layer(l, "mlp.down_proj.bias"), c.mlp_bias);
+    for (size_t i = 0; i < h.size(); ++i) h[i] += down[i];
+  }
+  Matrix x = ref.rms_norm(h, hidden, "model.norm.weight");
+  std::string head = c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  Matrix logits = ref.linear(x, n, head, "", false);
+  std::vector<std::vector<double>> rows;
+  const size_t vocab = static_cast<size_t>(c.vocab_size);
+  for (int t = 0; t < n; ++t) {
+    rows.emplace_back(logits.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(t) * vocab),
+                      logits.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(t + 1) * vocab));
+  }
+  return rows;
+}
+
+TempDir::TempDir() {
+  static std::atomic<int> counter{0};
+  std::filesystem::path p = std::filesystem::temp_directory_path() /
+                            ("longbow-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
+  std::filesystem::create_directories(p);
+  path_ = p.string();
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+}  // namespace longbow::testing

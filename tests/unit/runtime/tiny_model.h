@@ -1,0 +1,43 @@
+// Tiny random Llama-family checkpoints for runtime tests, and a dense fp64 reference forward pass
+// written independently of the runtime (no Backend, no paging, no fused ops).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config/model_config.h"
+#include "model/weights/safetensors.h"
+
+namespace longbow::testing {
+
+enum class TinyFamily { kLlama, kQwen2, kQwen3, kMistral };
+
+// A config with GQA (4 query / 2 kv heads), head_dim 24 (so Hq·D != hidden) and the family's
+// features: llama o/mlp biases + llama3 RoPE, qwen2 qkv biases + yarn, qwen3 q/k norm + tied
+// embeddings, mistral a 16-token sliding window.
+ModelConfig tiny_config(TinyFamily family);
+
+// Writes random weights for `config` to `<dir>/model.safetensors` (bf16 or fp32). Norm weights are
+// 1 ± 0.1 and biases non-zero, so a skipped norm weight or bias changes the output.
+void write_tiny_checkpoint(const ModelConfig& config, const std::string& dir, DType dtype, uint32_t seed);
+
+// Logits [tokens.size()][vocab] for every position of one sequence, computed densely in double.
+std::vector<std::vector<double>> reference_logits(const ModelConfig& config, const Checkpoint& checkpoint,
+                                                  const std::vector<int32_t>& tokens);
+
+// A fresh directory under the system temp dir, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace longbow::testing
