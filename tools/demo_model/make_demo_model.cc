@@ -1,0 +1,257 @@
+// make_demo_model: writes a deterministic random-weight Llama checkpoint in Hugging Face layout
+// (config.json, model.safetensors, tokenizer_config.json, generation_config.json) for tests, the
+// e2e suite and `longbow serve` without --model. The tokenizer.model beside it comes from spm_train
+// (tools/CMakeLists.txt); this tool only reads its vocabulary size and special ids.
+//
+//   make_demo_model --out DIR --vocab-from-tokenizer DIR/tokenizer.model [--layers 4] [--hidden 256] ...
+//
+// Weight scales keep activations O(1) through the layers and give the final logits a spread of a
+// few units with a heavy upper tail, so greedy picks are rarely near-ties: the bf16 CUDA backend must
+// reproduce the fp32 CPU backend's greedy tokens on this model.
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "model/weights/safetensors_writer.h"
+#include "tools/demo_model/prng.h"
+#include "tools/demo_model/spm_vocab.h"
+
+namespace longbow::demo {
+namespace {
+
+using ordered_json = nlohmann::ordered_json;
+
+struct Options {
+  std::string out_dir;
+  std::string tokenizer;  // --vocab-from-tokenizer
+  int vocab_size = 0;     // --vocab, when there is no tokenizer
+  int hidden = 256;
+  int intermediate = 768;
+  int layers = 4;
+  int heads = 4;
+  int kv_heads = 2;
+  int head_dim = 64;
+  int max_position = 131072;
+  uint64_t seed = 20261122;
+  std::string dtype = "bf16";
+  int bos_id = 1;
+  int eos_id = 2;
+};
+
+constexpr char kUsage[] =
+    "usage: make_demo_model --out DIR (--vocab-from-tokenizer FILE | --vocab N)\n"
+    "         [--hidden 256] [--intermediate 768] [--layers 4] [--heads 4] [--kv-heads 2]\n"
+    "         [--head-dim 64] [--max-position 131072] [--seed N] [--dtype bf16|f16|f32]\n";
+
+StatusOr<Options> parse_flags(int argc, char** argv) {
+  Options options;
+  std::map<std::string, int*> int_flags = {
+      {"--vocab", &options.vocab_size},       {"--hidden", &options.hidden},     {"--intermediate", &options.intermediate},
+      {"--layers", &options.layers},          {"--heads", &options.heads},       {"--kv-heads", &options.kv_heads},
+      {"--head-dim", &options.head_dim},      {"--max-position", &options.max_position},
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) return invalid_argument(flag + ": missing value");
+    const std::string value = argv[++i];
+    if (flag == "--out") {
+      options.out_dir = value;
+    } else if (flag == "--vocab-from-tokenizer") {
+      options.tokenizer = value;
+    } else if (flag == "--dtype") {
+      options.dtype = value;
+    } else if (flag == "--seed") {
+      options.seed = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (auto it = int_flags.find(flag); it != int_flags.end()) {
+      char* end = nullptr;
+      long parsed = std::strtol(value.c_str(), &end, 10);
+      if (*end != '\0' || parsed <= 0 || parsed > (1 << 30)) {
+        return invalid_argument(flag + ": expected a positive integer, got \"" + value + "\"");
+      }
+      *it->second = static_cast<int>(parsed);
+    } else {
+      return invalid_argument("unknown flag " + flag);
+    }
+  }
+  if (options.out_dir.empty()) return invalid_argument("--out is required");
+  if (options.tokenizer.empty() == (options.vocab_size == 0)) {
+    return invalid_argument("give exactly one of --vocab-from-tokenizer and --vocab");
+  }
+  if (options.heads % options.kv_heads != 0) return invalid_argument("--kv-heads must divide --heads");
+  if (options.head_dim % 2 != 0) return invalid_argument("--head-dim must be even");
+  if (options.dtype != "bf16" && options.dtype != "f16" && options.dtype != "f32") {
+    return invalid_argument("--dtype: expected bf16, f16 or f32, got \"" + options.dtype + "\"");
+  }
+  return options;
+}
+
+ordered_json model_config(const Options& o) {
+  return ordered_json{
+      {"architectures", {"LlamaForCausalLM"}},
+      {"model_type", "llama"},
+      {"vocab_size", o.vocab_size},
+      {"hidden_size", o.hidden},
+      {"intermediate_size", o.intermediate},
+      {"num_hidden_layers", o.layers},
+      {"num_attention_heads", o.heads},
+      {"num_key_value_heads", o.kv_heads},
+      {"head_dim", o.head_dim},
+      {"hidden_act", "silu"},
+      {"max_position_embeddings", o.max_position},
+      {"rms_norm_eps", 1e-5},
+      {"rope_theta", 500000.0},
+      {"rope_scaling",
+       {{"rope_type", "llama3"},
+        {"factor", 8.0},
+        {"low_freq_factor", 1.0},
+        {"high_freq_factor", 4.0},
+        {"original_max_position_embeddings", 8192}}},
+      {"attention_bias", false},
+      {"mlp_bias", false},
+      {"tie_word_embeddings", false},
+      {"bos_token_id", o.bos_id},
+      {"eos_token_id", o.eos_id},
+      {"initializer_range", 0.02},
+      {"torch_dtype", o.dtype == "bf16" ? "bfloat16" : o.dtype == "f16" ? "float16" : "float32"},
+  };
+}
+
+// A plain-text chat format: the vocabulary has no chat control tokens.
+constexpr char kChatTemplate[] =
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ 'System: ' + message['content'] + '\\n' }}"
+    "{% elif message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\\n' }}"
+    "{% else %}{{ 'Assistant: ' + message['content'] + '\\n' }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
+
+ordered_json tokenizer_config(const Options& o) {
+  return ordered_json{
+      {"tokenizer_class", "LlamaTokenizer"},
+      {"add_bos_token", true},
+      {"add_eos_token", false},
+      {"bos_token", "<s>"},
+      {"eos_token", "</s>"},
+      {"unk_token", "<unk>"},
+      {"pad_token", nullptr},
+      {"model_max_length", o.max_position},
+      {"clean_up_tokenization_spaces", false},
+      {"chat_template", kChatTemplate},
+  };
+}
+
+ordered_json generation_config(const Options& o) {
+  return ordered_json{{"bos_token_id", o.bos_id}, {"eos_token_id", o.eos_id}, {"do_sample", false}};
+}
+
+Status write_json(const std::string& path, const ordered_json& value) {
+  std::ofstream out(path);
+  out << value.dump(2) << "\n";
+  out.close();
+  if (!out) return data_loss(path + ": write failed");
+  return Status::Ok();
+}
+
+// Adds one tensor of normals: value = mean + std · N(0, 1) · row_gain[row] (row_gain may be empty).
+Status add_normal(SafetensorsWriter& writer, DType dtype, uint64_t seed, const std::string& name,
+                  std::vector<int64_t> shape, double mean, double std, const std::vector<double>& row_gain = {}) {
+  size_t numel = 1;
+  for (int64_t d : shape) numel *= static_cast<size_t>(d);
+  const size_t row_size = shape.empty() ? 1 : numel / static_cast<size_t>(shape[0]);
+  Prng prng(seed, name);
+  std::vector<float> values(numel);
+  for (size_t i = 0; i < numel; ++i) {
+    const double gain = row_gain.empty() ? 1.0 : row_gain[i / row_size];
+    values[i] = static_cast<float>(mean + std * gain * prng.normal());
+  }
+  return writer.add_float(name, dtype, std::move(shape), values);
+}
+
+Status write_weights(const Options& o, const std::string& path) {
+  const DType dtype = o.dtype == "bf16" ? DType::kBF16 : o.dtype == "f16" ? DType::kF16 : DType::kF32;
+  const int64_t hidden = o.hidden;
+  const int64_t q_dim = static_cast<int64_t>(o.heads) * o.head_dim;
+  const int64_t kv_dim = static_cast<int64_t>(o.kv_heads) * o.head_dim;
+  const int64_t ff = o.intermediate;
+  const int64_t vocab = o.vocab_size;
+  // Linear layers get std 1/sqrt(fan_in), so each output has the variance of one input element;
+  // RMSNorm in front of every block keeps the inputs at RMS 1.
+  auto fan_in = [](int64_t n) { return 1.0 / std::sqrt(static_cast<double>(n)); };
+
+  SafetensorsWriter writer;
+  writer.set_metadata("format", "pt");
+  RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, "model.embed_tokens.weight", {vocab, hidden}, 0.0, 1.0));
+  for (int layer = 0; layer < o.layers; ++layer) {
+    const std::string prefix = "model.layers." + std::to_string(layer) + ".";
+    RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "input_layernorm.weight", {hidden}, 1.0, 0.1));
+    RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "self_attn.q_proj.weight", {q_dim, hidden}, 0.0,
+                               fan_in(hidden)));
+    RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "self_attn.k_proj.weight", {kv_dim, hidden}, 0.0,
+                               fan_in(hidden)));
+    RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "self_attn.v_proj.weight", {kv_dim, hidden}, 0.0,
+                               fan_in(hidden)));
+    RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "self_attn.o_proj.weight", {hidden, q_dim}, 0.0,
+                               fan_in(q_dim)));
+    RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "post_attention_layernorm.weight", {hidden}, 1.0, 0.1));
+    RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "mlp.gate_proj.weight", {ff, hidden}, 0.0,
+                               fan_in(hidden)));
+    RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "mlp.up_proj.weight", {ff, hidden}, 0.0,
+                               fan_in(hidden)));
+    RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "mlp.down_proj.weight", {hidden, ff}, 0.0,
+                               fan_in(ff)));
+  }
+  RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, "model.norm.weight", {hidden}, 1.0, 0.1));
+
+  // Output rows get a log-normal gain: a scale mixture of normals has a heavier upper tail than one
+  // normal, which widens the gap between the best and the second-best logit.
+  std::vector<double> row_gain(static_cast<size_t>(vocab));
+  Prng gain_prng(o.seed, "lm_head.row_gain");
+  for (double& gain : row_gain) gain = std::exp(0.5 * gain_prng.normal());
+  const double logit_std = 3.0;
+  RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, "lm_head.weight", {vocab, hidden}, 0.0,
+                             logit_std * fan_in(hidden), row_gain));
+  return writer.write(path);
+}
+
+Status run(int argc, char** argv) {
+  ASSIGN_OR_RETURN(Options options, parse_flags(argc, argv));
+  if (!options.tokenizer.empty()) {
+    ASSIGN_OR_RETURN(SpmVocab vocab, read_spm_vocab(options.tokenizer));
+    options.vocab_size = vocab.size;
+    if (!vocab.bos_id || !vocab.eos_id) {
+      return invalid_argument(options.tokenizer + ": the tokenizer has no <s> or </s> control piece");
+    }
+    options.bos_id = *vocab.bos_id;
+    options.eos_id = *vocab.eos_id;
+  }
+  std::error_code error;
+  std::filesystem::create_directories(options.out_dir, error);
+  if (error) return invalid_argument(options.out_dir + ": cannot create: " + error.message());
+
+  const std::string& dir = options.out_dir;
+  RETURN_IF_ERROR(write_weights(options, dir + "/model.safetensors"));
+  RETURN_IF_ERROR(write_json(dir + "/config.json", model_config(options)));
+  RETURN_IF_ERROR(write_json(dir + "/generation_config.json", generation_config(options)));
+  if (!options.tokenizer.empty()) RETURN_IF_ERROR(write_json(dir + "/tokenizer_config.json", tokenizer_config(options)));
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace longbow::demo
+
+int main(int argc, char** argv) {
+  longbow::Status status = longbow::demo::run(argc, argv);
+  if (!status.ok()) {
+    std::fprintf(stderr, "make_demo_model: %s\n%s", status.to_string().c_str(), longbow::demo::kUsage);
+    return 1;
+  }
+  return 0;
+}
