@@ -1,0 +1,246 @@
+#include "server/cli/generate_command.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "common/logging.h"
+#include "model/backend/backend.h"
+#include "model/config/model_config.h"
+#include "model/kv_cache/page_allocator.h"
+#include "model/runtime/transformer.h"
+#include "model/tokenizer/tokenizer.h"
+#include "model/weights/safetensors.h"
+#include "server/cli/flags.h"
+#include "server/cli/model_path.h"
+
+namespace longbow::cli {
+namespace {
+
+struct GenerateOptions {
+  std::optional<std::string> model;
+  std::optional<std::string> prompt;
+  std::optional<std::string> prompt_ids;
+  int max_tokens = 64;
+  bool ignore_eos = false;
+  std::string backend = "auto";
+  int max_batched_tokens = 2048;
+  std::string log_level = "info";
+  bool help = false;
+};
+
+void add_flags(FlagSet& flags, GenerateOptions& o) {
+  flags.add_optional_string("model", "DIR", "Hugging Face model directory (default: the built-in demo model)",
+                            &o.model);
+  flags.add_optional_string("prompt", "TEXT", "prompt text (tokenized with the model's tokenizer.model)",
+                            &o.prompt);
+  flags.add_optional_string("prompt-ids", "IDS", "prompt token ids, comma separated: 5,9,13", &o.prompt_ids);
+  flags.add_int("max-tokens", "tokens to generate (default 64)", 1, 1 << 24, &o.max_tokens);
+  flags.add_bool("ignore-eos", "keep generating past EOS tokens", &o.ignore_eos);
+  flags.add_string("backend", "NAME", "cpu, cuda or auto (default auto)", &o.backend);
+  flags.add_int("max-batched-tokens", "prompt tokens per prefill step (default 2048)", 1, 1 << 24,
+                &o.max_batched_tokens);
+  flags.add_string("log-level", "LEVEL", "trace, debug, info, warn, error or off (default info; logs go to stderr)",
+                   &o.log_level);
+  flags.add_bool("help", "show this help", &o.help);
+}
+
+std::string usage(const FlagSet& flags) {
+  return std::string("usage: longbow generate [--model DIR] (--prompt TEXT | --prompt-ids 5,9,13) [flags]\n\n") +
+         "Greedy generation from one prompt; stops at an EOS id unless --ignore-eos.\n"
+         "With --prompt it prints the generated text (streamed), with --prompt-ids the generated ids on one\n"
+         "line (an EOS that ends generation included).\n\nflags:\n" +
+         flags.usage();
+}
+
+StatusOr<std::vector<TokenId>> parse_prompt_ids(const std::string& text) {
+  std::vector<TokenId> ids;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    size_t end = std::min(text.find(',', begin), text.size());
+    std::string item = text.substr(begin, end - begin);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    TokenId id = 0;
+    auto [stop, error] = std::from_chars(item.data(), item.data() + item.size(), id);
+    if (item.empty() || error != std::errc() || stop != item.data() + item.size() || id < 0) {
+      return invalid_argument("--prompt-ids: '" + item + "' (item " + std::to_string(ids.size() + 1) +
+                              ") is not a non-negative integer");
+    }
+    ids.push_back(id);
+    begin = end + 1;
+  }
+  return ids;
+}
+
+// Writes bytes to stdout as they arrive, holding back a trailing incomplete UTF-8 sequence so a
+// character split across tokens is never printed in halves.
+class Utf8Stream {
+ public:
+  void add(const std::string& bytes) {
+    pending_ += bytes;
+    size_t complete = complete_prefix(pending_);
+    std::fwrite(pending_.data(), 1, complete, stdout);
+    std::fflush(stdout);
+    pending_.erase(0, complete);
+  }
+  void finish() {
+    std::fwrite(pending_.data(), 1, pending_.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+    pending_.clear();
+  }
+
+ private:
+  // Length of the longest prefix that does not end inside a multi-byte sequence.
+  static size_t complete_prefix(const std::string& s) {
+    size_t n = s.size();
+    for (size_t back = 1; back <= std::min<size_t>(4, n); ++back) {
+      auto byte = static_cast<unsigned char>(s[n - back]);
+      if ((byte & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead byte
+      size_t length = byte < 0x80 ? 1 : (byte & 0xE0) == 0xC0 ? 2 : (byte & 0xF0) == 0xE0 ? 3 : (byte & 0xF8) == 0xF0 ? 4 : 1;
+      return back < length ? n - back : n;
+    }
+    return n;
+  }
+  std::string pending_;
+};
+
+int32_t argmax(const std::vector<float>& logits) {
+  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+Status run_generate(const GenerateOptions& o) {
+  ASSIGN_OR_RETURN(std::string dir, resolve_model_dir(o.model));
+  ASSIGN_OR_RETURN(ModelConfig config, load_model_config(dir));
+
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::vector<TokenId> prompt;
+  if (o.prompt) {
+    ASSIGN_OR_RETURN(tokenizer, load_sentencepiece_tokenizer(dir + "/tokenizer.model"));
+    if (config.bos_token_id) prompt.push_back(*config.bos_token_id);
+    std::vector<TokenId> encoded = tokenizer->encode(*o.prompt);
+    prompt.insert(prompt.end(), encoded.begin(), encoded.end());
+  } else {
+    ASSIGN_OR_RETURN(prompt, parse_prompt_ids(*o.prompt_ids));
+  }
+  if (prompt.empty()) return invalid_argument("the prompt is empty (and the model has no bos_token_id)");
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    if (prompt[i] >= config.vocab_size) {
+      return invalid_argument("prompt token " + std::to_string(i) + " has id " + std::to_string(prompt[i]) +
+                              ", outside the vocabulary of " + std::to_string(config.vocab_size));
+    }
+  }
+  const int64_t total = static_cast<int64_t>(prompt.size()) + o.max_tokens;
+  if (total > config.max_position_embeddings) {
+    return out_of_range("the prompt (" + std::to_string(prompt.size()) + " tokens) plus --max-tokens " +
+                        std::to_string(o.max_tokens) + " exceeds the model's context of " +
+                        std::to_string(config.max_position_embeddings) + " tokens");
+  }
+  std::vector<TokenId> eos_ids(config.eos_token_ids.begin(), config.eos_token_ids.end());
+  if (eos_ids.empty() && tokenizer && tokenizer->eos_id()) eos_ids.push_back(*tokenizer->eos_id());
+
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(o.backend));
+  ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(dir));
+  RuntimeOptions runtime_options;
+  runtime_options.num_kv_pages = pages_for_tokens(total, kPageSize);
+  runtime_options.max_batched_tokens = static_cast<int>(std::min<int64_t>(o.max_batched_tokens, total));
+  runtime_options.max_num_seqs = 1;
+  ASSIGN_OR_RETURN(std::unique_ptr<Transformer> model,
+                   Transformer::load(config, *checkpoint, *backend, runtime_options));
+
+  PageAllocator allocator(runtime_options.num_kv_pages);
+  std::vector<int32_t> block_table;
+  auto ensure_pages = [&](int64_t tokens) -> Status {
+    int missing = pages_for_tokens(tokens, kPageSize) - static_cast<int>(block_table.size());
+    if (missing <= 0) return Status::Ok();
+    std::optional<std::vector<int32_t>> pages = allocator.allocate(missing);
+    if (!pages) return resource_exhausted("out of KV pages at " + std::to_string(tokens) + " tokens");
+    block_table.insert(block_table.end(), pages->begin(), pages->end());
+    return Status::Ok();
+  };
+
+  // Prefill in chunks; only the last chunk's last token needs logits.
+  auto prefill_start = std::chrono::steady_clock::now();
+  std::vector<TokenId> sequence = prompt;
+  std::vector<float> logits;
+  const auto prompt_len = static_cast<int64_t>(prompt.size());
+  for (int64_t done = 0; done < prompt_len;) {
+    int64_t n = std::min<int64_t>(runtime_options.max_batched_tokens, prompt_len - done);
+    RETURN_IF_ERROR(ensure_pages(done + n));
+    SequenceStep step{std::span(sequence).subspan(static_cast<size_t>(done), static_cast<size_t>(n)),
+                      static_cast<int32_t>(done), block_table, done + n == prompt_len};
+    RETURN_IF_ERROR(model->forward(std::span(&step, 1), &logits));
+    done += n;
+  }
+  double prefill_seconds = seconds_since(prefill_start);
+
+  auto decode_start = std::chrono::steady_clock::now();
+  Utf8Stream text;
+  std::vector<TokenId> generated;
+  while (true) {
+    TokenId next = argmax(logits);
+    generated.push_back(next);
+    bool stop = !o.ignore_eos && std::find(eos_ids.begin(), eos_ids.end(), next) != eos_ids.end();
+    if (tokenizer && !stop) text.add(tokenizer->token_bytes(next));
+    if (stop || static_cast<int>(generated.size()) == o.max_tokens) break;
+    sequence.push_back(next);
+    RETURN_IF_ERROR(ensure_pages(static_cast<int64_t>(sequence.size())));
+    SequenceStep step{std::span(sequence).last(1), static_cast<int32_t>(sequence.size() - 1), block_table, true};
+    RETURN_IF_ERROR(model->forward(std::span(&step, 1), &logits));
+  }
+  double decode_seconds = seconds_since(decode_start);
+
+  if (tokenizer) {
+    text.finish();
+  } else {
+    std::string line;
+    for (TokenId id : generated) line += (line.empty() ? "" : " ") + std::to_string(id);
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
+  spdlog::info("prefill: {} tokens in {:.3f} s ({:.1f} tok/s); decode: {} tokens in {:.3f} s ({:.1f} tok/s)",
+               prompt.size(), prefill_seconds, static_cast<double>(prompt.size()) / std::max(prefill_seconds, 1e-9),
+               generated.size() - 1, decode_seconds,
+               static_cast<double>(generated.size() - 1) / std::max(decode_seconds, 1e-9));
+  return Status::Ok();
+}
+
+}  // namespace
+
+int generate_main(std::span<const std::string> args) {
+  GenerateOptions options;
+  FlagSet flags;
+  add_flags(flags, options);
+  Status parsed = flags.parse(args);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "longbow generate: %s (see longbow generate --help)\n", parsed.message().c_str());
+    return 2;
+  }
+  if (options.help) {
+    std::printf("%s", usage(flags).c_str());
+    return 0;
+  }
+  if (options.prompt.has_value() == options.prompt_ids.has_value()) {
+    std::fprintf(stderr,
+                 "longbow generate: give exactly one of --prompt and --prompt-ids (see longbow generate --help)\n");
+    return 2;
+  }
+  init_logging(options.log_level);
+  Status status = run_generate(options);
+  if (!status.ok()) {
+    std::fprintf(stderr, "longbow generate: %s\n", status.to_string().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace longbow::cli

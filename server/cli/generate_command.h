@@ -1,0 +1,19 @@
+// `longbow generate`: greedy generation from one prompt, for trying a model from the shell.
+//
+// Loads the model, prefills the prompt in chunks of --max-batched-tokens, then decodes one token per
+// step until --max-tokens or an EOS id. A deliberately small loop: the engine (server/engine) is the
+// real scheduler; this is its smoke test and a debugging aid.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace longbow::cli {
+
+inline constexpr std::string_view kGenerateSummary = "greedy generation from one prompt (text or token ids)";
+
+// `args` are the arguments after "generate". Returns the exit code: 0 done, 1 failed, 2 bad usage.
+int generate_main(std::span<const std::string> args);
+
+}  // namespace longbow::cli
