@@ -20,20 +20,19 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kPage = kKvPageSize;
-constexpr int kMaxGroup = 16;
+constexpr int kMaxGroup = 16;  // largest query group the launcher accepts
 constexpr float kLog2e = 1.4426950408889634f;
 
-template <int D>
+// Shared memory: two stages of (K page, V page), q [kG][D] fp32, probabilities [kG][kPage] fp32 and
+// running max / sum / correction [3][kG] fp32. After the page loop the stages hold the P·V subset
+// merge [kThreads][2·kG] fp32 instead.
+template <int D, int kG>
 struct DecodeSmem {
   static constexpr int kTileBytes = kPage * D * 2;
   static constexpr int kStageBytes = 2 * kTileBytes;  // K then V
-  static constexpr int kStages = 2;
-  static constexpr int kKvBytes = kStages * kStageBytes;
-  // + q [G][D] fp32, scores [G][kPage] fp32, max/sum/correction [3][G] fp32, combine [D] fp32
-  static int total_bytes(int group) {
-    return kKvBytes + group * D * 4 + group * kPage * 4 + 3 * kMaxGroup * 4 +
-           (kThreads / D > 1 ? kThreads * kMaxGroup * 4 : 0);
-  }
+  static constexpr int kKvBytes = 2 * kStageBytes;
+  static constexpr int kTotalBytes = kKvBytes + kG * D * 4 + kG * kPage * 4 + 3 * kG * 4;
+  static_assert(kThreads * 2 * kG * 4 <= kKvBytes, "the merge area must fit in the KV stages");
 };
 
 struct Workspace {
@@ -56,7 +55,7 @@ __device__ __forceinline__ void load_page(const PagedAttentionParams& p, char* s
   const auto* k_base = static_cast<const __nv_bfloat16*>(p.k_cache);
   const auto* v_base = static_cast<const __nv_bfloat16*>(p.v_cache);
   char* k_smem = stage;
-  char* v_smem = stage + DecodeSmem<D>::kTileBytes;
+  char* v_smem = stage + kPage * D * 2;
   for (int idx = threadIdx.x; idx < kPage * kChunks; idx += kThreads) {
     const int row = idx / kChunks;
     const int chunk = idx % kChunks;
@@ -65,13 +64,16 @@ __device__ __forceinline__ void load_page(const PagedAttentionParams& p, char* s
     const int64_t offset = ((static_cast<int64_t>(page) * kPage + row) * p.num_kv_heads + kv_head) * D + chunk * 8;
     // K rows are swizzled (chunk ^ row % 8): score threads read whole rows, one row per lane.
     cp_async_16_zfill(k_smem + row * D * 2 + ((chunk ^ (row & 7)) << 4), valid ? k_base + offset : k_base, valid);
-    // V rows stay plain: P·V threads read one dim across rows.
+    // V rows stay plain: P·V threads read a pair of dims across rows.
     cp_async_16_zfill(v_smem + row * D * 2 + (chunk << 4), valid ? v_base + offset : v_base, valid);
   }
 }
 
-template <int D>
+// kG: the query-group size rounded up to a power of two. Heads past the real group read zero q
+// rows and are never stored, so no per-head guards sit in the inner loops.
+template <int D, int kG>
 __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParams params) {
+  using Layout = DecodeSmem<D, kG>;
   const PagedAttentionParams& p = params.attn;
   extern __shared__ __align__(128) char smem[];
   const int split = blockIdx.x;
@@ -90,12 +92,12 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
   const int my_end = min(page_end, my_begin + pages_per_split);
   const int* block_table = p.block_tables + static_cast<int64_t>(seq) * p.max_pages_per_seq;
 
-  float* q_smem = reinterpret_cast<float*>(smem + DecodeSmem<D>::kKvBytes);  // [G][D], pre-scaled
-  float* s_smem = q_smem + group * D;                                        // [G][kPage]
-  float* m_smem = s_smem + group * kPage;                                    // [kMaxGroup]
-  float* l_smem = m_smem + kMaxGroup;
-  float* c_smem = l_smem + kMaxGroup;
-  float* combine_smem = c_smem + kMaxGroup;  // [kThreads][kMaxGroup]
+  float* q_smem = reinterpret_cast<float*>(smem + Layout::kKvBytes);  // [kG][D], pre-scaled
+  float* s_smem = q_smem + kG * D;                                    // [kG][kPage]
+  float* m_smem = s_smem + kG * kPage;                                // [kG]
+  float* l_smem = m_smem + kG;
+  float* c_smem = l_smem + kG;
+  float* merge_smem = reinterpret_cast<float*>(smem);  // [kThreads][2 kG], after the page loop
 
   if (my_begin < my_end) {
     load_page<D>(p, smem, block_table[my_begin], my_begin * kPage, kv_begin, ctx, kv_head);
@@ -104,70 +106,81 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
 
   const float scale_log2 = p.scale * kLog2e;
   const auto* q = static_cast<const __nv_bfloat16*>(p.q) + (static_cast<int64_t>(q_row) * p.num_q_heads + head0) * D;
-  for (int i = threadIdx.x; i < group * D; i += kThreads) q_smem[i] = __bfloat162float(q[i]) * scale_log2;
-  if (threadIdx.x < kMaxGroup) {
+  for (int i = threadIdx.x; i < kG * D; i += kThreads) {
+    q_smem[i] = i < group * D ? __bfloat162float(q[i]) * scale_log2 : 0.0f;
+  }
+  if (threadIdx.x < kG) {
     m_smem[threadIdx.x] = -FLT_MAX;  // finite sentinel, as in flash prefill
     l_smem[threadIdx.x] = 0.0f;
   }
 
-  constexpr int kSubsets = kThreads / D;  // token subsets in P·V (1 for D = 128, 2 for D = 64)
-  const int dim = threadIdx.x % D;
-  const int subset = threadIdx.x / D;
-  float acc[kMaxGroup];
+  // Score threads: token row = tid % 64, head parity = tid / 64 (heads parity, parity + 2, ...).
+  constexpr int kScoreHeads = kG >= 2 ? kG / 2 : 1;
+  const int score_row = threadIdx.x % kPage;
+  const int parity = threadIdx.x / kPage;
+  const bool score_active = kG >= 2 || parity == 0;
+  // P·V threads: a pair of dims × a contiguous range of rows.
+  constexpr int kDimPairs = D / 2;
+  constexpr int kSubsets = kThreads / kDimPairs;  // 2 for D = 128, 4 for D = 64
+  constexpr int kRowsPerSubset = kPage / kSubsets;
+  const int dim_pair = threadIdx.x % kDimPairs;
+  const int subset = threadIdx.x / kDimPairs;
+  float acc[kG][2];
 #pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) acc[g] = 0.0f;
+  for (int g = 0; g < kG; ++g) acc[g][0] = acc[g][1] = 0.0f;
 
   const int warp = threadIdx.x >> 5;
   const int lane = threadIdx.x & 31;
   for (int page_idx = my_begin; page_idx < my_end; ++page_idx) {
     const int stage = (page_idx - my_begin) & 1;
     if (page_idx + 1 < my_end) {
-      load_page<D>(p, smem + (stage ^ 1) * DecodeSmem<D>::kStageBytes, block_table[page_idx + 1],
-                   (page_idx + 1) * kPage, kv_begin, ctx, kv_head);
+      load_page<D>(p, smem + (stage ^ 1) * Layout::kStageBytes, block_table[page_idx + 1], (page_idx + 1) * kPage,
+                   kv_begin, ctx, kv_head);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
       cp_async_wait<0>();
     }
     __syncthreads();
-    const char* k_smem = smem + stage * DecodeSmem<D>::kStageBytes;
-    const auto* v_smem = reinterpret_cast<const __nv_bfloat16*>(k_smem + DecodeSmem<D>::kTileBytes);
+    const char* k_smem = smem + stage * Layout::kStageBytes;
+    const auto* v_smem = reinterpret_cast<const __nv_bfloat162*>(k_smem + Layout::kTileBytes);
     const int token0 = page_idx * kPage;
 
-    // Scores: thread = (token, head parity).
-    {
-      const int row = threadIdx.x % kPage;
-      const int parity = threadIdx.x / kPage;
-      const int token = token0 + row;
+    if (score_active) {
+      const int token = token0 + score_row;
       const bool visible = token >= kv_begin && token < ctx;
-      float dot[kMaxGroup / 2];
+      float dot[kScoreHeads];
 #pragma unroll
-      for (int i = 0; i < kMaxGroup / 2; ++i) dot[i] = 0.0f;
+      for (int i = 0; i < kScoreHeads; ++i) dot[i] = 0.0f;
 #pragma unroll 4
       for (int c = 0; c < D / 8; ++c) {
         float k[8];
-        bf16x8_to_float(*reinterpret_cast<const Bf16x8*>(k_smem + row * D * 2 + ((c ^ (row & 7)) << 4)), k);
+        bf16x8_to_float(*reinterpret_cast<const Bf16x8*>(k_smem + score_row * D * 2 + ((c ^ (score_row & 7)) << 4)), k);
 #pragma unroll
-        for (int i = 0; i < kMaxGroup / 2; ++i) {
-          const int g = parity + 2 * i;
-          if (g < group) {
-            const float4 qa = *reinterpret_cast<const float4*>(q_smem + g * D + c * 8);
-            const float4 qb = *reinterpret_cast<const float4*>(q_smem + g * D + c * 8 + 4);
-            dot[i] += k[0] * qa.x + k[1] * qa.y + k[2] * qa.z + k[3] * qa.w + k[4] * qb.x + k[5] * qb.y +
-                      k[6] * qb.z + k[7] * qb.w;
-          }
+        for (int i = 0; i < kScoreHeads; ++i) {
+          const int g = kG >= 2 ? parity + 2 * i : 0;
+          const float4 qa = *reinterpret_cast<const float4*>(q_smem + g * D + c * 8);
+          const float4 qb = *reinterpret_cast<const float4*>(q_smem + g * D + c * 8 + 4);
+          dot[i] = fmaf(k[0], qa.x, dot[i]);
+          dot[i] = fmaf(k[1], qa.y, dot[i]);
+          dot[i] = fmaf(k[2], qa.z, dot[i]);
+          dot[i] = fmaf(k[3], qa.w, dot[i]);
+          dot[i] = fmaf(k[4], qb.x, dot[i]);
+          dot[i] = fmaf(k[5], qb.y, dot[i]);
+          dot[i] = fmaf(k[6], qb.z, dot[i]);
+          dot[i] = fmaf(k[7], qb.w, dot[i]);
         }
       }
 #pragma unroll
-      for (int i = 0; i < kMaxGroup / 2; ++i) {
-        const int g = parity + 2 * i;
-        if (g < group) s_smem[g * kPage + row] = visible ? dot[i] : -INFINITY;
+      for (int i = 0; i < kScoreHeads; ++i) {
+        const int g = kG >= 2 ? parity + 2 * i : 0;
+        s_smem[g * kPage + score_row] = visible ? dot[i] : -INFINITY;
       }
     }
     __syncthreads();
 
     // Softmax update: one warp per head.
-    for (int g = warp; g < group; g += kThreads / 32) {
+    for (int g = warp; g < kG; g += kThreads / 32) {
       const float s0 = s_smem[g * kPage + lane];
       const float s1 = s_smem[g * kPage + lane + 32];
       const float tile_max = warp_max(fmaxf(s0, s1));
@@ -187,53 +200,66 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
     }
     __syncthreads();
 
-    // O += P·V: thread = (dim, token subset).
+    // O += P·V over this thread's rows, four at a time (probabilities read as float4).
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g < group) acc[g] *= c_smem[g];
+    for (int g = 0; g < kG; ++g) {
+      const float c = c_smem[g];
+      acc[g][0] *= c;
+      acc[g][1] *= c;
     }
-    for (int row = subset; row < kPage; row += kSubsets) {
-      const float v = __bfloat162float(v_smem[row * D + dim]);
+    const int row0 = subset * kRowsPerSubset;
+#pragma unroll 2
+    for (int r = 0; r < kRowsPerSubset; r += 4) {
+      float2 v[4];
 #pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g < group) acc[g] += s_smem[g * kPage + row] * v;
+      for (int j = 0; j < 4; ++j) v[j] = __bfloat1622float2(v_smem[(row0 + r + j) * kDimPairs + dim_pair]);
+#pragma unroll
+      for (int g = 0; g < kG; ++g) {
+        const float4 pr = *reinterpret_cast<const float4*>(s_smem + g * kPage + row0 + r);
+        acc[g][0] = fmaf(pr.x, v[0].x, acc[g][0]);
+        acc[g][1] = fmaf(pr.x, v[0].y, acc[g][1]);
+        acc[g][0] = fmaf(pr.y, v[1].x, acc[g][0]);
+        acc[g][1] = fmaf(pr.y, v[1].y, acc[g][1]);
+        acc[g][0] = fmaf(pr.z, v[2].x, acc[g][0]);
+        acc[g][1] = fmaf(pr.z, v[2].y, acc[g][1]);
+        acc[g][0] = fmaf(pr.w, v[3].x, acc[g][0]);
+        acc[g][1] = fmaf(pr.w, v[3].y, acc[g][1]);
       }
     }
     __syncthreads();  // the next prefetch overwrites this stage; the next scores overwrite s_smem
   }
 
-  __syncthreads();  // statistics written by lane 0s (or only initialised, for an empty split)
-
-  // Merge token subsets (D = 64), then finish.
-  if constexpr (kSubsets > 1) {
+  // Merge the row subsets, then normalise and store (or write the split's partial result). The page
+  // loop ended with a barrier and no copies in flight, so the stages are free.
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g < group) combine_smem[threadIdx.x * kMaxGroup + g] = acc[g];
-    }
-    __syncthreads();
-    if (subset == 0) {
-      for (int other = 1; other < kSubsets; ++other) {
+  for (int g = 0; g < kG; ++g) {
+    merge_smem[threadIdx.x * 2 * kG + 2 * g] = acc[g][0];
+    merge_smem[threadIdx.x * 2 * kG + 2 * g + 1] = acc[g][1];
+  }
+  __syncthreads();  // also publishes the statistics of an empty split
+  if (subset != 0) return;
+  for (int other = 1; other < kSubsets; ++other) {
+    const float* src = merge_smem + (threadIdx.x + other * kDimPairs) * 2 * kG;
 #pragma unroll
-        for (int g = 0; g < kMaxGroup; ++g) {
-          if (g < group) acc[g] += combine_smem[(threadIdx.x + other * D) * kMaxGroup + g];
-        }
-      }
+    for (int g = 0; g < kG; ++g) {
+      acc[g][0] += src[2 * g];
+      acc[g][1] += src[2 * g + 1];
     }
   }
-  if (subset != 0) return;
   const Workspace ws = carve_workspace(params.workspace, p.num_seqs, p.num_q_heads, D, params.num_splits);
+  const int dim = 2 * dim_pair;
 #pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
+  for (int g = 0; g < kG; ++g) {
     if (g >= group) break;
     const float sum = l_smem[g];
-    const float o = sum > 0.0f ? acc[g] / sum : 0.0f;
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
     const int head = head0 + g;
     if (params.num_splits == 1) {
-      static_cast<__nv_bfloat16*>(p.out)[(static_cast<int64_t>(q_row) * p.num_q_heads + head) * D + dim] =
-          __float2bfloat16(o);
+      auto* out = static_cast<__nv_bfloat16*>(p.out) + (static_cast<int64_t>(q_row) * p.num_q_heads + head) * D;
+      *reinterpret_cast<__nv_bfloat162*>(out + dim) = __floats2bfloat162_rn(acc[g][0] * inv, acc[g][1] * inv);
     } else {
       const int64_t slot = (static_cast<int64_t>(seq) * p.num_q_heads + head) * params.num_splits + split;
-      ws.o[slot * D + dim] = o;
+      *reinterpret_cast<float2*>(ws.o + slot * D + dim) = make_float2(acc[g][0] * inv, acc[g][1] * inv);
       if (dim == 0) ws.lse[slot] = sum > 0.0f ? m_smem[g] + __log2f(sum) : -INFINITY;
     }
   }
@@ -264,20 +290,29 @@ __global__ void __launch_bounds__(D) decode_combine_kernel(PagedDecodeParams par
       __float2bfloat16(den > 0.0f ? num / den : 0.0f);
 }
 
-template <int D>
-cudaError_t launch_for_dim(const PagedDecodeParams& params, cudaStream_t stream) {
+template <int D, int kG>
+cudaError_t launch_for_group(const PagedDecodeParams& params, cudaStream_t stream) {
   const PagedAttentionParams& p = params.attn;
-  const int group = p.num_q_heads / p.num_kv_heads;
-  const int smem_bytes = DecodeSmem<D>::total_bytes(group);
-  static const cudaError_t attribute_status = cudaFuncSetAttribute(
-      paged_decode_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, DecodeSmem<D>::total_bytes(kMaxGroup));
+  constexpr int kSmem = DecodeSmem<D, kG>::kTotalBytes;
+  static const cudaError_t attribute_status =
+      cudaFuncSetAttribute(paged_decode_kernel<D, kG>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (attribute_status != cudaSuccess) return attribute_status;
   const dim3 grid(params.num_splits, p.num_kv_heads, p.num_seqs);
-  paged_decode_kernel<D><<<grid, kThreads, smem_bytes, stream>>>(params);
+  paged_decode_kernel<D, kG><<<grid, kThreads, kSmem, stream>>>(params);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess || params.num_splits == 1) return err;
   decode_combine_kernel<D><<<dim3(p.num_q_heads, p.num_seqs), D, 0, stream>>>(params);
   return cudaGetLastError();
+}
+
+template <int D>
+cudaError_t launch_for_dim(const PagedDecodeParams& params, cudaStream_t stream) {
+  const int group = params.attn.num_q_heads / params.attn.num_kv_heads;
+  if (group <= 1) return launch_for_group<D, 1>(params, stream);
+  if (group <= 2) return launch_for_group<D, 2>(params, stream);
+  if (group <= 4) return launch_for_group<D, 4>(params, stream);
+  if (group <= 8) return launch_for_group<D, 8>(params, stream);
+  return launch_for_group<D, 16>(params, stream);
 }
 
 }  // namespace
@@ -288,8 +323,9 @@ int choose_decode_splits(int num_seqs, int num_kv_heads, int max_context_len, in
   constexpr int kMaxSplits = 128;
   const int64_t base_blocks = static_cast<int64_t>(num_seqs) * num_kv_heads;
   if (base_blocks <= 0) return 1;
+  // As many splits as fit in one wave of resident blocks (a second, partial wave would double the time).
   const int64_t target = static_cast<int64_t>(num_sms) * kResidentBlocksPerSm;
-  int64_t splits = (target + base_blocks - 1) / base_blocks;
+  int64_t splits = target / base_blocks;
   const int64_t pages = (static_cast<int64_t>(max_context_len) + kPage - 1) / kPage;
   splits = std::min<int64_t>(splits, std::max<int64_t>(1, pages / kMinPagesPerSplit));
   splits = std::min<int64_t>(splits, kMaxSplits);
