@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that building and testing longbow need.
 # Safe to run repeatedly; skips apt-get when everything is already present.
+#   scripts/install-deps.sh               build and test packages
+#   scripts/install-deps.sh --build-only  only what building needs (the Docker image's build stage)
 set -euo pipefail
 
 packages=(
@@ -8,8 +10,18 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libsentencepiece-dev sentencepiece python3-sentencepiece
+  libsentencepiece-dev sentencepiece
 )
+# Test-only tools: the sentencepiece oracle; buildah + debootstrap for tests/e2e/docker.
+test_packages=(
+  python3-sentencepiece
+  buildah debootstrap
+)
+case "${1:-}" in
+  --build-only) ;;
+  "") packages+=("${test_packages[@]}") ;;
+  *) echo "usage: $0 [--build-only]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
