@@ -1,0 +1,372 @@
+#include "server/engine/engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <system_error>
+
+#include "server/engine/rng.h"
+
+namespace longbow {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_between(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+// The model config's EOS tokens, plus the tokenizer's.
+std::vector<TokenId> eos_tokens(const ModelConfig& model, const Tokenizer& tokenizer) {
+  std::vector<TokenId> ids(model.eos_token_ids.begin(), model.eos_token_ids.end());
+  if (auto eos = tokenizer.eos_id(); eos && std::find(ids.begin(), ids.end(), *eos) == ids.end()) ids.push_back(*eos);
+  return ids;
+}
+
+}  // namespace
+
+Status EngineConfig::validate() const {
+  RETURN_IF_ERROR(scheduler.validate());
+  if (max_waiting_requests < 1) {
+    return invalid_argument("engine: max_waiting_requests must be >= 1, got " + std::to_string(max_waiting_requests));
+  }
+  if (max_model_len < 0) return invalid_argument("engine: max_model_len must be >= 0, got " + std::to_string(max_model_len));
+  if (max_n < 1) return invalid_argument("engine: max_n must be >= 1, got " + std::to_string(max_n));
+  if (max_logprobs < 0) return invalid_argument("engine: max_logprobs must be >= 0, got " + std::to_string(max_logprobs));
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, Transformer& runtime,
+                                                 const Tokenizer& tokenizer) {
+  RETURN_IF_ERROR(config.validate());
+  if (runtime.num_kv_pages() < 1) return invalid_argument("engine: the runtime has no KV pages");
+  const ModelConfig& model = runtime.config();
+  if (model.vocab_size < 1) return invalid_argument("engine: the model's vocab_size is " + std::to_string(model.vocab_size));
+  if (config.max_model_len == 0 && model.max_position_embeddings < 2) {
+    return invalid_argument("engine: the model's max_position_embeddings is " +
+                            std::to_string(model.max_position_embeddings) + "; set max_model_len");
+  }
+  return std::unique_ptr<Engine>(new Engine(config, runtime, tokenizer));
+}
+
+Engine::Engine(const EngineConfig& config, Transformer& runtime, const Tokenizer& tokenizer)
+    : config_(config),
+      runtime_(runtime),
+      tokenizer_(tokenizer),
+      kv_(KvCacheOptions{runtime.num_kv_pages(), kPageSize, config.enable_prefix_caching}),
+      scheduler_(config.scheduler, kv_),
+      eos_token_ids_(eos_tokens(runtime.config(), tokenizer)),
+      sampler_(runtime.config().vocab_size, eos_token_ids_) {
+  const ModelConfig& model = runtime.config();
+  limits_.vocab_size = model.vocab_size;
+  limits_.max_model_len = config.max_model_len > 0 ? config.max_model_len : model.max_position_embeddings;
+  limits_.max_kv_tokens = runtime.num_kv_pages() * kPageSize;
+  limits_.max_n = config.max_n;
+  limits_.max_logprobs = config.max_logprobs;
+  default_seed_ = config.default_seed != 0
+                      ? config.default_seed
+                      : splitmix64_mix(static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
+  metrics_.update([&](MetricsSnapshot& m) { m.kv_pages_total = kv_.num_pages(); });
+}
+
+Engine::~Engine() { stop(); }
+
+Status Engine::start() {
+  if (started_) return internal_error("engine: start() called twice");
+  try {
+    thread_ = std::thread([this] { run_loop(); });
+  } catch (const std::system_error& e) {
+    return internal_error(std::string("engine: cannot start the engine thread: ") + e.what());
+  }
+  started_ = true;
+  spdlog::info("engine: started ({} KV pages of {} tokens, max_batched_tokens {}, max_num_seqs {}, prefix caching {})",
+               kv_.num_pages(), kPageSize, config_.scheduler.max_batched_tokens, config_.scheduler.max_num_seqs,
+               config_.enable_prefix_caching ? "on" : "off");
+  return Status::Ok();
+}
+
+// ---- front-end side ---------------------------------------------------------------------------
+
+StatusOr<RequestHandle> Engine::submit(GenerateRequest request) {
+  auto reject = [this](Status status) {
+    metrics_.update([](MetricsSnapshot& m) { ++m.requests_rejected; });
+    return status;
+  };
+  if (!accepting_) return reject(unavailable("the engine is shutting down and accepts no new requests"));
+  StatusOr<int> max_tokens = validate_request(request, limits_);
+  if (!max_tokens.ok()) return reject(max_tokens.status());
+  if (request.request_id.empty()) request.request_id = "req-" + std::to_string(next_request_number_++);
+  {
+    std::lock_guard<std::mutex> lock(ids_mutex_);
+    if (live_ids_.count(request.request_id)) {
+      return reject(invalid_argument("request id '" + request.request_id + "' is already in use"));
+    }
+    if (num_waiting_.load() >= config_.max_waiting_requests) {
+      return reject(resource_exhausted("the engine is overloaded: " + std::to_string(num_waiting_.load()) +
+                                       " requests are waiting (max_waiting_requests); retry later"));
+    }
+    ++num_waiting_;
+    live_ids_.insert(request.request_id);
+  }
+  RequestHandle handle{request.request_id, std::make_shared<EventChannel>()};
+  queue_.push(Submission{std::move(request), *max_tokens, handle.events, Clock::now()});
+  return handle;
+}
+
+void Engine::cancel(std::string_view request_id) {
+  queue_.push(Cancellation{std::string(request_id), cancelled("request '" + std::string(request_id) + "' was cancelled")});
+}
+
+Status Engine::drain(std::chrono::milliseconds timeout) {
+  accepting_ = false;
+  std::unique_lock<std::mutex> lock(ids_mutex_);
+  if (idle_cv_.wait_for(lock, timeout, [this] { return live_ids_.empty(); })) return Status::Ok();
+  std::vector<std::string> left(live_ids_.begin(), live_ids_.end());
+  lock.unlock();
+  for (const std::string& id : left) {
+    queue_.push(Cancellation{id, unavailable("the server is shutting down; request '" + id + "' was aborted")});
+  }
+  lock.lock();
+  idle_cv_.wait_for(lock, std::chrono::seconds(5), [this] { return live_ids_.empty(); });
+  return Status(StatusCode::kDeadlineExceeded,
+                "drain: " + std::to_string(left.size()) + " requests were still running after " +
+                    std::to_string(timeout.count()) + " ms and were aborted");
+}
+
+void Engine::stop() {
+  std::lock_guard<std::mutex> stopping(stop_mutex_);
+  accepting_ = false;
+  stop_requested_ = true;
+  queue_.wake();
+  if (thread_.joinable()) thread_.join();
+  // The engine thread is gone (or never ran): end what is left from this thread.
+  for (EngineCommand& command : queue_.pop_all(std::chrono::milliseconds(0))) {
+    if (auto* submission = std::get_if<Submission>(&command)) admit(std::move(*submission));
+  }
+  std::vector<std::string> ids;
+  for (const auto& [id, state] : requests_) ids.push_back(id);
+  for (const std::string& id : ids) finish_request(id, unavailable("the engine stopped"));
+}
+
+// ---- engine thread ----------------------------------------------------------------------------
+
+void Engine::run_loop() {
+  bool progressed = true;
+  while (!stop_requested_) {
+    // Block while there is nothing to do; otherwise only collect what has arrived.
+    auto wait = scheduler_.idle() ? std::chrono::milliseconds(100)
+                                  : (progressed ? std::chrono::milliseconds(0) : std::chrono::milliseconds(1));
+    for (EngineCommand& command : queue_.pop_all(wait)) apply(std::move(command));
+    if (stop_requested_) break;
+    cancel_abandoned();
+    progressed = false;
+    if (!scheduler_.idle()) {
+      int64_t steps_before = num_steps_;
+      Status status = step();
+      if (!status.ok()) spdlog::error("engine: step failed: {}", status.to_string());
+      progressed = num_steps_ != steps_before;
+    }
+    update_gauges();
+  }
+}
+
+void Engine::apply(EngineCommand command) {
+  if (auto* submission = std::get_if<Submission>(&command)) {
+    admit(std::move(*submission));
+  } else {
+    auto& cancellation = std::get<Cancellation>(command);
+    if (requests_.count(cancellation.request_id)) finish_request(cancellation.request_id, cancellation.reason);
+  }
+}
+
+void Engine::admit(Submission submission) {
+  GenerateRequest& request = submission.request;
+  auto state = std::make_unique<RequestState>();
+  state->id = request.request_id;
+  state->params = request.sampling;
+  state->max_tokens = submission.max_tokens;
+  state->num_prompt_tokens = static_cast<int>(request.prompt_tokens.size());
+  state->events = std::move(submission.events);
+  state->arrival = submission.arrival;
+  uint64_t seed = request.sampling.seed ? *request.sampling.seed : splitmix64_mix(default_seed_ ^ ++num_unseeded_);
+  uint64_t salt = cache_salt_from_string(request.cache_salt);
+  RequestState* raw = state.get();
+  requests_[state->id] = std::move(state);
+
+  std::optional<SeqId> leader;
+  for (int i = 0; i < request.sampling.n; ++i) {
+    Sequence seq;
+    seq.id = next_seq_id_++;
+    seq.tokens = request.prompt_tokens;
+    seq.num_prompt_tokens = raw->num_prompt_tokens;
+    seq.cache_salt = salt;
+    seq.arrival = seq.id;
+    // With prefix caching, choices after the first wait for its prompt pages instead of recomputing them.
+    if (leader && config_.enable_prefix_caching) seq.wait_for = *leader;
+    if (!leader) leader = seq.id;
+    raw->choices.push_back(std::make_unique<ChoiceState>(tokenizer_, raw->params, request.prompt_tokens, i, seq.id,
+                                                         sampling_stream(seed, static_cast<uint64_t>(i))));
+    seq_owner_[seq.id] = {raw, i};
+    Status added = scheduler_.add(std::move(seq));
+    if (!added.ok()) {
+      finish_request(raw->id, added);
+      return;
+    }
+  }
+  spdlog::debug("[{}] admitted: {} prompt tokens, n={}, max_tokens={}", raw->id, raw->num_prompt_tokens,
+                raw->params.n, raw->max_tokens);
+}
+
+void Engine::cancel_abandoned() {
+  std::vector<std::string> abandoned;
+  for (const auto& [id, state] : requests_) {
+    // Only the engine holds the channel: the consumer dropped its handle.
+    if (state->events.use_count() == 1) abandoned.push_back(id);
+  }
+  for (const std::string& id : abandoned) finish_request(id, cancelled("request '" + id + "' was abandoned by its client"));
+}
+
+Status Engine::step() {
+  ScheduleResult plan = scheduler_.schedule();
+  if (plan.empty()) return Status::Ok();
+  Clock::time_point now = Clock::now();
+  steps_.clear();
+  for (const ScheduledSeq& scheduled : plan.seqs) {
+    RequestState* request = seq_owner_.at(scheduled.id).first;
+    if (!request->started) {
+      request->started = true;
+      --num_waiting_;
+      metrics_.observe_queue_time(seconds_between(request->arrival, now));
+      metrics_.update([&](MetricsSnapshot& m) { m.prompt_tokens += request->num_prompt_tokens; });
+    }
+    const Sequence* seq = scheduler_.find(scheduled.id);
+    steps_.push_back(SequenceStep{
+        std::span<const int32_t>(seq->tokens).subspan(static_cast<size_t>(scheduled.start),
+                                                      static_cast<size_t>(scheduled.num_tokens)),
+        scheduled.start, kv_.block_table(scheduled.id), scheduled.want_logits});
+  }
+  Status forward = runtime_.forward(steps_, &logits_);
+  if (!forward.ok()) {
+    Status error = internal_error("the model step failed: " + forward.message());
+    std::vector<std::string> failed;
+    for (const ScheduledSeq& scheduled : plan.seqs) failed.push_back(seq_owner_.at(scheduled.id).first->id);
+    for (const std::string& id : failed) {
+      if (requests_.count(id)) finish_request(id, error);
+    }
+    return forward;
+  }
+  scheduler_.complete_step(plan);
+  ++num_steps_;
+  metrics_.update([](MetricsSnapshot& m) { ++m.steps; });
+  publish_sampled(plan);
+  if (config_.check_kv_integrity) {
+    Status integrity = kv_.check_integrity();
+    if (!integrity.ok()) {
+      std::vector<std::string> ids;
+      for (const auto& [id, state] : requests_) ids.push_back(id);
+      for (const std::string& id : ids) finish_request(id, integrity);
+      return integrity;
+    }
+  }
+  return Status::Ok();
+}
+
+void Engine::publish_sampled(const ScheduleResult& plan) {
+  const size_t vocab = static_cast<size_t>(runtime_.config().vocab_size);
+  size_t row = 0;
+  Clock::time_point now = Clock::now();
+  for (const ScheduledSeq& scheduled : plan.seqs) {
+    if (!scheduled.want_logits) continue;
+    std::span<const float> logits = std::span<const float>(logits_).subspan(row++ * vocab, vocab);
+    auto owner = seq_owner_.find(scheduled.id);
+    if (owner == seq_owner_.end()) continue;  // its request failed earlier in this loop
+    RequestState& request = *owner->second.first;
+    ChoiceState& choice = *request.choices[static_cast<size_t>(owner->second.second)];
+
+    StatusOr<SampleOutput> sampled =
+        sampler_.sample(SampleInput{logits, &request.params, &choice.penalties, choice.num_outputs, choice.stream});
+    if (!sampled.ok()) {
+      finish_request(request.id, sampled.status().with_context("request '" + request.id + "'"));
+      continue;
+    }
+    scheduler_.append_token(scheduled.id, sampled->token);
+    GenerateEvent event = process_token(choice, request.params, request.max_tokens, eos_token_ids_, sampled->token,
+                                        std::move(sampled->logprob));
+    ++request.completion_tokens;
+    metrics_.update([](MetricsSnapshot& m) { ++m.generation_tokens; });
+    if (!request.first_token_sent) {
+      request.first_token_sent = true;
+      metrics_.observe_ttft(seconds_between(request.arrival, now));
+    }
+    if (choice.last_token_time) metrics_.observe_inter_token(seconds_between(*choice.last_token_time, now));
+    choice.last_token_time = now;
+
+    if (!choice.finished) {
+      request.events->push(std::move(event));
+      continue;
+    }
+    if (choice.index == 0) request.cached_prompt_tokens = scheduler_.find(scheduled.id)->num_cached_prompt_tokens;
+    scheduler_.remove(scheduled.id);
+    seq_owner_.erase(scheduled.id);
+    if (++request.num_finished_choices < static_cast<int>(request.choices.size())) {
+      request.events->push(std::move(event));
+      continue;
+    }
+    // The request's last choice finished.
+    event.usage = Usage{request.num_prompt_tokens, request.completion_tokens, request.cached_prompt_tokens};
+    event.last = true;
+    FinishReason reason = *event.finish_reason;
+    spdlog::debug("[{}] finished ({}): {} completion tokens, {} cached prompt tokens", request.id,
+                  finish_reason_name(reason), request.completion_tokens, request.cached_prompt_tokens);
+    metrics_.observe_e2e(seconds_between(request.arrival, now));
+    metrics_.update([reason](MetricsSnapshot& m) {
+      ++(reason == FinishReason::kStop ? m.requests_finished_stop : m.requests_finished_length);
+    });
+    request.events->push(std::move(event));
+    std::string id = request.id;
+    requests_.erase(id);
+    std::lock_guard<std::mutex> lock(ids_mutex_);
+    live_ids_.erase(id);
+    if (live_ids_.empty()) idle_cv_.notify_all();
+  }
+}
+
+void Engine::finish_request(const std::string& id, Status error) {
+  auto it = requests_.find(id);
+  if (it == requests_.end()) return;
+  RequestState& request = *it->second;
+  for (const auto& choice : request.choices) {
+    if (seq_owner_.erase(choice->seq)) scheduler_.remove(choice->seq);
+  }
+  if (!request.started) --num_waiting_;
+  spdlog::debug("[{}] ended: {}", id, error.to_string());
+  GenerateEvent event;
+  event.error = std::move(error);
+  event.last = true;
+  request.events->push(std::move(event));
+  metrics_.update([](MetricsSnapshot& m) { ++m.requests_failed; });
+  requests_.erase(it);
+  std::lock_guard<std::mutex> lock(ids_mutex_);
+  live_ids_.erase(id);
+  if (live_ids_.empty()) idle_cv_.notify_all();
+}
+
+void Engine::update_gauges() {
+  int running = 0;
+  for (const auto& [id, state] : requests_) running += state->started ? 1 : 0;
+  KvCacheStats kv = kv_.stats();
+  int waiting = num_waiting_.load();
+  int64_t preemptions = scheduler_.num_preemptions();
+  metrics_.update([&](MetricsSnapshot& m) {
+    m.num_requests_running = running;
+    m.num_requests_waiting = waiting;
+    m.kv_pages_used = kv.num_used;
+    m.kv_pages_total = kv.num_pages;
+    m.kv_pages_cached = kv.num_cached;
+    m.prefix_cache_query_tokens = kv.prefix_query_tokens;
+    m.prefix_cache_hit_tokens = kv.prefix_hit_tokens;
+    m.preemptions = preemptions;
+  });
+}
+
+}  // namespace longbow

@@ -1,0 +1,149 @@
+// Engine: the one thread that owns the scheduler, the KV-cache manager and the runtime.
+//
+// Front ends use only this API (plus request.h and event_channel.h):
+//   submit() validates on the caller's thread and returns the request's event stream, or an error
+//     right away: INVALID_ARGUMENT (bad request), OUT_OF_RANGE (prompt + max_tokens too long),
+//     RESOURCE_EXHAUSTED (overloaded: too many waiting requests), UNAVAILABLE (draining/stopped);
+//   cancel() ends a request at the next step and frees its pages (so does dropping the handle);
+//   metrics() is a snapshot; start(), drain(timeout) and stop() run the lifecycle.
+// All public methods are thread-safe.
+//
+// A step: take submissions/cancellations → schedule → forward → sample → publish.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/status.h"
+#include "model/kv_cache/kv_cache_manager.h"
+#include "model/runtime/transformer.h"
+#include "model/tokenizer/tokenizer.h"
+#include "server/engine/event_channel.h"
+#include "server/engine/metrics.h"
+#include "server/engine/output_processor.h"
+#include "server/engine/request.h"
+#include "server/engine/request_queue.h"
+#include "server/engine/request_validation.h"
+#include "server/engine/sampler.h"
+#include "server/engine/scheduler.h"
+
+namespace longbow {
+
+struct EngineConfig {
+  // max_batched_tokens and max_num_seqs must not exceed the runtime's RuntimeOptions.
+  SchedulerConfig scheduler;
+  int max_waiting_requests = 1024;  // submitted and not yet started; more are RESOURCE_EXHAUSTED
+  bool enable_prefix_caching = true;
+  int max_model_len = 0;  // 0: the model's max_position_embeddings
+  int max_n = 16;
+  int max_logprobs = 20;
+  // Seed of the streams of requests that give none; 0 draws one from the clock at create().
+  uint64_t default_seed = 0;
+  // Runs the KV manager's integrity check after every step (tests).
+  bool check_kv_integrity = false;
+
+  Status validate() const;
+};
+
+class Engine {
+ public:
+  // `runtime` and `tokenizer` must outlive the engine. The KV pool is runtime.num_kv_pages() pages;
+  // EOS tokens are the model config's eos_token_ids plus the tokenizer's eos_id.
+  static StatusOr<std::unique_ptr<Engine>> create(const EngineConfig& config, Transformer& runtime,
+                                                  const Tokenizer& tokenizer);
+  ~Engine();  // stop()
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Starts the engine thread. INTERNAL if called twice.
+  Status start();
+
+  StatusOr<RequestHandle> submit(GenerateRequest request);
+  // Ends the request (its stream gets a CANCELLED error event) at the next step; unknown ids are ignored.
+  void cancel(std::string_view request_id);
+
+  MetricsSnapshot metrics() const { return metrics_.snapshot(); }
+  const RequestLimits& limits() const { return limits_; }
+  int num_kv_pages() const { return kv_.num_pages(); }
+
+  // Stops admission (submit() returns UNAVAILABLE), then waits up to `timeout` for the requests in
+  // flight to finish. Requests still running then end with UNAVAILABLE errors and drain() returns
+  // DEADLINE_EXCEEDED naming how many. The engine keeps running until stop().
+  Status drain(std::chrono::milliseconds timeout);
+  // Ends every request with an UNAVAILABLE error and joins the engine thread. Idempotent.
+  void stop();
+
+ private:
+  struct RequestState {
+    std::string id;
+    SamplingParams params;
+    int max_tokens = 0;
+    int num_prompt_tokens = 0;
+    std::shared_ptr<EventChannel> events;
+    std::chrono::steady_clock::time_point arrival;
+    bool started = false;  // counted as running (not waiting) since its first scheduling
+    bool first_token_sent = false;
+    std::vector<std::unique_ptr<ChoiceState>> choices;
+    int num_finished_choices = 0;
+    int completion_tokens = 0;
+    int cached_prompt_tokens = 0;
+  };
+
+  Engine(const EngineConfig& config, Transformer& runtime, const Tokenizer& tokenizer);
+
+  void run_loop();
+  Status step();
+  void apply(EngineCommand command);
+  void admit(Submission submission);
+  void cancel_abandoned();
+  void publish_sampled(const ScheduleResult& plan);
+  // Ends a request: frees its sequences, sends the last event (with usage, or `error`).
+  void finish_request(const std::string& id, Status error);
+  void update_gauges();
+
+  EngineConfig config_;
+  Transformer& runtime_;
+  const Tokenizer& tokenizer_;
+  RequestLimits limits_;
+
+  // Owned by the engine thread.
+  KvCacheManager kv_;
+  Scheduler scheduler_;
+  std::vector<TokenId> eos_token_ids_;
+  Sampler sampler_;
+  std::unordered_map<std::string, std::unique_ptr<RequestState>> requests_;
+  std::unordered_map<SeqId, std::pair<RequestState*, int>> seq_owner_;  // seq -> (request, choice index)
+  std::vector<SequenceStep> steps_;
+  std::vector<float> logits_;
+  SeqId next_seq_id_ = 1;
+  int64_t num_steps_ = 0;
+  uint64_t default_seed_ = 0;
+  uint64_t num_unseeded_ = 0;
+
+  // Shared with submitting threads.
+  RequestQueue queue_;
+  EngineMetrics metrics_;
+  mutable std::mutex ids_mutex_;
+  std::unordered_set<std::string> live_ids_;  // submitted and not yet ended
+  std::atomic<int> num_waiting_{0};             // submitted and not yet started
+  std::atomic<uint64_t> next_request_number_{1};
+  std::atomic<bool> accepting_{true};
+  std::atomic<bool> stop_requested_{false};
+  std::mutex idle_mutex_;
+  std::condition_variable idle_cv_;  // notified when live_ids_ becomes empty
+  std::mutex stop_mutex_;
+  std::thread thread_;
+  bool started_ = false;
+};
+
+}  // namespace longbow

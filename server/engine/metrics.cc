@@ -1,0 +1,140 @@
+#include "server/engine/metrics.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+namespace longbow {
+namespace {
+
+// Bucket bounds in seconds: TTFT spans a cached 10-token prompt on an H100 to a 128K prefill on the CPU.
+const std::vector<double> kTtftBounds = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
+                                         1.0,   2.5,   5.0,  7.5,  10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0};
+const std::vector<double> kItlBounds = {0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075,
+                                        0.1,   0.15,   0.2,   0.3,    0.4,  0.5,   0.75, 1.0,   2.5,  5.0,  10.0, 20.0};
+const std::vector<double> kE2eBounds = {0.01, 0.05, 0.1,  0.3,  0.5,  0.8,   1.0,   1.5,   2.0,   2.5,   5.0,   10.0,
+                                        15.0, 20.0, 30.0, 40.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
+
+// The shortest %g form that reads back as the same double ("0.001", not "0.00100000000000000002").
+std::string number(double value) {
+  char buffer[64];
+  for (int precision = 6; precision <= 17; ++precision) {
+    std::snprintf(buffer, sizeof(buffer), "%.*g", precision, value);
+    if (std::strtod(buffer, nullptr) == value) break;
+  }
+  return buffer;
+}
+
+void header(std::string& out, const std::string& name, const char* type, const char* help) {
+  out += "# HELP " + name + " " + help + "\n";
+  out += "# TYPE " + name + " " + type + "\n";
+}
+
+void gauge(std::string& out, const char* name, double value, const char* help) {
+  std::string full = std::string("longbow_") + name;
+  header(out, full, "gauge", help);
+  out += full + " " + number(value) + "\n";
+}
+
+void counter(std::string& out, const char* name, double value, const char* help) {
+  std::string full = std::string("longbow_") + name + "_total";
+  header(out, full, "counter", help);
+  out += full + " " + number(value) + "\n";
+}
+
+void histogram(std::string& out, const char* name, const HistogramSnapshot& h, const char* help) {
+  std::string full = std::string("longbow_") + name;
+  header(out, full, "histogram", help);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < h.bounds.size(); ++i) {
+    cumulative += h.counts[i];
+    out += full + "_bucket{le=\"" + number(h.bounds[i]) + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  out += full + "_bucket{le=\"+Inf\"} " + std::to_string(h.count) + "\n";
+  out += full + "_sum " + number(h.sum) + "\n";
+  out += full + "_count " + std::to_string(h.count) + "\n";
+}
+
+}  // namespace
+
+Histogram::Histogram(std::vector<double> bounds) {
+  std::sort(bounds.begin(), bounds.end());
+  data_.bounds = std::move(bounds);
+  data_.counts.assign(data_.bounds.size() + 1, 0);
+}
+
+void Histogram::observe(double value) {
+  size_t bucket = static_cast<size_t>(std::lower_bound(data_.bounds.begin(), data_.bounds.end(), value) -
+                                      data_.bounds.begin());
+  ++data_.counts[bucket];
+  data_.sum += value;
+  ++data_.count;
+}
+
+EngineMetrics::EngineMetrics() : ttft_(kTtftBounds), itl_(kItlBounds), e2e_(kE2eBounds), queue_(kTtftBounds) {}
+
+void EngineMetrics::observe_ttft(double seconds) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ttft_.observe(seconds);
+}
+
+void EngineMetrics::observe_inter_token(double seconds) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  itl_.observe(seconds);
+}
+
+void EngineMetrics::observe_e2e(double seconds) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  e2e_.observe(seconds);
+}
+
+void EngineMetrics::observe_queue_time(double seconds) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  queue_.observe(seconds);
+}
+
+MetricsSnapshot EngineMetrics::snapshot() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  MetricsSnapshot out = data_;
+  out.time_to_first_token = ttft_.snapshot();
+  out.inter_token_latency = itl_.snapshot();
+  out.e2e_request_latency = e2e_.snapshot();
+  out.queue_time = queue_.snapshot();
+  return out;
+}
+
+std::string render_prometheus(const MetricsSnapshot& m) {
+  std::string out;
+  gauge(out, "num_requests_running", m.num_requests_running, "Requests being generated.");
+  gauge(out, "num_requests_waiting", m.num_requests_waiting, "Requests waiting to start.");
+  gauge(out, "kv_cache_pages_used", m.kv_pages_used, "KV-cache pages referenced by running sequences.");
+  gauge(out, "kv_cache_pages_total", m.kv_pages_total, "KV-cache pages in the pool.");
+  gauge(out, "kv_cache_pages_cached", m.kv_pages_cached, "KV-cache pages holding a reusable prefix.");
+  gauge(out, "kv_cache_usage_ratio", m.kv_pages_total ? static_cast<double>(m.kv_pages_used) / m.kv_pages_total : 0.0,
+        "Fraction of KV-cache pages in use.");
+  gauge(out, "prefix_cache_hit_rate", m.prefix_cache_hit_rate(),
+        "Prompt tokens served by the prefix cache / prompt tokens looked up.");
+
+  std::string finished = "longbow_request_success_total";
+  header(out, finished, "counter", "Requests finished, by finish reason.");
+  out += finished + "{finished_reason=\"stop\"} " + std::to_string(m.requests_finished_stop) + "\n";
+  out += finished + "{finished_reason=\"length\"} " + std::to_string(m.requests_finished_length) + "\n";
+  counter(out, "request_failure", static_cast<double>(m.requests_failed), "Requests ended by an error or cancellation.");
+  counter(out, "request_rejected", static_cast<double>(m.requests_rejected), "Requests refused at submission.");
+  counter(out, "prompt_tokens", static_cast<double>(m.prompt_tokens), "Prompt tokens of started requests.");
+  counter(out, "generation_tokens", static_cast<double>(m.generation_tokens), "Generated tokens.");
+  counter(out, "prefix_cache_queries", static_cast<double>(m.prefix_cache_query_tokens),
+          "Prompt tokens looked up in the prefix cache.");
+  counter(out, "prefix_cache_hits", static_cast<double>(m.prefix_cache_hit_tokens),
+          "Prompt tokens served by the prefix cache.");
+  counter(out, "num_preemptions", static_cast<double>(m.preemptions), "Sequences preempted for lack of KV pages.");
+  counter(out, "engine_steps", static_cast<double>(m.steps), "Forward steps run by the engine.");
+
+  histogram(out, "time_to_first_token_seconds", m.time_to_first_token, "Submission to first generated token.");
+  histogram(out, "inter_token_latency_seconds", m.inter_token_latency, "Time between consecutive tokens of a choice.");
+  histogram(out, "e2e_request_latency_seconds", m.e2e_request_latency, "Submission to the request's last event.");
+  histogram(out, "request_queue_time_seconds", m.queue_time, "Submission to first scheduling.");
+  return out;
+}
+
+}  // namespace longbow
