@@ -55,7 +55,8 @@ class SentencePieceTokenizer final : public Tokenizer {
   spm::Vocab vocab_;
   spm::Normalizer normalizer_;
   std::optional<spm::Normalizer> denormalizer_;
-  std::optional<spm::UnigramModel> unigram_;  // set for unigram models; BPE needs no state
+  std::optional<spm::UnigramModel> unigram_;  // exactly one of these two is set
+  std::optional<spm::BpeModel> bpe_;
   spm::Decoder decoder_;
   std::optional<TokenId> bos_id_, eos_id_, unk_id_;
 };
@@ -74,6 +75,8 @@ Status SentencePieceTokenizer::init(spm::ModelProto model) {
   ASSIGN_OR_RETURN(vocab_, spm::Vocab::create(model_));
   if (model_.trainer_spec.model_type == spm::ModelType::kUnigram) {
     ASSIGN_OR_RETURN(unigram_, spm::UnigramModel::create(vocab_));
+  } else {
+    bpe_ = spm::BpeModel::create(vocab_);
   }
   ASSIGN_OR_RETURN(normalizer_, spm::Normalizer::create(model_.normalizer_spec,
                                                         model_.trainer_spec.treat_whitespace_as_suffix,
@@ -93,7 +96,7 @@ Status SentencePieceTokenizer::init(spm::ModelProto model) {
 std::vector<TokenId> SentencePieceTokenizer::encode(std::string_view text) const {
   const std::string normalized = normalizer_.normalize(text);
   const spm::Segments segments =
-      unigram_.has_value() ? unigram_->segment(normalized) : spm::bpe_segment(vocab_, normalized);
+      unigram_.has_value() ? unigram_->segment(normalized) : bpe_->segment(normalized);
 
   // As PopulateSentencePieceText: an unknown piece becomes its bytes' <0xXX> pieces under
   // byte_fallback; otherwise a run of unknown pieces collapses into one unknown id.

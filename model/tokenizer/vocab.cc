@@ -32,53 +32,76 @@ int piece_to_byte(std::string_view piece) {
 
 StatusOr<Vocab> Vocab::create(const ModelProto& model) {
   Vocab v;
-  v.pieces_ = model.pieces;
+  v.texts_ = std::make_unique<std::vector<std::string>>();
+  v.texts_->reserve(model.pieces.size());
+  for (const PieceProto& p : model.pieces) {
+    v.texts_->push_back(p.piece);
+    v.scores_.push_back(p.score);
+    v.types_.push_back(p.type);
+  }
   v.byte_fallback_ = model.trainer_spec.byte_fallback;
-  v.byte_values_.assign(v.pieces_.size(), -1);
+  v.byte_values_.assign(model.pieces.size(), -1);
+
+  // Duplicates are found with a sorted copy rather than through the index under construction.
+  std::vector<std::pair<std::string_view, int32_t>> normal_sorted, reserved_sorted;
   std::array<bool, 256> byte_found{};
   std::vector<std::pair<std::string_view, int32_t>> user_defined;
-
-  for (size_t i = 0; i < v.pieces_.size(); ++i) {
+  for (size_t i = 0; i < model.pieces.size(); ++i) {
     const auto id = static_cast<int32_t>(i);
-    const PieceProto& p = v.pieces_[i];
-    const std::string where = "piece " + std::to_string(id) + " \"" + p.piece + "\"";
-    if (p.piece.empty()) return invalid_argument("piece " + std::to_string(id) + " is empty");
-    PieceMap& map = is_normal_type(p.type) ? v.normal_ : v.reserved_;
-    if (!map.emplace(p.piece, id).second) return invalid_argument(where + " is already defined");
-    if (p.type == PieceType::kUserDefined) user_defined.emplace_back(p.piece, id);
-    if (p.type == PieceType::kUnknown) {
+    const std::string& piece = (*v.texts_)[i];
+    const PieceType type = v.types_[i];
+    const std::string where = "piece " + std::to_string(id) + " \"" + piece + "\"";
+    if (piece.empty()) return invalid_argument("piece " + std::to_string(id) + " is empty");
+    (is_normal_type(type) ? normal_sorted : reserved_sorted).emplace_back(piece, id);
+    if (type == PieceType::kUserDefined) user_defined.emplace_back(piece, id);
+    if (type == PieceType::kUnknown) {
       if (v.unk_id_ >= 0) {
         return invalid_argument(where + ": a second UNKNOWN piece (the first is id " +
                                 std::to_string(v.unk_id_) + ")");
       }
       v.unk_id_ = id;
     }
-    if (p.type == PieceType::kByte) {
+    if (type == PieceType::kByte) {
       if (!v.byte_fallback_) return invalid_argument(where + " is a BYTE piece but byte_fallback is false");
-      const int b = piece_to_byte(p.piece);
+      const int b = piece_to_byte(piece);
       if (b < 0) return invalid_argument(where + " is a BYTE piece not of the form <0xXX>");
       byte_found[b] = true;
       v.byte_values_[i] = static_cast<int16_t>(b);
+    }
+  }
+  for (auto* group : {&normal_sorted, &reserved_sorted}) {
+    std::stable_sort(group->begin(), group->end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (size_t i = 1; i < group->size(); ++i) {
+      if ((*group)[i].first == (*group)[i - 1].first) {
+        return invalid_argument("piece " + std::to_string((*group)[i].second) + " \"" +
+                                std::string((*group)[i].first) + "\" is already defined (id " +
+                                std::to_string((*group)[i - 1].second) + ")");
+      }
     }
   }
   if (v.unk_id_ < 0) return invalid_argument("the model defines no UNKNOWN piece");
   if (v.byte_fallback_ && std::find(byte_found.begin(), byte_found.end(), false) != byte_found.end()) {
     return invalid_argument("byte_fallback is true but the model lacks some of the 256 <0xXX> pieces");
   }
+  const auto ids_of = [](const std::vector<std::pair<std::string_view, int32_t>>& group) {
+    std::vector<int32_t> ids;
+    for (const auto& entry : group) ids.push_back(entry.second);
+    return ids;
+  };
+  v.normal_ = PieceIndex(v.texts_.get(), ids_of(normal_sorted));
+  v.reserved_ = PieceIndex(v.texts_.get(), ids_of(reserved_sorted));
   for (int b = 0; b < 256; ++b) v.byte_piece_ids_[b] = v.piece_to_id(byte_to_piece(static_cast<uint8_t>(b)));
   v.user_defined_ = PieceTrie::build(std::move(user_defined));
   return v;
 }
 
 int32_t Vocab::piece_to_id(std::string_view piece) const {
-  if (const auto it = reserved_.find(piece); it != reserved_.end()) return it->second;
-  if (const auto it = normal_.find(piece); it != normal_.end()) return it->second;
+  if (const int32_t id = reserved_.find(piece); id >= 0) return id;
+  if (const int32_t id = normal_.find(piece); id >= 0) return id;
   return unk_id_;
 }
 
-int32_t Vocab::find_normal(std::string_view piece) const {
-  const auto it = normal_.find(piece);
-  return it == normal_.end() ? -1 : it->second;
-}
+int32_t Vocab::find_normal(std::string_view piece) const { return normal_.find(piece); }
 
 }  // namespace longbow::spm

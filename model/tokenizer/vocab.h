@@ -5,14 +5,14 @@
 
 #include <array>
 #include <cstdint>
-#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
 #include "model/tokenizer/model_proto.h"
+#include "model/tokenizer/piece_index.h"
 #include "model/tokenizer/piece_trie.h"
 
 namespace longbow::spm {
@@ -26,12 +26,12 @@ class Vocab {
   // without all 256 byte pieces.
   static StatusOr<Vocab> create(const ModelProto& model);
 
-  int size() const { return static_cast<int>(pieces_.size()); }
+  int size() const { return static_cast<int>(types_.size()); }
   bool contains(int32_t id) const { return id >= 0 && id < size(); }
-  const std::string& piece(int32_t id) const { return pieces_[id].piece; }
-  float score(int32_t id) const { return pieces_[id].score; }
-  PieceType type(int32_t id) const { return pieces_[id].type; }
-  bool is(int32_t id, PieceType t) const { return pieces_[id].type == t; }
+  const std::string& piece(int32_t id) const { return (*texts_)[id]; }
+  float score(int32_t id) const { return scores_[id]; }
+  PieceType type(int32_t id) const { return types_[id]; }
+  bool is(int32_t id, PieceType t) const { return types_[id] == t; }
   int32_t unk_id() const { return unk_id_; }
   bool byte_fallback() const { return byte_fallback_; }
 
@@ -48,15 +48,12 @@ class Vocab {
   const PieceTrie& user_defined() const { return user_defined_; }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
-  using PieceMap = std::unordered_map<std::string, int32_t, Hash, std::equal_to<>>;
-
-  std::vector<PieceProto> pieces_;
-  PieceMap normal_;
-  PieceMap reserved_;
+  // Heap-allocated so the indexes' pointer to it survives moves of the Vocab.
+  std::unique_ptr<std::vector<std::string>> texts_;
+  std::vector<float> scores_;
+  std::vector<PieceType> types_;
+  PieceIndex normal_;    // NORMAL, USER_DEFINED, UNUSED
+  PieceIndex reserved_;  // UNKNOWN, CONTROL, BYTE
   int32_t unk_id_ = -1;
   bool byte_fallback_ = false;
   std::array<int32_t, 256> byte_piece_ids_{};

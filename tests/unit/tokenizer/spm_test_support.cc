@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -114,6 +115,69 @@ std::string format_ids(const std::vector<int32_t>& ids, size_t max_ids) {
   }
   if (ids.size() > max_ids) out += " ... (" + std::to_string(ids.size()) + " ids)";
   return out + "]";
+}
+
+namespace wire {
+
+std::string varint(uint64_t v) {
+  std::string out;
+  do {
+    uint8_t b = v & 0x7F;
+    v >>= 7;
+    if (v != 0) b |= 0x80;
+    out.push_back(static_cast<char>(b));
+  } while (v != 0);
+  return out;
+}
+
+std::string field_varint(uint32_t number, uint64_t v) { return varint(number << 3 | 0) + varint(v); }
+
+std::string field_bytes(uint32_t number, std::string_view bytes) {
+  return varint(number << 3 | 2) + varint(bytes.size()) + std::string(bytes);
+}
+
+std::string field_float(uint32_t number, float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  std::string out = varint(number << 3 | 5);
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(bits >> (8 * i)));
+  return out;
+}
+
+}  // namespace wire
+
+namespace {
+
+// int32 fields: negative values are 10-byte sign-extended varints.
+std::string field_int32(uint32_t number, int32_t v) {
+  return wire::field_varint(number, static_cast<uint64_t>(static_cast<int64_t>(v)));
+}
+
+std::string serialize_normalizer(const spm::NormalizerSpecProto& n) {
+  return wire::field_bytes(1, n.name) + wire::field_bytes(2, n.precompiled_charsmap) +
+         wire::field_varint(3, n.add_dummy_prefix) + wire::field_varint(4, n.remove_extra_whitespaces) +
+         wire::field_varint(5, n.escape_whitespaces);
+}
+
+}  // namespace
+
+std::string serialize_model(const spm::ModelProto& model) {
+  std::string out;
+  for (const spm::PieceProto& p : model.pieces) {
+    out += wire::field_bytes(1, wire::field_bytes(1, p.piece) + wire::field_float(2, p.score) +
+                                    wire::field_varint(3, static_cast<uint64_t>(p.type)));
+  }
+  const spm::TrainerSpecProto& t = model.trainer_spec;
+  out += wire::field_bytes(
+      2, wire::field_varint(3, static_cast<uint64_t>(t.model_type)) + field_int32(4, t.vocab_size) +
+             wire::field_varint(24, t.treat_whitespace_as_suffix) + wire::field_varint(35, t.byte_fallback) +
+             field_int32(40, t.unk_id) + field_int32(41, t.bos_id) + field_int32(42, t.eos_id) +
+             field_int32(43, t.pad_id) + wire::field_bytes(44, t.unk_surface) + wire::field_bytes(45, t.unk_piece) +
+             wire::field_bytes(46, t.bos_piece) + wire::field_bytes(47, t.eos_piece) +
+             wire::field_bytes(48, t.pad_piece));
+  out += wire::field_bytes(3, serialize_normalizer(model.normalizer_spec));
+  if (model.has_denormalizer_spec) out += wire::field_bytes(5, serialize_normalizer(model.denormalizer_spec));
+  return out;
 }
 
 }  // namespace longbow::testing

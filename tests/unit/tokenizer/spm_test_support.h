@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "model/tokenizer/model_proto.h"
+
 namespace longbow::testing {
 
 // tests/data/tokenizer in the source tree.
@@ -39,5 +41,16 @@ std::filesystem::path train_model(const std::filesystem::path& dir, const std::s
 // `s` with non-printable and non-ASCII bytes as \xNN, cut to `max_bytes` (for messages).
 std::string escape(std::string_view s, size_t max_bytes = 240);
 std::string format_ids(const std::vector<int32_t>& ids, size_t max_ids = 64);
+
+// Protocol-buffer wire-format writers, for hand-built and rewritten model files.
+namespace wire {
+std::string varint(uint64_t v);
+std::string field_varint(uint32_t number, uint64_t v);
+std::string field_bytes(uint32_t number, std::string_view bytes);
+std::string field_float(uint32_t number, float f);
+}  // namespace wire
+
+// Serializes the fields longbow parses (see model/tokenizer/model_proto.h) as a ModelProto.
+std::string serialize_model(const spm::ModelProto& model);
 
 }  // namespace longbow::testing
