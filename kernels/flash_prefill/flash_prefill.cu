@@ -10,9 +10,12 @@
 
 #include <cfloat>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/common/device_utils.cuh"
 #include "kernels/flash_prefill/params.h"
+#include "kernels/flash_prefill/flash_prefill_variants.h"
 
 namespace longbow::kernels {
 namespace {
@@ -263,19 +266,45 @@ cudaError_t launch_for_dim(const FlashPrefillParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
+bool valid_params(const FlashPrefillParams& p) {
+  return p.num_seqs >= 0 && p.num_q_heads > 0 && p.num_kv_heads > 0 && p.num_q_heads % p.num_kv_heads == 0 &&
+         p.max_query_len >= 0 && p.num_seqs <= 65535 && p.num_q_heads <= 65535;
+}
+
+// Which implementation launch_flash_prefill uses: LONGBOW_PREFILL_KERNEL=sm80|sm90 forces one;
+// otherwise wgmma on compute capability 9.x, mma.sync elsewhere.
+enum class Variant { kSm80, kSm90 };
+
+Variant choose_variant() {
+  const char* forced = std::getenv("LONGBOW_PREFILL_KERNEL");
+  if (forced != nullptr && std::strcmp(forced, "sm80") == 0) return Variant::kSm80;
+  if (forced != nullptr && std::strcmp(forced, "sm90") == 0) return Variant::kSm90;
+  int device = 0, major = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+    return Variant::kSm80;
+  }
+  return major == 9 ? Variant::kSm90 : Variant::kSm80;
+}
+
 }  // namespace
 
-cudaError_t launch_flash_prefill(const FlashPrefillParams& p, cudaStream_t stream) {
+cudaError_t launch_flash_prefill_sm80(const FlashPrefillParams& p, cudaStream_t stream) {
   if (p.num_seqs == 0 || p.max_query_len == 0) return cudaSuccess;
-  if (p.num_seqs < 0 || p.num_q_heads <= 0 || p.num_kv_heads <= 0 || p.num_q_heads % p.num_kv_heads != 0 ||
-      p.max_query_len < 0 || p.num_seqs > 65535 || p.num_q_heads > 65535) {
-    return cudaErrorInvalidValue;
-  }
+  if (!valid_params(p)) return cudaErrorInvalidValue;
   switch (p.head_dim) {
     case 64: return launch_for_dim<64>(p, stream);
     case 128: return launch_for_dim<128>(p, stream);
     default: return cudaErrorInvalidValue;
   }
+}
+
+cudaError_t launch_flash_prefill(const FlashPrefillParams& p, cudaStream_t stream) {
+  if (p.num_seqs == 0 || p.max_query_len == 0) return cudaSuccess;
+  if (!valid_params(p) || (p.head_dim != 64 && p.head_dim != 128)) return cudaErrorInvalidValue;
+  static const Variant variant = choose_variant();  // one device per process in longbow
+  if (variant == Variant::kSm90) return launch_flash_prefill_sm90(p, stream);
+  return launch_flash_prefill_sm80(p, stream);
 }
 
 }  // namespace longbow::kernels

@@ -32,7 +32,7 @@ namespace {
 constexpr double kOneRounding = 5e-3;
 // GEMMs and attention round their inputs' products differently (fp32 accumulation orders, P in bf16).
 constexpr double kGemmBudget = 1e-2;
-constexpr double kAttentionBudget = 2e-2;
+constexpr double kAttentionBudget = 1e-2;  // measured ~2e-3 on the H100
 
 const int kLengths[] = {1, 63, 97, 4097};
 

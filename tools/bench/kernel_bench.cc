@@ -22,6 +22,7 @@
 
 #include "kernels/common/paged_kv.h"
 #include "kernels/elementwise/params.h"
+#include "kernels/flash_prefill/flash_prefill_variants.h"
 #include "kernels/flash_prefill/params.h"
 #include "kernels/paged_decode/params.h"
 
@@ -203,19 +204,27 @@ int main(int argc, char** argv) {
       p.max_query_len = n;
       p.max_context_len = n;
       p.scale = scale;
-      CHECK_OR_EXIT(longbow::kernels::launch_flash_prefill(p, nullptr));
-      CHECK_OR_EXIT(cudaDeviceSynchronize());
-      const int inner = n <= 16384 ? 5 : 1;
-      const double ms = time_ms([&] { check(longbow::kernels::launch_flash_prefill(p, nullptr), "prefill"); },
-                                n <= 16384 ? 5 : 3, inner);
-      const double tflops = 2.0 * hq * static_cast<double>(n) * n * d / (ms * 1e-3) / 1e12;
-      json += std::string(first ? "" : ",\n") + "    {\"n\": " + std::to_string(n) + ", \"ms\": " + std::to_string(ms) +
-              ", \"tflops\": " + std::to_string(tflops) + "}";
-      first = false;
-      char line[160];
-      std::snprintf(line, sizeof(line), "prefill causal N=%-6d Hq32 Hkv8 d128   %8.1f TFLOP/s  (%.3f ms)", n, tflops,
-                    ms);
-      table_lines.push_back(line);
+      struct Variant {
+        const char* name;
+        cudaError_t (*launch)(const longbow::kernels::FlashPrefillParams&, cudaStream_t);
+      };
+      const Variant variants[] = {{"wgmma", longbow::kernels::launch_flash_prefill_sm90},
+                                  {"mma.sync", longbow::kernels::launch_flash_prefill_sm80}};
+      for (const Variant& variant : variants) {
+        if (!check(variant.launch(p, nullptr), variant.name) || !check(cudaDeviceSynchronize(), variant.name)) {
+          continue;
+        }
+        const int inner = n <= 16384 ? 5 : 1;
+        const double ms = time_ms([&] { check(variant.launch(p, nullptr), "prefill"); }, n <= 16384 ? 5 : 3, inner);
+        const double tflops = 2.0 * hq * static_cast<double>(n) * n * d / (ms * 1e-3) / 1e12;
+        json += std::string(first ? "" : ",\n") + "    {\"n\": " + std::to_string(n) + ", \"kernel\": \"" +
+                variant.name + "\", \"ms\": " + std::to_string(ms) + ", \"tflops\": " + std::to_string(tflops) + "}";
+        first = false;
+        char line[160];
+        std::snprintf(line, sizeof(line), "prefill %-8s causal N=%-6d Hq32 Hkv8 d128 %7.1f TFLOP/s  (%.3f ms)",
+                      variant.name, n, tflops, ms);
+        table_lines.push_back(line);
+      }
     }
   }
   json += "\n  ],\n";

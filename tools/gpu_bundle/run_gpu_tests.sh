@@ -5,8 +5,8 @@
 #   bundle/run_gpu_tests.sh OUTDIR [--quick]
 #   STEPS="tests parity bench peers" (default: all) selects steps.
 #
-# OUTDIR gets: run.log (everything printed), summary.txt, gpu.txt and one JSON per step
-# (kernel_tests.json, parity.json, kernel_bench.json, torch_peer.json). The summary table is printed last.
+# OUTDIR gets: run.log (everything printed), summary.txt and one JSON per step (kernel_tests.json,
+# kernel_tests_sm80.json, parity.json, kernel_bench.json, torch_peer.json). The summary table is printed last.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: run_gpu_tests.sh OUTDIR [--quick]}
@@ -19,8 +19,8 @@ log="$out/run.log"
 : > "$log"
 summary=()
 
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv > "$out/gpu.txt" 2>&1
-echo "bundle $(cat "$here/COMMIT" 2>/dev/null) on $(tail -n 1 "$out/gpu.txt")" | tee -a "$log"
+gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader 2>&1)
+echo "bundle $(cat "$here/COMMIT" 2>/dev/null) on $gpu" | tee -a "$log"
 
 step() {  # step NAME CMD...: runs CMD with output appended to run.log, records rc and seconds
   local name=$1
@@ -37,6 +37,9 @@ has_step() { [[ " $steps " == *" $1 "* ]]; }
 
 if has_step tests; then
   step kernel_tests "$here/longbow_kernel_tests" --gtest_output="json:$out/kernel_tests.json"
+  # The same attention tests through the portable mma.sync prefill kernel.
+  step kernel_tests_sm80 env LONGBOW_PREFILL_KERNEL=sm80 "$here/longbow_kernel_tests" --gtest_filter='PagedAttention*' \
+    --gtest_output="json:$out/kernel_tests_sm80.json"
 fi
 if has_step parity && [[ -x "$here/longbow_runtime_parity" ]]; then
   step parity "$here/longbow_runtime_parity" --data "$here/data" --json "$out/parity.json"
@@ -50,7 +53,7 @@ fi
 
 {
   echo
-  echo "===== summary ($(tail -n 1 "$out/gpu.txt"))"
+  echo "===== summary ($gpu)"
   printf '%s\n' "${summary[@]}"
   if [[ -f "$out/kernel_tests.json" ]]; then
     grep -E '^\[  (PASSED|FAILED)  \]|^\[  FAILED  \] [A-Za-z]' "$log" | sort -u | head -20

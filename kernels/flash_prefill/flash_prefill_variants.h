@@ -1,0 +1,17 @@
+// The two flash prefill implementations behind launch_flash_prefill (params.h), exposed for tests
+// and benchmarks that compare them.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "kernels/flash_prefill/params.h"
+
+namespace longbow::kernels {
+
+// FlashAttention-2 style on mma.sync: any sm_80+ GPU.
+cudaError_t launch_flash_prefill_sm80(const FlashPrefillParams& params, cudaStream_t stream);
+
+// wgmma (Hopper, sm_90a image only): cudaErrorNoKernelImageForDevice or similar elsewhere.
+cudaError_t launch_flash_prefill_sm90(const FlashPrefillParams& params, cudaStream_t stream);
+
+}  // namespace longbow::kernels
