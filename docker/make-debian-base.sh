@@ -58,7 +58,16 @@ fi
 echo "make-debian-base: importing $tarball as $image"
 ctr=$("${buildah_cmd[@]}" from scratch)
 trap '"${buildah_cmd[@]}" rm "$ctr" >/dev/null 2>&1 || true' EXIT
-"${buildah_cmd[@]}" add "$ctr" "$tarball" /   # buildah add unpacks a local tar archive
+"${buildah_cmd[@]}" add "$ctr" "$tarball" / >/dev/null  # buildah add unpacks a local tar archive
+# As Debian's official images do: dpkg skips fsync (a build layer is written once) and apt keeps
+# no downloaded packages.
+speedup=$(mktemp)
+chmod 0644 "$speedup"
+echo force-unsafe-io >"$speedup"
+"${buildah_cmd[@]}" add "$ctr" "$speedup" /etc/dpkg/dpkg.cfg.d/docker-apt-speedup >/dev/null
+echo 'APT::Keep-Downloaded-Packages "false";' >"$speedup"
+"${buildah_cmd[@]}" add "$ctr" "$speedup" /etc/apt/apt.conf.d/docker-clean >/dev/null
+rm -f "$speedup"
 "${buildah_cmd[@]}" config \
   --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   --env LANG=C.UTF-8 \

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# End-to-end test of the Docker image (CPU variant), with no Docker daemon and no registry:
+#
+#   1. a Debian 12 base image from debootstrap (tarball cached in WORK, docker/make-debian-base.sh)
+#   2. `buildah bud --isolation chroot` of docker/Dockerfile with LONGBOW_CUDA=OFF on that base
+#   3. checks of the image: non-root user, ports, /models volume, HEALTHCHECK, exec-form
+#      entrypoint, no compiler or source tree in the runtime stage
+#   4. `buildah run --isolation chroot` of the image's entrypoint: `longbow --version`, `generate`,
+#      then `serve` on free ports: /health, the HEALTHCHECK probe, /v1/models, a completion,
+#      and a clean exit on SIGTERM
+#
+#   tests/e2e/docker/docker_image_test.sh [WORK_DIR]      (default: <repo>/build-docker)
+#
+# Needs root, buildah and debootstrap (scripts/install-deps.sh installs them) and the Debian
+# mirror for the first run. Missing tools fail the test; nothing is skipped. buildah's storage
+# (vfs driver) lives in WORK_DIR/storage: delete WORK_DIR to reclaim the space.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../../.." && pwd)
+work=$(mkdir -p "${1:-$repo/build-docker}" && cd "${1:-$repo/build-docker}" && pwd)
+base_image=localhost/longbow-debian:12
+image=localhost/longbow:cpu-test
+started=$SECONDS
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "==> [$((SECONDS - started))s] $*"; }
+pass() { echo "    ok: $*"; }
+
+# ---- preflight: fail (never skip) when the tools are missing ------------------------------------
+[[ $(id -u) -eq 0 ]] || fail "must run as root (buildah chroot isolation and debootstrap need it)"
+for tool in buildah debootstrap curl; do
+  command -v "$tool" >/dev/null || fail "$tool not found: run scripts/install-deps.sh"
+done
+
+# Our own buildah storage, so the test never touches (or races) a system-wide one.
+mkdir -p "$work/tmp"
+export TMPDIR=$work/tmp  # buildah's temporary files and RUN --mount=type=cache folders
+storage=(--root "$work/storage" --runroot "$work/run" --storage-driver vfs)
+bah() { buildah "${storage[@]}" "$@"; }
+
+containers=()
+server_pid=
+cleanup() {
+  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -KILL -- "-$server_pid" 2>/dev/null || true  # the server's own process group (setsid)
+  fi
+  for c in "${containers[@]}"; do bah rm "$c" >/dev/null 2>&1 || true; done
+}
+trap cleanup EXIT
+
+# ---- 1. base image -----------------------------------------------------------------------------
+step "Debian 12 base image ($base_image)"
+"$repo/docker/make-debian-base.sh" "$work" "$base_image" "${storage[@]}"
+
+# ---- 2. build the CPU image --------------------------------------------------------------------
+step "buildah bud docker/Dockerfile (LONGBOW_CUDA=OFF)"
+# --format docker: the OCI format has no HEALTHCHECK field. --layers: reruns reuse the dependency
+# layer. --pull=never: only local images exist here.
+bah bud --isolation chroot --format docker --layers --pull=never \
+  -f "$repo/docker/Dockerfile" \
+  --build-arg BUILD_IMAGE="$base_image" \
+  --build-arg RUNTIME_IMAGE="$base_image" \
+  --build-arg LONGBOW_CUDA=OFF \
+  --build-arg BUILD_JOBS="${LONGBOW_DOCKER_JOBS:-2}" \
+  -t "$image" "$repo" >"$work/build.log" 2>&1 || { tail -40 "$work/build.log"; fail "image build (log: $work/build.log)"; }
+pass "built $image ($(bah images --format '{{.Size}}' "$image"))"
+
+# ---- 3. image configuration --------------------------------------------------------------------
+step "image configuration"
+config() { bah inspect --type image --format "$1" "$image"; }
+user=$(config '{{.Docker.Config.User}}')
+[[ -n $user && ${user%%:*} != 0 && ${user%%:*} != root ]] || fail "image user is '$user', want a non-root user"
+pass "user $user"
+ports=$(config '{{json .Docker.Config.ExposedPorts}}')
+[[ $ports == *'"8000/tcp"'* && $ports == *'"8001/tcp"'* ]] || fail "exposed ports $ports, want 8000 and 8001"
+pass "exposed $ports"
+volumes=$(config '{{json .Docker.Config.Volumes}}')
+[[ $volumes == *'"/models"'* ]] || fail "volumes $volumes, want /models"
+pass "volume $volumes"
+health=$(config '{{json .Docker.Config.Healthcheck}}')
+[[ $health == *longbow-healthcheck* && $health == *StartPeriod* ]] || fail "healthcheck $health"
+pass "healthcheck $health"
+entrypoint=$(config '{{json .Docker.Config.Entrypoint}}')
+[[ $entrypoint == '["/opt/longbow/bin/longbow-entrypoint"]' ]] || fail "entrypoint $entrypoint, want exec form"
+pass "entrypoint $entrypoint"
+
+ctr=$(bah from --pull=never "$image")
+containers+=("$ctr")
+run() { bah run --isolation chroot "$@"; }  # runs as the image's user, with the image's environment
+
+uid=$(run "$ctr" -- id -u)
+[[ $uid == "${user%%:*}" && $uid != 0 ]] || fail "processes run as uid $uid"
+pass "processes run as uid $uid"
+# The runtime stage holds no toolchain and no source or build tree.
+leftovers=$(run "$ctr" -- sh -c 'for t in gcc g++ cc c++ clang ld as cmake ninja make nvcc; do command -v $t; done
+  for d in /src /build /usr/include/c++ /usr/local/cuda/bin/nvcc; do [ -e $d ] && echo $d; done; true')
+[[ -z $leftovers ]] || fail "runtime stage contains build tools or sources: $leftovers"
+pass "no compiler, headers or source tree"
+
+# ---- 4. the binary through the entrypoint -------------------------------------------------------
+step "longbow --version / generate in the container"
+version=$(run "$ctr" -- /opt/longbow/bin/longbow-entrypoint --version)
+[[ $version == longbow\ * ]] || fail "--version printed '$version'"
+pass "$version"
+text=$(run "$ctr" -- /opt/longbow/bin/longbow-entrypoint generate --prompt "Once upon a time" --max-tokens 8 2>/dev/null)
+[[ -n $text ]] || fail "generate printed nothing"
+pass "generate: $(printf '%q' "$text")"
+
+# ---- 5. serve -----------------------------------------------------------------------------------
+step "longbow serve in the container"
+run "$ctr" -- /opt/longbow/bin/longbow --help | grep -qw serve || fail "this longbow has no 'serve' command"
+# chroot isolation shares the host's network, so use ports nobody else is using.
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+http_port=$(free_port)
+grpc_port=$(free_port)
+[[ $http_port != "$grpc_port" ]] || grpc_port=$(free_port)
+
+# The HEALTHCHECK probe exactly as the image declares it; nothing listens yet, so it must fail.
+probe_cmd=$(config '{{range $i, $a := .Docker.Config.Healthcheck.Test}}{{if $i}}{{$a}} {{end}}{{end}}')
+if run --env LONGBOW_PORT="$http_port" "$ctr" -- $probe_cmd >/dev/null 2>&1; then
+  fail "healthcheck probe passed with no server running"
+fi
+pass "probe fails while no server runs"
+
+# The image's entrypoint with its default command, configured through the environment only.
+setsid buildah "${storage[@]}" run --isolation chroot \
+  --env LONGBOW_PORT="$http_port" --env LONGBOW_GRPC_PORT="$grpc_port" \
+  "$ctr" -- /opt/longbow/bin/longbow-entrypoint >"$work/serve.log" 2>&1 &
+server_pid=$!
+
+base_url=http://127.0.0.1:$http_port
+for ((i = 0; i < 240; i++)); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$base_url/health" || true)
+  [[ $code == 200 ]] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.log"; fail "the server exited before becoming healthy"; }
+  sleep 0.5
+done
+[[ $code == 200 ]] || { tail -20 "$work/serve.log"; fail "/health never answered 200 (last: $code)"; }
+pass "/health 200 on port $http_port after $((SECONDS - started))s total"
+
+probe_out=$(run --env LONGBOW_PORT="$http_port" "$ctr" -- $probe_cmd 2>&1) || fail "healthcheck probe: $probe_out"
+pass "probe: $probe_out"
+
+models=$(curl -sf "$base_url/v1/models") || fail "/v1/models"
+model_id=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])' <<<"$models")
+pass "/v1/models: $model_id"
+
+body=$(printf '{"model": "%s", "prompt": "Once upon a time", "max_tokens": 8, "temperature": 0}' "$model_id")
+completion=$(curl -s -w '\n%{http_code}' -H 'Content-Type: application/json' -d "$body" "$base_url/v1/completions")
+status=${completion##*$'\n'}
+completion=${completion%$'\n'*}
+[[ $status == 200 ]] || fail "/v1/completions answered $status: $completion"
+/usr/bin/python3 - "$completion" <<'EOF' || fail "bad completion: $completion"
+import json, sys
+reply = json.loads(sys.argv[1])
+choice = reply["choices"][0]
+assert reply["object"] == "text_completion", reply["object"]
+assert isinstance(choice["text"], str) and choice["text"], "empty text"
+assert reply["usage"]["completion_tokens"] >= 1, reply["usage"]
+print("    ok: completion %r (%s)" % (choice["text"], choice["finish_reason"]))
+EOF
+
+# SIGTERM to the server (the entrypoint exec'd it, so it is the process buildah started) must
+# drain and exit 0.
+longbow_pid=$(ps -o pid=,comm= --sid "$server_pid" | awk '$2 == "longbow" { print $1 }' | head -1)
+[[ -n $longbow_pid ]] || fail "no longbow process under the buildah run"
+kill -TERM "$longbow_pid"
+for ((i = 0; i < 60; i++)); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.5; done
+kill -0 "$server_pid" 2>/dev/null && fail "the server did not exit within 30 s of SIGTERM"
+wait "$server_pid" && rc=0 || rc=$?
+server_pid=
+[[ $rc == 0 ]] || { tail -20 "$work/serve.log"; fail "the server exited $rc after SIGTERM"; }
+pass "SIGTERM: exited 0"
+
+step "PASS (docker image test, $((SECONDS - started))s)"
