@@ -138,10 +138,16 @@ Status CpuBackend::paged_attention(const PagedAttentionArgs& args) {
   const int32_t* lens = args.context_lens.as<int32_t>();
   int64_t max_pages = args.block_tables.dim(1);
   int64_t group = q_heads / kv_heads;
+  // Softmax statistics in double; the weighted sum of V in fp32 (weights are normalised first, so
+  // every term is at most |v| and the sum stays well conditioned).
   std::vector<double> weights;
-  std::vector<double> acc(static_cast<size_t>(head_dim));
+  std::vector<float> acc(static_cast<size_t>(head_dim));
   for (int64_t s = 0; s < seqs; ++s) {
     const int32_t* table = args.block_tables.as<int32_t>() + s * max_pages;
+    auto cache_row = [&](const Tensor& cache, int64_t j, int64_t kv_head) {
+      int64_t slot = int64_t{table[j / kPageSize]} * kPageSize + j % kPageSize;
+      return cache.as<float>() + (slot * kv_heads + kv_head) * head_dim;
+    };
     int64_t q_len = int64_t{starts[s + 1]} - starts[s];
     int64_t ctx = lens[s];
     for (int64_t i = 0; i < q_len; ++i) {
@@ -151,13 +157,9 @@ Status CpuBackend::paged_attention(const PagedAttentionArgs& args) {
       for (int64_t h = 0; h < q_heads; ++h) {
         int64_t kv_head = h / group;
         const float* q = args.q.as<float>() + ((starts[s] + i) * q_heads + h) * head_dim;
-        auto key_row = [&](const Tensor& cache, int64_t j) {
-          int64_t slot = int64_t{table[j / kPageSize]} * kPageSize + j % kPageSize;
-          return cache.as<float>() + (slot * kv_heads + kv_head) * head_dim;
-        };
         double max_score = -std::numeric_limits<double>::infinity();
         for (int64_t j = first; j <= pos; ++j) {
-          double score = cpu::dot(q, key_row(args.k_cache, j), head_dim) * args.scale;
+          double score = cpu::dot(q, cache_row(args.k_cache, j, kv_head), head_dim) * args.scale;
           weights[static_cast<size_t>(j - first)] = score;
           max_score = std::max(max_score, score);
         }
@@ -166,14 +168,13 @@ Status CpuBackend::paged_attention(const PagedAttentionArgs& args) {
           w = std::exp(w - max_score);
           total += w;
         }
-        std::fill(acc.begin(), acc.end(), 0.0);
+        std::fill(acc.begin(), acc.end(), 0.0f);
         for (int64_t j = first; j <= pos; ++j) {
-          double w = weights[static_cast<size_t>(j - first)] / total;
-          const float* v = key_row(args.v_cache, j);
-          for (int64_t d = 0; d < head_dim; ++d) acc[static_cast<size_t>(d)] += w * v[d];
+          auto w = static_cast<float>(weights[static_cast<size_t>(j - first)] / total);
+          cpu::axpy(w, cache_row(args.v_cache, j, kv_head), acc.data(), head_dim);
         }
         float* out = args.out.as<float>() + ((starts[s] + i) * q_heads + h) * head_dim;
-        for (int64_t d = 0; d < head_dim; ++d) out[d] = static_cast<float>(acc[static_cast<size_t>(d)]);
+        std::copy(acc.begin(), acc.end(), out);
       }
     }
   }
