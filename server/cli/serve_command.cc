@@ -1,0 +1,355 @@
+#include "server/cli/serve_command.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/json_file.h"
+#include "common/logging.h"
+#include "model/backend/backend.h"
+#include "model/config/model_config.h"
+#include "model/kv_cache/kv_pool_size.h"
+#include "model/runtime/transformer.h"
+#include "model/tokenizer/tokenizer.h"
+#include "model/weights/safetensors.h"
+#include "server/cli/flags.h"
+#include "server/cli/model_path.h"
+#include "server/engine/engine.h"
+#include "server/frontend/grpc/grpc_server.h"
+#include "server/frontend/http/http_server.h"
+#include "server/frontend/serving_context.h"
+
+namespace longbow::cli {
+namespace {
+
+using nlohmann::json;
+
+// Tokens of KV cache when the backend is the CPU and none are configured (the pool is plain RAM).
+constexpr int kDefaultCpuKvTokens = 65536;
+// Share of a GPU's free memory (after the weights) the KV pool may take when sizing it.
+constexpr double kGpuKvMemoryFraction = 0.85;
+constexpr size_t kGpuWorkspaceReserve = size_t{1} << 30;
+
+struct ServeConfig {
+  std::optional<std::string> model;  // unset: the built-in demo model
+  std::string served_model_name;     // empty: the model directory's name
+  std::string host = "127.0.0.1";
+  int port = 8000;       // 0: any free port
+  int grpc_port = 8001;  // 0: any free port
+  std::string api_key;   // empty: no authentication
+  std::string backend = "auto";
+  std::string chat_template;  // empty: detect from tokenizer_config.json
+  int max_num_seqs = 256;
+  int max_batched_tokens = 2048;
+  int max_waiting_requests = 1024;
+  int max_model_len = 0;    // 0: the model's max_position_embeddings
+  int kv_cache_tokens = 0;  // 0: from free device memory (CUDA) or 65536 (CPU)
+  int http_threads = 512;
+  int max_body_mib = 32;
+  int drain_timeout = 30;  // seconds
+  std::string log_level = "info";
+};
+
+// Reads the JSON config file into `config`. Keys are the flag names with '_' for '-'; an unknown
+// key or a value of the wrong type is INVALID_ARGUMENT naming it.
+Status apply_config_file(const std::string& path, ServeConfig* config) {
+  ASSIGN_OR_RETURN(json doc, read_json_file(path));
+  if (!doc.is_object()) return invalid_argument(path + ": the config must be a JSON object");
+  std::map<std::string, std::string*> strings = {
+      {"served_model_name", &config->served_model_name}, {"host", &config->host},
+      {"api_key", &config->api_key},                     {"backend", &config->backend},
+      {"chat_template", &config->chat_template},         {"log_level", &config->log_level}};
+  std::map<std::string, int*> ints = {
+      {"port", &config->port},
+      {"grpc_port", &config->grpc_port},
+      {"max_num_seqs", &config->max_num_seqs},
+      {"max_batched_tokens", &config->max_batched_tokens},
+      {"max_waiting_requests", &config->max_waiting_requests},
+      {"max_model_len", &config->max_model_len},
+      {"kv_cache_tokens", &config->kv_cache_tokens},
+      {"http_threads", &config->http_threads},
+      {"max_body_mib", &config->max_body_mib},
+      {"drain_timeout", &config->drain_timeout}};
+  for (const auto& [key, value] : doc.items()) {
+    if (key == "model") {
+      if (!value.is_string()) return invalid_argument(path + ": \"model\" must be a string");
+      config->model = value.get<std::string>();
+    } else if (auto s = strings.find(key); s != strings.end()) {
+      if (!value.is_string()) return invalid_argument(path + ": \"" + key + "\" must be a string");
+      *s->second = value.get<std::string>();
+    } else if (auto i = ints.find(key); i != ints.end()) {
+      if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > (1 << 30)) {
+        return invalid_argument(path + ": \"" + key + "\" must be a non-negative integer");
+      }
+      *i->second = static_cast<int>(value.get<int64_t>());
+    } else {
+      return invalid_argument(path + ": unknown key \"" + key + "\"");
+    }
+  }
+  return Status::Ok();
+}
+
+void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* config_file, bool* help) {
+  flags.add_optional_string("config", "FILE", "JSON config (configs/*.json); flags override it", config_file);
+  flags.add_optional_string("model", "DIR", "Hugging Face model directory (default: the built-in demo model)",
+                            &c.model);
+  flags.add_string("served-model-name", "NAME", "the model id clients use (default: the directory name)",
+                   &c.served_model_name);
+  flags.add_string("host", "ADDR", "address both APIs listen on (default 127.0.0.1)", &c.host);
+  flags.add_int("port", "HTTP port (default 8000; 0: any free port)", 0, 65535, &c.port);
+  flags.add_int("grpc-port", "gRPC port (default 8001; 0: any free port)", 0, 65535, &c.grpc_port);
+  flags.add_string("api-key", "KEY", "require \"Authorization: Bearer KEY\" (default: no key)", &c.api_key);
+  flags.add_string("backend", "NAME", "cpu, cuda or auto (default auto)", &c.backend);
+  flags.add_string("chat-template", "NAME", "plain, chatml, llama2, llama3 or mistral (default: detected)",
+                   &c.chat_template);
+  flags.add_int("max-num-seqs", "sequences running at once (default 256)", 1, 1 << 20, &c.max_num_seqs);
+  flags.add_int("max-batched-tokens", "tokens per engine step (default 2048)", 1, 1 << 24, &c.max_batched_tokens);
+  flags.add_int("max-waiting-requests", "queued requests before 429 (default 1024)", 1, 1 << 24,
+                &c.max_waiting_requests);
+  flags.add_int("max-model-len", "context limit, prompt + output (default: the model's)", 0, 1 << 30,
+                &c.max_model_len);
+  flags.add_int("kv-cache-tokens", "KV cache size in tokens (default: from free memory; CPU 65536)", 0, 1 << 30,
+                &c.kv_cache_tokens);
+  flags.add_int("http-threads", "HTTP worker threads = concurrent connections (default 512)", 1, 1 << 16,
+                &c.http_threads);
+  flags.add_int("max-body-mib", "largest accepted request body in MiB (default 32)", 1, 4096, &c.max_body_mib);
+  flags.add_int("drain-timeout", "seconds SIGTERM waits for in-flight requests (default 30)", 0, 86400,
+                &c.drain_timeout);
+  flags.add_string("log-level", "LEVEL", "trace, debug, info, warn, error or off (default info)", &c.log_level);
+  flags.add_bool("help", "show this help", help);
+}
+
+json effective_config(const ServeConfig& c, const std::string& model_dir) {
+  return json{{"model", model_dir},
+              {"served_model_name", c.served_model_name},
+              {"host", c.host},
+              {"port", c.port},
+              {"grpc_port", c.grpc_port},
+              {"api_key", c.api_key.empty() ? "" : "<redacted>"},
+              {"backend", c.backend},
+              {"chat_template", c.chat_template.empty() ? "<detect>" : c.chat_template},
+              {"max_num_seqs", c.max_num_seqs},
+              {"max_batched_tokens", c.max_batched_tokens},
+              {"max_waiting_requests", c.max_waiting_requests},
+              {"max_model_len", c.max_model_len},
+              {"kv_cache_tokens", c.kv_cache_tokens},
+              {"http_threads", c.http_threads},
+              {"max_body_mib", c.max_body_mib},
+              {"drain_timeout", c.drain_timeout},
+              {"log_level", c.log_level}};
+}
+
+// Everything the engine runs on; destroyed in reverse order of construction.
+struct LoadedModel {
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Checkpoint> checkpoint;
+  std::unique_ptr<Transformer> runtime;
+  std::unique_ptr<Engine> engine;
+  ServedModel served;
+};
+
+StatusOr<int> kv_pages(const ServeConfig& c, const ModelConfig& config, const Backend& backend,
+                       const Checkpoint& checkpoint) {
+  if (c.kv_cache_tokens > 0) return (c.kv_cache_tokens + kPageSize - 1) / kPageSize;
+  if (backend.name() == "cpu") return kDefaultCpuKvTokens / kPageSize;
+  ASSIGN_OR_RETURN(MemoryInfo memory, backend.memory_info());
+  // Weights arrive in the checkpoint's dtype (usually 16-bit) and live in the compute dtype.
+  const size_t weights = checkpoint.total_bytes() * std::max<size_t>(1, dtype_size(backend.compute_dtype()) / 2);
+  const size_t reserved = weights + kGpuWorkspaceReserve;
+  if (memory.free_bytes <= reserved) {
+    return resource_exhausted("the device has " + std::to_string(memory.free_bytes >> 20) + " MiB free, " +
+                              "not enough for the weights (" + std::to_string(weights >> 20) + " MiB) and a KV cache");
+  }
+  return kv_pages_for_memory(config, backend.compute_dtype(), kPageSize, memory.free_bytes - reserved,
+                             kGpuKvMemoryFraction);
+}
+
+// tokenizer_config.json: add_bos_token and the chat template (a string, or a list of {name, template}).
+void read_tokenizer_config(const std::string& dir, const ServeConfig& c, const Tokenizer& tokenizer,
+                           ServedModel* served) {
+  served->add_bos = tokenizer.bos_id().has_value();
+  std::string source;
+  StatusOr<json> doc = read_json_file(dir + "/tokenizer_config.json");
+  if (doc.ok() && doc->is_object()) {
+    if (auto add = doc->find("add_bos_token"); add != doc->end() && add->is_boolean()) served->add_bos = add->get<bool>();
+    if (auto tmpl = doc->find("chat_template"); tmpl != doc->end()) {
+      if (tmpl->is_string()) {
+        source = tmpl->get<std::string>();
+      } else if (tmpl->is_array()) {
+        for (const json& entry : *tmpl) {
+          if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
+              entry["template"].is_string()) {
+            source = entry["template"].get<std::string>();
+          }
+        }
+      }
+    }
+  }
+  if (!c.chat_template.empty()) {
+    served->chat_template = ChatTemplate::from_name(c.chat_template);
+  } else if (!source.empty()) {
+    served->chat_template = ChatTemplate::detect(source);
+  } else {
+    served->chat_template = not_found("the model has no chat_template in tokenizer_config.json; start the server "
+                                      "with --chat-template NAME to enable chat completions");
+  }
+}
+
+StatusOr<LoadedModel> load_model(const ServeConfig& c, const std::string& dir) {
+  LoadedModel m;
+  ASSIGN_OR_RETURN(ModelConfig config, load_model_config(dir));
+  ASSIGN_OR_RETURN(m.tokenizer, load_sentencepiece_tokenizer(dir + "/tokenizer.model"));
+  ASSIGN_OR_RETURN(m.backend, create_backend(c.backend));
+  RETURN_IF_ERROR(m.backend->check_supported(config));
+  ASSIGN_OR_RETURN(m.checkpoint, Checkpoint::open(dir));
+  RuntimeOptions runtime_options;
+  ASSIGN_OR_RETURN(runtime_options.num_kv_pages, kv_pages(c, config, *m.backend, *m.checkpoint));
+  runtime_options.max_batched_tokens = c.max_batched_tokens;
+  runtime_options.max_num_seqs = c.max_num_seqs;
+  spdlog::info("loading {} on the {} backend ({} KV pages of {} tokens)", dir, m.backend->name(),
+               runtime_options.num_kv_pages, kPageSize);
+  ASSIGN_OR_RETURN(m.runtime, Transformer::load(config, *m.checkpoint, *m.backend, runtime_options));
+
+  EngineConfig engine_config;
+  engine_config.scheduler.max_batched_tokens = c.max_batched_tokens;
+  engine_config.scheduler.max_num_seqs = c.max_num_seqs;
+  engine_config.max_waiting_requests = c.max_waiting_requests;
+  engine_config.max_model_len = c.max_model_len;
+  ASSIGN_OR_RETURN(m.engine, Engine::create(engine_config, *m.runtime, *m.tokenizer));
+  RETURN_IF_ERROR(m.engine->start());
+
+  m.served.id = c.served_model_name.empty() ? std::filesystem::path(dir).filename().string() : c.served_model_name;
+  if (m.served.id.empty()) m.served.id = std::filesystem::path(dir).parent_path().filename().string();
+  m.served.created =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  m.served.max_model_len = m.engine->limits().max_model_len;
+  m.served.vocab_size = config.vocab_size;
+  read_tokenizer_config(dir, c, *m.tokenizer, &m.served);
+  return m;
+}
+
+std::string signal_name(int number) { return number == SIGINT ? "SIGINT" : number == SIGTERM ? "SIGTERM" : "signal"; }
+
+int serve(const ServeConfig& c) {
+  StatusOr<std::string> dir = resolve_model_dir(c.model);
+  if (!dir.ok()) {
+    spdlog::error("serve: {}", dir.status().message());
+    return 1;
+  }
+  spdlog::info("effective config: {}", effective_config(c, *dir).dump());
+
+  // Signals: SIGTERM/SIGINT are taken by sigwait() on this thread (blocked everywhere, so every
+  // thread started below inherits the mask); SIGPIPE is ignored (clients vanish mid-write).
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  ServingContext context(c.api_key);
+  http::HttpOptions http_options;
+  http_options.host = c.host;
+  http_options.port = c.port;
+  http_options.threads = c.http_threads;
+  http_options.max_body_bytes = static_cast<size_t>(c.max_body_mib) << 20;
+  http::HttpServer http_server(context, http_options);
+  StatusOr<int> http_port = http_server.start();
+  if (!http_port.ok()) {
+    spdlog::error("serve: {}", http_port.status().message());
+    return 1;
+  }
+  grpc_frontend::GrpcServer grpc_server(context, grpc_frontend::GrpcOptions{c.host, c.grpc_port});
+  StatusOr<int> grpc_port = grpc_server.start();
+  if (!grpc_port.ok()) {
+    spdlog::error("serve: {}", grpc_port.status().message());
+    return 1;
+  }
+  spdlog::info("listening: http={}:{} grpc={}:{}", c.host, *http_port, c.host, *grpc_port);
+
+  StatusOr<LoadedModel> model = load_model(c, *dir);
+  if (!model.ok()) {
+    spdlog::error("serve: cannot load the model: {}", model.status().to_string());
+    return 1;
+  }
+  context.set_ready(model->engine.get(), model->tokenizer.get(), model->served);
+  grpc_server.set_serving(true);
+  spdlog::info("ready: serving \"{}\" (context {} tokens, chat template {})", model->served.id,
+               model->served.max_model_len,
+               context.model().chat_template.ok() ? std::string(context.model().chat_template->name()) : "none");
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  const auto drain_start = std::chrono::steady_clock::now();
+  spdlog::info("{}: draining (up to {} s); a second signal exits at once", signal_name(signal_number), c.drain_timeout);
+  std::thread([stop_signals] {
+    int again = 0;
+    sigwait(&stop_signals, &again);
+    spdlog::warn("{} again: exiting without draining", signal_name(again));
+    std::_Exit(1);
+  }).detach();
+
+  context.set_draining();
+  grpc_server.set_serving(false);
+  Status drained = model->engine->drain(std::chrono::seconds(c.drain_timeout));
+  if (!drained.ok()) spdlog::warn("drain: {}", drained.message());
+  // The engine is idle; let handlers write their last events before the listeners close.
+  if (!context.wait_idle(std::chrono::seconds(5))) spdlog::warn("drain: some responses were still being written");
+  http_server.stop();
+  grpc_server.shutdown(std::chrono::seconds(1));
+  model->engine->stop();
+  spdlog::info("stopped after draining for {:.2f} s",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - drain_start).count());
+  return 0;
+}
+
+}  // namespace
+
+int serve_main(std::span<const std::string> args) {
+  // First pass: only --config, whose values become the defaults the flags then override.
+  ServeConfig config;
+  std::optional<std::string> config_file;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) config_file = args[i + 1];
+    if (args[i].rfind("--config=", 0) == 0) config_file = args[i].substr(9);
+  }
+  if (config_file) {
+    if (Status applied = apply_config_file(*config_file, &config); !applied.ok()) {
+      std::fprintf(stderr, "longbow serve: %s\n", applied.message().c_str());
+      return 2;
+    }
+  }
+  FlagSet flags;
+  bool help = false;
+  add_flags(flags, config, &config_file, &help);
+  if (Status parsed = flags.parse(args); !parsed.ok()) {
+    std::fprintf(stderr, "longbow serve: %s (see longbow serve --help)\n", parsed.message().c_str());
+    return 2;
+  }
+  if (help) {
+    std::printf("usage: longbow serve [--model DIR] [--config FILE] [flags]\n\n"
+                "Serves the OpenAI REST API (/v1/completions, /v1/chat/completions, ...) and the gRPC API\n"
+                "(proto/longbow.proto). SIGTERM drains in-flight requests, then exits 0.\n\nflags:\n%s",
+                flags.usage().c_str());
+    return 0;
+  }
+  init_logging(config.log_level);
+  return serve(config);
+}
+
+}  // namespace longbow::cli

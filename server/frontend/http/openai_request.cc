@@ -1,0 +1,452 @@
+#include "server/frontend/http/openai_request.h"
+
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <utility>
+
+namespace longbow::http {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kMaxPrompts = 256;        // prompts in one completions request
+constexpr int kMaxStopStrings = 16;
+constexpr int kMaxStopTokenIds = 1024;
+constexpr int kMaxLogitBias = 1024;
+constexpr int64_t kMaxN = 128;          // OpenAI's bound; the engine's own limit applies after
+
+std::string type_name(const json& value) {
+  switch (value.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::object: return "an object";
+    case json::value_t::array: return "an array";
+    case json::value_t::string: return "a string";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned: return "an integer";
+    case json::value_t::number_float: return "a number";
+    case json::value_t::binary: return "binary";
+    case json::value_t::discarded: return "invalid";
+  }
+  return "?";
+}
+
+// Typed access to one JSON object's fields. Absent and null fields leave targets unchanged. Every
+// failure is INVALID_ARGUMENT naming the field, which also goes to *param.
+class Fields {
+ public:
+  Fields(const json& object, std::string* param) : object_(object), param_(param) {}
+
+  const json* find(const char* name) const {
+    auto it = object_.find(name);
+    if (it == object_.end() || it->is_null()) return nullptr;
+    return &*it;
+  }
+
+  Status fail(const std::string& name, const std::string& message) const {
+    *param_ = name;
+    return invalid_argument(message);
+  }
+
+  // UNIMPLEMENTED: a feature longbow lacks.
+  Status unsupported(const std::string& name, const std::string& message) const {
+    *param_ = name;
+    return unimplemented(message);
+  }
+
+  // Attributes another failure to the field `name`.
+  Status attribute(const std::string& name, Status status) const {
+    *param_ = name;
+    return status;
+  }
+
+  Status wrong_type(const char* name, const char* expected, const json& value) const {
+    return fail(name, std::string(name) + " must be " + expected + ", got " + type_name(value));
+  }
+
+  Status get_bool(const char* name, bool* out) const {
+    const json* value = find(name);
+    if (!value) return Status::Ok();
+    if (!value->is_boolean()) return wrong_type(name, "a boolean", *value);
+    *out = value->get<bool>();
+    return Status::Ok();
+  }
+
+  Status get_string(const char* name, std::string* out) const {
+    const json* value = find(name);
+    if (!value) return Status::Ok();
+    if (!value->is_string()) return wrong_type(name, "a string", *value);
+    *out = value->get<std::string>();
+    return Status::Ok();
+  }
+
+  // Integers only (1.0 is not one), in [lo, hi].
+  Status get_int64(const char* name, int64_t lo, int64_t hi, std::optional<int64_t>* out) const {
+    const json* value = find(name);
+    if (!value) return Status::Ok();
+    int64_t parsed = 0;
+    if (value->is_number_unsigned()) {
+      uint64_t u = value->get<uint64_t>();
+      if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return out_of_bounds(name, lo, hi);
+      parsed = static_cast<int64_t>(u);
+    } else if (value->is_number_integer()) {
+      parsed = value->get<int64_t>();
+    } else {
+      return wrong_type(name, "an integer", *value);
+    }
+    if (parsed < lo || parsed > hi) return out_of_bounds(name, lo, hi);
+    *out = parsed;
+    return Status::Ok();
+  }
+
+  Status get_int(const char* name, int64_t lo, int64_t hi, int* out) const {
+    std::optional<int64_t> parsed;
+    RETURN_IF_ERROR(get_int64(name, lo, hi, &parsed));
+    if (parsed) *out = static_cast<int>(*parsed);
+    return Status::Ok();
+  }
+
+  Status get_optional_int(const char* name, int64_t lo, int64_t hi, std::optional<int>* out) const {
+    std::optional<int64_t> parsed;
+    RETURN_IF_ERROR(get_int64(name, lo, hi, &parsed));
+    if (parsed) *out = static_cast<int>(*parsed);
+    return Status::Ok();
+  }
+
+  // Finite numbers in [lo, hi].
+  Status get_float(const char* name, double lo, double hi, float* out) const {
+    const json* value = find(name);
+    if (!value) return Status::Ok();
+    if (!value->is_number()) return wrong_type(name, "a number", *value);
+    const double parsed = value->get<double>();
+    if (!std::isfinite(parsed) || parsed < lo || parsed > hi) {
+      return fail(name, std::string(name) + " must be in [" + format(lo) + ", " + format(hi) + "], got " +
+                            value->dump());
+    }
+    *out = static_cast<float>(parsed);
+    return Status::Ok();
+  }
+
+ private:
+  static std::string format(double x) {
+    json j = x;
+    return j.dump();
+  }
+  Status out_of_bounds(const char* name, int64_t lo, int64_t hi) const {
+    return fail(name, std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " +
+                          std::to_string(hi) + "]");
+  }
+
+  const json& object_;
+  std::string* param_;
+};
+
+bool is_token_id(const json& value) {
+  if (value.is_number_unsigned()) return value.get<uint64_t>() <= static_cast<uint64_t>(INT32_MAX);
+  if (value.is_number_integer()) {
+    int64_t v = value.get<int64_t>();
+    return v >= 0 && v <= INT32_MAX;
+  }
+  return false;
+}
+
+StatusOr<std::vector<TokenId>> parse_token_list(const json& list, const Fields& fields) {
+  std::vector<TokenId> ids;
+  ids.reserve(list.size());
+  for (const json& item : list) {
+    if (!is_token_id(item)) {
+      return fields.fail("prompt", "prompt token ids must be integers in [0, 2^31), got " + item.dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+    ids.push_back(static_cast<TokenId>(item.get<int64_t>()));
+  }
+  if (ids.empty()) return fields.fail("prompt", "a token-id prompt must not be empty");
+  return ids;
+}
+
+// Completions "prompt": a string, a list of strings, a token-id list, or a list of token-id lists.
+Status parse_prompt(const json& prompt, const ServingContext& context, const Fields& fields, OpenAiRequest* out) {
+  auto add_text = [&](const std::string& text) {
+    out->prompts.push_back(context.encode_text(text));
+    out->echo_texts.push_back(text);
+  };
+  auto add_ids = [&](std::vector<TokenId> ids) {
+    out->echo_texts.push_back(context.tokenizer().decode(ids));
+    out->prompts.push_back(std::move(ids));
+  };
+  if (prompt.is_string()) {
+    add_text(prompt.get<std::string>());
+    return Status::Ok();
+  }
+  if (!prompt.is_array()) return fields.wrong_type("prompt", "a string, a list of strings or a list of token ids", prompt);
+  if (prompt.empty()) return fields.fail("prompt", "prompt must not be an empty list");
+  if (prompt.size() > static_cast<size_t>(kMaxPrompts)) {
+    return fields.fail("prompt", "at most " + std::to_string(kMaxPrompts) + " prompts per request");
+  }
+  const json& first = prompt.front();
+  if (first.is_number()) {
+    ASSIGN_OR_RETURN(std::vector<TokenId> ids, parse_token_list(prompt, fields));
+    add_ids(std::move(ids));
+    return Status::Ok();
+  }
+  for (const json& item : prompt) {
+    if (item.is_string()) {
+      add_text(item.get<std::string>());
+    } else if (item.is_array()) {
+      ASSIGN_OR_RETURN(std::vector<TokenId> ids, parse_token_list(item, fields));
+      add_ids(std::move(ids));
+    } else {
+      return fields.wrong_type("prompt", "a list of strings or of token-id lists", item);
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::string> message_content(const json& content, size_t index, const Fields& fields) {
+  const std::string param = "messages[" + std::to_string(index) + "].content";
+  if (content.is_null()) return std::string();
+  if (content.is_string()) return content.get<std::string>();
+  if (!content.is_array()) return fields.fail(param, param + " must be a string or a list of content parts");
+  std::string text;
+  for (const json& part : content) {
+    if (!part.is_object()) return fields.fail(param, param + " parts must be objects");
+    auto type = part.find("type");
+    if (type == part.end() || !type->is_string()) return fields.fail(param, param + " parts need a string \"type\"");
+    if (*type != "text") {
+      return fields.unsupported(param, param + ": content parts of type " + type->dump() + " are not supported (text only)");
+    }
+    auto part_text = part.find("text");
+    if (part_text == part.end() || !part_text->is_string()) {
+      return fields.fail(param, param + " text parts need a string \"text\"");
+    }
+    text += part_text->get<std::string>();
+  }
+  return text;
+}
+
+StatusOr<std::vector<ChatMessage>> parse_messages(const json& messages, const Fields& fields) {
+  if (!messages.is_array()) return fields.wrong_type("messages", "a list of messages", messages);
+  if (messages.empty()) return fields.fail("messages", "messages must hold at least one message");
+  std::vector<ChatMessage> out;
+  out.reserve(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const json& m = messages[i];
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) return fields.fail(where, where + " must be an object");
+    auto role = m.find("role");
+    if (role == m.end() || !role->is_string()) return fields.fail(where + ".role", where + ".role must be a string");
+    ChatMessage message;
+    message.role = role->get<std::string>();
+    if (message.role == "developer") message.role = "system";
+    if (message.role != "system" && message.role != "user" && message.role != "assistant") {
+      return fields.fail(where + ".role", where + ".role \"" + message.role +
+                                              "\" is not supported (system, developer, user, assistant)");
+    }
+    auto content = m.find("content");
+    if (content == m.end()) return fields.fail(where + ".content", where + ".content is required");
+    ASSIGN_OR_RETURN(message.content, message_content(*content, i, fields));
+    out.push_back(std::move(message));
+  }
+  return out;
+}
+
+Status parse_stop(const Fields& fields, SamplingParams* sampling) {
+  const json* stop = fields.find("stop");
+  if (!stop) return Status::Ok();
+  if (stop->is_string()) {
+    sampling->stop.push_back(stop->get<std::string>());
+  } else if (stop->is_array()) {
+    if (stop->size() > static_cast<size_t>(kMaxStopStrings)) {
+      return fields.fail("stop", "stop holds at most " + std::to_string(kMaxStopStrings) + " strings");
+    }
+    for (const json& item : *stop) {
+      if (!item.is_string()) return fields.wrong_type("stop", "a string or a list of strings", item);
+      sampling->stop.push_back(item.get<std::string>());
+    }
+  } else {
+    return fields.wrong_type("stop", "a string or a list of strings", *stop);
+  }
+  for (const std::string& s : sampling->stop) {
+    if (s.empty()) return fields.fail("stop", "stop strings must not be empty");
+  }
+  return Status::Ok();
+}
+
+Status parse_stop_token_ids(const Fields& fields, SamplingParams* sampling) {
+  const json* ids = fields.find("stop_token_ids");
+  if (!ids) return Status::Ok();
+  if (!ids->is_array() || ids->size() > static_cast<size_t>(kMaxStopTokenIds)) {
+    return fields.fail("stop_token_ids", "stop_token_ids must be a list of at most " +
+                                             std::to_string(kMaxStopTokenIds) + " token ids");
+  }
+  for (const json& id : *ids) {
+    if (!is_token_id(id)) return fields.fail("stop_token_ids", "stop_token_ids entries must be token ids");
+    sampling->stop_token_ids.push_back(static_cast<TokenId>(id.get<int64_t>()));
+  }
+  return Status::Ok();
+}
+
+Status parse_logit_bias(const Fields& fields, SamplingParams* sampling) {
+  const json* bias = fields.find("logit_bias");
+  if (!bias) return Status::Ok();
+  if (!bias->is_object()) return fields.wrong_type("logit_bias", "an object {token id: bias}", *bias);
+  if (bias->size() > static_cast<size_t>(kMaxLogitBias)) {
+    return fields.fail("logit_bias", "logit_bias holds at most " + std::to_string(kMaxLogitBias) + " entries");
+  }
+  for (const auto& [key, value] : bias->items()) {
+    TokenId token = 0;
+    auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), token);
+    if (ec != std::errc() || end != key.data() + key.size() || token < 0) {
+      return fields.fail("logit_bias", "logit_bias keys must be token ids, got \"" + key + "\"");
+    }
+    if (!value.is_number() || !std::isfinite(value.get<double>()) || std::fabs(value.get<double>()) > 100.0) {
+      return fields.fail("logit_bias", "logit_bias values must be numbers in [-100, 100]");
+    }
+    sampling->logit_bias.emplace_back(token, static_cast<float>(value.get<double>()));
+  }
+  return Status::Ok();
+}
+
+Status parse_sampling(Endpoint endpoint, const Fields& fields, OpenAiRequest* out) {
+  SamplingParams& s = out->sampling;
+  int64_t n = 1;
+  {
+    std::optional<int64_t> parsed;
+    RETURN_IF_ERROR(fields.get_int64("n", 1, kMaxN, &parsed));
+    if (parsed) n = *parsed;
+  }
+  s.n = static_cast<int>(n);
+  std::optional<int64_t> best_of;
+  RETURN_IF_ERROR(fields.get_int64("best_of", 1, kMaxN, &best_of));
+  if (best_of && *best_of != n) {
+    return fields.unsupported("best_of", "best_of other than n is not supported");
+  }
+
+  // max_tokens: completions default to 16 (OpenAI); chat runs until EOS or the context is full.
+  if (endpoint == Endpoint::kCompletions) s.max_tokens = 16;
+  std::optional<int64_t> max_tokens;
+  RETURN_IF_ERROR(fields.get_int64("max_tokens", std::numeric_limits<int64_t>::min(),
+                                   std::numeric_limits<int64_t>::max(), &max_tokens));
+  const char* max_name = "max_tokens";
+  if (endpoint == Endpoint::kChatCompletions) {
+    std::optional<int64_t> max_completion;
+    RETURN_IF_ERROR(fields.get_int64("max_completion_tokens", std::numeric_limits<int64_t>::min(),
+                                     std::numeric_limits<int64_t>::max(), &max_completion));
+    if (max_completion) {
+      max_tokens = max_completion;
+      max_name = "max_completion_tokens";
+    }
+  }
+  if (max_tokens) {
+    if (*max_tokens < 1 || *max_tokens > INT32_MAX) {
+      return fields.fail(max_name, std::string(max_name) + " must be an integer in [1, 2^31), got " +
+                                       std::to_string(*max_tokens));
+    }
+    s.max_tokens = static_cast<int>(*max_tokens);
+  }
+
+  RETURN_IF_ERROR(fields.get_float("temperature", 0.0, 2.0, &s.temperature));
+  RETURN_IF_ERROR(fields.get_float("top_p", 0.0, 1.0, &s.top_p));
+  if (s.top_p <= 0.0f) return fields.fail("top_p", "top_p must be in (0, 1]");
+  RETURN_IF_ERROR(fields.get_int("top_k", -1, INT32_MAX, &s.top_k));
+  RETURN_IF_ERROR(fields.get_float("min_p", 0.0, 1.0, &s.min_p));
+  RETURN_IF_ERROR(fields.get_float("repetition_penalty", 0.0, 100.0, &s.repetition_penalty));
+  if (s.repetition_penalty <= 0.0f) return fields.fail("repetition_penalty", "repetition_penalty must be in (0, 100]");
+  RETURN_IF_ERROR(fields.get_float("presence_penalty", -2.0, 2.0, &s.presence_penalty));
+  RETURN_IF_ERROR(fields.get_float("frequency_penalty", -2.0, 2.0, &s.frequency_penalty));
+  RETURN_IF_ERROR(fields.get_bool("ignore_eos", &s.ignore_eos));
+  RETURN_IF_ERROR(fields.get_int("min_tokens", 0, INT32_MAX, &s.min_tokens));
+  if (const json* seed = fields.find("seed")) {
+    // Any 64-bit integer; negative seeds are taken modulo 2^64.
+    if (seed->is_number_unsigned()) {
+      s.seed = seed->get<uint64_t>();
+    } else if (seed->is_number_integer()) {
+      s.seed = static_cast<uint64_t>(seed->get<int64_t>());
+    } else {
+      return fields.wrong_type("seed", "an integer", *seed);
+    }
+  }
+  RETURN_IF_ERROR(parse_stop(fields, &s));
+  RETURN_IF_ERROR(parse_stop_token_ids(fields, &s));
+  RETURN_IF_ERROR(parse_logit_bias(fields, &s));
+  return Status::Ok();
+}
+
+Status parse_fields(Endpoint endpoint, const ServingContext& context, const Fields& fields, OpenAiRequest* out) {
+  RETURN_IF_ERROR(fields.get_string("model", &out->model));
+  RETURN_IF_ERROR(fields.get_bool("stream", &out->stream));
+  if (const json* options = fields.find("stream_options")) {
+    if (!options->is_object()) return fields.wrong_type("stream_options", "an object", *options);
+    auto include = options->find("include_usage");
+    if (include != options->end() && !include->is_null()) {
+      if (!include->is_boolean()) return fields.fail("stream_options", "stream_options.include_usage must be a boolean");
+      out->include_usage = include->get<bool>();
+    }
+  }
+  RETURN_IF_ERROR(fields.get_bool("return_token_ids", &out->return_token_ids));
+  RETURN_IF_ERROR(parse_sampling(endpoint, fields, out));
+
+  if (endpoint == Endpoint::kCompletions) {
+    const json* prompt = fields.find("prompt");
+    if (!prompt) return fields.fail("prompt", "prompt is required");
+    bool echo = false;
+    RETURN_IF_ERROR(fields.get_bool("echo", &echo));
+    std::optional<int> logprobs;
+    RETURN_IF_ERROR(fields.get_optional_int("logprobs", 0, 20, &logprobs));
+    if (logprobs) {
+      out->logprobs = true;
+      out->top_logprobs = *logprobs;
+      out->sampling.logprobs = *logprobs;
+    }
+    if (const json* suffix = fields.find("suffix"); suffix && !(suffix->is_string() && suffix->get<std::string>().empty())) {
+      return fields.unsupported("suffix", "suffix is not supported");
+    }
+    RETURN_IF_ERROR(parse_prompt(*prompt, context, fields, out));
+    if (!echo) out->echo_texts.clear();
+  } else {
+    const json* messages = fields.find("messages");
+    if (!messages) return fields.fail("messages", "messages is required");
+    ASSIGN_OR_RETURN(std::vector<ChatMessage> chat, parse_messages(*messages, fields));
+    RETURN_IF_ERROR(fields.get_bool("logprobs", &out->logprobs));
+    RETURN_IF_ERROR(fields.get_int("top_logprobs", 0, 20, &out->top_logprobs));
+    if (fields.find("top_logprobs") && !out->logprobs) {
+      return fields.fail("top_logprobs", "top_logprobs requires logprobs to be true");
+    }
+    if (out->logprobs) out->sampling.logprobs = out->top_logprobs;
+    if (const json* tools = fields.find("tools"); tools && !(tools->is_array() && tools->empty())) {
+      return fields.unsupported("tools", "tool calling is not supported");
+    }
+    if (const json* format = fields.find("response_format")) {
+      auto type = format->is_object() ? format->find("type") : format->end();
+      if (!format->is_object() || type == format->end() || *type != "text") {
+        return fields.unsupported("response_format", "response_format: only {\"type\": \"text\"} is supported");
+      }
+    }
+    StatusOr<std::vector<TokenId>> ids = context.encode_chat(chat, /*add_generation_prompt=*/true);
+    if (!ids.ok()) return fields.attribute("messages", ids.status());
+    out->prompts.push_back(std::move(*ids));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<OpenAiRequest> parse_openai_request(Endpoint endpoint, std::string_view body, const ServingContext& context,
+                                             std::string* error_param) {
+  error_param->clear();
+  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) {
+    return invalid_argument("the request body is not valid JSON (or not valid UTF-8)");
+  }
+  if (!parsed.is_object()) return invalid_argument("the request body must be a JSON object");
+  OpenAiRequest request;
+  request.endpoint = endpoint;
+  Fields fields(parsed, error_param);
+  RETURN_IF_ERROR(parse_fields(endpoint, context, fields, &request));
+  return request;
+}
+
+}  // namespace longbow::http

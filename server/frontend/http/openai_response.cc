@@ -1,0 +1,163 @@
+#include "server/frontend/http/openai_response.h"
+
+namespace longbow::http {
+namespace {
+
+bool is_chat(const ResponseMeta& meta) { return meta.endpoint == Endpoint::kChatCompletions; }
+
+ordered_json header(const ResponseMeta& meta, const char* object) {
+  return ordered_json{{"id", meta.id}, {"object", object}, {"created", meta.created}, {"model", meta.model}};
+}
+
+ordered_json byte_list(const std::string& bytes) {
+  ordered_json list = ordered_json::array();
+  for (char c : bytes) list.push_back(static_cast<unsigned char>(c));
+  return list;
+}
+
+// Chat logprobs: {"content": [{token, logprob, bytes, top_logprobs: [...]}], "refusal": null}.
+ordered_json chat_logprobs(const std::vector<TokenLogprob>& logprobs, const Tokenizer& tokenizer) {
+  ordered_json content = ordered_json::array();
+  for (const TokenLogprob& lp : logprobs) {
+    const std::string bytes = tokenizer.token_bytes(lp.token);
+    ordered_json top = ordered_json::array();
+    for (const auto& [token, logprob] : lp.top) {
+      const std::string top_bytes = tokenizer.token_bytes(token);
+      top.push_back(ordered_json{{"token", top_bytes}, {"logprob", logprob}, {"bytes", byte_list(top_bytes)}});
+    }
+    content.push_back(ordered_json{
+        {"token", bytes}, {"logprob", lp.logprob}, {"bytes", byte_list(bytes)}, {"top_logprobs", std::move(top)}});
+  }
+  return ordered_json{{"content", std::move(content)}, {"refusal", nullptr}};
+}
+
+// Legacy completions logprobs: {tokens, token_logprobs, top_logprobs: [{token: logprob}], text_offset}.
+ordered_json completion_logprobs(const std::vector<TokenLogprob>& logprobs, const Tokenizer& tokenizer,
+                                 size_t text_offset) {
+  ordered_json tokens = ordered_json::array(), token_logprobs = ordered_json::array();
+  ordered_json top_logprobs = ordered_json::array(), offsets = ordered_json::array();
+  for (const TokenLogprob& lp : logprobs) {
+    const std::string bytes = tokenizer.token_bytes(lp.token);
+    tokens.push_back(bytes);
+    token_logprobs.push_back(lp.logprob);
+    ordered_json top = ordered_json::object();
+    for (const auto& [token, logprob] : lp.top) top[tokenizer.token_bytes(token)] = logprob;
+    top_logprobs.push_back(std::move(top));
+    offsets.push_back(text_offset);
+    text_offset += bytes.size();
+  }
+  return ordered_json{{"tokens", std::move(tokens)},
+                      {"token_logprobs", std::move(token_logprobs)},
+                      {"top_logprobs", std::move(top_logprobs)},
+                      {"text_offset", std::move(offsets)}};
+}
+
+ordered_json logprobs_json(const ResponseMeta& meta, const std::vector<TokenLogprob>& logprobs,
+                           const Tokenizer& tokenizer) {
+  if (!meta.logprobs) return nullptr;
+  return is_chat(meta) ? chat_logprobs(logprobs, tokenizer) : completion_logprobs(logprobs, tokenizer, 0);
+}
+
+// vLLM's "stop_reason" extension: the stop string or stop token id that ended the choice, or null.
+ordered_json stop_reason(const ChoiceOutput& choice) {
+  if (choice.stop_string) return *choice.stop_string;
+  if (choice.stop_token) return *choice.stop_token;
+  return nullptr;
+}
+
+ordered_json finish_reason(const std::optional<FinishReason>& reason) {
+  if (!reason) return nullptr;
+  return std::string(finish_reason_name(*reason));
+}
+
+}  // namespace
+
+void ChoiceOutput::append(const GenerateEvent& event) {
+  text += event.text;
+  token_ids.insert(token_ids.end(), event.token_ids.begin(), event.token_ids.end());
+  logprobs.insert(logprobs.end(), event.logprobs.begin(), event.logprobs.end());
+  if (event.finish_reason) finish_reason = event.finish_reason;
+  if (event.stop_string) stop_string = event.stop_string;
+  if (event.stop_token) stop_token = event.stop_token;
+}
+
+std::string to_json_text(const ordered_json& value) {
+  return value.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+}
+
+ordered_json usage_json(const Usage& usage) {
+  return ordered_json{{"prompt_tokens", usage.prompt_tokens},
+                      {"completion_tokens", usage.completion_tokens},
+                      {"total_tokens", usage.prompt_tokens + usage.completion_tokens},
+                      {"prompt_tokens_details", {{"cached_tokens", usage.cached_prompt_tokens}}}};
+}
+
+ordered_json full_response(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices, const Usage& usage,
+                           const Tokenizer& tokenizer) {
+  ordered_json out = header(meta, is_chat(meta) ? "chat.completion" : "text_completion");
+  ordered_json list = ordered_json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const ChoiceOutput& c = choices[i];
+    ordered_json choice = {{"index", i}};
+    if (is_chat(meta)) {
+      choice["message"] = ordered_json{{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}};
+      choice["logprobs"] = logprobs_json(meta, c.logprobs, tokenizer);
+    } else {
+      choice["text"] = c.text;
+      choice["logprobs"] = logprobs_json(meta, c.logprobs, tokenizer);
+    }
+    choice["finish_reason"] = finish_reason(c.finish_reason);
+    choice["stop_reason"] = stop_reason(c);
+    if (meta.return_token_ids) choice["token_ids"] = c.token_ids;
+    list.push_back(std::move(choice));
+  }
+  out["choices"] = std::move(list);
+  out["usage"] = usage_json(usage);
+  return out;
+}
+
+ordered_json stream_chunk(const ResponseMeta& meta, int index, const std::string* role, const std::string& text,
+                          const GenerateEvent* event, const Tokenizer& tokenizer) {
+  static const std::vector<TokenLogprob> kNoLogprobs;
+  const std::vector<TokenLogprob>& logprobs = event ? event->logprobs : kNoLogprobs;
+  ordered_json out = header(meta, is_chat(meta) ? "chat.completion.chunk" : "text_completion");
+  ordered_json choice = {{"index", index}};
+  if (is_chat(meta)) {
+    ordered_json delta = ordered_json::object();
+    if (role) delta["role"] = *role;
+    delta["content"] = text;
+    choice["delta"] = std::move(delta);
+  } else {
+    choice["text"] = text;
+  }
+  choice["logprobs"] = event && !logprobs.empty() ? logprobs_json(meta, logprobs, tokenizer) : ordered_json(nullptr);
+  choice["finish_reason"] = nullptr;
+  if (meta.return_token_ids) choice["token_ids"] = event ? event->token_ids : std::vector<TokenId>{};
+  out["choices"] = ordered_json::array({std::move(choice)});
+  return out;
+}
+
+ordered_json finish_chunk(const ResponseMeta& meta, int index, const ChoiceOutput& finish) {
+  ordered_json out = header(meta, is_chat(meta) ? "chat.completion.chunk" : "text_completion");
+  ordered_json choice = {{"index", index}};
+  if (is_chat(meta)) {
+    choice["delta"] = ordered_json::object();
+  } else {
+    choice["text"] = "";
+  }
+  choice["logprobs"] = nullptr;
+  choice["finish_reason"] = finish_reason(finish.finish_reason);
+  choice["stop_reason"] = stop_reason(finish);
+  if (meta.return_token_ids) choice["token_ids"] = std::vector<TokenId>{};
+  out["choices"] = ordered_json::array({std::move(choice)});
+  return out;
+}
+
+ordered_json usage_chunk(const ResponseMeta& meta, const Usage& usage) {
+  ordered_json out = header(meta, is_chat(meta) ? "chat.completion.chunk" : "text_completion");
+  out["choices"] = ordered_json::array();
+  out["usage"] = usage_json(usage);
+  return out;
+}
+
+}  // namespace longbow::http

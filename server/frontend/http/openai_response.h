@@ -1,0 +1,61 @@
+// OpenAI response objects built from engine events: text_completion, chat.completion, their
+// streamed chunks, usage, logprobs. Keys are emitted in the order of OpenAI's own examples
+// (reference/api.md §1.4-1.5), so a curl transcript reads like one from the real API.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/tokenizer/tokenizer.h"
+#include "server/engine/request.h"
+#include "server/frontend/http/openai_request.h"
+
+namespace longbow::http {
+
+using ordered_json = nlohmann::ordered_json;
+
+// What every object of one response shares.
+struct ResponseMeta {
+  Endpoint endpoint = Endpoint::kCompletions;
+  std::string id;  // "cmpl-..." or "chatcmpl-..."
+  int64_t created = 0;
+  std::string model;
+  bool return_token_ids = false;
+  bool logprobs = false;
+};
+
+// One choice's output, accumulated over its events (non-streaming responses).
+struct ChoiceOutput {
+  std::string text;
+  std::vector<TokenId> token_ids;
+  std::vector<TokenLogprob> logprobs;
+  std::optional<FinishReason> finish_reason;
+  std::optional<std::string> stop_string;
+  std::optional<TokenId> stop_token;
+
+  void append(const GenerateEvent& event);
+};
+
+// The text of `value` as one line (invalid UTF-8 from token pieces is replaced, never thrown).
+std::string to_json_text(const ordered_json& value);
+
+ordered_json usage_json(const Usage& usage);
+
+// The whole non-streaming response; `choices[i]` has index i.
+ordered_json full_response(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices, const Usage& usage,
+                           const Tokenizer& tokenizer);
+
+// A streamed chunk for choice `index`. Chat: the delta holds `role` (the first chunk of a choice)
+// and/or `content`; completions: `text`. `event` may be null (a role-only or finish-only chunk).
+ordered_json stream_chunk(const ResponseMeta& meta, int index, const std::string* role, const std::string& text,
+                          const GenerateEvent* event, const Tokenizer& tokenizer);
+// The last chunk of a choice: an empty delta (chat) or empty text (completions) with finish_reason.
+ordered_json finish_chunk(const ResponseMeta& meta, int index, const ChoiceOutput& finish);
+// The usage chunk: "choices": [] and "usage".
+ordered_json usage_chunk(const ResponseMeta& meta, const Usage& usage);
+
+}  // namespace longbow::http

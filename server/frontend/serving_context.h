@@ -1,0 +1,108 @@
+// ServingContext: what both front ends (REST and gRPC) share about the one served model.
+//
+// It exists before the model does: the listeners start first so that /health and grpc.health.v1
+// can answer "loading" (503 / NOT_SERVING) while weights load. set_ready() publishes the engine and
+// tokenizer once; set_draining() flips readiness off for SIGTERM. Everything else here is the
+// protocol-agnostic half of a request: model-name and API-key checks, prompt encoding (text, token
+// ids, chat), request ids, and the count of requests still streaming (shutdown waits on it).
+// All methods are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "model/tokenizer/tokenizer.h"
+#include "server/engine/engine.h"
+#include "server/frontend/chat_template.h"
+
+namespace longbow {
+
+struct ServedModel {
+  std::string id;            // the name clients pass as "model"
+  int64_t created = 0;       // unix seconds when it was loaded
+  int max_model_len = 0;     // prompt + outputs
+  int vocab_size = 0;
+  bool add_bos = true;       // prepend BOS to text prompts (tokenizer_config.json add_bos_token)
+  // The chat template, or why chat requests are refused (unknown template, missing special token).
+  StatusOr<ChatTemplate> chat_template = not_found("the model has no chat_template");
+};
+
+class ServingContext {
+ public:
+  enum class State { kLoading, kReady, kDraining };
+
+  // `api_key` empty: no authentication.
+  explicit ServingContext(std::string api_key);
+
+  // Publishes the loaded model; the state becomes kReady. `engine` and `tokenizer` must outlive
+  // every front-end call. Checks that the chat template's special tokens exist in the vocabulary
+  // (if not, chat requests get that error).
+  void set_ready(Engine* engine, const Tokenizer* tokenizer, ServedModel model);
+  // Readiness off: /health 503, gRPC NOT_SERVING, new requests UNAVAILABLE.
+  void set_draining();
+  State state() const { return state_.load(std::memory_order_acquire); }
+
+  // OK when ready; UNAVAILABLE naming "loading" or "draining" otherwise. Call before engine().
+  Status check_serving() const;
+  // OK for an empty name or the served model's id; NOT_FOUND otherwise.
+  Status check_model(std::string_view name) const;
+
+  bool requires_api_key() const { return !api_key_.empty(); }
+  // Compares `presented` with the configured key in time independent of where they differ.
+  bool api_key_matches(std::string_view presented) const;
+
+  // Valid once check_serving() was OK.
+  Engine& engine() const { return *engine_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const ServedModel& model() const { return model_; }
+
+  // BOS (when the model wants it and `add_special_tokens`) + the text's tokens.
+  std::vector<TokenId> encode_text(std::string_view text, bool add_special_tokens = true) const;
+  // The chat template rendered and encoded; the template's error when the model has none.
+  StatusOr<std::vector<TokenId>> encode_chat(const std::vector<ChatMessage>& messages,
+                                             bool add_generation_prompt) const;
+
+  // "<prefix>-<16 hex digits>", unique within this process.
+  std::string new_request_id(std::string_view prefix);
+
+  // Requests that are still writing a response: SIGTERM lets them finish before the listeners stop.
+  class InFlight {
+   public:
+    explicit InFlight(ServingContext& context);
+    ~InFlight();
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+
+   private:
+    ServingContext& context_;
+  };
+  // Waits until no InFlight is alive, up to `timeout`; true when none is.
+  bool wait_idle(std::chrono::milliseconds timeout);
+
+ private:
+  StatusOr<std::vector<TokenId>> encode_parts(const std::vector<PromptPart>& parts, bool add_bos) const;
+
+  const std::string api_key_;
+  std::atomic<State> state_{State::kLoading};
+  Engine* engine_ = nullptr;
+  const Tokenizer* tokenizer_ = nullptr;
+  ServedModel model_;
+  std::unordered_map<std::string, TokenId> special_ids_;  // the chat template's special pieces
+
+  const uint64_t id_salt_;
+  std::atomic<uint64_t> next_id_{1};
+
+  std::mutex in_flight_mutex_;
+  std::condition_variable in_flight_cv_;
+  int in_flight_ = 0;
+};
+
+}  // namespace longbow
