@@ -12,10 +12,13 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsentencepiece-dev sentencepiece
 )
-# Test-only tools: the sentencepiece oracle; buildah + debootstrap for tests/e2e/docker.
+# Test-only tools: the sentencepiece oracle; buildah + debootstrap for tests/e2e/docker; the e2e
+# clients (curl, python3-requests, Python grpcio + protoc's grpc_python_plugin; npm `openai` is
+# installed by a CTest fixture, tests/e2e/npm_install.sh).
 test_packages=(
   python3-sentencepiece
   buildah debootstrap
+  python3-grpcio python3-grpc-tools python3-requests curl
 )
 case "${1:-}" in
   --build-only) ;;
