@@ -1,7 +1,6 @@
 // load_sentencepiece_tokenizer: a Tokenizer over a parsed ModelProto, wiring the normalizer, the
 // BPE or unigram segmenter and the decoder together the way SentencePieceProcessor does.
 #include <fstream>
-#include <iterator>
 #include <memory>
 #include <sstream>
 #include <utility>
