@@ -1,0 +1,234 @@
+// The CUDA runtime against the CPU runtime (and the transformers references where a fixture has
+// them), run on the GPU machine from the bundle.
+//
+//   longbow_runtime_parity --data DIR [--json OUT.json]
+//
+// Every model directory under DIR/parity/* (transformers fixtures with expected.json) and DIR/demo-model
+// is loaded twice, once per backend. Per prompt: the logits after the prompt (CUDA vs CPU, relative
+// L2 within kLogitBudget), then greedy decoding of the same number of tokens on each backend
+// independently. Tokens must be identical; a divergence passes only when it is a near-tie: at the
+// first differing step the CPU's logits of the two candidates differ by less than kTieMargin
+// (bf16 noise can swap them). Exit status 0 when every model passes.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/json_file.h"
+#include "common/logging.h"
+#include "model/backend/backend.h"
+#include "model/config/model_config.h"
+#include "model/kv_cache/page_allocator.h"
+#include "model/runtime/transformer.h"
+#include "model/weights/safetensors.h"
+
+namespace longbow {
+namespace {
+
+constexpr double kLogitBudget = 2e-2;  // DESIGN §6: CUDA (bf16) vs CPU (fp32) logits ~1e-2
+constexpr float kTieMargin = 0.05f;    // logit units; bf16 activations move logits by ~1e-2 here
+
+struct Prompt {
+  std::vector<int32_t> ids;
+  int generate = 0;
+  std::vector<float> reference_logits;  // transformers' prompt logits, when the fixture has them
+};
+
+double relative_l2(const std::vector<float>& got, const std::vector<float>& want) {
+  if (got.size() != want.size() || want.empty()) return INFINITY;
+  double diff = 0.0, norm = 0.0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double d = static_cast<double>(got[i]) - want[i];
+    diff += d * d;
+    norm += static_cast<double>(want[i]) * want[i];
+  }
+  return std::isfinite(diff) && norm > 0.0 ? std::sqrt(diff / norm) : INFINITY;
+}
+
+int32_t argmax(std::span<const float> logits) {
+  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+// Runs a prompt then greedy decoding on one model; returns the prompt logits and every step's logits.
+struct Run {
+  std::vector<float> prompt_logits;
+  std::vector<int32_t> tokens;
+  std::vector<std::vector<float>> step_logits;
+};
+
+StatusOr<Run> run_prompt(Transformer& model, const Prompt& prompt, std::span<const int32_t> table) {
+  Run run;
+  std::vector<int32_t> sequence = prompt.ids;
+  SequenceStep prefill{sequence, 0, table, true};
+  RETURN_IF_ERROR(model.forward(std::span(&prefill, 1), &run.prompt_logits));
+  run.tokens.push_back(argmax(run.prompt_logits));
+  run.step_logits.push_back(run.prompt_logits);
+  while (static_cast<int>(run.tokens.size()) < prompt.generate) {
+    sequence.push_back(run.tokens.back());
+    std::vector<float> logits;
+    SequenceStep decode{std::span(sequence).last(1), static_cast<int32_t>(sequence.size() - 1), table, true};
+    RETURN_IF_ERROR(model.forward(std::span(&decode, 1), &logits));
+    run.tokens.push_back(argmax(logits));
+    run.step_logits.push_back(std::move(logits));
+  }
+  return run;
+}
+
+StatusOr<std::vector<Prompt>> prompts_for(const std::string& dir, const ModelConfig& config) {
+  std::vector<Prompt> prompts;
+  if (std::filesystem::exists(dir + "/expected.json")) {
+    ASSIGN_OR_RETURN(nlohmann::json doc, read_json_file(dir + "/expected.json"));
+    try {
+      for (const nlohmann::json& c : doc.at("cases")) {
+        Prompt p;
+        p.ids = c.at("prompt_ids").get<std::vector<int32_t>>();
+        p.generate = static_cast<int>(c.at("generated_ids").size());
+        p.reference_logits = c.at("prompt_logits").get<std::vector<float>>();
+        prompts.push_back(std::move(p));
+      }
+    } catch (const nlohmann::json::exception& e) {
+      return invalid_argument(dir + "/expected.json: " + e.what());
+    }
+  }
+  // Random prompts at the odd lengths too (several KV pages, partial last pages).
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> pick(0, config.vocab_size - 1);
+  for (int len : {1, 63, 97, 300}) {
+    Prompt p;
+    for (int i = 0; i < len; ++i) p.ids.push_back(pick(rng));
+    p.generate = 16;
+    prompts.push_back(std::move(p));
+  }
+  return prompts;
+}
+
+struct ModelResult {
+  bool ok = true;
+  nlohmann::json json;
+};
+
+StatusOr<ModelResult> check_model(const std::string& name, const std::string& dir) {
+  ASSIGN_OR_RETURN(ModelConfig config, load_model_config(dir));
+  ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(dir));
+  ASSIGN_OR_RETURN(std::vector<Prompt> prompts, prompts_for(dir, config));
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> cpu, create_backend("cpu"));
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> cuda, create_backend("cuda"));
+  RETURN_IF_ERROR(cuda->check_supported(config));
+  int longest = 1;
+  for (const Prompt& p : prompts) longest = std::max(longest, static_cast<int>(p.ids.size()) + p.generate);
+  RuntimeOptions options;
+  options.num_kv_pages = pages_for_tokens(longest, kPageSize) + 1;
+  options.max_batched_tokens = longest;
+  options.max_num_seqs = 1;
+  ASSIGN_OR_RETURN(std::unique_ptr<Transformer> cpu_model, Transformer::load(config, *checkpoint, *cpu, options));
+  ASSIGN_OR_RETURN(std::unique_ptr<Transformer> cuda_model, Transformer::load(config, *checkpoint, *cuda, options));
+  // Pages in reverse order, so logical and physical positions differ.
+  std::vector<int32_t> table(static_cast<size_t>(options.num_kv_pages));
+  for (size_t i = 0; i < table.size(); ++i) table[i] = options.num_kv_pages - 1 - static_cast<int32_t>(i);
+
+  ModelResult result;
+  result.json = {{"model", name}, {"cases", nlohmann::json::array()}};
+  for (size_t n = 0; n < prompts.size(); ++n) {
+    const Prompt& prompt = prompts[n];
+    ASSIGN_OR_RETURN(Run want, run_prompt(*cpu_model, prompt, table));
+    ASSIGN_OR_RETURN(Run got, run_prompt(*cuda_model, prompt, table));
+    const double prompt_error = relative_l2(got.prompt_logits, want.prompt_logits);
+    bool case_ok = prompt_error <= kLogitBudget;
+    std::string tokens_verdict = "identical";
+    size_t diverge = 0;
+    while (diverge < want.tokens.size() && diverge < got.tokens.size() && want.tokens[diverge] == got.tokens[diverge]) {
+      ++diverge;
+    }
+    if (diverge < want.tokens.size()) {
+      const std::vector<float>& cpu_logits = want.step_logits[diverge];
+      const float gap = cpu_logits[static_cast<size_t>(want.tokens[diverge])] -
+                        cpu_logits[static_cast<size_t>(got.tokens[diverge])];
+      const bool near_tie = gap < kTieMargin;
+      tokens_verdict = "diverge at step " + std::to_string(diverge) + " (cpu " + std::to_string(want.tokens[diverge]) +
+                       ", cuda " + std::to_string(got.tokens[diverge]) + ", cpu logit gap " + std::to_string(gap) +
+                       (near_tie ? ": near-tie)" : ": NOT a near-tie)");
+      if (!near_tie) case_ok = false;
+    }
+    nlohmann::json c = {{"prompt_len", prompt.ids.size()},
+                        {"generated", prompt.generate},
+                        {"prompt_logits_rel_l2_cuda_vs_cpu", prompt_error},
+                        {"tokens", tokens_verdict},
+                        {"ok", case_ok}};
+    std::string reference_note;
+    if (!prompt.reference_logits.empty()) {
+      const double vs_ref = relative_l2(got.prompt_logits, prompt.reference_logits);
+      c["prompt_logits_rel_l2_cuda_vs_transformers"] = vs_ref;
+      reference_note = ", vs transformers " + std::to_string(vs_ref);
+    }
+    std::printf("parity %-8s case %zu (prompt %4zu, %2d tokens): logits rel L2 %.3e (budget %.0e)%s; tokens %s%s\n",
+                name.c_str(), n, prompt.ids.size(), prompt.generate, prompt_error, kLogitBudget,
+                reference_note.c_str(), tokens_verdict.c_str(), case_ok ? "" : "  FAIL");
+    result.ok = result.ok && case_ok;
+    result.json["cases"].push_back(std::move(c));
+  }
+  result.json["ok"] = result.ok;
+  return result;
+}
+
+int run_main(int argc, char** argv) {
+  std::string data, json_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--data" && i + 1 < argc) {
+      data = argv[++i];
+    } else if (arg == "--json" && i + 1 < argc) {
+      json_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: longbow_runtime_parity --data DIR [--json OUT.json]\n");
+      return 2;
+    }
+  }
+  if (data.empty()) {
+    std::fprintf(stderr, "longbow_runtime_parity: --data is required\n");
+    return 2;
+  }
+  init_logging("warn");
+  std::vector<std::pair<std::string, std::string>> models;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(data + "/parity", error)) {
+    if (entry.is_directory()) models.emplace_back(entry.path().filename().string(), entry.path().string());
+  }
+  std::sort(models.begin(), models.end());
+  if (std::filesystem::exists(data + "/demo-model/config.json")) models.emplace_back("demo", data + "/demo-model");
+  if (models.empty()) {
+    std::fprintf(stderr, "longbow_runtime_parity: no models under %s (parity/* or demo-model)\n", data.c_str());
+    return 1;
+  }
+  nlohmann::json all = nlohmann::json::array();
+  bool ok = true;
+  for (const auto& [name, dir] : models) {
+    StatusOr<ModelResult> result = check_model(name, dir);
+    if (!result.ok()) {
+      std::printf("parity %-8s ERROR %s  FAIL\n", name.c_str(), result.status().to_string().c_str());
+      all.push_back({{"model", name}, {"ok", false}, {"error", result.status().to_string()}});
+      ok = false;
+      continue;
+    }
+    ok = ok && result->ok;
+    all.push_back(std::move(result->json));
+  }
+  std::printf("parity overall: %s (%zu models)\n", ok ? "PASS" : "FAIL", models.size());
+  if (!json_path.empty()) {
+    std::ofstream out(json_path);
+    out << all.dump(1) << "\n";
+  }
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace longbow
+
+int main(int argc, char** argv) { return longbow::run_main(argc, argv); }
