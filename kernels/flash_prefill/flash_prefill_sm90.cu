@@ -4,11 +4,10 @@
 // tiles are one page (64 tokens) of the block's KV head, streamed by cp.async through a 4-stage
 // ring in shared memory. Per tile each warpgroup computes S = Q·Kᵀ (m64n64, Q and K from shared
 // memory), masks and updates the online softmax in registers (log2 domain), then issues
-// O += P·V (m64nD, P from registers, V from shared memory as the transposed operand) and does not
-// wait for it: the next tile's S GEMM queues behind it and the wait before the next softmax covers
-// both. Four stages make the prefetch of tile j + 2 (issued after tile j's barrier) safe: the
-// stage it overwrites was last read by P·V of tile j − 2, which every warpgroup waited for before
-// reaching that barrier.
+// O += P·V (m64nD, P from registers, V from shared memory as the transposed operand). The S GEMM of
+// tile j + 1 is issued before the softmax of tile j (two S register sets), so the tensor cores work
+// while the warpgroup does its exponentials (FlashAttention-3's intra-warpgroup overlap); the step
+// comment below gives the order and why the 4-stage ring is safe.
 //
 // Shared tiles use the 128-byte swizzle layout that wgmma descriptors describe: rows of 64 bf16
 // (128 bytes) in column blocks of 64 head dims, 16-byte chunk c of row r stored at chunk c ^ (r % 8),
@@ -128,12 +127,24 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_kernel(FlashPr
   const int wg_pos_first = pos_first + wg_row0;
   const int wg_pos_last = wg_pos_first + 63;
   const int row_pos[2] = {wg_pos_first + warp_in_wg * 16 + g, wg_pos_first + warp_in_wg * 16 + g + 8};
+  // This warpgroup's tiles: from the first key its earliest row may see (window) to the tile of its
+  // latest row's position (causal); empty for a warpgroup of padding rows.
+  int wg_tile_begin = tile_begin;
+  int wg_tile_end = tile_end;
+  if (wg_row0 >= rows_here) {
+    wg_tile_end = wg_tile_begin;
+  } else {
+    wg_tile_end = min(tile_end, wg_pos_last / kBlockN + 1);
+    if (p.sliding_window > 0) wg_tile_begin = max(tile_begin, max(0, wg_pos_first - p.sliding_window + 1) / kBlockN);
+  }
+  auto in_range = [&](int tile) { return tile >= wg_tile_begin && tile < wg_tile_end; };
 
-  float s[32];
+  float s_even[32];
+  float s_odd[32];
   float o[kOAcc];
   uint32_t pa[4][4];
 #pragma unroll
-  for (int i = 0; i < 32; ++i) s[i] = 0.0f;
+  for (int i = 0; i < 32; ++i) s_even[i] = s_odd[i] = 0.0f;
 #pragma unroll
   for (int i = 0; i < kOAcc; ++i) o[i] = 0.0f;
 #pragma unroll
@@ -142,9 +153,35 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_kernel(FlashPr
   float row_sum[2] = {0.0f, 0.0f};
 
   const uint32_t q_addr = smem_addr + wg_row0 * 128;  // this warpgroup's 64 rows in each column block
-  for (int tile = tile_begin; tile < tile_end; ++tile) {
+
+  // S = Q·Kᵀ for `tile` into acc (async; the caller commits and waits).
+  auto issue_s = [&](float (&acc)[32], int tile) {
+    const uint32_t k_addr = smem_u32(k_stage((tile - tile_begin) % kStages));
+#pragma unroll
+    for (int i = 0; i < 32; ++i) wgmma::fence_operand(acc[i]);
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint64_t desc_q = wgmma::make_desc_sw128(q_addr + (kk >> 2) * kBlockM * 128 + (kk & 3) * 32, 16, 1024);
+      const uint64_t desc_k = wgmma::make_desc_sw128(k_addr + (kk >> 2) * kBlockN * 128 + (kk & 3) * 32, 16, 1024);
+      wgmma::mma_m64n64k16_ss(acc, desc_q, desc_k, kk > 0 ? 1 : 0);
+    }
+    wgmma::commit();
+#pragma unroll
+    for (int i = 0; i < 32; ++i) wgmma::fence_operand(acc[i]);
+  };
+
+  // One block-wide step: tile j's softmax and P·V overlap the S GEMM of tile j + 1.
+  //   1. tile j + 1 resident (cp.async wait, proxy fence, barrier); prefetch tile j + 2
+  //   2. issue S(j + 1)                         pending: P·V(j − 1), S(j + 1)
+  //   3. mask + online softmax of S(j) -> P(j)
+  //   4. wait until only S(j + 1) may pend, rescale O, issue P·V(j)
+  //   5. wait until only P·V(j) may pend: S(j + 1) is ready for the next step
+  // The prefetch in step 1 overwrites the stage of tile j − 2, whose P·V every warpgroup retired in
+  // step 4 of the previous block step, before this step's barrier.
+  auto step = [&](float (&s_cur)[32], float (&s_next)[32], int tile) {
     const int it = tile - tile_begin;
-    cp_async_wait<1>();
+    cp_async_wait<0>();
     fence_proxy_async_shared();  // cp.async writes (generic proxy) -> wgmma reads (async proxy)
     __syncthreads();
     if (tile + 2 < tile_end) {
@@ -153,37 +190,19 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_kernel(FlashPr
                       kv_head);
     }
     cp_async_commit();
+    const bool next_issued = tile + 1 < tile_end && in_range(tile + 1);
+    if (next_issued) issue_s(s_next, tile + 1);
+    if (!in_range(tile)) {
+      // Nothing to compute: retire whatever is pending (S of the first tile, or the last P·V).
+      wgmma::wait<0>();
+      if (next_issued) {
+#pragma unroll
+        for (int i = 0; i < 32; ++i) wgmma::fence_operand(s_next[i]);
+      }
+      return;
+    }
 
     const int key0 = tile * kBlockN;
-    const bool wg_skips = wg_row0 >= rows_here || key0 > wg_pos_last ||
-                          (p.sliding_window > 0 && key0 + kBlockN - 1 <= wg_pos_first - p.sliding_window);
-    if (wg_skips) {
-      wgmma::wait<0>();  // the stage ring relies on every warpgroup retiring P·V of tile j − 1 here
-      continue;
-    }
-    const int stage = it % kStages;
-    const uint32_t k_addr = smem_u32(k_stage(stage));
-    const uint32_t v_addr = smem_u32(v_stage(stage));
-
-    // S = Q·Kᵀ over D/16 k-steps (column block kk / 4, 32 bytes per step inside a 128-byte row).
-#pragma unroll
-    for (int i = 0; i < 32; ++i) wgmma::fence_operand(s[i]);
-    wgmma::fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint64_t desc_q =
-          wgmma::make_desc_sw128(q_addr + (kk >> 2) * kBlockM * 128 + (kk & 3) * 32, 16, 1024);
-      const uint64_t desc_k =
-          wgmma::make_desc_sw128(k_addr + (kk >> 2) * kBlockN * 128 + (kk & 3) * 32, 16, 1024);
-      wgmma::mma_m64n64k16_ss(s, desc_q, desc_k, kk > 0 ? 1 : 0);
-    }
-    wgmma::commit();
-    wgmma::wait<0>();  // S of this tile and P·V of the previous one
-#pragma unroll
-    for (int i = 0; i < 32; ++i) wgmma::fence_operand(s[i]);
-#pragma unroll
-    for (int i = 0; i < kOAcc; ++i) wgmma::fence_operand(o[i]);
-
     const bool need_mask = key0 + kBlockN - 1 > wg_pos_first ||
                            (p.sliding_window > 0 && key0 <= wg_pos_last - p.sliding_window) || key0 < kv_begin ||
                            key0 + kBlockN > kv_end;
@@ -191,7 +210,7 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_kernel(FlashPr
     for (int j = 0; j < 8; ++j) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float v = s[4 * j + e] * scale_log2;
+        float v = s_cur[4 * j + e] * scale_log2;
         if (need_mask) {
           const int key = key0 + 8 * j + 2 * t + (e & 1);
           const int pos = row_pos[e >> 1];
@@ -199,49 +218,58 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_kernel(FlashPr
                                (p.sliding_window <= 0 || key > pos - p.sliding_window);
           v = visible ? v : -INFINITY;
         }
-        s[4 * j + e] = v;
+        s_cur[4 * j + e] = v;
       }
     }
+    float correction[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       float tile_max = -INFINITY;
 #pragma unroll
-      for (int j = 0; j < 8; ++j) tile_max = fmaxf(tile_max, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
+      for (int j = 0; j < 8; ++j) tile_max = fmaxf(tile_max, fmaxf(s_cur[4 * j + 2 * r], s_cur[4 * j + 2 * r + 1]));
       tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
       tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
       const float new_max = fmaxf(row_max[r], tile_max);
-      const float correction = fast_exp2(row_max[r] - new_max);
+      correction[r] = fast_exp2(row_max[r] - new_max);
       row_max[r] = new_max;
       float sum = 0.0f;
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
-        s[4 * j + 2 * r] = fast_exp2(s[4 * j + 2 * r] - new_max);
-        s[4 * j + 2 * r + 1] = fast_exp2(s[4 * j + 2 * r + 1] - new_max);
-        sum += s[4 * j + 2 * r] + s[4 * j + 2 * r + 1];
+        s_cur[4 * j + 2 * r] = fast_exp2(s_cur[4 * j + 2 * r] - new_max);
+        s_cur[4 * j + 2 * r + 1] = fast_exp2(s_cur[4 * j + 2 * r + 1] - new_max);
+        sum += s_cur[4 * j + 2 * r] + s_cur[4 * j + 2 * r + 1];
       }
-      row_sum[r] = row_sum[r] * correction + sum;
-#pragma unroll
-      for (int j = 0; j < D / 8; ++j) {
-        o[4 * j + 2 * r] *= correction;
-        o[4 * j + 2 * r + 1] *= correction;
-      }
+      row_sum[r] = row_sum[r] * correction[r] + sum;
     }
-    // P as the register A operand, one k16 step (16 keys) per pa[kk].
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      pa[kk][0] = pack_bf16x2(s[8 * kk + 0], s[8 * kk + 1]);
-      pa[kk][1] = pack_bf16x2(s[8 * kk + 2], s[8 * kk + 3]);
-      pa[kk][2] = pack_bf16x2(s[8 * kk + 4], s[8 * kk + 5]);
-      pa[kk][3] = pack_bf16x2(s[8 * kk + 6], s[8 * kk + 7]);
+
+    // P·V(j − 1) must be retired before O is rescaled and pa is rewritten.
+    if (next_issued) {
+      wgmma::wait<1>();
+    } else {
+      wgmma::wait<0>();
     }
 #pragma unroll
+    for (int i = 0; i < kOAcc; ++i) wgmma::fence_operand(o[i]);
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      o[4 * j + 0] *= correction[0];
+      o[4 * j + 1] *= correction[0];
+      o[4 * j + 2] *= correction[1];
+      o[4 * j + 3] *= correction[1];
+    }
+#pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
+      pa[kk][0] = pack_bf16x2(s_cur[8 * kk + 0], s_cur[8 * kk + 1]);
+      pa[kk][1] = pack_bf16x2(s_cur[8 * kk + 2], s_cur[8 * kk + 3]);
+      pa[kk][2] = pack_bf16x2(s_cur[8 * kk + 4], s_cur[8 * kk + 5]);
+      pa[kk][3] = pack_bf16x2(s_cur[8 * kk + 6], s_cur[8 * kk + 7]);
 #pragma unroll
       for (int i = 0; i < 4; ++i) wgmma::fence_operand(pa[kk][i]);
     }
 #pragma unroll
     for (int i = 0; i < kOAcc; ++i) wgmma::fence_operand(o[i]);
     wgmma::fence();
+    const uint32_t v_addr = smem_u32(v_stage(it % kStages));
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
       // 16 keys = two 8-row atoms (1024 bytes each); head dims span D / 64 column blocks (LBO apart).
@@ -255,6 +283,27 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_kernel(FlashPr
     wgmma::commit();
 #pragma unroll
     for (int i = 0; i < kOAcc; ++i) wgmma::fence_operand(o[i]);
+    if (next_issued) {
+      wgmma::wait<1>();
+#pragma unroll
+      for (int i = 0; i < 32; ++i) wgmma::fence_operand(s_next[i]);
+    }
+  };
+
+  // Prologue: tiles 0 and 1 resident, S of the first tile issued and retired.
+  cp_async_wait<0>();
+  fence_proxy_async_shared();
+  __syncthreads();
+  if (in_range(tile_begin)) {
+    issue_s(s_even, tile_begin);
+    wgmma::wait<0>();
+#pragma unroll
+    for (int i = 0; i < 32; ++i) wgmma::fence_operand(s_even[i]);
+  }
+  // Block tiles alternate the two S buffers: even steps read s_even and fill s_odd.
+  for (int tile = tile_begin; tile < tile_end; tile += 2) {
+    step(s_even, s_odd, tile);
+    if (tile + 1 < tile_end) step(s_odd, s_even, tile + 1);
   }
   wgmma::wait<0>();
 #pragma unroll
