@@ -1,6 +1,9 @@
 // Every table reproduces transformers 5.17 (modeling_rope_utils.py and the models'
 // compute_default_rope_parameters) operation by operation in fp32, the way PyTorch evaluates it on the
-// CPU, so that our inv_freq equals theirs bit for bit (up to the last-ulp differences of powf):
+// CPU. Checked against the models' RotaryEmbedding on 22 configs (every type, partial rotary, yarn
+// with mscale/truncate/attention_factor): 10 tables bit-identical, the other 12 differ in a single
+// element by 1 ulp (2 in one yarn table), because PyTorch's vectorized powf (SLEEF, <= 1 ulp) is
+// not correctly rounded where glibc's powf is. The rules that make the rest exact:
 //  - Python scalars meeting an fp32 tensor are rounded to fp32 first; scalar arithmetic between
 //    Python numbers (correction dims, wavelength thresholds, attention factor) is in double.
 //  - `scalar / tensor` is Tensor.__rtruediv__, i.e. reciprocal(tensor) * scalar: two roundings.
