@@ -3,7 +3,7 @@
 # benchmarks and their torch peers. Builds nothing.
 #
 #   bundle/run_gpu_tests.sh OUTDIR [--quick]
-#   STEPS="tests parity bench peers" (default: all) selects steps.
+#   STEPS="tests parity serve bench peers" (default: all) selects steps.
 #
 # OUTDIR gets: run.log (everything printed), summary.txt and one JSON per step (kernel_tests.json,
 # kernel_tests_sm80.json, parity.json, kernel_bench.json, torch_peer.json). The summary table is printed last.
@@ -11,7 +11,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: run_gpu_tests.sh OUTDIR [--quick]}
 quick=${2:-}
-steps=${STEPS:-tests parity bench peers}
+steps=${STEPS:-tests parity serve bench peers}
 mkdir -p "$out"
 export LD_LIBRARY_PATH="$here/lib:/usr/local/cuda/lib64:/usr/local/nvidia/lib64:/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PYTHONUNBUFFERED=1
@@ -27,7 +27,11 @@ step() {  # step NAME CMD...: runs CMD with output appended to run.log, records 
   shift
   local start=$SECONDS
   echo "===== $name: $*" >> "$log"
-  timeout "${STEP_TIMEOUT:-300}" "$@" >> "$log" 2>&1
+  if declare -F "$1" >/dev/null; then
+    "$@" >> "$log" 2>&1  # shell functions bound their own waits
+  else
+    timeout "${STEP_TIMEOUT:-300}" "$@" >> "$log" 2>&1
+  fi
   local rc=$?
   summary+=("$(printf '%-14s rc=%-3s %4ss' "$name" "$rc" "$((SECONDS - start))")")
   return $rc
@@ -43,6 +47,36 @@ if has_step tests; then
 fi
 if has_step parity && [[ -x "$here/longbow_runtime_parity" ]]; then
   step parity "$here/longbow_runtime_parity" --data "$here/data" --json "$out/parity.json"
+fi
+serve_check() {  # the real server on the CUDA backend with the demo model answers a REST completion
+  local port=18000
+  "$here/longbow" serve --model "$here/data/demo-model" --backend cuda --port $port --grpc-port 18001 &
+  local pid=$!
+  local up=0
+  for _ in $(seq 1 120); do
+    if curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; then up=1; break; fi
+    sleep 0.5
+  done
+  local rc=1
+  if [[ $up == 1 ]]; then
+    local model
+    model=$(curl -s "http://127.0.0.1:$port/v1/models" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')
+    echo "serve: model id $model"
+    local body
+    body=$(curl -s -w '\nHTTP %{http_code}' -H 'Content-Type: application/json' "http://127.0.0.1:$port/v1/completions" \
+      -d "{\"model\": \"$model\", \"prompt\": \"Once upon a time\", \"max_tokens\": 16, \"temperature\": 0}")
+    echo "serve: $body"
+    grep -q '^HTTP 200' <<<"$body" && grep -q '"text"' <<<"$body" && rc=0
+  else
+    echo "serve: /health never answered"
+  fi
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  echo "serve: rest completion $([[ $rc == 0 ]] && echo PASS || echo FAIL)"
+  return $rc
+}
+if has_step serve && [[ -x "$here/longbow" && -f "$here/data/demo-model/config.json" ]]; then
+  step serve serve_check
 fi
 if has_step bench; then
   step kernel_bench "$here/longbow_kernel_bench" "$out/kernel_bench.json" $quick
@@ -62,5 +96,5 @@ fi
         for (i = 1; i <= NF; ++i) if ($i == "rel_l2") { e = $(i + 1); b = $(i + 3); sub(/\)/, "", b) }
         e += 0; b += 0; r = (b > 0) ? e / b : (e > 0 ? 1e9 : 0); printf "%8.3f  %s\n", r, $0 }' | sort -g -r | head -6
   fi
-  grep -E '^(copy|gemm|prefill|decode|torch sdpa|parity)' "$log"
+  grep -E '^(copy|gemm|prefill|decode|torch sdpa|parity|serve: rest)' "$log"
 } | tee "$out/summary.txt"
