@@ -305,7 +305,9 @@ void Engine::publish_sampled(const ScheduleResult& plan) {
       request.events->push(std::move(event));
       continue;
     }
-    if (choice.index == 0) request.cached_prompt_tokens = scheduler_.find(scheduled.id)->num_cached_prompt_tokens;
+    const Sequence* seq = scheduler_.find(scheduled.id);
+    if (choice.index == 0) request.cached_prompt_tokens = seq->num_cached_prompt_tokens;
+    request.num_preemptions += seq->num_preemptions;
     scheduler_.remove(scheduled.id);
     seq_owner_.erase(scheduled.id);
     if (++request.num_finished_choices < static_cast<int>(request.choices.size())) {
@@ -313,7 +315,8 @@ void Engine::publish_sampled(const ScheduleResult& plan) {
       continue;
     }
     // The request's last choice finished.
-    event.usage = Usage{request.num_prompt_tokens, request.completion_tokens, request.cached_prompt_tokens};
+    event.usage = Usage{request.num_prompt_tokens, request.completion_tokens, request.cached_prompt_tokens,
+                        request.num_preemptions};
     event.last = true;
     FinishReason reason = *event.finish_reason;
     spdlog::debug("[{}] finished ({}): {} completion tokens, {} cached prompt tokens", request.id,

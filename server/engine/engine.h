@@ -97,6 +97,7 @@ class Engine {
     int num_finished_choices = 0;
     int completion_tokens = 0;
     int cached_prompt_tokens = 0;
+    int num_preemptions = 0;
   };
 
   Engine(const EngineConfig& config, Transformer& runtime, const Tokenizer& tokenizer);

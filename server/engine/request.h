@@ -61,6 +61,7 @@ struct Usage {
   int prompt_tokens = 0;
   int completion_tokens = 0;     // over all choices
   int cached_prompt_tokens = 0;  // prompt tokens served by the prefix cache (first choice)
+  int num_preemptions = 0;       // times a choice lost its pages and was recomputed (all choices)
 };
 
 // One event of a request's stream. A choice's events carry its new tokens and text in order; the

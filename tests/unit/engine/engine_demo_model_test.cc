@@ -1,0 +1,266 @@
+// The engine on the CPU demo model (<build>/demo-model, target demo_model) with the real runtime,
+// CPU backend and sentencepiece tokenizer: batching and preemption do not change greedy tokens,
+// cancellation returns every page, and a repeated long prompt is served from the prefix cache.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "model/backend/backend.h"
+#include "model/config/model_config.h"
+#include "model/runtime/transformer.h"
+#include "model/tokenizer/tokenizer.h"
+#include "model/weights/safetensors.h"
+#include "server/engine/engine.h"
+
+namespace longbow {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+const std::string kModelDir = std::string(LONGBOW_BINARY_DIR) + "/demo-model";
+
+struct Demo {
+  ModelConfig config;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Checkpoint> checkpoint;
+  std::string text;  // demo corpus text to cut prompts from
+};
+
+Demo* demo = nullptr;
+
+class DemoModelEngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto loaded = std::make_unique<Demo>();
+    auto config = load_model_config(kModelDir);
+    ASSERT_TRUE(config.ok()) << config.status().to_string() << " (build the demo_model target)";
+    loaded->config = *config;
+    auto tokenizer = load_sentencepiece_tokenizer(kModelDir + "/tokenizer.model");
+    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().to_string();
+    loaded->tokenizer = std::move(tokenizer).value();
+    auto backend = create_backend("cpu");
+    ASSERT_TRUE(backend.ok()) << backend.status().to_string();
+    loaded->backend = std::move(backend).value();
+    auto checkpoint = Checkpoint::open(kModelDir);
+    ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
+    loaded->checkpoint = std::move(checkpoint).value();
+    std::ifstream file(std::string(LONGBOW_SOURCE_DIR) + "/tools/demo_model/text/en_stories.txt");
+    std::stringstream text;
+    text << file.rdbuf();
+    loaded->text = text.str();
+    ASSERT_GT(loaded->text.size(), 5000u);
+    demo = loaded.release();
+  }
+  static void TearDownTestSuite() {
+    delete demo;
+    demo = nullptr;
+  }
+
+  void make(int num_pages, int max_batched_tokens, bool start = true) {
+    engine_.reset();
+    RuntimeOptions options;
+    options.num_kv_pages = num_pages;
+    options.max_batched_tokens = max_batched_tokens;
+    options.max_num_seqs = 64;
+    auto runtime = Transformer::load(demo->config, *demo->checkpoint, *demo->backend, options);
+    ASSERT_TRUE(runtime.ok()) << runtime.status().to_string();
+    runtime_ = std::move(runtime).value();
+    EngineConfig config;
+    config.scheduler.max_batched_tokens = max_batched_tokens;
+    config.scheduler.max_num_seqs = 64;
+    config.check_kv_integrity = true;
+    auto engine = Engine::create(config, *runtime_, *demo->tokenizer);
+    ASSERT_TRUE(engine.ok()) << engine.status().to_string();
+    engine_ = std::move(engine).value();
+    if (start) {
+      ASSERT_TRUE(engine_->start().ok());
+    }
+  }
+
+  // A prompt of about `num_tokens` tokens cut from the demo corpus at `offset` characters.
+  static std::vector<TokenId> prompt(size_t offset, int num_tokens) {
+    std::vector<TokenId> ids = demo->tokenizer->encode(demo->text.substr(offset % (demo->text.size() / 2)));
+    ids.resize(std::min(ids.size(), static_cast<size_t>(num_tokens)));
+    return ids;
+  }
+
+  static GenerateRequest greedy(std::vector<TokenId> prompt_tokens, int max_tokens) {
+    GenerateRequest request;
+    request.prompt_tokens = std::move(prompt_tokens);
+    request.sampling.temperature = 0.0f;
+    request.sampling.max_tokens = max_tokens;
+    request.sampling.ignore_eos = true;
+    return request;
+  }
+
+  RequestHandle submit(GenerateRequest request) {
+    auto handle = engine_->submit(std::move(request));
+    EXPECT_TRUE(handle.ok()) << handle.status().to_string();
+    return handle.ok() ? *handle : RequestHandle{};
+  }
+
+  struct Result {
+    std::vector<TokenId> tokens;
+    std::string text;
+    Usage usage;
+    Status error;
+  };
+  static Result collect(const RequestHandle& handle) {
+    Result result;
+    if (!handle.events) return result;
+    while (auto event = handle.events->next(120s)) {
+      result.tokens.insert(result.tokens.end(), event->token_ids.begin(), event->token_ids.end());
+      result.text += event->text;
+      if (event->usage) result.usage = *event->usage;
+      if (!event->error.ok()) result.error = event->error;
+      if (event->last) return result;
+    }
+    ADD_FAILURE() << "request " << handle.request_id << " did not finish";
+    return result;
+  }
+
+  bool wait_for_idle_pages() {
+    auto deadline = Clock::now() + 10s;
+    while (Clock::now() < deadline) {
+      MetricsSnapshot m = engine_->metrics();
+      if (m.kv_pages_used == 0 && m.num_requests_running == 0 && m.num_requests_waiting == 0) return true;
+      std::this_thread::sleep_for(2ms);
+    }
+    return false;
+  }
+
+  std::unique_ptr<Transformer> runtime_;
+  std::unique_ptr<Engine> engine_;
+};
+
+// The target request's greedy tokens alone, in the middle of 32 other requests (mixed prompt
+// lengths and max_tokens, so prefill chunks and decodes share steps), and when it is preempted and
+// recomputed: two older requests that outgrow a 6-page pool take its pages (the newest running
+// request is the victim). Everything is queued before start(), so the schedule is deterministic.
+TEST_F(DemoModelEngineTest, GreedyTokensAreTheSameAloneAmong32AndWhenPreempted) {
+  const std::vector<TokenId> target_prompt = prompt(0, 90);
+  constexpr int kTargetTokens = 24;
+
+  make(/*num_pages=*/64, /*max_batched_tokens=*/128);
+  Result alone = collect(submit(greedy(target_prompt, kTargetTokens)));
+  ASSERT_TRUE(alone.error.ok()) << alone.error.to_string();
+  ASSERT_EQ(alone.tokens.size(), static_cast<size_t>(kTargetTokens));
+  EXPECT_EQ(alone.usage.num_preemptions, 0);
+
+  make(/*num_pages=*/64, /*max_batched_tokens=*/128, /*start=*/false);
+  std::vector<RequestHandle> others;
+  for (int i = 0; i < 16; ++i) others.push_back(submit(greedy(prompt(300 + 411 * i, 8 + 4 * i), 6 + i % 9)));
+  RequestHandle target = submit(greedy(target_prompt, kTargetTokens));
+  for (int i = 16; i < 32; ++i) others.push_back(submit(greedy(prompt(300 + 411 * i, 8 + 4 * i), 6 + i % 9)));
+  ASSERT_TRUE(engine_->start().ok());
+  Result crowded = collect(target);
+  for (const RequestHandle& other : others) EXPECT_TRUE(collect(other).error.ok());
+  ASSERT_TRUE(crowded.error.ok()) << crowded.error.to_string();
+  EXPECT_EQ(crowded.tokens, alone.tokens);
+  EXPECT_EQ(crowded.text, alone.text);
+  EXPECT_EQ(crowded.usage.num_preemptions, 0);
+  EXPECT_TRUE(wait_for_idle_pages());
+
+  make(/*num_pages=*/6, /*max_batched_tokens=*/128, /*start=*/false);
+  RequestHandle old_a = submit(greedy(prompt(5000, 120), 150));
+  RequestHandle old_b = submit(greedy(prompt(7000, 120), 150));
+  target = submit(greedy(target_prompt, kTargetTokens));
+  ASSERT_TRUE(engine_->start().ok());
+  Result preempted = collect(target);
+  EXPECT_TRUE(collect(old_a).error.ok());
+  EXPECT_TRUE(collect(old_b).error.ok());
+  ASSERT_TRUE(preempted.error.ok()) << preempted.error.to_string();
+  EXPECT_GT(preempted.usage.num_preemptions, 0) << "the target was never preempted";
+  EXPECT_EQ(preempted.tokens, alone.tokens);
+  EXPECT_EQ(preempted.text, alone.text);
+  EXPECT_TRUE(wait_for_idle_pages());
+}
+
+TEST_F(DemoModelEngineTest, CancellingMidGenerationReturnsThePagesToTheirIdleCount) {
+  make(/*num_pages=*/64, /*max_batched_tokens=*/256);
+  ASSERT_TRUE(wait_for_idle_pages());
+  int idle_used = engine_->metrics().kv_pages_used;
+  EXPECT_EQ(idle_used, 0);
+  RequestHandle handle = submit(greedy(prompt(1000, 200), 3000));
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(handle.events->next(60s).has_value());
+  EXPECT_GE(engine_->metrics().kv_pages_used, 4);  // 200 prompt tokens + outputs
+  engine_->cancel(handle.request_id);
+  Result rest = collect(handle);
+  EXPECT_EQ(rest.error.code(), StatusCode::kCancelled);
+  EXPECT_TRUE(wait_for_idle_pages());
+  EXPECT_EQ(engine_->metrics().kv_pages_used, idle_used);
+  EXPECT_GT(engine_->metrics().kv_pages_cached, 0);  // the full pages stay reusable
+}
+
+TEST_F(DemoModelEngineTest, RepeatedLongPromptHitsThePrefixCacheAndStartsSooner) {
+  make(/*num_pages=*/64, /*max_batched_tokens=*/512);
+  const std::vector<TokenId> long_prompt = prompt(2000, 1000);
+  ASSERT_EQ(long_prompt.size(), 1000u);
+  auto first_token_after = [&](Result* result) {
+    Clock::time_point start = Clock::now();
+    RequestHandle handle = submit(greedy(long_prompt, 4));
+    std::optional<GenerateEvent> first = handle.events->next(120s);
+    Clock::duration ttft = Clock::now() - start;
+    EXPECT_TRUE(first.has_value());
+    *result = collect(handle);
+    if (first) result->tokens.insert(result->tokens.begin(), first->token_ids.begin(), first->token_ids.end());
+    return std::chrono::duration<double>(ttft).count();
+  };
+  Result cold, warm;
+  double cold_ttft = first_token_after(&cold);
+  double warm_ttft = first_token_after(&warm);
+  EXPECT_EQ(warm.tokens, cold.tokens);
+  EXPECT_EQ(cold.usage.cached_prompt_tokens, 0);
+  EXPECT_EQ(warm.usage.cached_prompt_tokens, 960);  // 15 full pages; the last 40 tokens are recomputed
+  MetricsSnapshot m = engine_->metrics();
+  EXPECT_NEAR(m.prefix_cache_hit_rate(), 960.0 / 2000.0, 1e-9);
+  EXPECT_LT(warm_ttft * 4, cold_ttft) << "cold TTFT " << cold_ttft << " s, warm TTFT " << warm_ttft << " s";
+  std::printf("demo model, 1000-token prompt: TTFT cold %.1f ms, warm (prefix cache) %.1f ms\n", cold_ttft * 1e3,
+              warm_ttft * 1e3);
+}
+
+TEST_F(DemoModelEngineTest, SeededSamplingIsReproducibleAndStreamsValidText) {
+  make(/*num_pages=*/64, /*max_batched_tokens=*/256);
+  GenerateRequest request;
+  request.prompt_tokens = prompt(500, 40);
+  request.sampling.temperature = 0.8f;
+  request.sampling.top_p = 0.95f;
+  request.sampling.top_k = 50;
+  request.sampling.seed = 1234;
+  request.sampling.max_tokens = 32;
+  request.sampling.n = 2;
+  auto run = [&] {
+    RequestHandle handle = submit(request);
+    std::vector<std::vector<TokenId>> tokens(2);
+    std::vector<std::string> text(2);
+    while (auto event = handle.events->next(60s)) {
+      auto i = static_cast<size_t>(event->index);
+      tokens[i].insert(tokens[i].end(), event->token_ids.begin(), event->token_ids.end());
+      text[i] += event->text;
+      EXPECT_TRUE(event->error.ok()) << event->error.to_string();
+      if (event->last) break;
+    }
+    return std::make_pair(tokens, text);
+  };
+  auto [tokens_a, text_a] = run();
+  auto [tokens_b, text_b] = run();
+  EXPECT_EQ(tokens_a, tokens_b);
+  EXPECT_EQ(text_a, text_b);
+  EXPECT_NE(tokens_a[0], tokens_a[1]);
+  for (size_t i = 0; i < 2; ++i) {
+    // Streamed text equals the tokenizer's decode (when the choice did not stop at EOS).
+    std::vector<TokenId> ids = tokens_a[i];
+    if (!ids.empty() && demo->tokenizer->eos_id() && ids.back() == *demo->tokenizer->eos_id()) ids.pop_back();
+    std::vector<TokenId> with_prompt = request.prompt_tokens;
+    std::string prompt_text = demo->tokenizer->decode(with_prompt);
+    with_prompt.insert(with_prompt.end(), ids.begin(), ids.end());
+    EXPECT_EQ(prompt_text + text_a[i], demo->tokenizer->decode(with_prompt)) << "choice " << i;
+  }
+}
+
+}  // namespace
+}  // namespace longbow
