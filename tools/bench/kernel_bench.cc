@@ -121,6 +121,8 @@ std::string json_escape_free(const std::string& s) { return "\"" + s + "\""; }
 int main(int argc, char** argv) {
   const std::string out_path = argc > 1 ? argv[1] : "kernel_bench.json";
   const bool quick = argc > 2 && std::strcmp(argv[2], "--quick") == 0;
+  // --prefill-only: one N=16384 prefill per variant and nothing else (for profiling under ncu).
+  const bool prefill_only = argc > 2 && std::strcmp(argv[2], "--prefill-only") == 0;
   cudaDeviceProp prop{};
   CHECK_OR_EXIT(cudaGetDeviceProperties(&prop, 0));
   const int num_sms = prop.multiProcessorCount;
@@ -129,7 +131,7 @@ int main(int argc, char** argv) {
 
   // ---- device copy bandwidth (bytes read + written) ----
   double copy_tbps = 0;
-  {
+  if (!prefill_only) {
     const size_t bytes = size_t{2} << 30;
     DeviceBuffer a(bytes), b(bytes);
     CHECK_OR_EXIT(cudaMemset(a.ptr, 1, bytes));
@@ -144,7 +146,7 @@ int main(int argc, char** argv) {
 
   // ---- cuBLAS bf16 GEMM (fp32 accumulation), the rates the runtime's projections see ----
   json += "  \"gemm\": [\n";
-  {
+  if (!prefill_only) {
     cublasHandle_t handle;
     if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) return 1;
     struct Shape { int m, n, k; };
@@ -184,7 +186,7 @@ int main(int argc, char** argv) {
   {
     bool first = true;
     for (int n : {4096, 16384, 65536, 131072}) {
-      if (quick && n > 16384) continue;
+      if ((quick && n > 16384) || (prefill_only && n != 16384)) continue;
       PagedKv kv(1, n, hkv, d, n);
       DeviceBuffer q(size_t{2} * n * hq * d), out(size_t{2} * n * hq * d);
       fill_random(q, 3, 1.0f);
@@ -214,6 +216,7 @@ int main(int argc, char** argv) {
         if (!check(variant.launch(p, nullptr), variant.name) || !check(cudaDeviceSynchronize(), variant.name)) {
           continue;
         }
+        if (prefill_only) continue;
         const int inner = n <= 16384 ? 5 : 1;
         const double ms = time_ms([&] { check(variant.launch(p, nullptr), "prefill"); }, n <= 16384 ? 5 : 3, inner);
         const double tflops = 2.0 * hq * static_cast<double>(n) * n * d / (ms * 1e-3) / 1e12;
@@ -235,7 +238,7 @@ int main(int argc, char** argv) {
     bool first = true;
     for (int ctx : {4096, 32768, 131072}) {
       for (int batch : {1, 8, 32}) {
-        if (quick && (ctx > 32768 || batch > 8)) continue;
+        if ((quick && (ctx > 32768 || batch > 8)) || prefill_only) continue;
         PagedKv kv(batch, ctx, hkv, d, 1);
         DeviceBuffer q(size_t{2} * batch * hq * d), out(size_t{2} * batch * hq * d);
         fill_random(q, 4, 1.0f);

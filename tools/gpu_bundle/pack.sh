@@ -16,7 +16,7 @@ build_dir=${BUILD_DIR:-build-cuda}
 
 cmake -S . -B "$build_dir" -G Ninja -DLONGBOW_CUDA=ON -DLONGBOW_WERROR=ON >/dev/null
 # Required programs, then optional ones that other parts of the tree provide once they exist.
-targets=(longbow_kernel_tests longbow_kernel_bench)
+targets=(longbow_kernel_tests longbow_kernel_bench longbow_model_shape_bench)
 optional=(longbow_runtime_parity longbow demo_model)
 available=$(cmake --build "$build_dir" --target help 2>/dev/null | sed -n 's/^\([A-Za-z0-9_]*\): .*/\1/p')
 echo "pack: building ${targets[*]} in $build_dir"
@@ -49,6 +49,7 @@ for t in "${targets[@]}"; do
 done
 
 cp tools/bench/*.py "$out/peers/"
+mkdir -p "$out/data/configs" && cp configs/llama-3.1-8b.config.json "$out/data/configs/"
 cp tools/gpu_bundle/run_gpu_tests.sh "$out/run_gpu_tests.sh"
 chmod +x "$out/run_gpu_tests.sh"
 # Test data: the parity fixtures and the built demo model, when present.

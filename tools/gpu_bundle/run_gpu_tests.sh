@@ -3,15 +3,16 @@
 # benchmarks and their torch peers. Builds nothing.
 #
 #   bundle/run_gpu_tests.sh OUTDIR [--quick]
-#   STEPS="tests parity serve bench peers" (default: all) selects steps.
+#   STEPS="tests parity serve bench peers e2e" (default: all) selects steps; "profile" (not in the
+#   default) runs the prefill kernels once each under ncu.
 #
 # OUTDIR gets: run.log (everything printed), summary.txt and one JSON per step (kernel_tests.json,
-# kernel_tests_sm80.json, parity.json, kernel_bench.json, torch_peer.json). The summary table is printed last.
+# kernel_tests_sm80.json, parity.json, kernel_bench.json, torch_peer.json, e2e.json). The summary table is printed last.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: run_gpu_tests.sh OUTDIR [--quick]}
 quick=${2:-}
-steps=${STEPS:-tests parity serve bench peers}
+steps=${STEPS:-tests parity serve bench peers e2e}
 mkdir -p "$out"
 export LD_LIBRARY_PATH="$here/lib:/usr/local/cuda/lib64:/usr/local/nvidia/lib64:/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PYTHONUNBUFFERED=1
@@ -84,6 +85,14 @@ fi
 if has_step peers; then
   step torch_peers python3 "$here/peers/torch_attention_peer.py" "$out/torch_peer.json" $quick
 fi
+if has_step e2e; then
+  step e2e "$here/longbow_model_shape_bench" "$here/data/configs/llama-3.1-8b.config.json" "$out/e2e.json"
+fi
+if has_step profile; then
+  step profile ncu --kernel-name regex:flash_prefill --launch-count 2 --section SpeedOfLight \
+    --section WarpStateStats --section SchedulerStats --section LaunchStats --section Occupancy \
+    "$here/longbow_kernel_bench" /tmp/profile_bench.json --prefill-only
+fi
 
 {
   echo
@@ -96,5 +105,5 @@ fi
         for (i = 1; i <= NF; ++i) if ($i == "rel_l2") { e = $(i + 1); b = $(i + 3); sub(/\)/, "", b) }
         e += 0; b += 0; r = (b > 0) ? e / b : (e > 0 ? 1e9 : 0); printf "%8.3f  %s\n", r, $0 }' | sort -g -r | head -6
   fi
-  grep -E '^(copy|gemm|prefill|decode|torch sdpa|parity|serve: rest)' "$log"
+  grep -E '^(copy|gemm|prefill|decode|torch sdpa|parity|serve: rest|e2e)' "$log"
 } | tee "$out/summary.txt"
