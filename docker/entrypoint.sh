@@ -16,8 +16,11 @@ set -eu
 LONGBOW=${LONGBOW_BIN:-/opt/longbow/bin/longbow}  # overridable for testing the script itself
 
 # VARIABLE:flag pairs: the environment the image understands.
-env_flags="LONGBOW_MODEL:model LONGBOW_HOST:host LONGBOW_PORT:port LONGBOW_GRPC_PORT:grpc-port
-  LONGBOW_BACKEND:backend LONGBOW_API_KEY:api-key LONGBOW_LOG_LEVEL:log-level"
+env_flags="LONGBOW_MODEL:model LONGBOW_SERVED_MODEL_NAME:served-model-name LONGBOW_HOST:host
+  LONGBOW_PORT:port LONGBOW_GRPC_PORT:grpc-port LONGBOW_BACKEND:backend LONGBOW_API_KEY:api-key
+  LONGBOW_MAX_MODEL_LEN:max-model-len LONGBOW_MAX_NUM_SEQS:max-num-seqs
+  LONGBOW_KV_CACHE_TOKENS:kv-cache-tokens LONGBOW_DRAIN_TIMEOUT:drain-timeout
+  LONGBOW_CONFIG:config LONGBOW_LOG_LEVEL:log-level"
 
 # has_flag NAME ARGS...: is --NAME or --NAME=... among ARGS?
 has_flag() {

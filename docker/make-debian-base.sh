@@ -56,7 +56,7 @@ if "${buildah_cmd[@]}" inspect --type image "$image" >/dev/null 2>&1; then
   exit 0
 fi
 echo "make-debian-base: importing $tarball as $image"
-ctr=$("${buildah_cmd[@]}" from scratch)
+ctr=$("${buildah_cmd[@]}" from --name "longbow-debian-base-$$" scratch)
 trap '"${buildah_cmd[@]}" rm "$ctr" >/dev/null 2>&1 || true' EXIT
 "${buildah_cmd[@]}" add "$ctr" "$tarball" / >/dev/null  # buildah add unpacks a local tar archive
 # As Debian's official images do: dpkg skips fsync (a build layer is written once) and apt keeps
