@@ -1,0 +1,535 @@
+// kernels/dsa against the CPU reference (model/backend/cpu/cpu_dsa.h), on the GPU machine.
+//
+//  - FP8 query quantization (no LayerNorm in the path) is bit-exact: same bytes, same weights.
+//  - Index keys (LayerNorm and RoPE in fp32 on both sides, different summation orders) may differ
+//    only where the rotated value sits at an e4m3 rounding boundary: at most one code, rarely.
+//  - FP8 index logits equal the CPU FP8 emulation up to fp32 summation order (2e-5 of the row's
+//    largest magnitude), at context lengths 1, 63, 64, 2047, 2048, 2049 and 131072.
+//  - Top-k: the GPU index list equals cpu::dsa_topk of the same scores, element for element, on
+//    those logits and on rows built with masses of exact ties at the threshold.
+//  - Sparse attention vs the CPU within the bf16 budget, with and without splits; rows with no index
+//    give 0; with index_topk >= context, top-k + sparse attention equal the dense paged decode.
+// Outputs are poisoned before every launch. Built with LONGBOW_CUDA only; never run by CTest.
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "common/half.h"
+#include "kernels/dsa/params.h"
+#include "kernels/paged_decode/params.h"
+#include "model/backend/cpu/cpu_dsa.h"
+
+namespace longbow {
+namespace {
+
+using kernels::kDsaPageSize;
+
+#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
+
+// A device allocation filled from (and read back into) host vectors.
+struct Dev {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  Dev() = default;
+  explicit Dev(size_t n) : bytes(n) {
+    EXPECT_EQ(cudaMalloc(&ptr, std::max<size_t>(n, 16)), cudaSuccess);
+    EXPECT_EQ(cudaMemset(ptr, 0xFF, std::max<size_t>(n, 16)), cudaSuccess);  // poison: NaN / -1
+  }
+  template <typename T>
+  explicit Dev(const std::vector<T>& host) : Dev(host.size() * sizeof(T)) {
+    EXPECT_EQ(cudaMemcpy(ptr, host.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
+  }
+  ~Dev() { cudaFree(ptr); }
+  Dev(const Dev&) = delete;
+  Dev& operator=(const Dev&) = delete;
+  template <typename T>
+  std::vector<T> get() const {
+    std::vector<T> out(bytes / sizeof(T));
+    EXPECT_EQ(cudaMemcpy(out.data(), ptr, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+    return out;
+  }
+  template <typename T>
+  T* as() const { return static_cast<T*>(ptr); }
+};
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// bf16 bits of v, and v replaced by its bf16 value (so CPU and GPU see the same numbers).
+std::vector<uint16_t> to_bf16(std::vector<float>& v) {
+  std::vector<uint16_t> bits(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    bits[i] = f32_to_bf16(v[i]);
+    v[i] = bf16_to_f32(bits[i]);
+  }
+  return bits;
+}
+
+double rel_l2(const std::vector<float>& got, const std::vector<float>& ref) {
+  double err = 0.0, norm = 0.0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    err += (static_cast<double>(got[i]) - ref[i]) * (static_cast<double>(got[i]) - ref[i]);
+    norm += static_cast<double>(ref[i]) * ref[i];
+  }
+  return std::sqrt(err / std::max(norm, 1e-30));
+}
+
+std::vector<float> inv_freq_table(int rope_dim) {
+  std::vector<float> f;
+  for (int i = 0; i < rope_dim / 2; ++i) f.push_back(std::pow(10000.0f, -2.0f * static_cast<float>(i) / rope_dim));
+  return f;
+}
+
+TEST(DsaKernels, QueryQuantizationIsBitExact) {
+  for (int d : {64, 128}) {
+    const int rows = 37, heads = 64;
+    std::vector<float> q = random_floats(static_cast<size_t>(rows * heads * d), 1, -4.0f, 4.0f);
+    for (size_t i = 0; i < q.size(); i += 97) q[i] *= 300.0f;  // vary amax across decades
+    std::vector<float> w = random_floats(static_cast<size_t>(rows * heads), 2, -1.0f, 1.0f);
+    std::vector<uint16_t> qb = to_bf16(q), wb = to_bf16(w);
+    Dev dq(qb), dw(wb), dq8(static_cast<size_t>(rows * heads * d)), dweff(static_cast<size_t>(rows * heads) * 4);
+    kernels::DsaIndexQueryParams p;
+    p.q = dq.ptr;
+    p.w_raw = dw.ptr;
+    p.hadamard_scale = 1.0f / std::sqrt(static_cast<float>(d));
+    p.weight_scale = 1.0f / std::sqrt(static_cast<float>(heads)) * (1.0f / std::sqrt(static_cast<float>(d)));
+    p.q_fp8 = dq8.as<uint8_t>();
+    p.w_eff = dweff.as<float>();
+    p.rows = rows;
+    p.heads = heads;
+    p.head_dim = d;
+    CUDA_OK(kernels::launch_dsa_index_query(p, nullptr));
+    std::vector<uint8_t> ref8(q.size());
+    std::vector<float> refw(w.size());
+    cpu::dsa_prepare_query(q.data(), w.data(), rows, heads, d, ref8.data(), refw.data());
+    EXPECT_EQ(dq8.get<uint8_t>(), ref8) << "head_dim " << d;
+    EXPECT_EQ(dweff.get<float>(), refw) << "head_dim " << d;
+  }
+}
+
+TEST(DsaKernels, IndexKeysMatchTheCpuPathToOneCode) {
+  const int d = 128, rope = 64, tokens = 500, pages = 12;
+  std::vector<float> k = random_floats(static_cast<size_t>(tokens * d), 3, -3.0f, 3.0f);
+  std::vector<float> gamma = random_floats(d, 4, 0.5f, 1.5f), beta = random_floats(d, 5, -0.3f, 0.3f);
+  std::vector<uint16_t> kb = to_bf16(k), gb = to_bf16(gamma), bb = to_bf16(beta);
+  std::vector<int32_t> positions(tokens), slots(tokens);
+  std::vector<int32_t> perm(pages * kDsaPageSize);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), std::mt19937(6));
+  for (int t = 0; t < tokens; ++t) {
+    positions[t] = 1000 + 37 * t;
+    slots[t] = perm[t];
+  }
+  std::vector<float> inv_freq = inv_freq_table(rope);
+  size_t cache_bytes = pages * cpu::dsa_index_page_bytes(d);
+  Dev dk(kb), dg(gb), db(bb), dpos(positions), dslots(slots), dfreq(inv_freq), dcache(cache_bytes);
+  kernels::DsaIndexKeyParams p;
+  p.k_raw = dk.ptr;
+  p.gamma = dg.ptr;
+  p.beta = db.ptr;
+  p.positions = dpos.as<int>();
+  p.slots = dslots.as<int>();
+  p.inv_freq = dfreq.as<float>();
+  p.hadamard_scale = 1.0f / std::sqrt(static_cast<float>(d));
+  p.cache = dcache.as<uint8_t>();
+  p.tokens = tokens;
+  p.head_dim = d;
+  p.rope_dim = rope;
+  CUDA_OK(kernels::launch_dsa_index_keys(p, nullptr));
+  std::vector<uint8_t> got = dcache.get<uint8_t>();
+  std::vector<uint8_t> ref(cache_bytes, 0xFF);
+  cpu::DsaIndexKeyArgs a;
+  a.k_raw = k.data();
+  a.gamma = gamma.data();
+  a.beta = beta.data();
+  a.positions = positions.data();
+  a.slots = slots.data();
+  a.inv_freq = inv_freq.data();
+  a.tokens = tokens;
+  a.head_dim = d;
+  a.rope_dim = rope;
+  a.fp8_cache = ref.data();
+  cpu::dsa_write_index_keys(a);
+  int value_mismatch = 0, scale_mismatch = 0, far = 0;
+  for (int t = 0; t < tokens; ++t) {
+    size_t page = static_cast<size_t>(slots[t] / kDsaPageSize) * cpu::dsa_index_page_bytes(d);
+    int off = slots[t] % kDsaPageSize;
+    float gs, rs;
+    std::memcpy(&gs, &got[page + kDsaPageSize * d + off * 4], 4);
+    std::memcpy(&rs, &ref[page + kDsaPageSize * d + off * 4], 4);
+    if (gs != rs) ++scale_mismatch;
+    for (int e = 0; e < d; ++e) {
+      uint8_t g = got[page + off * d + e], r = ref[page + off * d + e];
+      if (g == r) continue;
+      ++value_mismatch;
+      if (gs == rs && std::abs(static_cast<int>(g & 0x7F) - static_cast<int>(r & 0x7F)) > 1) ++far;
+    }
+  }
+  std::printf("[ index keys ] %d of %d values and %d of %d scales differ from the CPU path\n", value_mismatch,
+              tokens * d, scale_mismatch, tokens);
+  EXPECT_EQ(far, 0);
+  EXPECT_LE(value_mismatch, tokens * d / 1000);
+  EXPECT_LE(scale_mismatch, 1);
+}
+
+// A random FP8 index cache (finite codes, power-of-two scales) and random queries for `lens`.
+struct LogitsCase {
+  int heads = 64, d = 128;
+  std::vector<int32_t> query_start{0}, lens, tables;
+  int max_pages = 0, max_len = 0, rows = 0;
+  std::vector<uint8_t> cache, q8;
+  std::vector<float> w;
+  int64_t stride = 0;
+
+  LogitsCase(const std::vector<int>& context_lens, const std::vector<int>& q_lens, uint32_t seed) {
+    std::mt19937 rng(seed);
+    int pages = 0;
+    for (size_t s = 0; s < context_lens.size(); ++s) {
+      lens.push_back(context_lens[s]);
+      query_start.push_back(query_start.back() + q_lens[s]);
+      max_pages = std::max(max_pages, (context_lens[s] + 63) / 64);
+      max_len = std::max(max_len, context_lens[s]);
+      pages += (context_lens[s] + 63) / 64;
+    }
+    rows = query_start.back();
+    stride = (max_len + 3) / 4 * 4;
+    std::vector<int32_t> perm(pages);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng);
+    tables.assign(context_lens.size() * max_pages, 0);
+    int next = 0;
+    for (size_t s = 0; s < context_lens.size(); ++s) {
+      for (int b = 0; b < (context_lens[s] + 63) / 64; ++b) tables[s * max_pages + b] = perm[next++];
+    }
+    auto finite_code = [&] {
+      uint8_t c;
+      do c = static_cast<uint8_t>(rng() & 0xFF); while ((c & 0x7F) == 0x7F || (c & 0x78) > 0x58);  // |v| <= 2^4
+      return c;
+    };
+    cache.resize(pages * cpu::dsa_index_page_bytes(d));
+    for (int pg = 0; pg < pages; ++pg) {
+      uint8_t* base = cache.data() + pg * cpu::dsa_index_page_bytes(d);
+      for (int i = 0; i < 64 * d; ++i) base[i] = finite_code();
+      for (int i = 0; i < 64; ++i) {
+        float s = std::ldexp(1.0f, static_cast<int>(rng() % 6) - 8);
+        std::memcpy(base + 64 * d + 4 * i, &s, 4);
+      }
+    }
+    q8.resize(static_cast<size_t>(rows) * heads * d);
+    for (uint8_t& c : q8) c = finite_code();
+    w = random_floats(static_cast<size_t>(rows) * heads, seed + 1, -1.0f, 1.0f);
+  }
+
+  std::vector<float> cpu_logits() const {
+    std::vector<float> out(static_cast<size_t>(rows) * stride);
+    cpu::DsaIndexLogitsArgs a;
+    a.q_fp8 = q8.data();
+    a.w_eff = w.data();
+    a.fp8_cache = cache.data();
+    a.query_start = query_start.data();
+    a.context_lens = lens.data();
+    a.block_tables = tables.data();
+    a.seqs = static_cast<int>(lens.size());
+    a.max_pages = max_pages;
+    a.heads = heads;
+    a.head_dim = d;
+    a.logits = out.data();
+    a.logits_stride = stride;
+    cpu::dsa_index_logits(a);
+    return out;
+  }
+};
+
+int row_len(const LogitsCase& c, int row) {
+  int s = 0;
+  while (c.query_start[s + 1] <= row) ++s;
+  return c.lens[s] - (c.query_start[s + 1] - c.query_start[s]) + (row - c.query_start[s]) + 1;
+}
+
+TEST(DsaKernels, Fp8LogitsMatchTheCpuEmulationAndTopkIsExact) {
+  LogitsCase c({1, 63, 64, 2047, 2048, 2049, 131072, 300}, {1, 1, 1, 1, 1, 1, 1, 3}, 11);
+  Dev dq(c.q8), dw(c.w), dcache(c.cache), dstart(c.query_start), dlens(c.lens), dtables(c.tables);
+  Dev dlogits(static_cast<size_t>(c.rows) * c.stride * 4);
+  kernels::DsaIndexLogitsParams p;
+  p.q_fp8 = dq.as<uint8_t>();
+  p.w_eff = dw.as<float>();
+  p.cache = dcache.as<uint8_t>();
+  p.query_start = dstart.as<int>();
+  p.context_lens = dlens.as<int>();
+  p.block_tables = dtables.as<int>();
+  p.logits = dlogits.as<float>();
+  p.logits_stride = c.stride;
+  p.seqs = static_cast<int>(c.lens.size());
+  p.rows = c.rows;
+  p.max_pages = c.max_pages;
+  p.max_context_len = c.max_len;
+  p.heads = c.heads;
+  p.head_dim = c.d;
+  CUDA_OK(kernels::launch_dsa_index_logits(p, nullptr));
+  CUDA_OK(cudaDeviceSynchronize());
+  std::vector<float> got = dlogits.get<float>();
+  std::vector<float> ref = c.cpu_logits();
+  // Budget: Hopper's FP8 mma keeps about 14 mantissa bits while summing its 32 products, so a dot
+  // may be off by ~2^-14 of its largest terms; 2e-4 of the row's peak |logit| covers that with margin.
+  double worst = 0.0;
+  for (int r = 0; r < c.rows; ++r) {
+    int len = row_len(c, r);
+    float peak = 0.0f;
+    for (int j = 0; j < len; ++j) peak = std::max(peak, std::fabs(ref[r * c.stride + j]));
+    int bad = 0;
+    for (int j = 0; j < len; ++j) {
+      float g = got[r * c.stride + j], e = ref[r * c.stride + j];
+      double rel = std::fabs(static_cast<double>(g) - e) / std::max(peak, 1e-30f);
+      if (!(rel <= 2e-4)) ++bad;
+      if (rel > worst || std::isnan(rel)) worst = rel;
+    }
+    EXPECT_EQ(bad, 0) << "row " << r << " length " << len;
+  }
+  std::printf("[ error ] fp8 index logits vs CPU emulation: max |err| / row peak %.3g (budget 2e-4)\n", worst);
+  for (int k : {64, 2048}) {
+    Dev didx(static_cast<size_t>(c.rows) * k * 4);
+    kernels::DsaTopkParams t;
+    t.logits = dlogits.as<float>();
+    t.query_start = dstart.as<int>();
+    t.context_lens = dlens.as<int>();
+    t.indices = didx.as<int>();
+    t.logits_stride = c.stride;
+    t.seqs = p.seqs;
+    t.rows = c.rows;
+    t.k = k;
+    CUDA_OK(kernels::launch_dsa_topk(t, nullptr));
+    std::vector<int32_t> idx = didx.get<int32_t>();
+    for (int r = 0; r < c.rows; ++r) {
+      std::vector<int32_t> expect(k);
+      cpu::dsa_topk(got.data() + r * c.stride, row_len(c, r), k, expect.data());
+      EXPECT_TRUE(std::equal(expect.begin(), expect.end(), idx.begin() + r * k))
+          << "k " << k << " row " << r << " length " << row_len(c, r);
+    }
+  }
+}
+
+TEST(DsaKernels, TopkWithMassesOfTiesAtTheThreshold) {
+  const int len = 131072;
+  std::vector<std::vector<float>> rows;
+  std::mt19937 rng(17);
+  auto levels = [&](int n, float spread) {
+    std::vector<float> r(len);
+    std::uniform_int_distribution<int> pick(0, n - 1);
+    for (float& v : r) v = static_cast<float>(pick(rng)) * spread;
+    return r;
+  };
+  rows.push_back(levels(8, 1.0f));       // ~16K copies of each level: the bucket overflows the chip
+  rows.push_back(levels(5000, 0.25f));   // ~26 copies per level at the threshold
+  rows.push_back(std::vector<float>(len, 3.5f));  // one value: the first k indices
+  {
+    std::vector<float> r = levels(1000000, 1e-3f);
+    for (int i = 0; i < len; i += 3) r[i] = -INFINITY;
+    for (int i = 1; i < len; i += 7) r[i] = (i % 2) ? 0.0f : -0.0f;
+    rows.push_back(r);
+  }
+  {
+    std::vector<float> r(len);
+    std::normal_distribution<float> n01;
+    for (float& v : r) v = n01(rng);
+    for (int i = 0; i < 3000; ++i) r[(i * 7919) % len] = 2.0f;  // a tie block straddling rank 2048
+    rows.push_back(r);
+  }
+  const int k = 2048;
+  const int n = static_cast<int>(rows.size());
+  std::vector<float> flat;
+  for (auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
+  std::vector<int32_t> starts(n + 1), lens(n, len);
+  std::iota(starts.begin(), starts.end(), 0);
+  Dev dl(flat), ds(starts), dlen(lens), didx(static_cast<size_t>(n) * k * 4);
+  kernels::DsaTopkParams t;
+  t.logits = dl.as<float>();
+  t.query_start = ds.as<int>();
+  t.context_lens = dlen.as<int>();
+  t.indices = didx.as<int>();
+  t.logits_stride = len;
+  t.seqs = n;
+  t.rows = n;
+  t.k = k;
+  CUDA_OK(kernels::launch_dsa_topk(t, nullptr));
+  std::vector<int32_t> idx = didx.get<int32_t>();
+  for (int r = 0; r < n; ++r) {
+    std::vector<int32_t> expect(k);
+    cpu::dsa_topk(rows[r].data(), len, k, expect.data());
+    EXPECT_TRUE(std::equal(expect.begin(), expect.end(), idx.begin() + r * k)) << "tie row " << r;
+  }
+}
+
+// K/V pools and queries for sparse attention; sequence s has one decode row.
+struct AttnCase {
+  int q_heads, kv_heads, d, pages;
+  std::vector<int> ctx;
+  int max_pages = 0;
+  std::vector<float> q, k, v;
+  std::vector<uint16_t> qb, kb, vb;
+  std::vector<int32_t> tables, starts, lens;
+  AttnCase(int qh, int kvh, int dim, std::vector<int> contexts, uint32_t seed)
+      : q_heads(qh), kv_heads(kvh), d(dim), ctx(std::move(contexts)) {
+    pages = 0;
+    for (int c : ctx) {
+      max_pages = std::max(max_pages, (c + 63) / 64);
+      pages += (c + 63) / 64;
+    }
+    std::vector<int32_t> perm(pages);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), std::mt19937(seed));
+    tables.assign(ctx.size() * max_pages, 0);
+    int next = 0;
+    for (size_t s = 0; s < ctx.size(); ++s) {
+      for (int b = 0; b < (ctx[s] + 63) / 64; ++b) tables[s * max_pages + b] = perm[next++];
+      starts.push_back(static_cast<int32_t>(s));
+      lens.push_back(ctx[s]);
+    }
+    starts.push_back(static_cast<int32_t>(ctx.size()));
+    size_t pool = static_cast<size_t>(pages) * 64 * kv_heads * d;
+    k = random_floats(pool, seed + 1, -1.0f, 1.0f);
+    v = random_floats(pool, seed + 2, -1.0f, 1.0f);
+    q = random_floats(ctx.size() * q_heads * d, seed + 3, -2.0f, 2.0f);
+    kb = to_bf16(k);
+    vb = to_bf16(v);
+    qb = to_bf16(q);
+  }
+};
+
+void run_sparse(const AttnCase& c, const std::vector<int32_t>& indices, int topk, int splits,
+                std::vector<float>* out_gpu, std::vector<float>* out_cpu) {
+  const int rows = static_cast<int>(c.ctx.size());
+  Dev dq(c.qb), dk(c.kb), dv(c.vb), didx(indices), dstart(c.starts), dtab(c.tables);
+  Dev dout(static_cast<size_t>(rows) * c.q_heads * c.d * 2);
+  Dev ws(kernels::dsa_sparse_workspace_bytes(rows, c.q_heads, c.d, splits));
+  kernels::DsaSparseAttentionParams p;
+  p.q = dq.ptr;
+  p.k_cache = dk.ptr;
+  p.v_cache = dv.ptr;
+  p.indices = didx.as<int>();
+  p.query_start = dstart.as<int>();
+  p.block_tables = dtab.as<int>();
+  p.out = dout.ptr;
+  p.workspace = ws.ptr;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(c.d));
+  p.seqs = rows;
+  p.rows = rows;
+  p.max_pages = c.max_pages;
+  p.topk = topk;
+  p.q_heads = c.q_heads;
+  p.kv_heads = c.kv_heads;
+  p.head_dim = c.d;
+  p.num_splits = splits;
+  ASSERT_EQ(kernels::launch_dsa_sparse_attention(p, nullptr), cudaSuccess);
+  std::vector<uint16_t> bits = dout.get<uint16_t>();
+  out_gpu->resize(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) (*out_gpu)[i] = bf16_to_f32(bits[i]);
+  if (out_cpu == nullptr) return;
+  out_cpu->assign(bits.size(), 0.0f);
+  cpu::DsaSparseAttentionArgs a;
+  a.q = c.q.data();
+  a.k_cache = c.k.data();
+  a.v_cache = c.v.data();
+  a.indices = indices.data();
+  a.query_start = c.starts.data();
+  a.block_tables = c.tables.data();
+  a.seqs = rows;
+  a.max_pages = c.max_pages;
+  a.topk = topk;
+  a.q_heads = c.q_heads;
+  a.kv_heads = c.kv_heads;
+  a.head_dim = c.d;
+  a.scale = p.scale;
+  a.out = out_cpu->data();
+  cpu::dsa_sparse_attention(a);
+}
+
+TEST(DsaKernels, SparseAttentionMatchesTheCpu) {
+  struct Shape { int qh, kvh, d; };
+  for (Shape sh : {Shape{32, 8, 128}, Shape{16, 2, 64}}) {
+    AttnCase c(sh.qh, sh.kvh, sh.d, {1, 63, 2047, 2049, 9000}, 21);
+    const int topk = 2048;
+    std::mt19937 rng(5);
+    std::vector<int32_t> idx(c.ctx.size() * topk, -1);
+    for (size_t s = 0; s < c.ctx.size(); ++s) {
+      std::vector<int32_t> all(c.ctx[s]);
+      std::iota(all.begin(), all.end(), 0);
+      std::shuffle(all.begin(), all.end(), rng);
+      int n = std::min(topk, c.ctx[s]);
+      std::copy(all.begin(), all.begin() + n, idx.begin() + s * topk);  // unsorted on purpose
+    }
+    for (int splits : {1, 4, 32}) {
+      std::vector<float> got, ref;
+      run_sparse(c, idx, topk, splits, &got, &ref);
+      double err = rel_l2(got, ref);
+      std::printf("[ error ] sparse attention Hq=%d Hkv=%d d=%d splits=%d rel_l2 %.3g (budget 1e-2)\n", sh.qh, sh.kvh,
+                  sh.d, splits, err);
+      EXPECT_LT(err, 1e-2);
+    }
+    std::fill(idx.begin(), idx.begin() + topk, -1);  // row 0 selects nothing: zeros
+    std::vector<float> got;
+    run_sparse(c, idx, topk, 4, &got, nullptr);
+    for (int i = 0; i < sh.qh * sh.d; ++i) ASSERT_EQ(got[i], 0.0f) << i;
+  }
+}
+
+// index_topk >= context: the top-k selects every token and sparse attention is dense attention.
+TEST(DsaKernels, TopkAtLeastContextEqualsDenseDecode) {
+  AttnCase c(32, 8, 128, {1, 64, 700, 2048}, 31);
+  const int rows = static_cast<int>(c.ctx.size()), topk = 2048;
+  Dev dstart(c.starts), dlens(c.lens), didx(static_cast<size_t>(rows) * topk * 4), dlogits(static_cast<size_t>(rows) * 2048 * 4);
+  kernels::DsaTopkParams t;
+  t.logits = dlogits.as<float>();  // never read: every row is short
+  t.query_start = dstart.as<int>();
+  t.context_lens = dlens.as<int>();
+  t.indices = didx.as<int>();
+  t.logits_stride = 2048;
+  t.seqs = rows;
+  t.rows = rows;
+  t.k = topk;
+  CUDA_OK(kernels::launch_dsa_topk(t, nullptr));
+  std::vector<int32_t> idx = didx.get<int32_t>();
+  std::vector<float> sparse;
+  run_sparse(c, idx, topk, 8, &sparse, nullptr);
+
+  Dev dq(c.qb), dk(c.kb), dv(c.vb), dtab(c.tables), dout(static_cast<size_t>(rows) * 32 * 128 * 2);
+  kernels::PagedDecodeParams d;
+  d.attn.q = dq.ptr;
+  d.attn.k_cache = dk.ptr;
+  d.attn.v_cache = dv.ptr;
+  d.attn.query_start = dstart.as<int>();
+  d.attn.context_lens = dlens.as<int>();
+  d.attn.block_tables = dtab.as<int>();
+  d.attn.out = dout.ptr;
+  d.attn.num_seqs = rows;
+  d.attn.num_q_heads = 32;
+  d.attn.num_kv_heads = 8;
+  d.attn.head_dim = 128;
+  d.attn.max_pages_per_seq = c.max_pages;
+  d.attn.max_query_len = 1;
+  d.attn.max_context_len = 2048;
+  d.attn.scale = 1.0f / std::sqrt(128.0f);
+  d.num_splits = 1;
+  CUDA_OK(kernels::launch_paged_decode(d, nullptr));
+  std::vector<uint16_t> bits = dout.get<uint16_t>();
+  std::vector<float> dense(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) dense[i] = bf16_to_f32(bits[i]);
+  double err = rel_l2(sparse, dense);
+  std::printf("[ error ] DSA(topk >= ctx) vs dense decode rel_l2 %.3g (budget 1e-2)\n", err);
+  EXPECT_LT(err, 1e-2);
+}
+
+}  // namespace
+}  // namespace longbow
