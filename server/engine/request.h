@@ -29,7 +29,7 @@ struct SamplingParams {
   std::vector<TokenId> stop_token_ids;  // finish ("stop") after generating one of these
   std::vector<std::string> stop;        // finish ("stop") when the text contains one; it is not emitted
   bool ignore_eos = false;              // keep generating past the model's EOS tokens
-  int min_tokens = 0;                   // EOS and stop_token_ids are suppressed before this many outputs
+  int min_tokens = 0;  // EOS and stop_token_ids are suppressed before this many outputs (stop strings are not)
   std::optional<int> max_tokens;        // outputs per choice; unset: until the context is full
   std::optional<int> logprobs;          // with each token its logprob and this many top alternatives (0..20)
 };
