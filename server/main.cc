@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "server/cli/generate_command.h"
+#include "server/cli/serve_command.h"
 
 namespace longbow {
 namespace {
@@ -22,6 +23,7 @@ struct Subcommand {
 
 constexpr Subcommand kSubcommands[] = {
     {"generate", cli::kGenerateSummary, &cli::generate_main},
+    {"serve", cli::kServeSummary, &cli::serve_main},
 };
 
 void print_usage(std::FILE* out) {

@@ -11,7 +11,7 @@
 namespace longbow::grpc_frontend {
 
 struct GrpcServer::Impl {
-  Impl(ServingContext& context, GrpcOptions options) : options(std::move(options)), service(context) {}
+  Impl(ServingContext& context, GrpcOptions grpc_options) : options(std::move(grpc_options)), service(context) {}
 
   GrpcOptions options;
   LongbowService service;

@@ -49,20 +49,29 @@ struct Submitted {
 void answer_blocking(ServingContext& context, const httplib::Request& req, httplib::Response& res, Submitted s) {
   ServingContext::InFlight in_flight(context);
   const ConnectionWatch watch = ConnectionWatch::for_request(req);
+  if (!watch.found()) {
+    spdlog::warn("[{}] cannot watch the connection from {}:{} to port {}; a disconnect will not cancel", s.meta.id,
+                 req.remote_addr, req.remote_port, req.local_port);
+  }
   const size_t num_prompts = s.echo_texts.empty() ? 0 : s.echo_texts.size();
   std::vector<ChoiceOutput> choices;
   Usage usage;
   Status failure;
+  auto next_check = std::chrono::steady_clock::now() + kPollInterval;
   while (true) {
     std::optional<EventMerger::Tagged> tagged = s.merger->next(kPollInterval);
-    if (!tagged) {
-      if (s.merger->done()) break;
+    // Events may arrive every step without pause: check the connection by the clock, not on timeouts.
+    if (std::chrono::steady_clock::now() >= next_check) {
+      next_check = std::chrono::steady_clock::now() + kPollInterval;
       if (watch.peer_closed()) {
         s.merger->cancel(context.engine());
         spdlog::info("[{}] client disconnected after {:.3f} s; cancelled", s.meta.id, seconds_since(s.start));
         res.status = 499;
         return;
       }
+    }
+    if (!tagged) {
+      if (s.merger->done()) break;
       continue;
     }
     const GenerateEvent& event = tagged->event;
@@ -259,6 +268,8 @@ void CompletionHandler::handle(Endpoint endpoint, const httplib::Request& req, h
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
+      // Exactly this type: cpp-httplib compresses any other text/* type for clients that accept gzip
+      // or br (as fetch does), which holds events back until the stream ends. SSE is UTF-8 by spec.
       "text/event-stream",
       [stream](size_t /*offset*/, httplib::DataSink& sink) { return stream->provide(sink); },
       [stream](bool success) { stream->release(success); });

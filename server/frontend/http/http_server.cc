@@ -1,6 +1,7 @@
 #include "server/frontend/http/http_server.h"
 
 #include <nlohmann/json.hpp>
+#include <sys/socket.h>
 #include <spdlog/spdlog.h>
 
 #include <exception>
@@ -48,6 +49,8 @@ json model_card(const ServedModel& model) {
 
 }  // namespace
 
+bool ListenServer::set_backlog(int backlog) { return ::listen(svr_sock_, backlog) == 0; }
+
 HttpServer::HttpServer(ServingContext& context, HttpOptions options)
     : context_(context), options_(std::move(options)), completions_(context) {
   const size_t threads = static_cast<size_t>(options_.threads);
@@ -70,6 +73,7 @@ StatusOr<int> HttpServer::start() {
     return unavailable("cannot bind HTTP to " + options_.host + ":" + std::to_string(port) +
                        " (in use, or not a local address)");
   }
+  if (!server_.set_backlog(options_.listen_backlog)) spdlog::warn("cannot raise the HTTP listen backlog");
   thread_ = std::thread([this] { server_.listen_after_bind(); });
   return port;
 }
@@ -138,7 +142,7 @@ void HttpServer::register_routes() {
 
   // Transport-level errors (unknown route, oversized body, bad request line) get OpenAI bodies too;
   // a handler's own error body is left alone.
-  server_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  server_.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     switch (res.status) {
       case 404: set_error(res, 404, "invalid_request_error", "not_found", "no route for " + req.method + " " + req.path); break;
@@ -146,7 +150,7 @@ void HttpServer::register_routes() {
       default: set_error(res, res.status, "invalid_request_error", "", "bad request"); break;
     }
     return httplib::Server::HandlerResponse::Handled;
-  });
+  }));
   server_.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
     spdlog::error("{} {}: unhandled exception", req.method, req.path);
     set_error(res, internal_error("internal error"));

@@ -24,6 +24,14 @@ struct HttpOptions {
   int port = 8000;                        // 0: any free port (start() returns it)
   int threads = 512;                      // one per concurrent connection; a stream holds its thread
   size_t max_body_bytes = 32 << 20;       // larger bodies get 413
+  int listen_backlog = 4096;              // connections the kernel queues before accept()
+};
+
+// cpp-httplib 0.11 listens with a backlog of 5: a burst of clients connecting at once (256 streams)
+// overflows it and some are reset. Calling listen() again on the bound socket raises it (Linux).
+class ListenServer : public httplib::Server {
+ public:
+  bool set_backlog(int backlog);
 };
 
 class HttpServer {
@@ -52,7 +60,7 @@ class HttpServer {
   ServingContext& context_;
   HttpOptions options_;
   CompletionHandler completions_;
-  httplib::Server server_;
+  ListenServer server_;
   std::thread thread_;
 };
 
