@@ -3,7 +3,7 @@
 // Block = (page run, row), 4 warps. The row's q [H, D] e4m3 is staged once in shared memory; every
 // warp keeps all of it as mma A fragments (H/16 m-tiles × D/32 k-steps) and its head weights in
 // registers, then streams 16 tokens of each page (two n-tiles of 8) straight from global memory,
-// the next page's fragments loaded before the current page's mma.sync m16n8k32 e4m3 run.
+// the fragments of the next two pages loaded before the current page's mma.sync m16n8k32 e4m3 run.
 //
 // The k dimension is permuted identically in A and B (any permutation leaves q·k unchanged): lane
 // (g = lane/4, c = lane%4) holds bytes [c·D/4, (c+1)·D/4) of its row, so a token's fragment is one or
@@ -103,10 +103,12 @@ __global__ void __launch_bounds__(kWarps * 32) index_logits_kernel(DsaIndexLogit
     }
   };
 
-  uint32_t b_cur[2][kBRegs], b_next[2][kBRegs];
+  // Three register stages: the fragments of the next two pages are in flight during each page's mma.
+  uint32_t b_cur[2][kBRegs], b_next[2][kBRegs], b_after[2][kBRegs];
   load_b(page_begin, b_cur);
+  if (page_begin + 1 < page_end) load_b(page_begin + 1, b_next);
   for (int page = page_begin; page < page_end; ++page) {
-    if (page + 1 < page_end) load_b(page + 1, b_next);
+    if (page + 2 < page_end) load_b(page + 2, b_after);
     const uint8_t* base = p.cache + static_cast<int64_t>(table[page]) * kPageBytes;
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) {
@@ -138,7 +140,10 @@ __global__ void __launch_bounds__(kWarps * 32) index_logits_kernel(DsaIndexLogit
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
-      for (int r = 0; r < kBRegs; ++r) b_cur[nt][r] = b_next[nt][r];
+      for (int r = 0; r < kBRegs; ++r) {
+        b_cur[nt][r] = b_next[nt][r];
+        b_next[nt][r] = b_after[nt][r];
+      }
     }
   }
 }

@@ -1,12 +1,14 @@
 // Sparse attention over the selected tokens (contract in kernels/dsa/params.h; reference
 // cpu::dsa_sparse_attention).
 //
-// Block = (split, kv head, row), 128 threads, serving the G <= 8 query heads of the KV head so each
-// selected K/V row is read once per group. The block's part of the index list is walked in tiles of
-// 64: slots through the block table (−1 stays masked), scores for 64 tokens × G heads (a warp per
-// token, lanes over head_dim, 4 tokens in flight), an online-softmax update per head in the log2
-// domain, then O += P·V with threads over (dim, token subset). Splits write normalised partials and
-// their log2-sum-exp; a second kernel merges them. fp32 throughout; bf16 only in memory.
+// Block = (split, kv head, row), 4 warps, serving the G <= 8 query heads of the KV head so each
+// selected K/V row is read once per group. Each warp walks its own groups of 32/G selected tokens
+// with a private online softmax (log2 domain): slots through the block table (−1 stays masked), the
+// group's K and V rows loaded up front (lanes over head_dim), 32 partial dots reduce-scattered so
+// each lane owns one (token, head) score, then O += P·V. Warps merge in shared memory; with splits
+// the block writes a normalised partial and its log2-sum-exp, merged by a second kernel. fp32
+// arithmetic; bf16 only in memory. (G = 1 or 2 keep 32 or 16 rows in flight per lane and spill;
+// the GQA shapes served have G >= 4.)
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -22,7 +24,7 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
-constexpr int kTile = 64;
+constexpr int kMinChunk = 64;  // indices per split, at least
 constexpr float kLog2e = 1.4426950408889634f;
 
 struct Partials {
@@ -37,15 +39,41 @@ __host__ __device__ inline Partials carve(void* base, int rows, int q_heads, int
   return w;
 }
 
+// Sums n = 32 >> s values (a power of two, 1..32) across the warp as a reduce-scatter: afterwards
+// lane l holds the total of value l >> s (31 shuffles for 32 values instead of 160).
+template <int N>
+__device__ __forceinline__ float reduce_scatter(float (&v)[N]) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int offset = 16, len = N; offset > 0; offset >>= 1) {
+    if (len > 1) {
+      const int half = len / 2;
+      const bool upper = (lane & offset) != 0;
+#pragma unroll
+      for (int i = 0; i < N / 2; ++i) {
+        if (i >= half) break;
+        const float keep = upper ? v[i + half] : v[i];
+        const float send = upper ? v[i] : v[i + half];
+        v[i] = keep + __shfl_xor_sync(0xffffffffu, send, offset);
+      }
+      len = half;
+    } else {
+      v[0] += __shfl_xor_sync(0xffffffffu, v[0], offset);
+    }
+  }
+  return v[0];
+}
+
+// Each warp runs its own online softmax over groups of kT = 32 / G tokens (so kT·G = 32 scores fill
+// the warp after the reduce-scatter: lane l holds token l / G, head l % G), lanes over head_dim for
+// the loads and P·V. K and V rows of the whole group are loaded before any arithmetic. Warps merge
+// through shared memory at the end.
 template <int D, int G>
 __global__ void __launch_bounds__(kThreads) sparse_kernel(DsaSparseAttentionParams p) {
-  constexpr int kPer = D / 32;            // dims per lane in the score phase
-  constexpr int kSubsets = kThreads / D;  // token subsets in the P·V phase
-  __shared__ float q_s[G][D];
-  __shared__ float p_s[G][kTile];
-  __shared__ int slot_s[kTile];
-  __shared__ float m_s[G], l_s[G], corr_s[G];
-  __shared__ float merge_s[kSubsets > 1 ? kSubsets : 1][G][D];
+  constexpr int kPer = D / 32;
+  constexpr int kT = 32 / G;  // tokens per warp step
+  __shared__ float m_w[kWarps][G], l_w[kWarps][G];
+  __shared__ float o_w[kWarps][G][D];
 
   const int split = blockIdx.x, kv = blockIdx.y, row = blockIdx.z;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -59,126 +87,146 @@ __global__ void __launch_bounds__(kThreads) sparse_kernel(DsaSparseAttentionPara
   const int begin = split * chunk, end = min(p.topk, begin + chunk);
 
   const float qscale = p.scale * kLog2e;
-  const auto* q = static_cast<const __nv_bfloat16*>(p.q) + (static_cast<int64_t>(row) * p.q_heads + kv * G) * D;
-  for (int i = threadIdx.x; i < G * D; i += kThreads) q_s[i / D][i % D] = __bfloat162float(q[i]) * qscale;
-  if (threadIdx.x < G) {
-    m_s[threadIdx.x] = -INFINITY;
-    l_s[threadIdx.x] = 0.0f;
-  }
-  __syncthreads();
-  float qr[G][kPer];
+  const auto* qg = static_cast<const __nv_bfloat16*>(p.q) + (static_cast<int64_t>(row) * p.q_heads + kv * G) * D;
+  float q[G][kPer];
 #pragma unroll
   for (int h = 0; h < G; ++h) {
 #pragma unroll
-    for (int e = 0; e < kPer; ++e) qr[h][e] = q_s[h][lane * kPer + e];
+    for (int e = 0; e < kPer; ++e) q[h][e] = __bfloat162float(qg[h * D + lane * kPer + e]) * qscale;
   }
-
   const auto* k_cache = static_cast<const __nv_bfloat16*>(p.k_cache);
   const auto* v_cache = static_cast<const __nv_bfloat16*>(p.v_cache);
-  const int64_t row_stride = static_cast<int64_t>(p.kv_heads) * D;  // elements per slot
+  const int64_t row_stride = static_cast<int64_t>(p.kv_heads) * D;
   const int* indices = p.indices + static_cast<int64_t>(row) * p.topk;
-  const int dim = threadIdx.x % D, subset = threadIdx.x / D;
-  float acc[G];
-#pragma unroll
-  for (int h = 0; h < G; ++h) acc[h] = 0.0f;
 
-  for (int t0 = begin; t0 < end; t0 += kTile) {
-    if (threadIdx.x < kTile) {
-      const int i = t0 + threadIdx.x;
-      const int j = i < end ? indices[i] : -1;
-      slot_s[threadIdx.x] = j < 0 ? -1 : table[j / kDsaPageSize] * kDsaPageSize + j % kDsaPageSize;
-    }
-    __syncthreads();
-    // Scores: warp w takes tokens w, w + 4, ... four at a time.
-    for (int base = warp * 4; base < kTile; base += kWarps * 4) {
-      float kv_vals[4][kPer];
-#pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        const int slot = slot_s[base + u];
-#pragma unroll
-        for (int e = 0; e < kPer; ++e) kv_vals[u][e] = 0.0f;
-        if (slot >= 0) {
-          const __nv_bfloat16* src = k_cache + slot * row_stride + kv * D + lane * kPer;
-          if constexpr (kPer == 4) {
-            uint2 raw = *reinterpret_cast<const uint2*>(src);
-            float2 a = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&raw.x));
-            float2 b = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&raw.y));
-            kv_vals[u][0] = a.x; kv_vals[u][1] = a.y; kv_vals[u][2] = b.x; kv_vals[u][3] = b.y;
-          } else {
-            float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(src));
-            kv_vals[u][0] = a.x; kv_vals[u][1] = a.y;
-          }
-        }
-      }
-#pragma unroll
-      for (int u = 0; u < 4; ++u) {
-#pragma unroll
-        for (int h = 0; h < G; ++h) {
-          float dot = 0.0f;
-#pragma unroll
-          for (int e = 0; e < kPer; ++e) dot += qr[h][e] * kv_vals[u][e];
-          dot = warp_sum(dot);
-          if (lane == 0) p_s[h][base + u] = slot_s[base + u] >= 0 ? dot : -INFINITY;
-        }
-      }
-    }
-    __syncthreads();
-    // Online softmax: warp w updates heads w, w + 4.
-    for (int h = warp; h < G; h += kWarps) {
-      const float s0 = p_s[h][lane], s1 = p_s[h][lane + 32];
-      const float m_old = m_s[h];
-      const float m_new = fmaxf(m_old, warp_max(fmaxf(s0, s1)));
-      const float e0 = m_new == -INFINITY ? 0.0f : exp2f(s0 - m_new);
-      const float e1 = m_new == -INFINITY ? 0.0f : exp2f(s1 - m_new);
-      p_s[h][lane] = e0;
-      p_s[h][lane + 32] = e1;
-      const float total = warp_sum(e0 + e1);
-      if (lane == 0) {
-        const float corr = m_old == -INFINITY ? 0.0f : exp2f(m_old - m_new);
-        corr_s[h] = corr;
-        m_s[h] = m_new;
-        l_s[h] = l_s[h] * corr + total;
-      }
-    }
-    __syncthreads();
-#pragma unroll
-    for (int h = 0; h < G; ++h) acc[h] *= corr_s[h];
-    for (int t = subset; t < kTile; t += kSubsets) {
-      const int slot = slot_s[t];
-      if (slot < 0) continue;
-      const float v = __bfloat162float(v_cache[slot * row_stride + kv * D + dim]);
-#pragma unroll
-      for (int h = 0; h < G; ++h) acc[h] += p_s[h][t] * v;
-    }
-    __syncthreads();  // slot_s / p_s are rewritten by the next tile
-  }
-
-  if constexpr (kSubsets > 1) {
-#pragma unroll
-    for (int h = 0; h < G; ++h) merge_s[subset][h][dim] = acc[h];
-    __syncthreads();
-    if (subset != 0) return;
-#pragma unroll
-    for (int h = 0; h < G; ++h) {
-      for (int u = 1; u < kSubsets; ++u) acc[h] += merge_s[u][h][dim];
-    }
-  }
-  const int64_t head0 = static_cast<int64_t>(row) * p.q_heads + kv * G;
-  if (p.num_splits == 1) {
-    auto* out = static_cast<__nv_bfloat16*>(p.out);
-#pragma unroll
-    for (int h = 0; h < G; ++h) {
-      const float l = l_s[h];
-      out[(head0 + h) * D + dim] = __float2bfloat16(l > 0.0f ? acc[h] / l : 0.0f);
-    }
-    return;
-  }
-  Partials w = carve(p.workspace, p.rows, p.q_heads, D, p.num_splits);
+  float m[G], l[G], acc[G][kPer];
 #pragma unroll
   for (int h = 0; h < G; ++h) {
-    const float l = l_s[h];
-    w.o[((head0 + h) * p.num_splits + split) * D + dim] = l > 0.0f ? acc[h] / l : 0.0f;
-    if (dim == 0) w.lse[(head0 + h) * p.num_splits + split] = l > 0.0f ? m_s[h] + log2f(l) : -INFINITY;
+    m[h] = -INFINITY;
+    l[h] = 0.0f;
+#pragma unroll
+    for (int e = 0; e < kPer; ++e) acc[h][e] = 0.0f;
+  }
+  const int my_token = lane / G, my_head = lane % G;
+
+  for (int t0 = begin + warp * kT; t0 < end; t0 += kWarps * kT) {
+    // Slots of the group: lane u < kT resolves token t0 + u, then every lane gets all of them.
+    int my_slot = -1;
+    if (lane < kT && t0 + lane < end) {
+      const int j = indices[t0 + lane];
+      if (j >= 0) my_slot = table[j / kDsaPageSize] * kDsaPageSize + j % kDsaPageSize;
+    }
+    int slot[kT];
+    float kf[kT][kPer], vf[kT][kPer];
+#pragma unroll
+    for (int u = 0; u < kT; ++u) {
+      slot[u] = __shfl_sync(0xffffffffu, my_slot, u);
+      const int64_t base = (slot[u] < 0 ? 0 : slot[u]) * row_stride + kv * D + lane * kPer;
+      if constexpr (kPer == 4) {
+        const uint2 kr = *reinterpret_cast<const uint2*>(k_cache + base);
+        const uint2 vr = *reinterpret_cast<const uint2*>(v_cache + base);
+        float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&kr.x));
+        float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&kr.y));
+        kf[u][0] = a.x; kf[u][1] = a.y; kf[u][2] = b.x; kf[u][3] = b.y;
+        a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&vr.x));
+        b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&vr.y));
+        vf[u][0] = a.x; vf[u][1] = a.y; vf[u][2] = b.x; vf[u][3] = b.y;
+      } else {
+        const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(k_cache + base));
+        const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(v_cache + base));
+        kf[u][0] = a.x; kf[u][1] = a.y;
+        vf[u][0] = b.x; vf[u][1] = b.y;
+      }
+    }
+    float part[32];
+#pragma unroll
+    for (int u = 0; u < kT; ++u) {
+#pragma unroll
+      for (int h = 0; h < G; ++h) {
+        float dot = 0.0f;
+#pragma unroll
+        for (int e = 0; e < kPer; ++e) dot += q[h][e] * kf[u][e];
+        part[u * G + h] = dot;
+      }
+    }
+    float score = reduce_scatter<32>(part);  // token my_token, head my_head
+    if (__shfl_sync(0xffffffffu, my_slot, my_token) < 0) score = -INFINITY;
+    // Per-head maximum and sum over the group's tokens: lanes with equal lane % G.
+    float mx = score;
+#pragma unroll
+    for (int o = G; o < 32; o <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float m_new[G], corr[G];
+#pragma unroll
+    for (int h = 0; h < G; ++h) {
+      m_new[h] = fmaxf(m[h], __shfl_sync(0xffffffffu, mx, h));
+      corr[h] = m[h] == -INFINITY ? 0.0f : exp2f(m[h] - m_new[h]);
+    }
+    float my_m = m_new[0];
+#pragma unroll
+    for (int h = 1; h < G; ++h) my_m = my_head == h ? m_new[h] : my_m;
+    const float pr = (score == -INFINITY) ? 0.0f : exp2f(score - my_m);
+    float sum = pr;
+#pragma unroll
+    for (int o = G; o < 32; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+#pragma unroll
+    for (int h = 0; h < G; ++h) {
+      l[h] = l[h] * corr[h] + __shfl_sync(0xffffffffu, sum, h);
+      m[h] = m_new[h];
+#pragma unroll
+      for (int e = 0; e < kPer; ++e) acc[h][e] *= corr[h];
+    }
+#pragma unroll
+    for (int u = 0; u < kT; ++u) {
+#pragma unroll
+      for (int h = 0; h < G; ++h) {
+        const float w = __shfl_sync(0xffffffffu, pr, u * G + h);
+#pragma unroll
+        for (int e = 0; e < kPer; ++e) acc[h][e] += w * vf[u][e];
+      }
+    }
+  }
+
+  // Merge the warps: per head, rescale every warp to the common maximum.
+  if (lane < G) {
+    float mine_m = m[0], mine_l = l[0];
+#pragma unroll
+    for (int h = 1; h < G; ++h) {
+      if (lane == h) {
+        mine_m = m[h];
+        mine_l = l[h];
+      }
+    }
+    m_w[warp][lane] = mine_m;
+    l_w[warp][lane] = mine_l;
+  }
+#pragma unroll
+  for (int h = 0; h < G; ++h) {
+#pragma unroll
+    for (int e = 0; e < kPer; ++e) o_w[warp][h][lane * kPer + e] = acc[h][e];
+  }
+  __syncthreads();
+  const int64_t head0 = static_cast<int64_t>(row) * p.q_heads + kv * G;
+  Partials ws = carve(p.workspace, p.rows, p.q_heads, D, p.num_splits);
+  for (int i = threadIdx.x; i < G * D; i += kThreads) {
+    const int h = i / D, dim = i % D;
+    float mm = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) mm = fmaxf(mm, m_w[w][h]);
+    float num = 0.0f, den = 0.0f;
+    if (mm != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) {
+        const float f = m_w[w][h] == -INFINITY ? 0.0f : exp2f(m_w[w][h] - mm);
+        num += f * o_w[w][h][dim];
+        den += f * l_w[w][h];
+      }
+    }
+    if (p.num_splits == 1) {
+      static_cast<__nv_bfloat16*>(p.out)[(head0 + h) * D + dim] = __float2bfloat16(den > 0.0f ? num / den : 0.0f);
+    } else {
+      ws.o[((head0 + h) * p.num_splits + split) * D + dim] = den > 0.0f ? num / den : 0.0f;
+      if (dim == 0) ws.lse[(head0 + h) * p.num_splits + split] = den > 0.0f ? mm + log2f(den) : -INFINITY;
+    }
   }
 }
 
@@ -223,9 +271,10 @@ cudaError_t launch_for_dim(const DsaSparseAttentionParams& p, cudaStream_t strea
 }  // namespace
 
 int dsa_sparse_choose_splits(int rows, int kv_heads, int topk, int num_sms) {
+  // About eight blocks per SM: enough independent K/V loads in flight to cover the latency.
   const int blocks = std::max(1, rows * kv_heads);
-  const int want = (2 * num_sms + blocks - 1) / blocks;
-  return std::max(1, std::min(want, (topk + kTile - 1) / kTile));
+  const int want = (8 * num_sms + blocks - 1) / blocks;
+  return std::max(1, std::min(want, (topk + kMinChunk - 1) / kMinChunk));
 }
 
 size_t dsa_sparse_workspace_bytes(int rows, int q_heads, int head_dim, int num_splits) {

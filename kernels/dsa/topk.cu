@@ -4,7 +4,8 @@
 // "the k largest composites" is exactly "the k largest scores, ties to the lower index". A radix
 // select finds the k-th largest composite digit by digit from the top (widths 12, 8, 8, 4 over the
 // score key, then 8 × 4 over ~index), stopping as soon as the threshold bucket is taken whole:
-//   round 1: a 4096-bin histogram of the whole row (global memory);
+//   round 1: a 4096-bin histogram of the whole row (global memory, 16-byte loads, eight private
+//   copies of the histogram against shared-memory atomic collisions);
 //   then the elements of the threshold bucket are compacted into shared memory (order irrelevant:
 //   later rounds only count) and refined there; a bucket larger than the buffer is refined by
 //   re-reading the row instead, so nothing is ever dropped;
@@ -23,6 +24,7 @@ namespace {
 
 constexpr int kThreads = 1024;
 constexpr int kMaxBins = 4096;
+constexpr int kCopies = 8;  // private histograms (warp w counts into copy w % 8): fewer atomic collisions
 constexpr int kCapacity = 8192;  // candidates kept on chip
 constexpr int kRounds = 8;
 __constant__ int kWidths[kRounds] = {12, 8, 8, 4, 8, 8, 8, 8};  // sums to 64
@@ -30,7 +32,7 @@ __constant__ int kWidths[kRounds] = {12, 8, 8, 4, 8, 8, 8, 8};  // sums to 64
 using Scan = cub::BlockScan<uint32_t, kThreads>;
 
 struct Smem {
-  uint32_t hist[kMaxBins];
+  uint32_t hist[kCopies][kMaxBins];  // copy 0 holds the merged counts find_bin reads
   uint32_t cand_key[kCapacity];
   uint32_t cand_idx[kCapacity];
   typename Scan::TempStorage scan;
@@ -47,11 +49,11 @@ __device__ void find_bin(Smem& s, int bins, uint32_t need) {
   const int per = (bins + kThreads - 1) / kThreads;
   const int first = threadIdx.x * per;  // positions counted from the top bin
   uint32_t local = 0;
-  for (int q = first; q < first + per && q < bins; ++q) local += s.hist[bins - 1 - q];
+  for (int q = first; q < first + per && q < bins; ++q) local += s.hist[0][bins - 1 - q];
   uint32_t before;
   Scan(s.scan).ExclusiveSum(local, before);
   for (int q = first; q < first + per && q < bins; ++q) {
-    const uint32_t c = s.hist[bins - 1 - q];
+    const uint32_t c = s.hist[0][bins - 1 - q];
     if (before < need && before + c >= need) {
       s.bin = static_cast<uint32_t>(bins - 1 - q);
       s.need = need - before;
@@ -60,6 +62,40 @@ __device__ void find_bin(Smem& s, int bins, uint32_t need) {
     before += c;
   }
   __syncthreads();
+}
+
+// Calls fn(i, x[i]) for every i < len, each element by one thread; 16-byte loads, four in flight,
+// when the row is 16-byte aligned.
+template <typename Fn>
+__device__ __forceinline__ void for_each(const float* x, int len, bool vec, Fn&& fn) {
+  int tail = 0;
+  if (vec) {
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    const int n4 = len / 4;
+    int i = threadIdx.x;
+    for (; i + 3 * kThreads < n4; i += 4 * kThreads) {
+      float4 v[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) v[u] = __ldg(x4 + i + u * kThreads);
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int b = 4 * (i + u * kThreads);
+        fn(b, v[u].x);
+        fn(b + 1, v[u].y);
+        fn(b + 2, v[u].z);
+        fn(b + 3, v[u].w);
+      }
+    }
+    for (; i < n4; i += kThreads) {
+      const float4 v = __ldg(x4 + i);
+      fn(4 * i, v.x);
+      fn(4 * i + 1, v.y);
+      fn(4 * i + 2, v.z);
+      fn(4 * i + 3, v.w);
+    }
+    tail = 4 * n4;
+  }
+  for (int i = tail + threadIdx.x; i < len; i += kThreads) fn(i, __ldg(x + i));
 }
 
 __global__ void __launch_bounds__(kThreads) topk_kernel(DsaTopkParams p) {
@@ -79,6 +115,8 @@ __global__ void __launch_bounds__(kThreads) topk_kernel(DsaTopkParams p) {
     return;
   }
   const float* x = p.logits + static_cast<int64_t>(row) * p.logits_stride;
+  const bool vec = (reinterpret_cast<uintptr_t>(x) & 15) == 0;
+  uint32_t* my_hist = s.hist[(threadIdx.x >> 5) % kCopies];
 
   // Rounds: prefix holds the threshold's top `used` composite bits; need counts within it.
   uint64_t prefix = 0;
@@ -89,18 +127,25 @@ __global__ void __launch_bounds__(kThreads) topk_kernel(DsaTopkParams p) {
     const int width = kWidths[round];
     const int bins = 1 << width;
     const int shift = 64 - used - width;
-    for (int i = threadIdx.x; i < bins; i += kThreads) s.hist[i] = 0;
+    for (int i = threadIdx.x; i < kCopies * bins; i += kThreads) s.hist[i / bins][i % bins] = 0;
     __syncthreads();
     if (on_chip) {
       for (uint32_t i = threadIdx.x; i < s.fill; i += kThreads) {
         const uint64_t v = (static_cast<uint64_t>(s.cand_key[i]) << 32) | s.cand_idx[i];
-        if (used == 0 || (v >> (64 - used)) == prefix) atomicAdd(&s.hist[(v >> shift) & (bins - 1)], 1u);
+        if (used == 0 || (v >> (64 - used)) == prefix) atomicAdd(&my_hist[(v >> shift) & (bins - 1)], 1u);
       }
     } else {
-      for (int i = threadIdx.x; i < len; i += kThreads) {
-        const uint64_t v = composite(x[i], static_cast<uint32_t>(i));
-        if (used == 0 || (v >> (64 - used)) == prefix) atomicAdd(&s.hist[(v >> shift) & (bins - 1)], 1u);
-      }
+      for_each(x, len, vec, [&](int i, float value) {
+        const uint64_t v = composite(value, static_cast<uint32_t>(i));
+        if (used == 0 || (v >> (64 - used)) == prefix) atomicAdd(&my_hist[(v >> shift) & (bins - 1)], 1u);
+      });
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < bins; i += kThreads) {
+      uint32_t total = 0;
+#pragma unroll
+      for (int c = 0; c < kCopies; ++c) total += s.hist[c][i];
+      s.hist[0][i] = total;
     }
     __syncthreads();
     find_bin(s, bins, need);
@@ -112,14 +157,14 @@ __global__ void __launch_bounds__(kThreads) topk_kernel(DsaTopkParams p) {
       // Compact the bucket's elements on chip (their order does not matter to later rounds).
       if (threadIdx.x == 0) s.fill = 0;
       __syncthreads();
-      for (int i = threadIdx.x; i < len; i += kThreads) {
-        const uint64_t v = composite(x[i], static_cast<uint32_t>(i));
+      for_each(x, len, vec, [&](int i, float value) {
+        const uint64_t v = composite(value, static_cast<uint32_t>(i));
         if ((v >> (64 - used)) == prefix) {
           const uint32_t slot = atomicAdd(&s.fill, 1u);
           s.cand_key[slot] = static_cast<uint32_t>(v >> 32);
           s.cand_idx[slot] = static_cast<uint32_t>(v);
         }
-      }
+      });
       __syncthreads();
       on_chip = true;
     }
@@ -130,12 +175,23 @@ __global__ void __launch_bounds__(kThreads) topk_kernel(DsaTopkParams p) {
   const int drop = 64 - used;
   for (int tile = 0; tile < len; tile += 4 * kThreads) {
     const int first = tile + 4 * threadIdx.x;
+    float val[4];
+    if (vec && first + 3 < len) {
+      const float4 v = __ldg(reinterpret_cast<const float4*>(x + first));
+      val[0] = v.x;
+      val[1] = v.y;
+      val[2] = v.z;
+      val[3] = v.w;
+    } else {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) val[e] = first + e < len ? __ldg(x + first + e) : 0.0f;
+    }
     bool take[4];
     uint32_t mine = 0;
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int i = first + e;
-      take[e] = i < len && (composite(x[i], static_cast<uint32_t>(i)) >> drop) >= prefix;
+      take[e] = i < len && (composite(val[e], static_cast<uint32_t>(i)) >> drop) >= prefix;
       mine += take[e];
     }
     uint32_t offset, total;

@@ -14,4 +14,8 @@ cudaError_t launch_flash_prefill_sm80(const FlashPrefillParams& params, cudaStre
 // wgmma (Hopper, sm_90a image only): cudaErrorNoKernelImageForDevice or similar elsewhere.
 cudaError_t launch_flash_prefill_sm90(const FlashPrefillParams& params, cudaStream_t stream);
 
+// wgmma, warp-specialised (a cp.async producer warpgroup, two consumer warpgroups, mbarrier
+// hand-over); sm_90a image only, like launch_flash_prefill_sm90.
+cudaError_t launch_flash_prefill_sm90_ws(const FlashPrefillParams& params, cudaStream_t stream);
+
 }  // namespace longbow::kernels

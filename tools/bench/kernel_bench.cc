@@ -210,7 +210,8 @@ int main(int argc, char** argv) {
         const char* name;
         cudaError_t (*launch)(const longbow::kernels::FlashPrefillParams&, cudaStream_t);
       };
-      const Variant variants[] = {{"wgmma", longbow::kernels::launch_flash_prefill_sm90},
+      const Variant variants[] = {{"wgmma-ws", longbow::kernels::launch_flash_prefill_sm90_ws},
+                                  {"wgmma", longbow::kernels::launch_flash_prefill_sm90},
                                   {"mma.sync", longbow::kernels::launch_flash_prefill_sm80}};
       for (const Variant& variant : variants) {
         if (!check(variant.launch(p, nullptr), variant.name) || !check(cudaDeviceSynchronize(), variant.name)) {

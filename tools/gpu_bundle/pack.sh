@@ -39,7 +39,7 @@ for t in "${targets[@]}"; do
   bin="$build_dir/bin/$t"
   [[ -x "$bin" ]] || { echo "pack: $bin missing" >&2; exit 1; }
   cp "$bin" "$out/$t"
-  strip --strip-debug "$out/$t" 2>/dev/null || true
+  strip "$out/$t" 2>/dev/null || true
   # "name => /path (addr)" lines; copy each library not provided by the GPU machine.
   ldd "$bin" | awk '/=>/ {print $1, $3}' | while read -r name path; do
     if [[ "$name" =~ $skip_lib ]]; then continue; fi
@@ -52,8 +52,10 @@ cp tools/bench/*.py "$out/peers/"
 mkdir -p "$out/data/configs" && cp configs/llama-3.1-8b.config.json "$out/data/configs/"
 cp tools/gpu_bundle/run_gpu_tests.sh "$out/run_gpu_tests.sh"
 chmod +x "$out/run_gpu_tests.sh"
-# Test data: the parity fixtures and the built demo model, when present.
-if [[ -d tests/data/parity ]]; then mkdir -p "$out/data/parity" && cp -r tests/data/parity/. "$out/data/parity/"; fi
+# Test data: the parity fixtures and the built demo model, when present. PACK_PARITY_DATA=0 leaves
+# the fixtures out (run_gpu_tests.sh then reads them from the repository beside the bundle, which the
+# GPU machine's copy of the working tree has anyway; saves ~12 MB of the 64 MiB a call may carry).
+if [[ -d tests/data/parity && "${PACK_PARITY_DATA:-1}" != 0 ]]; then mkdir -p "$out/data/parity" && cp -r tests/data/parity/. "$out/data/parity/"; fi
 if [[ -f "$build_dir/demo-model/config.json" ]]; then
   mkdir -p "$out/data/demo-model" && cp -r "$build_dir/demo-model/." "$out/data/demo-model/"
 fi

@@ -45,9 +45,16 @@ if has_step tests; then
   # The same attention tests through the portable mma.sync prefill kernel.
   step kernel_tests_sm80 env LONGBOW_PREFILL_KERNEL=sm80 "$here/longbow_kernel_tests" --gtest_filter='PagedAttention*' \
     --gtest_output="json:$out/kernel_tests_sm80.json"
+  step kernel_tests_ws env LONGBOW_PREFILL_KERNEL=sm90ws "$here/longbow_kernel_tests" --gtest_filter='PagedAttention*'
 fi
 if has_step parity && [[ -x "$here/longbow_runtime_parity" ]]; then
-  step parity "$here/longbow_runtime_parity" --data "$here/data" --json "$out/parity.json"
+  data="$here/data"
+  if [[ ! -d "$data/parity" && -d "$here/../tests/data/parity" ]]; then  # packed with PACK_PARITY_DATA=0
+    data=$(mktemp -d)
+    ln -s "$here/../tests/data/parity" "$data/parity"
+    ln -s "$here/data/demo-model" "$data/demo-model"
+  fi
+  step parity "$here/longbow_runtime_parity" --data "$data" --json "$out/parity.json"
 fi
 serve_check() {  # the real server on the CUDA backend with the demo model answers a REST completion
   local port=18000
