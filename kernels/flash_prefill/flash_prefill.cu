@@ -272,7 +272,7 @@ bool valid_params(const FlashPrefillParams& p) {
 }
 
 // Which implementation launch_flash_prefill uses: LONGBOW_PREFILL_KERNEL=sm80|sm90|sm90ws forces one;
-// otherwise wgmma on compute capability 9.x, mma.sync elsewhere.
+// otherwise the warp-specialised wgmma kernel on compute capability 9.x, mma.sync elsewhere.
 enum class Variant { kSm80, kSm90, kSm90Ws };
 
 Variant choose_variant() {
@@ -285,7 +285,7 @@ Variant choose_variant() {
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
     return Variant::kSm80;
   }
-  return major == 9 ? Variant::kSm90 : Variant::kSm80;
+  return major == 9 ? Variant::kSm90Ws : Variant::kSm80;
 }
 
 }  // namespace
