@@ -131,6 +131,28 @@ Status require_positive(std::string_view field, double value) {
   return invalid_argument(std::string(field) + ": must be positive, got " + json(value).dump());
 }
 
+// The DSA indexer keys: all of index_n_heads, index_head_dim, index_topk, or none of them.
+Status parse_dsa_indexer(const Fields& fields, ModelConfig& config) {
+  const bool any = fields.has("index_n_heads") || fields.has("index_head_dim") || fields.has("index_topk") ||
+                   fields.has("index_rope_dim");
+  if (!any) return Status::Ok();
+  DsaIndexerConfig dsa;
+  ASSIGN_OR_RETURN(dsa.n_heads, fields.required_int("index_n_heads", 1));
+  ASSIGN_OR_RETURN(dsa.head_dim, fields.required_int("index_head_dim", 2));
+  ASSIGN_OR_RETURN(dsa.topk, fields.required_int("index_topk", 1));
+  ASSIGN_OR_RETURN(dsa.rope_dim, fields.int_or("index_rope_dim", 0, 64));
+  if ((dsa.head_dim & (dsa.head_dim - 1)) != 0) {
+    return invalid_argument("index_head_dim: " + std::to_string(dsa.head_dim) +
+                            " must be a power of two (the indexer's Hadamard transform)");
+  }
+  if (dsa.rope_dim % 2 != 0 || dsa.rope_dim > dsa.head_dim) {
+    return invalid_argument("index_rope_dim: " + std::to_string(dsa.rope_dim) +
+                            " must be even and at most index_head_dim (" + std::to_string(dsa.head_dim) + ")");
+  }
+  config.dsa = dsa;
+  return Status::Ok();
+}
+
 // Transformers' per-model defaults for fields a config.json may leave out.
 struct FamilyDefaults {
   std::optional<int> num_key_value_heads;  // nullopt: num_attention_heads
@@ -429,6 +451,7 @@ StatusOr<ModelConfig> parse_model_config(const nlohmann::json& config_json) {
 
   RETURN_IF_ERROR(parse_layer_options(fields, config));
   RETURN_IF_ERROR(parse_sliding_window(fields, *defaults, config));
+  RETURN_IF_ERROR(parse_dsa_indexer(fields, config));
   RETURN_IF_ERROR(parse_token_ids(fields, *defaults, config));
   RETURN_IF_ERROR(parse_rope(fields, config));
   return config;

@@ -36,6 +36,16 @@ struct RopeConfig {
   bool truncate = true;  // yarn: floor/ceil the correction range bounds
 };
 
+// DeepSeek Sparse Attention indexer on a GQA model (DESIGN §3, §4): config keys index_n_heads,
+// index_head_dim, index_topk and optional index_rope_dim (default 64). A layer is a DSA layer when
+// its checkpoint has the self_attn.indexer.* tensors.
+struct DsaIndexerConfig {
+  int n_heads = 0;
+  int head_dim = 0;   // a power of two (the Hadamard transform of the FP8 path)
+  int topk = 0;       // tokens attended per query; contexts <= topk attend densely
+  int rope_dim = 64;  // leading dims rotated (half-split pairs); even, <= head_dim
+};
+
 struct ModelConfig {
   std::string model_type;  // "llama", "mistral", "qwen2", "qwen3"
   int vocab_size = 0;
@@ -53,6 +63,7 @@ struct ModelConfig {
   bool o_bias = false;        // bias on o_proj (llama attention_bias)
   bool mlp_bias = false;      // bias on gate/up/down_proj (llama mlp_bias)
   std::optional<int> sliding_window;  // every layer attends to the last W tokens (itself included)
+  std::optional<DsaIndexerConfig> dsa;  // set when the index_* keys are present
   RopeConfig rope;
   std::optional<int> bos_token_id;
   std::vector<int> eos_token_ids;
