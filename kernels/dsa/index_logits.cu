@@ -6,8 +6,9 @@
 // the fragments of the next two pages loaded before the current page's mma.sync m16n8k32 e4m3 run.
 //
 // The k dimension is permuted identically in A and B (any permutation leaves q·k unchanged): lane
-// (g = lane/4, c = lane%4) holds bytes [c·D/4, (c+1)·D/4) of its row, so a token's fragment is one or
-// two 16-byte loads; register j of that run stands for mma k-step j/2, half j%2. Logits of a token
+// (g = lane/4, c = lane%4) holds the 16-byte pieces at c·16 + 64·v (v < D/64) of its row, so each
+// load instruction reads whole 64-byte runs of 8 tokens; register j stands for byte
+// 64·(j/4) + 16·c + 4·(j%4) and for mma k-step j/2, half j%2. Logits of a token
 // are Σ over heads of w·ReLU(acc), reduced across the 8 lane groups by shuffles, times k's scale.
 #include <cuda_runtime.h>
 
@@ -70,16 +71,17 @@ __global__ void __launch_bounds__(kWarps * 32) index_logits_kernel(DsaIndexLogit
   const int g = lane >> 2, c = lane & 3;
   uint32_t a[kMt][kKs][4];
   float w[kMt][2];
+  auto byte_of = [c](int j) { return 64 * (j / 4) + 16 * c + 4 * (j % 4); };
 #pragma unroll
   for (int mt = 0; mt < kMt; ++mt) {
-    const uint8_t* r0 = q_smem + (mt * 16 + g) * D + c * (D / 4);
+    const uint8_t* r0 = q_smem + (mt * 16 + g) * D;
     const uint8_t* r1 = r0 + 8 * D;
 #pragma unroll
     for (int ks = 0; ks < kKs; ++ks) {
-      a[mt][ks][0] = *reinterpret_cast<const uint32_t*>(r0 + 8 * ks);
-      a[mt][ks][1] = *reinterpret_cast<const uint32_t*>(r1 + 8 * ks);
-      a[mt][ks][2] = *reinterpret_cast<const uint32_t*>(r0 + 8 * ks + 4);
-      a[mt][ks][3] = *reinterpret_cast<const uint32_t*>(r1 + 8 * ks + 4);
+      a[mt][ks][0] = *reinterpret_cast<const uint32_t*>(r0 + byte_of(2 * ks));
+      a[mt][ks][1] = *reinterpret_cast<const uint32_t*>(r1 + byte_of(2 * ks));
+      a[mt][ks][2] = *reinterpret_cast<const uint32_t*>(r0 + byte_of(2 * ks + 1));
+      a[mt][ks][3] = *reinterpret_cast<const uint32_t*>(r1 + byte_of(2 * ks + 1));
     }
     w[mt][0] = w_smem[mt * 16 + g];
     w[mt][1] = w_smem[mt * 16 + g + 8];
@@ -91,10 +93,10 @@ __global__ void __launch_bounds__(kWarps * 32) index_logits_kernel(DsaIndexLogit
     const uint8_t* base = p.cache + static_cast<int64_t>(table[page]) * kPageBytes;
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) {
-      const uint8_t* src = base + (warp * kTokensPerWarp + nt * 8 + g) * D + c * (D / 4);
+      const uint8_t* src = base + (warp * kTokensPerWarp + nt * 8 + g) * D + 16 * c;
 #pragma unroll
       for (int v = 0; v < kBRegs / 4; ++v) {
-        uint4 u = __ldg(reinterpret_cast<const uint4*>(src) + v);
+        uint4 u = __ldg(reinterpret_cast<const uint4*>(src + 64 * v));
         b[nt][4 * v] = u.x;
         b[nt][4 * v + 1] = u.y;
         b[nt][4 * v + 2] = u.z;
@@ -151,9 +153,10 @@ __global__ void __launch_bounds__(kWarps * 32) index_logits_kernel(DsaIndexLogit
 template <int H, int D>
 cudaError_t launch_for(const DsaIndexLogitsParams& p, cudaStream_t stream) {
   const int max_pages = (p.max_context_len + kDsaPageSize - 1) / kDsaPageSize;
-  // About four blocks per SM over the whole batch, each a run of at least two pages.
+  // About four blocks per SM over the whole batch, each a run of at least eight pages (staging q
+  // and its fragments costs about as much as streaming a few pages).
   const int blocks_per_row = std::max(1, (4 * p.num_sms + p.rows - 1) / p.rows);
-  const int pages_per_block = std::max(2, (max_pages + blocks_per_row - 1) / blocks_per_row);
+  const int pages_per_block = std::max(8, (max_pages + blocks_per_row - 1) / blocks_per_row);
   const dim3 grid((max_pages + pages_per_block - 1) / pages_per_block, p.rows);
   index_logits_kernel<H, D><<<grid, kWarps * 32, 0, stream>>>(p, pages_per_block);
   return cudaGetLastError();

@@ -64,8 +64,8 @@ __device__ void find_bin(Smem& s, int bins, uint32_t need) {
   __syncthreads();
 }
 
-// Calls fn(i, x[i]) for every i < len, each element by one thread; 16-byte loads, four in flight,
-// when the row is 16-byte aligned.
+// Calls fn(i, x[i]) for every i < len, each element by one thread; 16-byte loads, eight in flight
+// per thread, when the row is 16-byte aligned.
 template <typename Fn>
 __device__ __forceinline__ void for_each(const float* x, int len, bool vec, Fn&& fn) {
   int tail = 0;
@@ -73,12 +73,12 @@ __device__ __forceinline__ void for_each(const float* x, int len, bool vec, Fn&&
     const float4* x4 = reinterpret_cast<const float4*>(x);
     const int n4 = len / 4;
     int i = threadIdx.x;
-    for (; i + 3 * kThreads < n4; i += 4 * kThreads) {
-      float4 v[4];
+    for (; i + 7 * kThreads < n4; i += 8 * kThreads) {
+      float4 v[8];
 #pragma unroll
-      for (int u = 0; u < 4; ++u) v[u] = __ldg(x4 + i + u * kThreads);
+      for (int u = 0; u < 8; ++u) v[u] = __ldg(x4 + i + u * kThreads);
 #pragma unroll
-      for (int u = 0; u < 4; ++u) {
+      for (int u = 0; u < 8; ++u) {
         const int b = 4 * (i + u * kThreads);
         fn(b, v[u].x);
         fn(b + 1, v[u].y);
@@ -170,36 +170,42 @@ __global__ void __launch_bounds__(kThreads) topk_kernel(DsaTopkParams p) {
     }
   }
 
-  // Emission in index order: each thread takes 4 consecutive elements per tile.
+  // Emission in index order: each thread takes 16 consecutive elements per tile (four 16-byte loads
+  // in flight), one block-wide prefix sum per tile of 16384.
+  constexpr int kPer = 16;
   uint32_t base = 0;
   const int drop = 64 - used;
-  for (int tile = 0; tile < len; tile += 4 * kThreads) {
-    const int first = tile + 4 * threadIdx.x;
-    float val[4];
-    if (vec && first + 3 < len) {
-      const float4 v = __ldg(reinterpret_cast<const float4*>(x + first));
-      val[0] = v.x;
-      val[1] = v.y;
-      val[2] = v.z;
-      val[3] = v.w;
+  for (int tile = 0; tile < len; tile += kPer * kThreads) {
+    const int first = tile + kPer * threadIdx.x;
+    float val[kPer];
+    if (vec && first + kPer <= len) {
+#pragma unroll
+      for (int u = 0; u < kPer / 4; ++u) {
+        const float4 v = __ldg(reinterpret_cast<const float4*>(x + first) + u);
+        val[4 * u] = v.x;
+        val[4 * u + 1] = v.y;
+        val[4 * u + 2] = v.z;
+        val[4 * u + 3] = v.w;
+      }
     } else {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) val[e] = first + e < len ? __ldg(x + first + e) : 0.0f;
+      for (int e = 0; e < kPer; ++e) val[e] = first + e < len ? __ldg(x + first + e) : 0.0f;
     }
-    bool take[4];
-    uint32_t mine = 0;
+    uint32_t take = 0, mine = 0;
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
+    for (int e = 0; e < kPer; ++e) {
       const int i = first + e;
-      take[e] = i < len && (composite(val[e], static_cast<uint32_t>(i)) >> drop) >= prefix;
-      mine += take[e];
+      if (i < len && (composite(val[e], static_cast<uint32_t>(i)) >> drop) >= prefix) {
+        take |= 1u << e;
+        ++mine;
+      }
     }
     uint32_t offset, total;
     Scan(s.scan).ExclusiveSum(mine, offset, total);
     offset += base;
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      if (take[e]) out[offset++] = first + e;
+    for (int e = 0; e < kPer; ++e) {
+      if (take & (1u << e)) out[offset++] = first + e;
     }
     base += total;
     __syncthreads();  // the scan storage is reused by the next tile

@@ -42,10 +42,10 @@ has_step() { [[ " $steps " == *" $1 "* ]]; }
 
 if has_step tests; then
   step kernel_tests "$here/longbow_kernel_tests" --gtest_output="json:$out/kernel_tests.json"
-  # The same attention tests through the portable mma.sync prefill kernel.
+  # The same attention tests through the other prefill kernels (the default on sm_90 is sm90ws).
   step kernel_tests_sm80 env LONGBOW_PREFILL_KERNEL=sm80 "$here/longbow_kernel_tests" --gtest_filter='PagedAttention*' \
     --gtest_output="json:$out/kernel_tests_sm80.json"
-  step kernel_tests_ws env LONGBOW_PREFILL_KERNEL=sm90ws "$here/longbow_kernel_tests" --gtest_filter='PagedAttention*'
+  step kernel_tests_sm90 env LONGBOW_PREFILL_KERNEL=sm90 "$here/longbow_kernel_tests" --gtest_filter='PagedAttention*'
 fi
 if has_step parity && [[ -x "$here/longbow_runtime_parity" ]]; then
   data="$here/data"
