@@ -53,6 +53,68 @@ struct PagedAttentionArgs {
   int sliding_window = 0;   // 0: attend to the whole causal prefix
 };
 
+// ---- DeepSeek Sparse Attention (DESIGN §4, §5; reference model/backend/cpu/cpu_dsa.h) ----
+// A DSA layer's index cache is [P, kPageSize · (Di + 4)] kFP8E4M3 raw page bytes: the page's 64 e4m3
+// key vectors of Di (index_head_dim) values, then their 64 fp32 power-of-two scales; it shares the
+// K/V pools' page ids. Both backends run the FP8 path (the CPU emulates the GPU's quantization bit
+// for bit); cpu_dsa.h also has the exact fp32 indexer for recall measurements.
+
+// Index keys of the step's tokens: k = LayerNorm(k_raw; norm_weight, norm_bias, eps 1e-6), half-split
+// RoPE on its leading 2·inv_freq.dim(0) dims at positions[t], Hadamard, FP8 quantization, stored at
+// slots[t]. Written for every token (prefill included) before any score of the step.
+struct DsaIndexKeysArgs {
+  Tensor k_raw;        // [T, Di] the indexer's wk projection
+  Tensor norm_weight;  // [Di]
+  Tensor norm_bias;    // [Di]
+  Tensor positions;    // [T] I32
+  Tensor slots;        // [T] I32 physical slots
+  Tensor inv_freq;     // [index_rope_dim / 2] F32
+  float attention_scaling = 1.0f;
+  Tensor index_cache;  // [P, kPageSize · (Di + 4)] kFP8E4M3
+};
+
+// Index scores: for row t (rows and positions as in PagedAttentionArgs) and each cached j <= its
+// position, logits[t][j] = k_scale[j] · Σ_h w[t][h] · ReLU(q8[t][h] · k8[j]) with q RoPE'd at
+// positions[t] (as the keys), Hadamard-rotated and FP8-quantized per head, and w = weights ·
+// Hi^-0.5 · Di^-0.5 · q's scale. Entries past a row's length are unspecified. Rows whose length is
+// <= skip_len may be left unscored (their top-k is every token).
+struct DsaIndexScoresArgs {
+  Tensor q;             // [T, Hi, Di] the indexer's wq projection
+  Tensor weights;       // [T, Hi] weights_proj output
+  Tensor positions;     // [T] I32
+  Tensor inv_freq;      // [index_rope_dim / 2] F32
+  float attention_scaling = 1.0f;
+  Tensor index_cache;   // [P, kPageSize · (Di + 4)] kFP8E4M3
+  Tensor query_start;   // [S + 1] I32
+  Tensor context_lens;  // [S] I32
+  Tensor block_tables;  // [S, max_pages_per_seq] I32
+  Tensor logits;        // [T, L] F32, L >= max_context_len
+  int max_context_len = 0;
+  int skip_len = 0;
+};
+
+// Exact top-k of each row's logits[t][0, len_t): the k = indices.dim(1) largest, ties to the lower
+// index, in ascending index order, padded with -1 (len_t <= k selects every token).
+struct DsaTopkArgs {
+  Tensor logits;        // [T, L] F32
+  Tensor query_start;   // [S + 1] I32
+  Tensor context_lens;  // [S] I32
+  Tensor indices;       // [T, k] I32 logical token indices
+};
+
+// Attention of every head of row t over exactly the tokens indices[t][*] >= 0 (the row's selection,
+// shared by all heads; GQA as in paged_attention), softmax over that set; no index: output 0.
+struct DsaSparseAttentionArgs {
+  Tensor q;             // [T, Hq, D]
+  Tensor k_cache;       // [P, kPageSize, Hkv, D]
+  Tensor v_cache;       // [P, kPageSize, Hkv, D]
+  Tensor indices;       // [T, topk] I32
+  Tensor query_start;   // [S + 1] I32
+  Tensor block_tables;  // [S, max_pages_per_seq] I32
+  Tensor out;           // [T, Hq, D]
+  float scale = 0.0f;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -99,6 +161,17 @@ class Backend {
   virtual Status paged_attention(const PagedAttentionArgs& args) = 0;
   // out[s] = x[rows[s]]; x [R, C], rows [S], out [S, C].
   virtual Status gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
+
+  // ---- DSA ops (contracts above the class); UNIMPLEMENTED on a backend that has no DSA path ----
+  virtual Status dsa_index_keys(const DsaIndexKeysArgs&) { return no_dsa("dsa_index_keys"); }
+  virtual Status dsa_index_scores(const DsaIndexScoresArgs&) { return no_dsa("dsa_index_scores"); }
+  virtual Status dsa_topk(const DsaTopkArgs&) { return no_dsa("dsa_topk"); }
+  virtual Status dsa_sparse_attention(const DsaSparseAttentionArgs&) { return no_dsa("dsa_sparse_attention"); }
+
+ private:
+  Status no_dsa(std::string_view op) const {
+    return unimplemented(std::string(name()) + " backend: " + std::string(op) + " is not implemented");
+  }
 };
 
 // "cpu", "cuda", or "auto" (cuda when built with it and a device is present, else cpu).

@@ -489,7 +489,8 @@ TEST(DsaKernels, SparseAttentionMatchesTheCpu) {
 TEST(DsaKernels, TopkAtLeastContextEqualsDenseDecode) {
   AttnCase c(32, 8, 128, {1, 64, 700, 2048}, 31);
   const int rows = static_cast<int>(c.ctx.size()), topk = 2048;
-  Dev dstart(c.starts), dlens(c.lens), didx(static_cast<size_t>(rows) * topk * 4), dlogits(static_cast<size_t>(rows) * 2048 * 4);
+  Dev dstart(c.starts), dlens(c.lens), didx(static_cast<size_t>(rows) * topk * 4);
+  Dev dlogits(static_cast<size_t>(rows) * 2048 * 4);
   kernels::DsaTopkParams t;
   t.logits = dlogits.as<float>();  // never read: every row is short
   t.query_start = dstart.as<int>();

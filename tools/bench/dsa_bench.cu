@@ -303,7 +303,8 @@ void measure_recall(int num_sms, Recall* random_r, Recall* structured_r, std::st
   std::vector<std::vector<int>> planted(rows);
   Buf keys_dev(static_cast<size_t>(n) * kIdxDim * 4), q_dev(kIdxHeads * kIdxDim * 4), w_dev(kIdxHeads * 4),
       scores_dev(static_cast<size_t>(n) * 4);
-  const float constant = 1.0f / std::sqrt(static_cast<float>(kIdxHeads)) * (1.0f / std::sqrt(static_cast<float>(kIdxDim)));
+  const float constant =
+      1.0f / std::sqrt(static_cast<float>(kIdxHeads)) * (1.0f / std::sqrt(static_cast<float>(kIdxDim)));
   for (int r = 0; r < rows; ++r) {
     std::vector<float> q(kIdxHeads * kIdxDim), w(kIdxHeads), keys(static_cast<size_t>(n) * kIdxDim);
     for (float& x : q) x = g01(rng);
@@ -313,7 +314,9 @@ void measure_recall(int num_sms, Recall* random_r, Recall* structured_r, std::st
       std::vector<float> dir(kIdxDim, 0.0f);
       for (int h = 0; h < kIdxHeads; ++h) {
         if (w[static_cast<size_t>(h)] <= 0) continue;
-        for (int e = 0; e < kIdxDim; ++e) dir[static_cast<size_t>(e)] += w[static_cast<size_t>(h)] * q[static_cast<size_t>(h * kIdxDim + e)];
+        for (int e = 0; e < kIdxDim; ++e) {
+          dir[static_cast<size_t>(e)] += w[static_cast<size_t>(h)] * q[static_cast<size_t>(h * kIdxDim + e)];
+        }
       }
       float norm = 0;
       for (float x : dir) norm += x * x;
@@ -430,7 +433,8 @@ int main(int argc, char** argv) {
     copy_gbs = 2.0 * static_cast<double>(a.bytes) / (ms * 1e-3) / 1e9;
   }
   std::printf("copy: %.0f GB/s (read + write) on %s\n", copy_gbs, prop.name);
-  std::printf("dsa   B  query_us  keys_us  logits_us (GB/s, %%copy)  topk_us  sparse_us  total_us  graph_us  dense_us\n");
+  std::printf("dsa   B  query_us  keys_us  logits_us (GB/s, %%copy)  topk_us  sparse_us  total_us  graph_us"
+              "  dense_us\n");
   bool first = true;
   for (int b : {1, 8, 32}) {
     DecodeSetup s(b, sms);
@@ -465,7 +469,8 @@ int main(int argc, char** argv) {
     char buf[512];
     std::snprintf(buf, sizeof buf,
                   "%s{\"batch\": %d, \"index_query_us\": %.2f, \"index_keys_us\": %.2f, \"index_logits_us\": %.2f, "
-                  "\"index_logits_gbs\": %.1f, \"topk_us\": %.2f, \"sparse_attention_us\": %.2f, \"sparse_splits\": %d, "
+                  "\"index_logits_gbs\": %.1f, \"topk_us\": %.2f, \"sparse_attention_us\": %.2f, "
+                  "\"sparse_splits\": %d, "
                   "\"total_us\": %.2f, \"graph_total_us\": %.2f, \"dense_decode_us\": %.2f}",
                   first ? "" : ", ", b, tq, tk, tl, logit_gbs, tt, ta, s.splits, total, tg, td);
     json += buf;

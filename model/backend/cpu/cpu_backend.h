@@ -40,6 +40,12 @@ class CpuBackend final : public Backend {
                    Tensor& v_cache) override;
   Status paged_attention(const PagedAttentionArgs& args) override;
   Status gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override;
+
+  // DSA ops (cpu_dsa_ops.cc, over the reference in cpu_dsa.h).
+  Status dsa_index_keys(const DsaIndexKeysArgs& args) override;
+  Status dsa_index_scores(const DsaIndexScoresArgs& args) override;
+  Status dsa_topk(const DsaTopkArgs& args) override;
+  Status dsa_sparse_attention(const DsaSparseAttentionArgs& args) override;
 };
 
 std::unique_ptr<Backend> create_cpu_backend();

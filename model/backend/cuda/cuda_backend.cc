@@ -22,6 +22,7 @@
 #include "kernels/paged_decode/params.h"
 #include "kernels/rope/params.h"
 #include "model/backend/cuda/cuda_check.h"
+#include "model/backend/cuda/cuda_dsa.h"
 #include "model/backend/cuda/op_checks.h"
 
 namespace longbow {
@@ -401,6 +402,16 @@ class CudaBackend final : public Backend {
     return cuda_status(kernels::launch_flash_prefill(p, stream_), "paged_attention (prefill)");
   }
 
+  // DSA ops: model/backend/cuda/cuda_dsa.cc.
+  Status dsa_index_keys(const DsaIndexKeysArgs& args) override { return cuda_dsa::index_keys(dsa_context(), args); }
+  Status dsa_index_scores(const DsaIndexScoresArgs& args) override {
+    return cuda_dsa::index_scores(dsa_context(), args);
+  }
+  Status dsa_topk(const DsaTopkArgs& args) override { return cuda_dsa::topk(dsa_context(), args); }
+  Status dsa_sparse_attention(const DsaSparseAttentionArgs& args) override {
+    return cuda_dsa::sparse_attention(dsa_context(), args);
+  }
+
   Status fill_random(Tensor& tensor, uint64_t seed, float scale) {
     RETURN_IF_ERROR(dtype_is("fill_random", "tensor", tensor, DType::kBF16));
     kernels::FillRandomParams p;
@@ -437,6 +448,10 @@ class CudaBackend final : public Backend {
     p.out_rows = static_cast<int>(rows.dim(0));
     p.row_bytes = static_cast<int64_t>(src.dim(1) * static_cast<int64_t>(dtype_size(src.dtype)));
     return cuda_status(kernels::launch_gather_rows(p, stream_), op);
+  }
+
+  cuda_dsa::Context dsa_context() {
+    return cuda_dsa::Context{stream_, num_sms_, [this](size_t bytes) { return workspace(bytes); }};
   }
 
   // Scratch that grows on demand and is reused; ops on the one stream never overlap, so one buffer
