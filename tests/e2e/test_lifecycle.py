@@ -12,6 +12,7 @@ import time
 import requests
 
 from longbow_server import Checks, LongbowServer, parse_args
+from test_grpc import generate_stubs
 
 
 def raw_post(port, path, body):
@@ -34,6 +35,11 @@ def wait_running(server, timeout=20):
 
 def main():
     args = parse_args(sys.argv[1:])
+    generate_stubs(args.source_dir)
+    global grpc, health_pb2, health_pb2_grpc, pb, pb_grpc
+    import grpc
+    import health_pb2, health_pb2_grpc  # noqa: E401
+    from proto import longbow_pb2 as pb, longbow_pb2_grpc as pb_grpc
     c = Checks()
     with LongbowServer(args.longbow) as server:
         model = requests.get(server.url + "/v1/models").json()["data"][0]["id"]
@@ -81,6 +87,18 @@ def main():
                 break
             time.sleep(0.01)
         c.equal(health, 503, "health 503 while draining")
+        # gRPC agrees: NOT_SERVING, and new calls are UNAVAILABLE.
+        channel = grpc.insecure_channel(server.grpc_target)
+        try:
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+            c.equal(status, health_pb2.HealthCheckResponse.NOT_SERVING, "gRPC health while draining")
+            request = pb.GenerateRequest(model=model, text="x")
+            request.stop.max_tokens = 2
+            list(pb_grpc.LongbowStub(channel).Generate(request, timeout=5))
+            c.check(False, "gRPC Generate while draining must fail")
+        except grpc.RpcError as e:
+            c.equal(e.code(), grpc.StatusCode.UNAVAILABLE, "gRPC Generate while draining")
+        channel.close()
         r = requests.post(server.url + "/v1/completions", json=dict(endless, max_tokens=2))
         c.equal(r.status_code, 503, "new request refused while draining")
         c.check("error" in r.json() and r.headers.get("Retry-After"), "503 carries an error body and Retry-After")
