@@ -1,6 +1,6 @@
-// Flash prefill for Hopper (sm_90a), warp-specialised: one producer warp streams K/V pages into a
-// ring of shared-memory stages with cp.async, two consumer warpgroups (64 query rows each, warps
-// 0-7) run the wgmma GEMMs and the online softmax, issuing S(j + 1) before the softmax of tile j. Stages are handed over with mbarriers instead of
+// Flash prefill for Hopper (sm_90a), warp-specialised: one producer warpgroup streams K/V pages into
+// a ring of shared-memory stages with cp.async, two consumer warpgroups (64 query rows each) run
+// the wgmma GEMMs and the online softmax. Stages are handed over with mbarriers instead of
 // block-wide barriers, so the consumers drift apart and one's softmax overlaps the other's GEMMs,
 // and no consumer thread spends issue slots on loads.
 //
@@ -8,9 +8,9 @@
 //   producer: cp.async K/V of the tile (one commit group per tile, two tiles in flight); once its
 //             own copies of the tile landed: proxy fence (generic -> async), arrive on full[s].
 //             Before refilling s it waits for empty[s] phase k − 1.
-//   consumer: wait full[s] phase k; S = Q·Kᵀ; once P·V of the previous tile retired, lane 0 of each
-//             warp arrives on empty[previous stage]; softmax; issue P·V (see step() for the order).
-// full[s] expects 32 arrivals (every producer thread), empty[s] 8 (every consumer warp).
+//   consumer: wait full[s] phase k; S = Q·Kᵀ; wgmma wait (retires P·V of the previous tile too);
+//             lane 0 of each warp arrives on empty[previous stage]; softmax; issue P·V.
+// full[s] expects 128 arrivals (every producer thread), empty[s] 8 (every consumer warp).
 // Shared tiles use the 128-byte swizzle layout of flash_prefill_sm90.cu (same descriptors).
 #include <cuda_bf16.h>
 
@@ -26,9 +26,8 @@ namespace {
 
 constexpr int kBlockM = 128;
 constexpr int kBlockN = kKvPageSize;
-constexpr int kThreads = 288;  // two consumer warpgroups (warps 0-7) + one producer warp (warp 8)
-[[maybe_unused]] constexpr int kConsumerThreads = 256;
-[[maybe_unused]] constexpr int kProducerThreads = 32;
+constexpr int kThreads = 384;  // producer warpgroup + two consumer warpgroups
+[[maybe_unused]] constexpr int kProducerThreads = 128;
 constexpr int kStages = 5;
 [[maybe_unused]] constexpr int kConsumerWarps = 8;
 
@@ -89,9 +88,9 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_ws_kernel(Flas
   }
   __syncthreads();
 
-  if (threadIdx.x >= kConsumerThreads) {
+  if (threadIdx.x < kProducerThreads) {
     // ---- producer: Q with the first tile, then every K/V tile ----
-    const int tid = threadIdx.x - kConsumerThreads;
+    const int tid = threadIdx.x;
     const auto* k_base = static_cast<const __nv_bfloat16*>(p.k_cache);
     const auto* v_base = static_cast<const __nv_bfloat16*>(p.v_cache);
     auto issue_tile = [&](int tile) {
@@ -140,7 +139,7 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_ws_kernel(Flas
   }
 
   // ---- consumers ----
-  const int cwg = threadIdx.x >> 7;  // 0 or 1
+  const int cwg = (threadIdx.x - kProducerThreads) >> 7;  // 0 or 1
   const int warp_in_wg = (threadIdx.x >> 5) & 3;
   const int lane = threadIdx.x & 31;
   const int g = lane >> 2;
@@ -159,18 +158,11 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_ws_kernel(Flas
     if (p.sliding_window > 0) wg_tile_begin = max(tile_begin, max(0, wg_pos_first - p.sliding_window + 1) / kBlockN);
   }
 
-  auto in_range = [&](int tile) { return tile >= wg_tile_begin && tile < wg_tile_end; };
-  auto stage_of = [&](int tile) { return (tile - tile_begin) % kStages; };
-  auto wait_full = [&](int tile) {
-    mbar_wait(full_bar(stage_of(tile)), static_cast<uint32_t>(((tile - tile_begin) / kStages) & 1));
-  };
-
-  float s_even[32];
-  float s_odd[32];
+  float s_acc[32];
   float o[kOAcc];
   uint32_t pa[4][4];
 #pragma unroll
-  for (int i = 0; i < 32; ++i) s_even[i] = s_odd[i] = 0.0f;
+  for (int i = 0; i < 32; ++i) s_acc[i] = 0.0f;
 #pragma unroll
   for (int i = 0; i < kOAcc; ++i) o[i] = 0.0f;
 #pragma unroll
@@ -179,45 +171,32 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_ws_kernel(Flas
   float row_sum[2] = {0.0f, 0.0f};
   const uint32_t q_addr = smem_addr + wg_row0 * 128;
 
-  auto issue_s = [&](float (&acc)[32], int tile) {
-    const uint32_t k_addr = smem_u32(k_stage(stage_of(tile)));
+  for (int tile = tile_begin; tile < tile_end; ++tile) {
+    const int it = tile - tile_begin;
+    const int s = it % kStages;
+    mbar_wait(full_bar(s), static_cast<uint32_t>((it / kStages) & 1));
+    const bool active = tile >= wg_tile_begin && tile < wg_tile_end;
+    if (active) {
+      const uint32_t k_addr = smem_u32(k_stage(s));
 #pragma unroll
-    for (int i = 0; i < 32; ++i) wgmma::fence_operand(acc[i]);
-    wgmma::fence();
+      for (int i = 0; i < 32; ++i) wgmma::fence_operand(s_acc[i]);
+      wgmma::fence();
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint64_t desc_q = wgmma::make_desc_sw128(q_addr + (kk >> 2) * kBlockM * 128 + (kk & 3) * 32, 16, 1024);
-      const uint64_t desc_k = wgmma::make_desc_sw128(k_addr + (kk >> 2) * kBlockN * 128 + (kk & 3) * 32, 16, 1024);
-      wgmma::mma_m64n64k16_ss(acc, desc_q, desc_k, kk > 0 ? 1 : 0);
-    }
-    wgmma::commit();
-#pragma unroll
-    for (int i = 0; i < 32; ++i) wgmma::fence_operand(acc[i]);
-  };
-  auto release = [&](int tile) {  // every consumer warp, once per tile, after its P·V retired
-    if (lane == 0) mbar_arrive(empty_bar(stage_of(tile)));
-  };
-
-  // Per tile j (S(j) already in s_cur): issue S(j + 1), softmax(j), retire P·V(j − 1) and release its
-  // stage, issue P·V(j), retire S(j + 1). The tensor cores run S(j + 1) during softmax(j).
-  // Every consumer thread waits on full for every tile in order (a tile outside its range too), so
-  // no full barrier can run two phases ahead of a waiter and alias its parity.
-  auto step = [&](float (&s_cur)[32], float (&s_next)[32], int tile) {
-    if (!in_range(tile) && tile > tile_begin) wait_full(tile);  // in-range tiles were waited when S was issued
-    const bool next_issued = tile + 1 < tile_end && in_range(tile + 1);
-    if (next_issued) {
-      wait_full(tile + 1);
-      issue_s(s_next, tile + 1);
-    }
-    if (!in_range(tile)) {
-      wgmma::wait<0>();
-      if (next_issued) {
-#pragma unroll
-        for (int i = 0; i < 32; ++i) wgmma::fence_operand(s_next[i]);
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint64_t desc_q = wgmma::make_desc_sw128(q_addr + (kk >> 2) * kBlockM * 128 + (kk & 3) * 32, 16, 1024);
+        const uint64_t desc_k = wgmma::make_desc_sw128(k_addr + (kk >> 2) * kBlockN * 128 + (kk & 3) * 32, 16, 1024);
+        wgmma::mma_m64n64k16_ss(s_acc, desc_q, desc_k, kk > 0 ? 1 : 0);
       }
-      if (tile > tile_begin) release(tile - 1);
-      return;
+      wgmma::commit();
     }
+    wgmma::wait<0>();  // S of this tile and P·V of the previous one
+#pragma unroll
+    for (int i = 0; i < 32; ++i) wgmma::fence_operand(s_acc[i]);
+#pragma unroll
+    for (int i = 0; i < kOAcc; ++i) wgmma::fence_operand(o[i]);
+    if (it > 0 && lane == 0) mbar_arrive(empty_bar((it - 1) % kStages));
+    if (!active) continue;
+
     const int key0 = tile * kBlockN;
     const bool need_mask = key0 + kBlockN - 1 > wg_pos_first ||
                            (p.sliding_window > 0 && key0 <= wg_pos_last - p.sliding_window) || key0 < kv_begin ||
@@ -226,7 +205,7 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_ws_kernel(Flas
     for (int j = 0; j < 8; ++j) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float v = s_cur[4 * j + e] * scale_log2;
+        float v = s_acc[4 * j + e] * scale_log2;
         if (need_mask) {
           const int key = key0 + 8 * j + 2 * t + (e & 1);
           const int pos = row_pos[e >> 1];
@@ -234,7 +213,7 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_ws_kernel(Flas
                                (p.sliding_window <= 0 || key > pos - p.sliding_window);
           v = visible ? v : -INFINITY;
         }
-        s_cur[4 * j + e] = v;
+        s_acc[4 * j + e] = v;
       }
     }
     float correction[2];
@@ -242,7 +221,7 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_ws_kernel(Flas
     for (int r = 0; r < 2; ++r) {
       float tile_max = -INFINITY;
 #pragma unroll
-      for (int j = 0; j < 8; ++j) tile_max = fmaxf(tile_max, fmaxf(s_cur[4 * j + 2 * r], s_cur[4 * j + 2 * r + 1]));
+      for (int j = 0; j < 8; ++j) tile_max = fmaxf(tile_max, fmaxf(s_acc[4 * j + 2 * r], s_acc[4 * j + 2 * r + 1]));
       tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
       tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
       const float new_max = fmaxf(row_max[r], tile_max);
@@ -251,21 +230,12 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_ws_kernel(Flas
       float sum = 0.0f;
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
-        s_cur[4 * j + 2 * r] = fast_exp2(s_cur[4 * j + 2 * r] - new_max);
-        s_cur[4 * j + 2 * r + 1] = fast_exp2(s_cur[4 * j + 2 * r + 1] - new_max);
-        sum += s_cur[4 * j + 2 * r] + s_cur[4 * j + 2 * r + 1];
+        s_acc[4 * j + 2 * r] = fast_exp2(s_acc[4 * j + 2 * r] - new_max);
+        s_acc[4 * j + 2 * r + 1] = fast_exp2(s_acc[4 * j + 2 * r + 1] - new_max);
+        sum += s_acc[4 * j + 2 * r] + s_acc[4 * j + 2 * r + 1];
       }
       row_sum[r] = row_sum[r] * correction[r] + sum;
     }
-    // P·V(j − 1) must retire before O is rescaled and pa rewritten; then its stage is free.
-    if (next_issued) {
-      wgmma::wait<1>();
-    } else {
-      wgmma::wait<0>();
-    }
-#pragma unroll
-    for (int i = 0; i < kOAcc; ++i) wgmma::fence_operand(o[i]);
-    if (tile > tile_begin) release(tile - 1);
     // Rescaling O is skipped when no row maximum of the warp moved (the common case after the first tiles).
     if (!__all_sync(0xffffffffu, correction[0] == 1.0f && correction[1] == 1.0f)) {
 #pragma unroll
@@ -278,17 +248,17 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_ws_kernel(Flas
     }
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
-      pa[kk][0] = pack_bf16x2(s_cur[8 * kk + 0], s_cur[8 * kk + 1]);
-      pa[kk][1] = pack_bf16x2(s_cur[8 * kk + 2], s_cur[8 * kk + 3]);
-      pa[kk][2] = pack_bf16x2(s_cur[8 * kk + 4], s_cur[8 * kk + 5]);
-      pa[kk][3] = pack_bf16x2(s_cur[8 * kk + 6], s_cur[8 * kk + 7]);
+      pa[kk][0] = pack_bf16x2(s_acc[8 * kk + 0], s_acc[8 * kk + 1]);
+      pa[kk][1] = pack_bf16x2(s_acc[8 * kk + 2], s_acc[8 * kk + 3]);
+      pa[kk][2] = pack_bf16x2(s_acc[8 * kk + 4], s_acc[8 * kk + 5]);
+      pa[kk][3] = pack_bf16x2(s_acc[8 * kk + 6], s_acc[8 * kk + 7]);
 #pragma unroll
       for (int i = 0; i < 4; ++i) wgmma::fence_operand(pa[kk][i]);
     }
 #pragma unroll
     for (int i = 0; i < kOAcc; ++i) wgmma::fence_operand(o[i]);
     wgmma::fence();
-    const uint32_t v_addr = smem_u32(v_stage(stage_of(tile)));
+    const uint32_t v_addr = smem_u32(v_stage(s));
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
       const uint64_t desc_v = wgmma::make_desc_sw128(v_addr + kk * 16 * 128, kBlockN * 128, 1024);
@@ -301,24 +271,6 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_ws_kernel(Flas
     wgmma::commit();
 #pragma unroll
     for (int i = 0; i < kOAcc; ++i) wgmma::fence_operand(o[i]);
-    if (next_issued) {
-      wgmma::wait<1>();
-#pragma unroll
-      for (int i = 0; i < 32; ++i) wgmma::fence_operand(s_next[i]);
-    }
-  };
-
-  // Prologue: the first tile resident (waited by every consumer), and its S when in range.
-  wait_full(tile_begin);
-  if (in_range(tile_begin)) {
-    issue_s(s_even, tile_begin);
-    wgmma::wait<0>();
-#pragma unroll
-    for (int i = 0; i < 32; ++i) wgmma::fence_operand(s_even[i]);
-  }
-  for (int tile = tile_begin; tile < tile_end; tile += 2) {
-    step(s_even, s_odd, tile);
-    if (tile + 1 < tile_end) step(s_odd, s_even, tile + 1);
   }
   wgmma::wait<0>();
 #pragma unroll
