@@ -1,0 +1,184 @@
+// run_dsa_attention on the CPU backend: a step mixing a 150-token prefill chunk and a decode token.
+// With index_topk >= context it equals dense paged attention; with a small index_topk every row
+// attends to exactly min(position + 1, topk) causal tokens and the result differs from dense; the
+// dense prefill mode equals paged attention; index keys are written for every new token.
+#include "model/runtime/dsa_attention.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "model/backend/cpu/cpu_backend.h"
+
+namespace longbow {
+namespace {
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+class DsaAttentionTest : public ::testing::Test {
+ protected:
+  static constexpr int kHidden = 48, kHq = 4, kHkv = 2, kD = 16, kIh = 4, kId = 32, kPages = 8;
+  std::unique_ptr<Backend> be = create_cpu_backend();
+
+  template <typename T>
+  Tensor make(DType t, std::initializer_list<int64_t> dims, const std::vector<T>& host) {
+    Tensor x = *be->allocate(t, dims);
+    EXPECT_TRUE(be->upload(host.data(), x).ok());
+    return x;
+  }
+  std::vector<float> get(const Tensor& t) {
+    std::vector<float> v(static_cast<size_t>(t.numel()));
+    EXPECT_TRUE(be->download(t, v.data()).ok());
+    return v;
+  }
+
+  // Sequence 0: 150 new tokens from position 0 (pages 2, 5, 0); sequence 1: 1 new token at
+  // position 99 (pages 7, 1). Returns DSA and dense outputs [151, Hq, D].
+  void run(int topk, DsaPrefillMode mode, std::vector<float>* dsa, std::vector<float>* dense,
+           std::vector<int32_t>* indices, std::vector<uint8_t>* index_cache) {
+    const int t0 = 150, ctx1 = 100, tokens = t0 + 1;
+    std::vector<int32_t> tables = {2, 5, 0, 7, 1, 0};
+    std::vector<int32_t> positions, slots;
+    for (int j = 0; j < t0; ++j) {
+      positions.push_back(j);
+      slots.push_back(tables[j / 64] * 64 + j % 64);
+    }
+    positions.push_back(ctx1 - 1);
+    slots.push_back(tables[3 + (ctx1 - 1) / 64] * 64 + (ctx1 - 1) % 64);
+    DsaIndexerConfig cfg;
+    cfg.n_heads = kIh;
+    cfg.head_dim = kId;
+    cfg.topk = topk;
+    cfg.rope_dim = 16;
+    DsaIndexerWeights w;
+    w.wq = make(DType::kF32, {kIh * kId, kHidden}, random_floats(kIh * kId * kHidden, 1, -0.3f, 0.3f));
+    w.wk = make(DType::kF32, {kId, kHidden}, random_floats(kId * kHidden, 2, -0.3f, 0.3f));
+    w.weights_proj = make(DType::kF32, {kIh, kHidden}, random_floats(kIh * kHidden, 3, -0.3f, 0.3f));
+    w.k_norm_weight = make(DType::kF32, {kId}, random_floats(kId, 4, 0.5f, 1.5f));
+    w.k_norm_bias = make(DType::kF32, {kId}, random_floats(kId, 5, -0.1f, 0.1f));
+    std::vector<float> inv(8);
+    for (int i = 0; i < 8; ++i) inv[i] = std::pow(10000.0f, -2.0f * i / 16.0f);
+    DsaAttentionStep s;
+    s.x = make(DType::kF32, {tokens, kHidden}, random_floats(tokens * kHidden, 6));
+    s.q = make(DType::kF32, {tokens, kHq, kD}, random_floats(tokens * kHq * kD, 7, -2, 2));
+    s.k_cache = make(DType::kF32, {kPages, 64, kHkv, kD}, random_floats(kPages * 64 * kHkv * kD, 8));
+    s.v_cache = make(DType::kF32, {kPages, 64, kHkv, kD}, random_floats(kPages * 64 * kHkv * kD, 9));
+    s.index_cache = make(DType::kFP8E4M3, {kPages, 64 * (kId + 4)},
+                         std::vector<uint8_t>(kPages * 64 * (kId + 4), 0x7F));  // NaN codes: must be overwritten
+    // Sequence 1's cached context (positions 0..98) has index keys from an earlier step: write them.
+    {
+      std::vector<int32_t> p1, s1;
+      for (int j = 0; j < ctx1 - 1; ++j) {
+        p1.push_back(j);
+        s1.push_back(tables[3 + j / 64] * 64 + j % 64);
+      }
+      DsaIndexKeysArgs k{make(DType::kF32, {ctx1 - 1, kId}, random_floats((ctx1 - 1) * kId, 10, -2, 2)),
+                         w.k_norm_weight, w.k_norm_bias, make(DType::kI32, {ctx1 - 1}, p1),
+                         make(DType::kI32, {ctx1 - 1}, s1), make(DType::kF32, {8}, inv), 1.0f, s.index_cache};
+      ASSERT_TRUE(be->dsa_index_keys(k).ok());
+    }
+    s.positions = make(DType::kI32, {tokens}, positions);
+    s.slots = make(DType::kI32, {tokens}, slots);
+    s.query_start = make(DType::kI32, {3}, std::vector<int32_t>{0, t0, tokens});
+    s.context_lens = make(DType::kI32, {2}, std::vector<int32_t>{t0, ctx1});
+    s.block_tables = make(DType::kI32, {2, 3}, tables);
+    s.inv_freq = make(DType::kF32, {8}, inv);
+    s.max_query_len = t0;
+    s.max_context_len = t0;
+    s.scale = 1.0f / std::sqrt(static_cast<float>(kD));
+    s.out = *be->allocate(DType::kF32, {tokens, kHq, kD});
+    DsaScratch scratch;
+    Status st = run_dsa_attention(*be, cfg, w, mode, s, scratch);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    *dsa = get(s.out);
+    if (scratch.indices.data != nullptr) {
+      indices->resize(static_cast<size_t>(scratch.indices.numel()));
+      ASSERT_TRUE(be->download(scratch.indices, indices->data()).ok());
+    }
+    index_cache->resize(s.index_cache.num_bytes());
+    ASSERT_TRUE(be->download(s.index_cache, index_cache->data()).ok());
+    PagedAttentionArgs p;
+    p.q = s.q;
+    p.k_cache = s.k_cache;
+    p.v_cache = s.v_cache;
+    p.query_start = s.query_start;
+    p.context_lens = s.context_lens;
+    p.block_tables = s.block_tables;
+    p.out = *be->allocate(DType::kF32, {tokens, kHq, kD});
+    p.max_query_len = t0;
+    p.max_context_len = t0;
+    p.scale = s.scale;
+    ASSERT_TRUE(be->paged_attention(p).ok());
+    *dense = get(p.out);
+  }
+};
+
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, static_cast<double>(std::fabs(a[i] - b[i])));
+  return m;
+}
+
+TEST_F(DsaAttentionTest, TopkAtLeastContextEqualsDense) {
+  std::vector<float> dsa, dense;
+  std::vector<int32_t> idx;
+  std::vector<uint8_t> cache;
+  run(256, DsaPrefillMode::kSparse, &dsa, &dense, &idx, &cache);
+  EXPECT_LT(max_diff(dsa, dense), 1e-5);
+  // Every token's index key was written: no NaN code (0x7F / 0xFF) is left in the used value slots.
+  const std::vector<int32_t> tables = {2, 5, 0, 7, 1};
+  auto written = [&](int page, int off) {
+    const uint8_t* v = cache.data() + static_cast<size_t>(page) * 64 * (kId + 4) + off * kId;
+    return std::none_of(v, v + kId, [](uint8_t b) { return (b & 0x7F) == 0x7F; });
+  };
+  for (int j = 0; j < 150; ++j) EXPECT_TRUE(written(tables[j / 64], j % 64)) << "prefill token " << j;
+  for (int j = 0; j < 100; ++j) EXPECT_TRUE(written(tables[3 + j / 64], j % 64)) << "sequence 1 token " << j;
+}
+
+TEST_F(DsaAttentionTest, SmallTopkSelectsCausallyPerRow) {
+  const int topk = 16;
+  std::vector<float> dsa, dense;
+  std::vector<int32_t> idx;
+  std::vector<uint8_t> cache;
+  run(topk, DsaPrefillMode::kSparse, &dsa, &dense, &idx, &cache);
+  ASSERT_EQ(idx.size(), 151u * topk);
+  for (int r = 0; r < 151; ++r) {
+    int pos = r < 150 ? r : 99;
+    int valid = 0;
+    for (int i = 0; i < topk; ++i) {
+      int32_t j = idx[r * topk + i];
+      if (j < 0) continue;
+      ++valid;
+      EXPECT_LE(j, pos) << "row " << r << " selects a future token";
+    }
+    EXPECT_EQ(valid, std::min(pos + 1, topk)) << "row " << r;
+  }
+  // Rows past position 15 attend to 16 of their tokens, so they differ from dense; rows 0..15 do not.
+  double early = 0, late = 0;
+  for (size_t i = 0; i < dsa.size(); ++i) {
+    double d = std::fabs(dsa[i] - dense[i]);
+    if (i < 16u * kHq * kD) early = std::max(early, d); else late = std::max(late, d);
+  }
+  EXPECT_LT(early, 1e-5);
+  EXPECT_GT(late, 1e-3);
+}
+
+TEST_F(DsaAttentionTest, DenseModeIsPagedAttention) {
+  std::vector<float> dsa, dense;
+  std::vector<int32_t> idx;
+  std::vector<uint8_t> cache;
+  run(16, DsaPrefillMode::kDense, &dsa, &dense, &idx, &cache);
+  EXPECT_EQ(max_diff(dsa, dense), 0.0);
+}
+
+}  // namespace
+}  // namespace longbow
