@@ -169,9 +169,10 @@ TEST_F(DsaBackendTest, DecodeStepMatchesTheCpuBackend) {
     const double score_err = rel_l2(s_gpu, s_cpu);
     std::vector<int32_t> exact(topk);
     cpu::dsa_topk(s_gpu.data(), ctx, topk, exact.data());
-    std::vector<int32_t> both;  // selected tokens common to both (the -1 padding left out)
-    std::set_intersection(std::lower_bound(i_cpu.begin(), i_cpu.end(), 0), i_cpu.end(),
-                          std::lower_bound(i_gpu.begin(), i_gpu.end(), 0), i_gpu.end(), std::back_inserter(both));
+    // Selected tokens common to both: each list is ascending, then -1 padding (left out here).
+    std::vector<int32_t> both;
+    std::set_intersection(i_cpu.begin(), std::find(i_cpu.begin(), i_cpu.end(), -1), i_gpu.begin(),
+                          std::find(i_gpu.begin(), i_gpu.end(), -1), std::back_inserter(both));
     const double overlap = static_cast<double>(both.size()) / std::min(topk, ctx);
     const double attn_err = rel_l2(o_gpu, o_cpu);
     std::printf("[ error ] backend DSA topk=%d: scores rel_l2 %.3g, selection overlap CPU/CUDA %.4f, sparse attention "
