@@ -62,15 +62,14 @@ void PrintTo(const FamilyCase& c, std::ostream* os) { *os << c.name; }
 
 class TransformerFamilyTest : public ::testing::TestWithParam<FamilyCase> {};
 
-TEST_P(TransformerFamilyTest, ChunkedPrefillAndDecodeMatchDenseReference) {
-  ModelConfig config = tiny_config(GetParam().family);
-  TempDir dir;
-  write_tiny_checkpoint(config, dir.path(), GetParam().dtype, 42);
+// One sequence of 150 tokens prefilled in chunks of 64 and 50, then decoded token by token over
+// scattered pages; every logits row against the dense fp64 reference.
+void check_against_reference(const ModelConfig& config, const std::string& dir) {
   RuntimeOptions options;
   options.num_kv_pages = 8;
   options.max_batched_tokens = 64;
   options.max_num_seqs = 4;
-  auto model = load_model(config, dir.path(), options);
+  auto model = load_model(config, dir, options);
   ASSERT_TRUE(model.ok()) << model.status().to_string();
 
   const std::vector<int32_t> tokens = random_tokens(150, config.vocab_size, 7);
@@ -95,16 +94,15 @@ TEST_P(TransformerFamilyTest, ChunkedPrefillAndDecodeMatchDenseReference) {
   }
 }
 
-TEST_P(TransformerFamilyTest, MixedBatchEqualsEachSequenceAlone) {
-  ModelConfig config = tiny_config(GetParam().family);
-  TempDir dir;
-  write_tiny_checkpoint(config, dir.path(), GetParam().dtype, 43);
+// Three sequences run alone (whole prompt, then decode tokens) and together in steps that mix
+// prefill chunks with other sequences' decode tokens: the same logits.
+void check_mixed_batch(const ModelConfig& config, const std::string& dir) {
   RuntimeOptions options;
   options.num_kv_pages = 8;
   options.max_batched_tokens = 256;
   options.max_num_seqs = 4;
-  auto alone_model = load_model(config, dir.path(), options);
-  auto batch_model = load_model(config, dir.path(), options);
+  auto alone_model = load_model(config, dir, options);
+  auto batch_model = load_model(config, dir, options);
   ASSERT_TRUE(alone_model.ok()) << alone_model.status().to_string();
   ASSERT_TRUE(batch_model.ok()) << batch_model.status().to_string();
 
@@ -176,12 +174,41 @@ TEST_P(TransformerFamilyTest, MixedBatchEqualsEachSequenceAlone) {
   EXPECT_GT(steps_run, 5);
 }
 
+TEST_P(TransformerFamilyTest, ChunkedPrefillAndDecodeMatchDenseReference) {
+  ModelConfig config = tiny_config(GetParam().family);
+  TempDir dir;
+  write_tiny_checkpoint(config, dir.path(), GetParam().dtype, 42);
+  check_against_reference(config, dir.path());
+}
+
+TEST_P(TransformerFamilyTest, MixedBatchEqualsEachSequenceAlone) {
+  ModelConfig config = tiny_config(GetParam().family);
+  TempDir dir;
+  write_tiny_checkpoint(config, dir.path(), GetParam().dtype, 43);
+  check_mixed_batch(config, dir.path());
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, TransformerFamilyTest,
                          ::testing::Values(FamilyCase{"LlamaBf16", TinyFamily::kLlama, DType::kBF16},
                                            FamilyCase{"Qwen2F32", TinyFamily::kQwen2, DType::kF32},
                                            FamilyCase{"Qwen3Bf16", TinyFamily::kQwen3, DType::kBF16},
                                            FamilyCase{"MistralF32", TinyFamily::kMistral, DType::kF32}),
                          [](const ::testing::TestParamInfo<FamilyCase>& param_info) { return param_info.param.name; });
+
+// The demo model the build writes (target demo_model): a 4-layer llama with llama3 RoPE.
+std::string demo_model_dir() { return std::string(LONGBOW_BINARY_DIR) + "/demo-model"; }
+
+TEST(DemoModel, MatchesDenseReference) {
+  auto config = load_model_config(demo_model_dir());
+  ASSERT_TRUE(config.ok()) << config.status().to_string() << " (build the demo_model target)";
+  check_against_reference(*config, demo_model_dir());
+}
+
+TEST(DemoModel, MixedBatchEqualsEachSequenceAlone) {
+  auto config = load_model_config(demo_model_dir());
+  ASSERT_TRUE(config.ok()) << config.status().to_string() << " (build the demo_model target)";
+  check_mixed_batch(*config, demo_model_dir());
+}
 
 TEST(TransformerLoad, RejectsMissingAndMisshapenTensors) {
   TempDir dir;
