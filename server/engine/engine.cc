@@ -246,6 +246,12 @@ Status Engine::step() {
         scheduled.start, kv_.block_table(scheduled.id), scheduled.want_logits});
   }
   Status forward = runtime_.forward(steps_, &logits_);
+  size_t num_rows = static_cast<size_t>(std::count_if(plan.seqs.begin(), plan.seqs.end(),
+                                                      [](const ScheduledSeq& s) { return s.want_logits; }));
+  if (forward.ok() && logits_.size() != num_rows * static_cast<size_t>(runtime_.config().vocab_size)) {
+    forward = internal_error("the runtime returned " + std::to_string(logits_.size()) + " logits for " +
+                             std::to_string(num_rows) + " rows of " + std::to_string(runtime_.config().vocab_size));
+  }
   if (!forward.ok()) {
     Status error = internal_error("the model step failed: " + forward.message());
     std::vector<std::string> failed;
