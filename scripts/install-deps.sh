@@ -20,6 +20,10 @@ test_packages=(
   buildah debootstrap
   python3-grpcio python3-grpc-tools python3-requests curl
 )
+# The npm `openai` client needs Node.js; machines that already have a newer one keep it.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  test_packages+=(nodejs npm)
+fi
 case "${1:-}" in
   --build-only) ;;
   "") packages+=("${test_packages[@]}") ;;

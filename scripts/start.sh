@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Builds longbow and runs it on the built-in demo model (or --model DIR).
-# Until the HTTP front end lands this runs a one-shot generation; extra arguments go to
-# `longbow generate` (for example --prompt "Once upon a time" --max-tokens 32).
+# Builds longbow and starts the server (REST on 127.0.0.1:8000, gRPC on :8001) on the built-in demo
+# model, or on --model DIR. Extra arguments go to `longbow serve` (see `longbow serve --help`).
+# Try it from another terminal:
+#   curl -s localhost:8000/v1/completions -H 'Content-Type: application/json' \
+#        -d '{"model": "demo-model", "prompt": "The quick brown fox", "max_tokens": 32}'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
+scripts/install-deps.sh --build-only
 cmake -S . -B build -G Ninja
 cmake --build build -j"$(nproc)" --target longbow demo_model
-if (($# == 0)); then
-  set -- --prompt "The quick brown fox" --max-tokens 32
-fi
-exec build/bin/longbow generate "$@"
+echo "start: a one-shot generation with the demo model (random weights, so random text):"
+build/bin/longbow generate --prompt "The quick brown fox" --max-tokens 24 --log-level warn
+echo
+exec build/bin/longbow serve "$@"
