@@ -35,7 +35,8 @@ StatusOr<StepInputs> build_step_inputs(std::span<const SequenceStep> steps, cons
     int64_t context = int64_t{step.num_cached} + static_cast<int64_t>(step.tokens.size());
     if (context > limits.max_context_len) {
       return out_of_range("forward: " + step_name(s) + " reaches context length " + std::to_string(context) +
-                          ", beyond the model's " + std::to_string(limits.max_context_len));
+                          ", beyond the limit of " + std::to_string(limits.max_context_len) +
+                          " tokens (max_position_embeddings, or the KV pool size)");
     }
     int needed_pages = static_cast<int>((context + kPageSize - 1) / kPageSize);
     if (step.block_table.size() < static_cast<size_t>(needed_pages)) {
