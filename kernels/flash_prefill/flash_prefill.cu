@@ -273,13 +273,14 @@ bool valid_params(const FlashPrefillParams& p) {
 
 // Which implementation launch_flash_prefill uses: LONGBOW_PREFILL_KERNEL=sm80|sm90|sm90ws forces one;
 // otherwise the warp-specialised wgmma kernel on compute capability 9.x, mma.sync elsewhere.
-enum class Variant { kSm80, kSm90, kSm90Ws };
+enum class Variant { kSm80, kSm90, kSm90Ws, kSm90Tma };
 
 Variant choose_variant() {
   const char* forced = std::getenv("LONGBOW_PREFILL_KERNEL");
   if (forced != nullptr && std::strcmp(forced, "sm80") == 0) return Variant::kSm80;
   if (forced != nullptr && std::strcmp(forced, "sm90") == 0) return Variant::kSm90;
   if (forced != nullptr && std::strcmp(forced, "sm90ws") == 0) return Variant::kSm90Ws;
+  if (forced != nullptr && std::strcmp(forced, "sm90tma") == 0) return Variant::kSm90Tma;
   int device = 0, major = 0;
   if (cudaGetDevice(&device) != cudaSuccess ||
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
@@ -306,6 +307,7 @@ cudaError_t launch_flash_prefill(const FlashPrefillParams& p, cudaStream_t strea
   static const Variant variant = choose_variant();  // one device per process in longbow
   if (variant == Variant::kSm90) return launch_flash_prefill_sm90(p, stream);
   if (variant == Variant::kSm90Ws) return launch_flash_prefill_sm90_ws(p, stream);
+  if (variant == Variant::kSm90Tma) return launch_flash_prefill_sm90_tma(p, stream);
   return launch_flash_prefill_sm80(p, stream);
 }
 

@@ -18,4 +18,8 @@ cudaError_t launch_flash_prefill_sm90(const FlashPrefillParams& params, cudaStre
 // hand-over); sm_90a image only, like launch_flash_prefill_sm90.
 cudaError_t launch_flash_prefill_sm90_ws(const FlashPrefillParams& params, cudaStream_t stream);
 
+// FlashAttention-3 arrangement (TMA page loads, register reallocation, 128-key tiles, intra- and
+// inter-warpgroup overlap); sm_90a image only.
+cudaError_t launch_flash_prefill_sm90_tma(const FlashPrefillParams& params, cudaStream_t stream);
+
 }  // namespace longbow::kernels

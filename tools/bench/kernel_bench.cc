@@ -210,7 +210,8 @@ int main(int argc, char** argv) {
         const char* name;
         cudaError_t (*launch)(const longbow::kernels::FlashPrefillParams&, cudaStream_t);
       };
-      const Variant variants[] = {{"wgmma-ws", longbow::kernels::launch_flash_prefill_sm90_ws},
+      const Variant variants[] = {{"wgmma-tma", longbow::kernels::launch_flash_prefill_sm90_tma},
+                                  {"wgmma-ws", longbow::kernels::launch_flash_prefill_sm90_ws},
                                   {"wgmma", longbow::kernels::launch_flash_prefill_sm90},
                                   {"mma.sync", longbow::kernels::launch_flash_prefill_sm80}};
       for (const Variant& variant : variants) {
