@@ -425,6 +425,17 @@ TEST_F(PagedAttentionTest, PrefillMixedBatch) {
   }
 }
 
+// Contexts on and beside the 64- and 128-token boundaries where the sm_90 kernels switch between
+// whole-tile (TMA) loads and zero-filled partial tiles, with prefixes that put the causal diagonal
+// across two key tiles.
+TEST_F(PagedAttentionTest, PrefillTileBoundaries) {
+  for (int d : {128, 64}) {
+    const std::vector<SeqSpec> seqs{{128, 128}, {256, 256}, {64, 192}, {200, 320}, {127, 129}, {129, 383}, {65, 640}};
+    run_case(seqs, 8, 2, d, 0, describe(seqs, 8, 2, d, 0));
+    run_case(seqs, 8, 2, d, 100, describe(seqs, 8, 2, d, 100));
+  }
+}
+
 // One token per sequence: the split-KV decode path (long contexts force several splits).
 TEST_F(PagedAttentionTest, Decode) {
   for (int d : {128, 64}) {

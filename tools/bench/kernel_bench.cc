@@ -2,7 +2,8 @@
 // TFLOP/s and paged decode µs per layer. Writes one JSON document (argv[1], default
 // kernel_bench.json) and prints a table.
 //
-//   kernel_bench OUT.json [--quick]
+//   kernel_bench OUT.json [--quick | --prefill | --prefill-only]
+//   --prefill: the prefill table alone (every N, every variant), for short GPU runs.
 //
 // Shapes follow docs/benchmarks.md: causal prefill Hq=32, Hkv=8, d=128, B=1, N = 4K..128K
 // (FLOPs = 2·Hq·N²·d); decode q_len 1, same heads, context 4K/32K/128K, B = 1/8/32. K/V live in
@@ -11,6 +12,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -114,6 +116,13 @@ struct PagedKv {
   }
 };
 
+double bf16_bits_to_double(uint16_t bits) {
+  const uint32_t word = static_cast<uint32_t>(bits) << 16;
+  float value;
+  std::memcpy(&value, &word, sizeof(value));
+  return value;
+}
+
 std::string json_escape_free(const std::string& s) { return "\"" + s + "\""; }
 
 }  // namespace
@@ -123,6 +132,8 @@ int main(int argc, char** argv) {
   const bool quick = argc > 2 && std::strcmp(argv[2], "--quick") == 0;
   // --prefill-only: one N=16384 prefill per variant and nothing else (for profiling under ncu).
   const bool prefill_only = argc > 2 && std::strcmp(argv[2], "--prefill-only") == 0;
+  const bool prefill_table = argc > 2 && std::strcmp(argv[2], "--prefill") == 0;
+  const bool skip_others = prefill_only || prefill_table;
   cudaDeviceProp prop{};
   CHECK_OR_EXIT(cudaGetDeviceProperties(&prop, 0));
   const int num_sms = prop.multiProcessorCount;
@@ -131,7 +142,7 @@ int main(int argc, char** argv) {
 
   // ---- device copy bandwidth (bytes read + written) ----
   double copy_tbps = 0;
-  if (!prefill_only) {
+  if (!skip_others) {
     const size_t bytes = size_t{2} << 30;
     DeviceBuffer a(bytes), b(bytes);
     CHECK_OR_EXIT(cudaMemset(a.ptr, 1, bytes));
@@ -146,7 +157,7 @@ int main(int argc, char** argv) {
 
   // ---- cuBLAS bf16 GEMM (fp32 accumulation), the rates the runtime's projections see ----
   json += "  \"gemm\": [\n";
-  if (!prefill_only) {
+  if (!skip_others) {
     cublasHandle_t handle;
     if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) return 1;
     struct Shape { int m, n, k; };
@@ -214,20 +225,51 @@ int main(int argc, char** argv) {
                                   {"wgmma-ws", longbow::kernels::launch_flash_prefill_sm90_ws},
                                   {"wgmma", longbow::kernels::launch_flash_prefill_sm90},
                                   {"mma.sync", longbow::kernels::launch_flash_prefill_sm80}};
+      // Up to 16K every variant's output is compared with the mma.sync kernel's (relative L2 over
+      // the whole output, poisoned with NaN bytes before each first launch): a large-N cross-check
+      // beside the CPU-referenced tests, which stop at 4097 tokens.
+      const bool cross_check = n <= 16384 && !prefill_only;
+      std::vector<uint16_t> reference, produced;
+      auto fetch = [&](std::vector<uint16_t>& host) {
+        host.resize(out.bytes / 2);
+        CHECK_OR_EXIT(cudaMemcpy(host.data(), out.ptr, out.bytes, cudaMemcpyDeviceToHost));
+      };
+      if (cross_check) {
+        CHECK_OR_EXIT(cudaMemset(out.ptr, 0xFF, out.bytes));
+        CHECK_OR_EXIT(longbow::kernels::launch_flash_prefill_sm80(p, nullptr));
+        CHECK_OR_EXIT(cudaDeviceSynchronize());
+        fetch(reference);
+      }
       for (const Variant& variant : variants) {
+        if (cross_check) CHECK_OR_EXIT(cudaMemset(out.ptr, 0xFF, out.bytes));
         if (!check(variant.launch(p, nullptr), variant.name) || !check(cudaDeviceSynchronize(), variant.name)) {
           continue;
         }
         if (prefill_only) continue;
+        double rel_l2 = -1.0;
+        if (cross_check) {
+          fetch(produced);
+          double diff = 0.0, norm = 0.0;
+          for (size_t i = 0; i < produced.size(); ++i) {
+            const double a = bf16_bits_to_double(produced[i]);
+            const double b = bf16_bits_to_double(reference[i]);
+            diff += (a - b) * (a - b);
+            norm += b * b;
+          }
+          rel_l2 = std::sqrt(diff / norm);  // NaN (never below a budget) if anything stayed poisoned
+        }
         const int inner = n <= 16384 ? 5 : 1;
         const double ms = time_ms([&] { check(variant.launch(p, nullptr), "prefill"); }, n <= 16384 ? 5 : 3, inner);
         const double tflops = 2.0 * hq * static_cast<double>(n) * n * d / (ms * 1e-3) / 1e12;
         json += std::string(first ? "" : ",\n") + "    {\"n\": " + std::to_string(n) + ", \"kernel\": \"" +
-                variant.name + "\", \"ms\": " + std::to_string(ms) + ", \"tflops\": " + std::to_string(tflops) + "}";
+                variant.name + "\", \"ms\": " + std::to_string(ms) + ", \"tflops\": " + std::to_string(tflops) +
+                ", \"rel_l2_vs_mma_sync\": " + std::to_string(rel_l2) + "}";
         first = false;
         char line[160];
-        std::snprintf(line, sizeof(line), "prefill %-8s causal N=%-6d Hq32 Hkv8 d128 %7.1f TFLOP/s  (%.3f ms)",
-                      variant.name, n, tflops, ms);
+        char check_text[48] = "";
+        if (cross_check) std::snprintf(check_text, sizeof(check_text), "  rel-L2 vs mma.sync %.1e", rel_l2);
+        std::snprintf(line, sizeof(line), "prefill %-9s causal N=%-6d Hq32 Hkv8 d128 %7.1f TFLOP/s  (%.3f ms)%s",
+                      variant.name, n, tflops, ms, check_text);
         table_lines.push_back(line);
       }
     }
@@ -240,7 +282,7 @@ int main(int argc, char** argv) {
     bool first = true;
     for (int ctx : {4096, 32768, 131072}) {
       for (int batch : {1, 8, 32}) {
-        if ((quick && (ctx > 32768 || batch > 8)) || prefill_only) continue;
+        if ((quick && (ctx > 32768 || batch > 8)) || skip_others) continue;
         PagedKv kv(batch, ctx, hkv, d, 1);
         DeviceBuffer q(size_t{2} * batch * hq * d), out(size_t{2} * batch * hq * d);
         fill_random(q, 4, 1.0f);

@@ -2,7 +2,8 @@
 """Peer figures for docs/benchmarks.md, measured with PyTorch on the GPU machine in the same run as
 tools/bench/kernel_bench (a reference only: nothing in longbow uses PyTorch).
 
-  python3 torch_attention_peer.py OUT.json [--quick]
+  python3 torch_attention_peer.py OUT.json [--quick | --prefill]
+  (--prefill: the prefill figures alone.)
 
 Prefill: causal SDPA, B=1, Hq=32, Hkv=8 (K/V expanded to 32 heads before timing), d=128, bf16,
 with the cuDNN and the flash backends; TFLOP/s = 2*Hq*N^2*d / t.
@@ -37,6 +38,7 @@ def time_ms(fn, reps, inner):
 def main():
     out_path = sys.argv[1] if len(sys.argv) > 1 else "torch_peer.json"
     quick = "--quick" in sys.argv
+    prefill_alone = "--prefill" in sys.argv
     hq, hkv, d = 32, 8, 128
     dev = "cuda"
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "prefill": [], "decode": []}
@@ -62,7 +64,7 @@ def main():
         torch.cuda.empty_cache()
     for ctx in (4096, 32768, 131072):
         for b in (1, 8, 32):
-            if quick and (ctx > 32768 or b > 8):
+            if prefill_alone or (quick and (ctx > 32768 or b > 8)):
                 continue
             q = torch.randn(b, hq, 1, d, device=dev, dtype=torch.bfloat16)
             k = torch.randn(b, hkv, ctx, d, device=dev, dtype=torch.bfloat16)
