@@ -8,19 +8,26 @@
 # OUTDIR gets tests_<kernel>.log, bench.log/.json, torch.log/.json and ncu.txt.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+KERNELS=${KERNELS:-sm90tma}
 out=${1:?usage: run_prefill.sh OUTDIR}
 mkdir -p "$out"
 export LD_LIBRARY_PATH="$here/lib:/usr/local/cuda/lib64:/usr/local/nvidia/lib64:/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PYTHONUNBUFFERED=1
 echo "bundle $(cat "$here/COMMIT" 2>/dev/null) on $(nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader)"
 summary=()
-for kernel in ${KERNELS:-sm90tma}; do
-  LONGBOW_PREFILL_KERNEL=$kernel timeout 300 "$here/longbow_kernel_tests" \
+# A hang (a barrier protocol bug) must not eat the device time: a short smoke test first.
+LONGBOW_PREFILL_KERNEL=${KERNELS%% *} timeout 45 "$here/longbow_kernel_tests" \
+  --gtest_filter='PagedAttentionTest.PrefillTileBoundaries' >"$out/smoke.log" 2>&1
+smoke=$?
+tail -5 "$out/smoke.log"
+if [[ $smoke == 124 ]]; then echo "smoke test timed out: stopping"; exit 1; fi
+for kernel in $KERNELS; do
+  LONGBOW_PREFILL_KERNEL=$kernel timeout 150 "$here/longbow_kernel_tests" \
     --gtest_filter='PagedAttentionTest.*' >"$out/tests_$kernel.log" 2>&1
   summary+=("tests $kernel rc=$? $(grep -E '^\[  (PASSED|FAILED)' "$out/tests_$kernel.log" | tr '\n' ' ')")
   grep -E 'FAILED|rel|error' "$out/tests_$kernel.log" | head -20
 done
-timeout 300 "$here/longbow_kernel_bench" "$out/bench.json" --prefill >"$out/bench.log" 2>&1
+timeout 200 "$here/longbow_kernel_bench" "$out/bench.json" --prefill >"$out/bench.log" 2>&1
 summary+=("bench rc=$?")
 timeout 200 python3 "$here/peers/torch_attention_peer.py" "$out/torch.json" --prefill >"$out/torch.log" 2>&1
 summary+=("torch rc=$?")
