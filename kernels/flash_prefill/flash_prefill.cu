@@ -271,22 +271,20 @@ bool valid_params(const FlashPrefillParams& p) {
          p.max_query_len >= 0 && p.num_seqs <= 65535 && p.num_q_heads <= 65535;
 }
 
-// Which implementation launch_flash_prefill uses: LONGBOW_PREFILL_KERNEL=sm80|sm90|sm90ws forces one;
-// otherwise the warp-specialised wgmma kernel on compute capability 9.x, mma.sync elsewhere.
-enum class Variant { kSm80, kSm90, kSm90Ws, kSm90Tma };
+// Which implementation launch_flash_prefill uses: LONGBOW_PREFILL_KERNEL=sm80|sm90 forces one;
+// otherwise the TMA/wgmma kernel on compute capability 9.x, mma.sync elsewhere.
+enum class Variant { kSm80, kSm90 };
 
 Variant choose_variant() {
   const char* forced = std::getenv("LONGBOW_PREFILL_KERNEL");
   if (forced != nullptr && std::strcmp(forced, "sm80") == 0) return Variant::kSm80;
   if (forced != nullptr && std::strcmp(forced, "sm90") == 0) return Variant::kSm90;
-  if (forced != nullptr && std::strcmp(forced, "sm90ws") == 0) return Variant::kSm90Ws;
-  if (forced != nullptr && std::strcmp(forced, "sm90tma") == 0) return Variant::kSm90Tma;
   int device = 0, major = 0;
   if (cudaGetDevice(&device) != cudaSuccess ||
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
     return Variant::kSm80;
   }
-  return major == 9 ? Variant::kSm90Ws : Variant::kSm80;
+  return major == 9 ? Variant::kSm90 : Variant::kSm80;
 }
 
 }  // namespace
@@ -306,8 +304,6 @@ cudaError_t launch_flash_prefill(const FlashPrefillParams& p, cudaStream_t strea
   if (!valid_params(p) || (p.head_dim != 64 && p.head_dim != 128)) return cudaErrorInvalidValue;
   static const Variant variant = choose_variant();  // one device per process in longbow
   if (variant == Variant::kSm90) return launch_flash_prefill_sm90(p, stream);
-  if (variant == Variant::kSm90Ws) return launch_flash_prefill_sm90_ws(p, stream);
-  if (variant == Variant::kSm90Tma) return launch_flash_prefill_sm90_tma(p, stream);
   return launch_flash_prefill_sm80(p, stream);
 }
 

@@ -1,21 +1,34 @@
-// Flash prefill for Hopper (sm_90a): warpgroup MMA (wgmma) for both GEMMs.
+// Flash prefill for Hopper (sm_90a) in the FlashAttention-3 arrangement: TMA loads, warp
+// specialisation with register reallocation, 128-key tiles, intra-warpgroup overlap and ping-pong
+// scheduling of the two consumer warpgroups.
 //
-// Block: kBlockM = 128 query rows of one (sequence, query head) = two warpgroups of 64 rows; KV
-// tiles are one page (64 tokens) of the block's KV head, streamed by cp.async through a 4-stage
-// ring in shared memory. Per tile each warpgroup computes S = Q·Kᵀ (m64n64, Q and K from shared
-// memory), masks and updates the online softmax in registers (log2 domain), then issues
-// O += P·V (m64nD, P from registers, V from shared memory as the transposed operand). The S GEMM of
-// tile j + 1 is issued before the softmax of tile j (two S register sets), so the tensor cores work
-// while the warpgroup does its exponentials (FlashAttention-3's intra-warpgroup overlap); the step
-// comment below gives the order and why the 4-stage ring is safe.
-//
-// Shared tiles use the 128-byte swizzle layout that wgmma descriptors describe: rows of 64 bf16
-// (128 bytes) in column blocks of 64 head dims, 16-byte chunk c of row r stored at chunk c ^ (r % 8),
-// atoms of 8 rows (1024 bytes) 1024-byte aligned. The same bytes serve K as a K-major operand and V
-// as an MN-major (transposed) one.
+// Block: 128 query rows of one (sequence, query head); 384 threads = three warpgroups.
+//   producer (warpgroup 0, 40 registers): warp 0 loads Q with cp.async, then streams K/V tiles of
+//     kBlockN = 128 keys (two 64-token pages of the block's KV head) into a kStages ring. A tile
+//     whose 128 keys all lie inside the context is fetched by TMA (one thread issues 2 · D/64 boxes
+//     of [64 tokens][64 dims] per tensor, the 3-D map over the pool [tokens][Hkv][D] does the
+//     paging and the 128-byte swizzle); the sequence's last, partial tile goes through cp.async
+//     with zero fill, since slots past the context may hold anything (NaN included, and 0·NaN
+//     would poison O).
+//   consumers (warpgroups 1 and 2, 232 registers): 64 query rows each. Per tile j:
+//       issue S(j) = Q·K(j)ᵀ (m64n128, both from shared memory) and O += P(j−1)·V(j−1) (P from
+//       registers); softmax of S(j) while P(j−1)·V(j−1) runs; wait; rescale O; P(j) = bf16(S(j)).
+//     The two warpgroups take turns issuing their GEMMs (named barriers 1 and 2), so one's
+//     exponentials overlap the other's tensor-core work. Both warpgroups walk the same tiles (the
+//     block's key range) so that the turns match; keys a row may not see are masked.
+// Barriers (mbarriers in shared memory, one phase per use of a stage; use k = tile index / kStages):
+//   q_full: the producer warp's 32 lanes arrive once Q landed.
+//   full_k[s], full_v[s]: 32 arrivals (lane 0 with the TMA byte count) per phase k.
+//   empty[s]: one arrival per consumer warp (8) once P·V of the stage's tile retired; the producer
+//     waits for phase k − 1 before refilling s.
+// Shared tiles use the 128-byte swizzle layout that wgmma descriptors describe: [D/64 column blocks]
+// [rows][128 bytes], 16-byte chunk c of row r at chunk c ^ (r % 8), atoms 1024-byte aligned; TMA's
+// SWIZZLE_128B writes exactly this when each box starts 1024-byte aligned. The same bytes serve K as
+// a K-major operand and V as an MN-major (transposed) one.
 //
 // Built for sm_90a only (see kernels/CMakeLists.txt); elsewhere launch_flash_prefill uses the
-// mma.sync kernel.
+// mma.sync kernel (flash_prefill.cu).
+#include <cuda.h>  // CUtensorMap and the encoder's types; the function comes through cudart's entry-point query
 #include <cuda_bf16.h>
 
 #include <cfloat>
@@ -23,58 +36,55 @@
 
 #include "kernels/common/device_utils.cuh"
 #include "kernels/flash_prefill/flash_prefill_variants.h"
+#include "kernels/flash_prefill/hopper_sync.cuh"
 #include "kernels/flash_prefill/wgmma.cuh"
 
 namespace longbow::kernels {
 namespace {
 
 constexpr int kBlockM = 128;
-constexpr int kBlockN = kKvPageSize;
-constexpr int kThreads = 256;
-constexpr int kStages = 4;
+constexpr int kBlockN = 2 * kKvPageSize;
+constexpr int kThreads = 384;
+constexpr int kStages = 3;
+constexpr int kConsumerWarps = 8;
+constexpr int kConsumerThreads = 256;
+[[maybe_unused]] constexpr int kProducerRegs = 40;
+[[maybe_unused]] constexpr int kConsumerRegs = 232;
+static_assert(128 * kProducerRegs + kConsumerThreads * kConsumerRegs <= 65536, "register file");
 
 template <int D>
-struct Sm90Layout {
+struct TmaLayout {
   static constexpr int kQBytes = kBlockM * D * 2;
-  static constexpr int kTileBytes = kBlockN * D * 2;
+  static constexpr int kTileBytes = kBlockN * D * 2;  // one of K, V
   static constexpr int kStageBytes = 2 * kTileBytes;  // K then V
-  static constexpr int kTotalBytes = kQBytes + kStages * kStageBytes + 1024;  // + alignment slack
+  static constexpr int kBarrierOffset = kQBytes + kStages * kStageBytes;
+  static constexpr int kBarrierBytes = 8 * (1 + 3 * kStages);
+  static constexpr int kTotalBytes = kBarrierOffset + kBarrierBytes + 1024;  // + alignment slack
 };
 
-// Byte offset of (row, 16-byte chunk) in a swizzled [rows][D] tile.
-template <int D>
 __device__ __forceinline__ int sw128_offset(int rows, int row, int chunk) {
   return (chunk >> 3) * rows * 128 + row * 128 + (((chunk & 7) ^ (row & 7)) << 4);
 }
 
 template <int D>
-__device__ __forceinline__ void load_kv_tile(const FlashPrefillParams& p, char* k_smem, char* v_smem, int page,
-                                             int tile_token0, int valid_begin, int valid_end, int kv_head) {
-  constexpr int kChunks = D / 8;
-  const auto* k_base = static_cast<const __nv_bfloat16*>(p.k_cache);
-  const auto* v_base = static_cast<const __nv_bfloat16*>(p.v_cache);
-  for (int idx = threadIdx.x; idx < kBlockN * kChunks; idx += kThreads) {
-    const int row = idx / kChunks;
-    const int chunk = idx % kChunks;
-    const int token = tile_token0 + row;
-    const bool valid = token >= valid_begin && token < valid_end;
-    const int64_t offset =
-        ((static_cast<int64_t>(page) * kKvPageSize + row) * p.num_kv_heads + kv_head) * D + chunk * 8;
-    const int dst = sw128_offset<D>(kBlockN, row, chunk);
-    cp_async_16_zfill(k_smem + dst, valid ? k_base + offset : k_base, valid);
-    cp_async_16_zfill(v_smem + dst, valid ? v_base + offset : v_base, valid);
-  }
-}
-
-template <int D>
-__global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_kernel(FlashPrefillParams p) {
+__global__ void __launch_bounds__(kThreads, 1)
+    flash_prefill_sm90_kernel(const __grid_constant__ FlashPrefillParams p, const __grid_constant__ CUtensorMap k_map,
+                                  const __grid_constant__ CUtensorMap v_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using L = Sm90Layout<D>;
+  using L = TmaLayout<D>;
   constexpr float kLog2e = 1.4426950408889634f;
-  constexpr int kOAcc = D / 2;  // fp32 accumulators per thread for a 64×D tile
+  constexpr int kOAcc = D / 2;
+  constexpr int kChunks = D / 8;
   extern __shared__ char smem_raw[];
   char* smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
   const uint32_t smem_addr = smem_u32(smem);
+  const uint32_t bar_addr = smem_addr + L::kBarrierOffset;
+  const uint32_t q_bar = bar_addr;
+  auto full_k = [&](int s) { return bar_addr + 8 * (1 + s); };
+  auto full_v = [&](int s) { return bar_addr + 8 * (1 + kStages + s); };
+  auto empty = [&](int s) { return bar_addr + 8 * (1 + 2 * kStages + s); };
+  auto k_tile = [&](int s) { return smem_addr + L::kQBytes + s * L::kStageBytes; };
+  auto v_tile = [&](int s) { return smem_addr + L::kQBytes + s * L::kStageBytes + L::kTileBytes; };
 
   const int seq = blockIdx.z;
   const int head = blockIdx.y;
@@ -91,188 +101,152 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_kernel(FlashPr
   const int kv_end = min(ctx, pos_last + 1);
   const int kv_begin = p.sliding_window > 0 ? max(0, pos_first - p.sliding_window + 1) : 0;
   const int tile_begin = kv_begin / kBlockN;
-  const int tile_end = (kv_end + kBlockN - 1) / kBlockN;
+  const int num_tiles = (kv_end + kBlockN - 1) / kBlockN - tile_begin;
   const int* block_table = p.block_tables + static_cast<int64_t>(seq) * p.max_pages_per_seq;
 
-  char* q_smem = smem;
-  auto k_stage = [&](int s) { return smem + L::kQBytes + s * L::kStageBytes; };
-  auto v_stage = [&](int s) { return smem + L::kQBytes + s * L::kStageBytes + L::kTileBytes; };
-
-  {
-    constexpr int kChunks = D / 8;
-    const auto* q_base = static_cast<const __nv_bfloat16*>(p.q);
-    for (int idx = threadIdx.x; idx < kBlockM * kChunks; idx += kThreads) {
-      const int row = idx / kChunks;
-      const int chunk = idx % kChunks;
-      const bool valid = row < rows_here;
-      const int64_t offset = (static_cast<int64_t>(q_begin + m0 + row) * p.num_q_heads + head) * D + chunk * 8;
-      cp_async_16_zfill(q_smem + sw128_offset<D>(kBlockM, row, chunk), valid ? q_base + offset : q_base, valid);
+  if (threadIdx.x == 0) {
+    mbar_init(q_bar, 32);
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(full_k(s), 32);
+      mbar_init(full_v(s), 32);
+      mbar_init(empty(s), kConsumerWarps);
     }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  load_kv_tile<D>(p, k_stage(0), v_stage(0), block_table[tile_begin], tile_begin * kBlockN, kv_begin, kv_end, kv_head);
-  cp_async_commit();
-  if (tile_begin + 1 < tile_end) {
-    load_kv_tile<D>(p, k_stage(1), v_stage(1), block_table[tile_begin + 1], (tile_begin + 1) * kBlockN, kv_begin,
-                    kv_end, kv_head);
-  }
-  cp_async_commit();
+  __syncthreads();
 
-  const int wg = threadIdx.x >> 7;
+  if (threadIdx.x < 128) {
+    // ---------------- producer ----------------
+    hopper::release_registers<kProducerRegs>();
+    if (threadIdx.x >= 32) return;
+    const int lane = threadIdx.x;
+    {
+      const auto* q_base = static_cast<const __nv_bfloat16*>(p.q);
+      for (int idx = lane; idx < kBlockM * kChunks; idx += 32) {
+        const int row = idx / kChunks;
+        const int chunk = idx % kChunks;
+        const bool valid = row < rows_here;
+        const int64_t offset = (static_cast<int64_t>(q_begin + m0 + row) * p.num_q_heads + head) * D + chunk * 8;
+        cp_async_16_zfill(smem + sw128_offset(kBlockM, row, chunk), valid ? q_base + offset : q_base, valid);
+      }
+      cp_async_commit();
+    }
+    for (int it = 0; it < num_tiles; ++it) {
+      const int tile = tile_begin + it;
+      const int s = it % kStages;
+      if (it >= kStages) mbar_wait(empty(s), static_cast<uint32_t>((it / kStages - 1) & 1));
+      if ((tile + 1) * kBlockN <= ctx) {
+        if (lane == 0) {
+          const int page0 = block_table[2 * tile];
+          const int page1 = block_table[2 * tile + 1];
+          hopper::mbar_arrive_expect_tx(full_k(s), L::kTileBytes);
+#pragma unroll
+          for (int c = 0; c < D / 64; ++c) {
+            hopper::tma_load_3d(k_tile(s) + c * kBlockN * 128, &k_map, full_k(s), 64 * c, kv_head, page0 * kKvPageSize);
+            hopper::tma_load_3d(k_tile(s) + c * kBlockN * 128 + kKvPageSize * 128, &k_map, full_k(s), 64 * c, kv_head,
+                                page1 * kKvPageSize);
+          }
+          hopper::mbar_arrive_expect_tx(full_v(s), L::kTileBytes);
+#pragma unroll
+          for (int c = 0; c < D / 64; ++c) {
+            hopper::tma_load_3d(v_tile(s) + c * kBlockN * 128, &v_map, full_v(s), 64 * c, kv_head, page0 * kKvPageSize);
+            hopper::tma_load_3d(v_tile(s) + c * kBlockN * 128 + kKvPageSize * 128, &v_map, full_v(s), 64 * c, kv_head,
+                                page1 * kKvPageSize);
+          }
+        } else {
+          mbar_arrive(full_k(s));
+          mbar_arrive(full_v(s));
+        }
+      } else {
+        const auto* k_base = static_cast<const __nv_bfloat16*>(p.k_cache);
+        const auto* v_base = static_cast<const __nv_bfloat16*>(p.v_cache);
+        char* k_smem = smem + (k_tile(s) - smem_addr);
+        char* v_smem = smem + (v_tile(s) - smem_addr);
+        for (int idx = lane; idx < kBlockN * kChunks; idx += 32) {
+          const int row = idx / kChunks;
+          const int chunk = idx % kChunks;
+          const int token = tile * kBlockN + row;
+          const bool valid = token < ctx;
+          const int page = valid ? block_table[token / kKvPageSize] : 0;
+          const int64_t offset =
+              ((static_cast<int64_t>(page) * kKvPageSize + token % kKvPageSize) * p.num_kv_heads + kv_head) * D +
+              chunk * 8;
+          const int dst = sw128_offset(kBlockN, row, chunk);
+          cp_async_16_zfill(k_smem + dst, valid ? k_base + offset : k_base, valid);
+          cp_async_16_zfill(v_smem + dst, valid ? v_base + offset : v_base, valid);
+        }
+        cp_async_commit();
+        cp_async_wait<0>();
+        fence_proxy_async_shared();  // cp.async writes (generic proxy) -> wgmma reads (async proxy)
+        mbar_arrive(full_k(s));
+        mbar_arrive(full_v(s));
+      }
+      if (it == 0) {
+        cp_async_wait<0>();
+        fence_proxy_async_shared();
+        mbar_arrive(q_bar);
+      }
+    }
+    return;
+  }
+
+  // ---------------- consumers ----------------
+  hopper::claim_registers<kConsumerRegs>();
+  const int cwg = (threadIdx.x - 128) >> 7;  // 0 or 1
   const int warp_in_wg = (threadIdx.x >> 5) & 3;
   const int lane = threadIdx.x & 31;
   const int g = lane >> 2;
   const int t = lane & 3;
   const float scale_log2 = p.scale * kLog2e;
-  const int wg_row0 = wg * 64;
+  const int wg_row0 = cwg * 64;
   const int wg_pos_first = pos_first + wg_row0;
   const int wg_pos_last = wg_pos_first + 63;
   const int row_pos[2] = {wg_pos_first + warp_in_wg * 16 + g, wg_pos_first + warp_in_wg * 16 + g + 8};
-  // This warpgroup's tiles: from the first key its earliest row may see (window) to the tile of its
-  // latest row's position (causal); empty for a warpgroup of padding rows.
-  int wg_tile_begin = tile_begin;
-  int wg_tile_end = tile_end;
-  if (wg_row0 >= rows_here) {
-    wg_tile_end = wg_tile_begin;
-  } else {
-    wg_tile_end = min(tile_end, wg_pos_last / kBlockN + 1);
-    if (p.sliding_window > 0) wg_tile_begin = max(tile_begin, max(0, wg_pos_first - p.sliding_window + 1) / kBlockN);
-  }
-  auto in_range = [&](int tile) { return tile >= wg_tile_begin && tile < wg_tile_end; };
+  const uint32_t q_addr = smem_addr + wg_row0 * 128;  // this warpgroup's 64 rows in each column block
+  // Turn-taking: warpgroup w waits on barrier 1 + w before issuing GEMMs and, after issuing, lets
+  // the other one go. Warpgroup 1 opens barrier 1 once so that warpgroup 0 goes first; each
+  // warpgroup issues num_tiles + 1 times, and warpgroup 1 skips its last hand-over (nobody waits).
+  auto take_turn = [&] { hopper::named_barrier_sync(1 + cwg, kConsumerThreads); };
+  auto pass_turn = [&] { hopper::named_barrier_arrive(2 - cwg, kConsumerThreads); };
 
-  float s_even[32];
-  float s_odd[32];
+  float s_acc[64];
   float o[kOAcc];
-  uint32_t pa[4][4];
+  uint32_t pa[8][4];
 #pragma unroll
-  for (int i = 0; i < 32; ++i) s_even[i] = s_odd[i] = 0.0f;
+  for (int i = 0; i < 64; ++i) s_acc[i] = 0.0f;
 #pragma unroll
   for (int i = 0; i < kOAcc; ++i) o[i] = 0.0f;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) pa[i][0] = pa[i][1] = pa[i][2] = pa[i][3] = 0u;
-  float row_max[2] = {-FLT_MAX, -FLT_MAX};
+  float row_max[2] = {-INFINITY, -INFINITY};
   float row_sum[2] = {0.0f, 0.0f};
 
-  const uint32_t q_addr = smem_addr + wg_row0 * 128;  // this warpgroup's 64 rows in each column block
-
-  // S = Q·Kᵀ for `tile` into acc (async; the caller commits and waits).
-  auto issue_s = [&](float (&acc)[32], int tile) {
-    const uint32_t k_addr = smem_u32(k_stage((tile - tile_begin) % kStages));
+  auto issue_s = [&](int it) {
+    const uint32_t k_addr = k_tile(it % kStages);
 #pragma unroll
-    for (int i = 0; i < 32; ++i) wgmma::fence_operand(acc[i]);
+    for (int i = 0; i < 64; ++i) wgmma::fence_operand(s_acc[i]);
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint64_t desc_q = wgmma::make_desc_sw128(q_addr + (kk >> 2) * kBlockM * 128 + (kk & 3) * 32, 16, 1024);
       const uint64_t desc_k = wgmma::make_desc_sw128(k_addr + (kk >> 2) * kBlockN * 128 + (kk & 3) * 32, 16, 1024);
-      wgmma::mma_m64n64k16_ss(acc, desc_q, desc_k, kk > 0 ? 1 : 0);
+      wgmma::mma_m64n128k16_ss(s_acc, desc_q, desc_k, kk > 0 ? 1 : 0);
     }
     wgmma::commit();
 #pragma unroll
-    for (int i = 0; i < 32; ++i) wgmma::fence_operand(acc[i]);
+    for (int i = 0; i < 64; ++i) wgmma::fence_operand(s_acc[i]);
   };
-
-  // One block-wide step: tile j's softmax and P·V overlap the S GEMM of tile j + 1.
-  //   1. tile j + 1 resident (cp.async wait, proxy fence, barrier); prefetch tile j + 2
-  //   2. issue S(j + 1)                         pending: P·V(j − 1), S(j + 1)
-  //   3. mask + online softmax of S(j) -> P(j)
-  //   4. wait until only S(j + 1) may pend, rescale O, issue P·V(j)
-  //   5. wait until only P·V(j) may pend: S(j + 1) is ready for the next step
-  // The prefetch in step 1 overwrites the stage of tile j − 2, whose P·V every warpgroup retired in
-  // step 4 of the previous block step, before this step's barrier.
-  auto step = [&](float (&s_cur)[32], float (&s_next)[32], int tile) {
-    const int it = tile - tile_begin;
-    cp_async_wait<0>();
-    fence_proxy_async_shared();  // cp.async writes (generic proxy) -> wgmma reads (async proxy)
-    __syncthreads();
-    if (tile + 2 < tile_end) {
-      const int s2 = (it + 2) % kStages;
-      load_kv_tile<D>(p, k_stage(s2), v_stage(s2), block_table[tile + 2], (tile + 2) * kBlockN, kv_begin, kv_end,
-                      kv_head);
-    }
-    cp_async_commit();
-    const bool next_issued = tile + 1 < tile_end && in_range(tile + 1);
-    if (next_issued) issue_s(s_next, tile + 1);
-    if (!in_range(tile)) {
-      // Nothing to compute: retire whatever is pending (S of the first tile, or the last P·V).
-      wgmma::wait<0>();
-      if (next_issued) {
+  auto issue_pv = [&](int it) {
+    const uint32_t v_addr = v_tile(it % kStages);
 #pragma unroll
-        for (int i = 0; i < 32; ++i) wgmma::fence_operand(s_next[i]);
-      }
-      return;
-    }
-
-    const int key0 = tile * kBlockN;
-    const bool need_mask = key0 + kBlockN - 1 > wg_pos_first ||
-                           (p.sliding_window > 0 && key0 <= wg_pos_last - p.sliding_window) || key0 < kv_begin ||
-                           key0 + kBlockN > kv_end;
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float v = s_cur[4 * j + e] * scale_log2;
-        if (need_mask) {
-          const int key = key0 + 8 * j + 2 * t + (e & 1);
-          const int pos = row_pos[e >> 1];
-          const bool visible = key <= pos && key < kv_end && key >= kv_begin &&
-                               (p.sliding_window <= 0 || key > pos - p.sliding_window);
-          v = visible ? v : -INFINITY;
-        }
-        s_cur[4 * j + e] = v;
-      }
-    }
-    float correction[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float tile_max = -INFINITY;
-#pragma unroll
-      for (int j = 0; j < 8; ++j) tile_max = fmaxf(tile_max, fmaxf(s_cur[4 * j + 2 * r], s_cur[4 * j + 2 * r + 1]));
-      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
-      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
-      const float new_max = fmaxf(row_max[r], tile_max);
-      correction[r] = fast_exp2(row_max[r] - new_max);
-      row_max[r] = new_max;
-      float sum = 0.0f;
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        s_cur[4 * j + 2 * r] = fast_exp2(s_cur[4 * j + 2 * r] - new_max);
-        s_cur[4 * j + 2 * r + 1] = fast_exp2(s_cur[4 * j + 2 * r + 1] - new_max);
-        sum += s_cur[4 * j + 2 * r] + s_cur[4 * j + 2 * r + 1];
-      }
-      row_sum[r] = row_sum[r] * correction[r] + sum;
-    }
-
-    // P·V(j − 1) must be retired before O is rescaled and pa is rewritten.
-    if (next_issued) {
-      wgmma::wait<1>();
-    } else {
-      wgmma::wait<0>();
-    }
-#pragma unroll
-    for (int i = 0; i < kOAcc; ++i) wgmma::fence_operand(o[i]);
-#pragma unroll
-    for (int j = 0; j < D / 8; ++j) {
-      o[4 * j + 0] *= correction[0];
-      o[4 * j + 1] *= correction[0];
-      o[4 * j + 2] *= correction[1];
-      o[4 * j + 3] *= correction[1];
-    }
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      pa[kk][0] = pack_bf16x2(s_cur[8 * kk + 0], s_cur[8 * kk + 1]);
-      pa[kk][1] = pack_bf16x2(s_cur[8 * kk + 2], s_cur[8 * kk + 3]);
-      pa[kk][2] = pack_bf16x2(s_cur[8 * kk + 4], s_cur[8 * kk + 5]);
-      pa[kk][3] = pack_bf16x2(s_cur[8 * kk + 6], s_cur[8 * kk + 7]);
+    for (int kk = 0; kk < 8; ++kk) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) wgmma::fence_operand(pa[kk][i]);
     }
 #pragma unroll
     for (int i = 0; i < kOAcc; ++i) wgmma::fence_operand(o[i]);
     wgmma::fence();
-    const uint32_t v_addr = smem_u32(v_stage(it % kStages));
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      // 16 keys = two 8-row atoms (1024 bytes each); head dims span D / 64 column blocks (LBO apart).
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      // 16 keys = two 8-row atoms; head dims span D / 64 column blocks (LBO apart).
       const uint64_t desc_v = wgmma::make_desc_sw128(v_addr + kk * 16 * 128, kBlockN * 128, 1024);
       if constexpr (D == 128) {
         wgmma::mma_m64n128k16_rs_tnspb(o, pa[kk], desc_v);
@@ -283,31 +257,113 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_kernel(FlashPr
     wgmma::commit();
 #pragma unroll
     for (int i = 0; i < kOAcc; ++i) wgmma::fence_operand(o[i]);
-    if (next_issued) {
-      wgmma::wait<1>();
+  };
+  // Masks S(tile) in place, turns it into unnormalised probabilities (fp32) and updates the row
+  // statistics; returns O's rescale factors through `correction`. Statistics are kept on raw
+  // scores; exp2 works on score · scale · log2(e) − max · scale · log2(e), one FFMA per element.
+  auto softmax = [&](int tile, float (&correction)[2]) {
+    const int key0 = tile * kBlockN;
+    const bool need_mask = key0 + kBlockN - 1 > wg_pos_first ||
+                           (p.sliding_window > 0 && key0 <= wg_pos_last - p.sliding_window) || key0 < kv_begin ||
+                           key0 + kBlockN > kv_end;
+    if (need_mask) {
 #pragma unroll
-      for (int i = 0; i < 32; ++i) wgmma::fence_operand(s_next[i]);
+      for (int j = 0; j < 16; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = key0 + 8 * j + 2 * t + (e & 1);
+          const int pos = row_pos[e >> 1];
+          const bool visible = key <= pos && key < kv_end && key >= kv_begin &&
+                               (p.sliding_window <= 0 || key > pos - p.sliding_window);
+          if (!visible) s_acc[4 * j + e] = -INFINITY;
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float tile_max = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < 16; ++j) tile_max = fmaxf(tile_max, fmaxf(s_acc[4 * j + 2 * r], s_acc[4 * j + 2 * r + 1]));
+      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+      const float new_max = fmaxf(row_max[r], tile_max);
+      // A row with no visible key yet keeps max −inf; 0 stands in so that no −inf − (−inf) occurs.
+      const float max_scaled = new_max == -INFINITY ? 0.0f : new_max * scale_log2;
+      correction[r] = fast_exp2(row_max[r] * scale_log2 - max_scaled);
+      row_max[r] = new_max;
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        s_acc[4 * j + 2 * r] = fast_exp2(fmaf(s_acc[4 * j + 2 * r], scale_log2, -max_scaled));
+        s_acc[4 * j + 2 * r + 1] = fast_exp2(fmaf(s_acc[4 * j + 2 * r + 1], scale_log2, -max_scaled));
+        sum += s_acc[4 * j + 2 * r] + s_acc[4 * j + 2 * r + 1];
+      }
+      row_sum[r] = row_sum[r] * correction[r] + sum;
+    }
+  };
+  auto pack_p = [&] {
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) {
+      pa[kk][0] = pack_bf16x2(s_acc[8 * kk + 0], s_acc[8 * kk + 1]);
+      pa[kk][1] = pack_bf16x2(s_acc[8 * kk + 2], s_acc[8 * kk + 3]);
+      pa[kk][2] = pack_bf16x2(s_acc[8 * kk + 4], s_acc[8 * kk + 5]);
+      pa[kk][3] = pack_bf16x2(s_acc[8 * kk + 6], s_acc[8 * kk + 7]);
     }
   };
 
-  // Prologue: tiles 0 and 1 resident, S of the first tile issued and retired.
-  cp_async_wait<0>();
-  fence_proxy_async_shared();
-  __syncthreads();
-  if (in_range(tile_begin)) {
-    issue_s(s_even, tile_begin);
+  if (cwg == 1) hopper::named_barrier_arrive(1, kConsumerThreads);
+  mbar_wait(q_bar, 0);
+  {
+    mbar_wait(full_k(0), 0);
+    take_turn();
+    issue_s(0);
+    pass_turn();
     wgmma::wait<0>();
 #pragma unroll
-    for (int i = 0; i < 32; ++i) wgmma::fence_operand(s_even[i]);
+    for (int i = 0; i < 64; ++i) wgmma::fence_operand(s_acc[i]);
+    float correction[2];
+    softmax(tile_begin, correction);  // O is still zero: nothing to rescale
+    pack_p();
   }
-  // Block tiles alternate the two S buffers: even steps read s_even and fill s_odd.
-  for (int tile = tile_begin; tile < tile_end; tile += 2) {
-    step(s_even, s_odd, tile);
-    if (tile + 1 < tile_end) step(s_odd, s_even, tile + 1);
-  }
-  wgmma::wait<0>();
+  for (int it = 1; it < num_tiles; ++it) {
+    const int prev = it - 1;
+    mbar_wait(full_k(it % kStages), static_cast<uint32_t>((it / kStages) & 1));
+    mbar_wait(full_v(prev % kStages), static_cast<uint32_t>((prev / kStages) & 1));
+    take_turn();
+    issue_s(it);
+    issue_pv(prev);
+    pass_turn();
+    wgmma::wait<1>();  // S(it) retired; P·V(prev) may still run under the softmax
 #pragma unroll
-  for (int i = 0; i < kOAcc; ++i) wgmma::fence_operand(o[i]);
+    for (int i = 0; i < 64; ++i) wgmma::fence_operand(s_acc[i]);
+    float correction[2];
+    softmax(tile_begin + it, correction);
+    wgmma::wait<0>();
+#pragma unroll
+    for (int i = 0; i < kOAcc; ++i) wgmma::fence_operand(o[i]);
+    if (lane == 0) mbar_arrive(empty(prev % kStages));
+    // Rescaling O is skipped when no row maximum of the warp moved (the common case after the first tiles).
+    if (!__all_sync(0xffffffffu, correction[0] == 1.0f && correction[1] == 1.0f)) {
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        o[4 * j + 0] *= correction[0];
+        o[4 * j + 1] *= correction[0];
+        o[4 * j + 2] *= correction[1];
+        o[4 * j + 3] *= correction[1];
+      }
+    }
+    pack_p();
+  }
+  {
+    const int last = num_tiles - 1;
+    mbar_wait(full_v(last % kStages), static_cast<uint32_t>((last / kStages) & 1));
+    take_turn();
+    issue_pv(last);
+    if (cwg == 0) pass_turn();
+    wgmma::wait<0>();
+#pragma unroll
+    for (int i = 0; i < kOAcc; ++i) wgmma::fence_operand(o[i]);
+  }
 
   auto* out = static_cast<__nv_bfloat16*>(p.out);
 #pragma unroll
@@ -328,24 +384,72 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90_kernel(FlashPr
   }
 #else
   (void)p;
+  (void)k_map;
+  (void)v_map;
   __trap();  // never launched: this translation unit is built for sm_90a only
 #endif
 }
 
+// cuTensorMapEncodeTiled, reached through cudart (the program links no libcuda).
+using EncodeTiledFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                   const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                   CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+EncodeTiledFn encode_tiled_fn() {
+  static const EncodeTiledFn fn = [] {
+    void* ptr = nullptr;
+    cudaDriverEntryPointQueryResult query = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &ptr, 12000, cudaEnableDefault, &query) !=
+            cudaSuccess ||
+        query != cudaDriverEntryPointSuccess) {
+      return static_cast<EncodeTiledFn>(nullptr);
+    }
+    return reinterpret_cast<EncodeTiledFn>(ptr);
+  }();
+  return fn;
+}
+
+// A 3-D view [tokens][num_kv_heads][D] of a K or V pool with [64 tokens][1 head][64 dims] boxes.
+// The pool's page count is not in the params: the token extent is set to the largest the encoder
+// takes. It only bounds out-of-range fill, which never happens: the kernel asks for pages named by
+// the block table, inside the pool by the params' contract.
+cudaError_t make_pool_map(const void* pool, int num_kv_heads, int head_dim, CUtensorMap* map) {
+  const EncodeTiledFn encode = encode_tiled_fn();
+  if (encode == nullptr) return cudaErrorNotSupported;
+  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(head_dim), static_cast<cuuint64_t>(num_kv_heads),
+                              cuuint64_t{1} << 31};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(head_dim) * 2,
+                                 static_cast<cuuint64_t>(num_kv_heads) * head_dim * 2};
+  const cuuint32_t box[3] = {64, 1, static_cast<cuuint32_t>(kKvPageSize)};
+  const cuuint32_t element_strides[3] = {1, 1, 1};
+  const CUresult result = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(pool), dims, strides,
+                                 box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return result == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
 template <int D>
 cudaError_t launch_for_dim(const FlashPrefillParams& p, cudaStream_t stream) {
-  constexpr int kSmem = Sm90Layout<D>::kTotalBytes;
+  constexpr int kSmem = TmaLayout<D>::kTotalBytes;
+  static_assert(kSmem <= 227 * 1024, "shared memory per block");
   static const cudaError_t attribute_status =
       cudaFuncSetAttribute(flash_prefill_sm90_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (attribute_status != cudaSuccess) return attribute_status;
+  alignas(64) CUtensorMap k_map;
+  alignas(64) CUtensorMap v_map;
+  cudaError_t status = make_pool_map(p.k_cache, p.num_kv_heads, D, &k_map);
+  if (status != cudaSuccess) return status;
+  status = make_pool_map(p.v_cache, p.num_kv_heads, D, &v_map);
+  if (status != cudaSuccess) return status;
   const dim3 grid((p.max_query_len + kBlockM - 1) / kBlockM, p.num_q_heads, p.num_seqs);
-  flash_prefill_sm90_kernel<D><<<grid, kThreads, kSmem, stream>>>(p);
+  flash_prefill_sm90_kernel<D><<<grid, kThreads, kSmem, stream>>>(p, k_map, v_map);
   return cudaGetLastError();
 }
 
 }  // namespace
 
 cudaError_t launch_flash_prefill_sm90(const FlashPrefillParams& p, cudaStream_t stream) {
+  if (p.num_seqs == 0 || p.max_query_len == 0) return cudaSuccess;  // an empty grid is a launch error
   switch (p.head_dim) {
     case 64: return launch_for_dim<64>(p, stream);
     case 128: return launch_for_dim<128>(p, stream);

@@ -1,4 +1,4 @@
-// The two flash prefill implementations behind launch_flash_prefill (params.h), exposed for tests
+// The flash prefill implementations behind launch_flash_prefill (params.h), exposed for tests
 // and benchmarks that compare them.
 #pragma once
 
@@ -11,15 +11,9 @@ namespace longbow::kernels {
 // FlashAttention-2 style on mma.sync: any sm_80+ GPU.
 cudaError_t launch_flash_prefill_sm80(const FlashPrefillParams& params, cudaStream_t stream);
 
-// wgmma (Hopper, sm_90a image only): cudaErrorNoKernelImageForDevice or similar elsewhere.
+// Hopper, FlashAttention-3 arrangement (TMA page loads, a producer warpgroup and two wgmma consumer
+// warpgroups with register reallocation, 128-key tiles, intra- and inter-warpgroup overlap);
+// sm_90a image only: cudaErrorNoKernelImageForDevice or similar elsewhere.
 cudaError_t launch_flash_prefill_sm90(const FlashPrefillParams& params, cudaStream_t stream);
-
-// wgmma, warp-specialised (a cp.async producer warpgroup, two consumer warpgroups, mbarrier
-// hand-over); sm_90a image only, like launch_flash_prefill_sm90.
-cudaError_t launch_flash_prefill_sm90_ws(const FlashPrefillParams& params, cudaStream_t stream);
-
-// FlashAttention-3 arrangement (TMA page loads, register reallocation, 128-key tiles, intra- and
-// inter-warpgroup overlap); sm_90a image only.
-cudaError_t launch_flash_prefill_sm90_tma(const FlashPrefillParams& params, cudaStream_t stream);
 
 }  // namespace longbow::kernels

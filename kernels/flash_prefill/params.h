@@ -10,9 +10,9 @@ namespace longbow::kernels {
 using FlashPrefillParams = PagedAttentionParams;
 
 // Any mix of query lengths (1 included). bf16 in and out, fp32 accumulation and statistics.
-// head_dim 64 or 128 (cudaErrorInvalidValue otherwise). Uses the warp-specialised wgmma kernel on
-// compute capability 9.x and the mma.sync kernel elsewhere (flash_prefill_variants.h; the
-// environment variable LONGBOW_PREFILL_KERNEL=sm80|sm90|sm90ws forces one). The kernels need opt-in shared memory; the
+// head_dim 64 or 128 (cudaErrorInvalidValue otherwise). Uses the TMA/wgmma kernel on compute
+// capability 9.x and the mma.sync kernel elsewhere (flash_prefill_variants.h; the environment
+// variable LONGBOW_PREFILL_KERNEL=sm80|sm90 forces one). The kernels need opt-in shared memory; the
 // first call per head_dim sets the attribute.
 cudaError_t launch_flash_prefill(const FlashPrefillParams& params, cudaStream_t stream);
 

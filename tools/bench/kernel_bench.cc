@@ -221,9 +221,7 @@ int main(int argc, char** argv) {
         const char* name;
         cudaError_t (*launch)(const longbow::kernels::FlashPrefillParams&, cudaStream_t);
       };
-      const Variant variants[] = {{"wgmma-tma", longbow::kernels::launch_flash_prefill_sm90_tma},
-                                  {"wgmma-ws", longbow::kernels::launch_flash_prefill_sm90_ws},
-                                  {"wgmma", longbow::kernels::launch_flash_prefill_sm90},
+      const Variant variants[] = {{"wgmma-tma", longbow::kernels::launch_flash_prefill_sm90},
                                   {"mma.sync", longbow::kernels::launch_flash_prefill_sm80}};
       // Up to 16K every variant's output is compared with the mma.sync kernel's (relative L2 over
       // the whole output, poisoned with NaN bytes before each first launch): a large-N cross-check

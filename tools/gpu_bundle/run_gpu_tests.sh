@@ -42,7 +42,7 @@ has_step() { [[ " $steps " == *" $1 "* ]]; }
 
 if has_step tests; then
   step kernel_tests "$here/longbow_kernel_tests" --gtest_output="json:$out/kernel_tests.json"
-  # The same attention tests through the other prefill kernels (the default on sm_90 is sm90ws).
+  # The same attention tests through the other prefill kernels (the default on sm_90 is sm90).
   step kernel_tests_sm80 env LONGBOW_PREFILL_KERNEL=sm80 "$here/longbow_kernel_tests" --gtest_filter='PagedAttention*' \
     --gtest_output="json:$out/kernel_tests_sm80.json"
   step kernel_tests_sm90 env LONGBOW_PREFILL_KERNEL=sm90 "$here/longbow_kernel_tests" --gtest_filter='PagedAttention*'

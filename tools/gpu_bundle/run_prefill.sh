@@ -3,12 +3,12 @@
 # longbow_kernel_bench, lib/, peers/): the attention tests through the chosen prefill kernels, the
 # prefill table of every variant, the torch SDPA peers, optionally ncu on one kernel.
 #
-#   run_prefill.sh OUTDIR      KERNELS="sm90tma sm90ws" (the LONGBOW_PREFILL_KERNEL values to test),
+#   run_prefill.sh OUTDIR      KERNELS="sm90 sm80" (the LONGBOW_PREFILL_KERNEL values to test),
 #                              NCU=1 profiles the default prefill kernel at N = 16K.
 # OUTDIR gets tests_<kernel>.log, bench.log/.json, torch.log/.json and ncu.txt.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-KERNELS=${KERNELS:-sm90tma}
+KERNELS=${KERNELS:-sm90 sm80}
 out=${1:?usage: run_prefill.sh OUTDIR}
 mkdir -p "$out"
 export LD_LIBRARY_PATH="$here/lib:/usr/local/cuda/lib64:/usr/local/nvidia/lib64:/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -32,7 +32,7 @@ summary+=("bench rc=$?")
 timeout 200 python3 "$here/peers/torch_attention_peer.py" "$out/torch.json" --prefill >"$out/torch.log" 2>&1
 summary+=("torch rc=$?")
 if [[ "${NCU:-0}" == 1 ]]; then
-  timeout 200 ncu --kernel-name regex:flash_prefill_sm90_tma --launch-count 1 \
+  timeout 200 ncu --kernel-name regex:flash_prefill_sm90_kernel --launch-count 1 \
     --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section Occupancy \
     --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
     "$here/longbow_kernel_bench" "$out/ncu_bench.json" --prefill-only >"$out/ncu.txt" 2>&1
