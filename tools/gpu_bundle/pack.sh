@@ -52,6 +52,7 @@ done
 cp tools/bench/*.py "$out/peers/"
 mkdir -p "$out/data/configs" && cp configs/llama-3.1-8b.config.json "$out/data/configs/"
 cp tools/gpu_bundle/run_gpu_tests.sh "$out/run_gpu_tests.sh"
+cp tools/gpu_bundle/run_prefill.sh "$out/run_prefill.sh"  # the short prefill loop (tests, table, peers)
 chmod +x "$out/run_gpu_tests.sh"
 # Test data: the parity fixtures and the built demo model, when present. PACK_PARITY_DATA=0 leaves
 # the fixtures out (run_gpu_tests.sh then reads them from the repository beside the bundle, which the

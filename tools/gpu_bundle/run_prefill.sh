@@ -4,8 +4,10 @@
 # prefill table of every variant, the torch SDPA peers, optionally ncu on one kernel.
 #
 #   run_prefill.sh OUTDIR      KERNELS="sm90 sm80" (the LONGBOW_PREFILL_KERNEL values to test),
-#                              NCU=1 profiles the default prefill kernel at N = 16K.
-# OUTDIR gets tests_<kernel>.log, bench.log/.json, torch.log/.json and ncu.txt.
+#                              NCU=1 profiles the default prefill kernel at N = 16K; when the bundle
+#                              holds longbow_runtime_parity and data/demo-model, the runtime parity
+#                              program runs too (fixtures from the repository beside the bundle).
+# OUTDIR gets tests_<kernel>.log, parity.log, bench.log/.json, torch.log/.json and ncu.txt.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 KERNELS=${KERNELS:-sm90 sm80}
@@ -27,6 +29,13 @@ for kernel in $KERNELS; do
   summary+=("tests $kernel rc=$? $(grep -E '^\[  (PASSED|FAILED)' "$out/tests_$kernel.log" | tr '\n' ' ')")
   grep -E 'FAILED|rel|error' "$out/tests_$kernel.log" | head -20
 done
+if [[ -x "$here/longbow_runtime_parity" && -d "$here/data/demo-model" && -d "$here/../tests/data/parity" ]]; then
+  data=$(mktemp -d)
+  ln -s "$(cd "$here/../tests/data/parity" && pwd)" "$data/parity"
+  ln -s "$here/data/demo-model" "$data/demo-model"
+  timeout 200 "$here/longbow_runtime_parity" --data "$data" >"$out/parity.log" 2>&1
+  summary+=("parity rc=$? $(tail -1 "$out/parity.log")")
+fi
 timeout 200 "$here/longbow_kernel_bench" "$out/bench.json" --prefill >"$out/bench.log" 2>&1
 summary+=("bench rc=$?")
 timeout 200 python3 "$here/peers/torch_attention_peer.py" "$out/torch.json" --prefill >"$out/torch.log" 2>&1
