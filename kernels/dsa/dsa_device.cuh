@@ -90,6 +90,20 @@ __device__ __forceinline__ void warp_rope(float (&x)[kPer], int rope_dim, int po
   }
 }
 
+// Row r's sequence (query_start is non-decreasing, seqs >= 1) and its length: position + 1, where
+// the row sits at position context_lens[s] - q_len + (r - query_start[s]).
+__device__ __forceinline__ int row_length(const int* query_start, const int* context_lens, int seqs, int row,
+                                          int* seq_out) {
+  int lo = 0, hi = seqs - 1;
+  while (lo < hi) {  // the last s with query_start[s] <= row
+    int mid = (lo + hi + 1) / 2;
+    if (query_start[mid] <= row) lo = mid; else hi = mid - 1;
+  }
+  *seq_out = lo;
+  const int q_len = query_start[lo + 1] - query_start[lo];
+  return context_lens[lo] - q_len + (row - query_start[lo]) + 1;
+}
+
 // Larger scores give larger keys; -0 and +0 share one key (they compare equal).
 __device__ __forceinline__ uint32_t score_key(float v) {
   uint32_t bits = __float_as_uint(v == 0.0f ? 0.0f : v);

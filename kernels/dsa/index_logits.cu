@@ -1,4 +1,6 @@
 // FP8 index logits over the paged index cache on tensor cores (contract in kernels/dsa/params.h).
+// This is the portable kernel (mma.sync, sm_80+); on compute capability 9.x the launcher uses the
+// wgmma kernel of index_logits_sm90.cu for the shapes it serves (same grid, same results).
 //
 // Block = (page run, row), 4 warps. The row's q [H, D] e4m3 is staged once in shared memory; every
 // warp keeps all of it as mma A fragments (H/16 m-tiles × D/32 k-steps) and its head weights in
@@ -14,7 +16,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
+#include "kernels/dsa/dsa_device.cuh"
+#include "kernels/dsa/index_logits_variants.h"
 #include "kernels/dsa/params.h"
 
 namespace longbow::kernels {
@@ -31,19 +37,6 @@ __device__ __forceinline__ void mma_e4m3(float (&d)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Row r's sequence (query_start is non-decreasing) and its length (position + 1).
-__device__ __forceinline__ int row_length(const int* query_start, const int* context_lens, int seqs, int row,
-                                          int* seq_out) {
-  int lo = 0, hi = seqs - 1;
-  while (lo < hi) {  // the last s with query_start[s] <= row
-    int mid = (lo + hi + 1) / 2;
-    if (query_start[mid] <= row) lo = mid; else hi = mid - 1;
-  }
-  *seq_out = lo;
-  const int q_len = query_start[lo + 1] - query_start[lo];
-  return context_lens[lo] - q_len + (row - query_start[lo]) + 1;
-}
-
 template <int H, int D>
 __global__ void __launch_bounds__(kWarps * 32) index_logits_kernel(DsaIndexLogitsParams p, int pages_per_block) {
   constexpr int kMt = H / 16;
@@ -55,7 +48,7 @@ __global__ void __launch_bounds__(kWarps * 32) index_logits_kernel(DsaIndexLogit
 
   const int row = blockIdx.y;
   int seq;
-  const int len = row_length(p.query_start, p.context_lens, p.seqs, row, &seq);
+  const int len = dsa::row_length(p.query_start, p.context_lens, p.seqs, row, &seq);
   if (len <= p.skip_len) return;
   const int pages = (len + kDsaPageSize - 1) / kDsaPageSize;
   const int page_begin = blockIdx.x * pages_per_block;
@@ -150,15 +143,37 @@ __global__ void __launch_bounds__(kWarps * 32) index_logits_kernel(DsaIndexLogit
   }
 }
 
+// About four blocks per SM over the whole batch, each a run of at least eight pages (staging q
+// and its fragments costs about as much as streaming a few pages).
+int pages_per_block(const DsaIndexLogitsParams& p) {
+  const int max_pages = (p.max_context_len + kDsaPageSize - 1) / kDsaPageSize;
+  const int blocks_per_row = std::max(1, (4 * p.num_sms + p.rows - 1) / p.rows);
+  return std::max(8, (max_pages + blocks_per_row - 1) / blocks_per_row);
+}
+
+bool device_is_sm90() {
+  int device = 0, major = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+    return false;
+  }
+  return major == 9;
+}
+
+// wgmma on compute capability 9.x; LONGBOW_DSA_LOGITS=portable (read at every launch, so tests and
+// benchmarks can compare both) forces the mma.sync kernel.
+bool use_sm90() {
+  static const bool sm90 = device_is_sm90();  // one device per process in longbow
+  const char* forced = std::getenv("LONGBOW_DSA_LOGITS");
+  return sm90 && !(forced != nullptr && std::strcmp(forced, "portable") == 0);
+}
+
 template <int H, int D>
 cudaError_t launch_for(const DsaIndexLogitsParams& p, cudaStream_t stream) {
   const int max_pages = (p.max_context_len + kDsaPageSize - 1) / kDsaPageSize;
-  // About four blocks per SM over the whole batch, each a run of at least eight pages (staging q
-  // and its fragments costs about as much as streaming a few pages).
-  const int blocks_per_row = std::max(1, (4 * p.num_sms + p.rows - 1) / p.rows);
-  const int pages_per_block = std::max(8, (max_pages + blocks_per_row - 1) / blocks_per_row);
-  const dim3 grid((max_pages + pages_per_block - 1) / pages_per_block, p.rows);
-  index_logits_kernel<H, D><<<grid, kWarps * 32, 0, stream>>>(p, pages_per_block);
+  const int run = pages_per_block(p);
+  const dim3 grid((max_pages + run - 1) / run, p.rows);
+  index_logits_kernel<H, D><<<grid, kWarps * 32, 0, stream>>>(p, run);
   return cudaGetLastError();
 }
 
@@ -169,6 +184,9 @@ cudaError_t launch_dsa_index_logits(const DsaIndexLogitsParams& p, cudaStream_t 
   if (p.rows < 0 || p.rows > 65535 || p.seqs <= 0 || p.max_context_len < 0 ||
       p.logits_stride < p.max_context_len || p.logits_stride % 2 != 0 || p.num_sms <= 0) {
     return cudaErrorInvalidValue;
+  }
+  if (dsa_index_logits_sm90_supports(p.heads, p.head_dim) && use_sm90()) {
+    return launch_dsa_index_logits_sm90(p, pages_per_block(p), stream);
   }
   if (p.head_dim == 128) {
     switch (p.heads) {

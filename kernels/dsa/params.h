@@ -58,10 +58,11 @@ struct DsaIndexQueryParams {
 };
 cudaError_t launch_dsa_index_query(const DsaIndexQueryParams& params, cudaStream_t stream);
 
-// logits[r][j] = k_scale[j] · Σ_h w_eff[r][h] · ReLU(q8[r][h] · k8[j]) for j in [0, len_r), FP8 mma
-// with fp32 accumulation; entries at j >= len_r are not written. Rows with len_r <= skip_len (the
-// top-k, whose selection is then every token) are skipped entirely. heads 16, 32 or 64; head_dim 64
-// or 128. Each block reads a run of pages once for one row (decode: once per sequence).
+// logits[r][j] = k_scale[j] · Σ_h w_eff[r][h] · ReLU(q8[r][h] · k8[j]) for j in [0, len_r), FP8 tensor
+// cores with fp32 accumulation (wgmma on compute capability 9.x for head_dim 128, else mma.sync);
+// entries at j >= len_r are not written. Rows with len_r <= skip_len (the top-k, whose selection is
+// then every token) are skipped entirely. heads 16, 32 or 64; head_dim 64 or 128. Each block reads a
+// run of pages once for one row (decode: once per sequence).
 struct DsaIndexLogitsParams {
   const uint8_t* q_fp8 = nullptr;   // [rows, heads, head_dim]
   const float* w_eff = nullptr;     // [rows, heads]
@@ -84,19 +85,25 @@ cudaError_t launch_dsa_index_logits(const DsaIndexLogitsParams& params, cudaStre
 
 // Exact top-k per row of logits[r][0, len_r): the k largest, ties to the lower index, written in
 // ascending index order to indices[r][0, k), padded with -1; len_r <= k selects [0, len_r) without
-// reading the row. Deterministic (no atomics decide membership or order); a row whose threshold
-// bucket overflows the on-chip candidate buffer is refined from global memory instead, never
-// truncated. Scores must not be NaN. One 1024-thread block per row.
+// reading the row. Deterministic (no atomics decide membership or order); a threshold bucket that
+// overflows the on-chip candidate buffer is refined from global memory instead, never truncated.
+// Scores must not be NaN. Without a workspace one 1024-thread block takes each row; with one (sized
+// by dsa_topk_workspace_bytes for the same rows, max_context_len and num_sms; 0 bytes means none is
+// needed) each row is split over several blocks when the rows alone would not fill the GPU.
 struct DsaTopkParams {
   const float* logits = nullptr;    // [rows, logits_stride], 16-byte aligned rows when stride % 4 == 0
   const int* query_start = nullptr; // [seqs + 1]
   const int* context_lens = nullptr;  // [seqs]
   int* indices = nullptr;           // [rows, k]
+  void* workspace = nullptr;        // optional, 8-byte aligned
   int64_t logits_stride = 0;
   int seqs = 0;
   int rows = 0;
   int k = 0;                        // 1..4096
+  int max_context_len = 0;          // bound on every len_r (sizes the split grid); 0: logits_stride
+  int num_sms = 0;                  // sizes the split grid; 0: one block per row
 };
+size_t dsa_topk_workspace_bytes(int rows, int max_context_len, int num_sms);
 cudaError_t launch_dsa_topk(const DsaTopkParams& params, cudaStream_t stream);
 
 // Sparse attention: every query head of row r attends to exactly the logical tokens indices[r][*]
@@ -123,7 +130,8 @@ struct DsaSparseAttentionParams {
   int head_dim = 0;                 // 64 or 128
   int num_splits = 1;
 };
-// Splits so that rows · kv_heads · splits gives about eight blocks per SM, each split >= 64 indices.
+// Splits so that rows · kv_heads · splits gives about eight blocks per SM, each split >= 64 indices
+// and <= 2048 (launch_dsa_sparse_attention rejects longer splits).
 int dsa_sparse_choose_splits(int rows, int kv_heads, int topk, int num_sms);
 size_t dsa_sparse_workspace_bytes(int rows, int q_heads, int head_dim, int num_splits);
 cudaError_t launch_dsa_sparse_attention(const DsaSparseAttentionParams& params, cudaStream_t stream);

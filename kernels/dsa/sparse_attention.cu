@@ -25,6 +25,7 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMinChunk = 64;  // indices per split, at least
+constexpr int kMaxChunk = 2048;  // indices per split, at most (their slots are staged in shared memory)
 constexpr float kLog2e = 1.4426950408889634f;
 
 struct Partials {
@@ -74,6 +75,7 @@ __global__ void __launch_bounds__(kThreads) sparse_kernel(DsaSparseAttentionPara
   constexpr int kT = 32 / G;  // tokens per warp step
   __shared__ float m_w[kWarps][G], l_w[kWarps][G];
   __shared__ float o_w[kWarps][G][D];
+  __shared__ int slots[kMaxChunk];  // the split's physical slots, -1 where the index is -1
 
   const int split = blockIdx.x, kv = blockIdx.y, row = blockIdx.z;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -108,14 +110,17 @@ __global__ void __launch_bounds__(kThreads) sparse_kernel(DsaSparseAttentionPara
     for (int e = 0; e < kPer; ++e) acc[h][e] = 0.0f;
   }
   const int my_token = lane / G, my_head = lane % G;
+  // Resolve the split's slots once, all threads at a time: the loop below then waits on one load
+  // (K/V) per step instead of three dependent ones (index, block table, K/V).
+  for (int i = begin + threadIdx.x; i < end; i += kThreads) {
+    const int j = indices[i];
+    slots[i - begin] = j >= 0 ? table[j / kDsaPageSize] * kDsaPageSize + j % kDsaPageSize : -1;
+  }
+  __syncthreads();
 
   for (int t0 = begin + warp * kT; t0 < end; t0 += kWarps * kT) {
-    // Slots of the group: lane u < kT resolves token t0 + u, then every lane gets all of them.
-    int my_slot = -1;
-    if (lane < kT && t0 + lane < end) {
-      const int j = indices[t0 + lane];
-      if (j >= 0) my_slot = table[j / kDsaPageSize] * kDsaPageSize + j % kDsaPageSize;
-    }
+    // Slots of the group: lane u < kT holds token t0 + u, then every lane gets all of them.
+    const int my_slot = lane < kT && t0 + lane < end ? slots[t0 + lane - begin] : -1;
     int slot[kT];
     float kf[kT][kPer], vf[kT][kPer];
 #pragma unroll
@@ -274,7 +279,8 @@ int dsa_sparse_choose_splits(int rows, int kv_heads, int topk, int num_sms) {
   // About eight blocks per SM: enough independent K/V loads in flight to cover the latency.
   const int blocks = std::max(1, rows * kv_heads);
   const int want = (8 * num_sms + blocks - 1) / blocks;
-  return std::max(1, std::min(want, (topk + kMinChunk - 1) / kMinChunk));
+  const int fewest = (topk + kMaxChunk - 1) / kMaxChunk;
+  return std::max(fewest, std::max(1, std::min(want, (topk + kMinChunk - 1) / kMinChunk)));
 }
 
 size_t dsa_sparse_workspace_bytes(int rows, int q_heads, int head_dim, int num_splits) {
@@ -284,7 +290,8 @@ size_t dsa_sparse_workspace_bytes(int rows, int q_heads, int head_dim, int num_s
 cudaError_t launch_dsa_sparse_attention(const DsaSparseAttentionParams& p, cudaStream_t stream) {
   if (p.rows == 0) return cudaSuccess;
   if (p.rows < 0 || p.rows > 65535 || p.seqs <= 0 || p.kv_heads <= 0 || p.kv_heads > 65535 || p.topk <= 0 ||
-      p.q_heads % p.kv_heads != 0 || p.num_splits < 1 || (p.num_splits > 1 && p.workspace == nullptr)) {
+      p.q_heads % p.kv_heads != 0 || p.num_splits < 1 || (p.num_splits > 1 && p.workspace == nullptr) ||
+      (p.topk + p.num_splits - 1) / p.num_splits > kMaxChunk) {
     return cudaErrorInvalidValue;
   }
   switch (p.head_dim) {

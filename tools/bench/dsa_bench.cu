@@ -95,7 +95,7 @@ struct DecodeSetup {
   int batch, pages_per_seq, pages;
   Buf kc, vc, index_cache, tables, lens, starts, positions, slots;
   Buf q, index_q, w_raw, k_raw, gamma, beta, inv_freq;
-  Buf q8, w_eff, logits, indices, out, workspace, dense_out, dense_ws;
+  Buf q8, w_eff, logits, indices, out, workspace, topk_ws, dense_out, dense_ws;
   int splits, dense_splits;
   k::DsaIndexQueryParams qp;
   k::DsaIndexKeyParams kp;
@@ -116,7 +116,7 @@ struct DecodeSetup {
         logits(static_cast<size_t>(b) * kCtx * 4), indices(static_cast<size_t>(b) * kTopk * 4),
         out(static_cast<size_t>(b) * kHq * kD * 2),
         workspace(k::dsa_sparse_workspace_bytes(b, kHq, kD, k::dsa_sparse_choose_splits(b, kHkv, kTopk, num_sms))),
-        dense_out(out.bytes),
+        topk_ws(k::dsa_topk_workspace_bytes(b, kCtx, num_sms)), dense_out(out.bytes),
         dense_ws(k::decode_workspace_bytes(b, kHq, kD, k::choose_decode_splits(b, kHkv, kCtx, num_sms))) {
     splits = k::dsa_sparse_choose_splits(b, kHkv, kTopk, num_sms);
     dense_splits = k::choose_decode_splits(b, kHkv, kCtx, num_sms);
@@ -216,6 +216,9 @@ struct DecodeSetup {
     tp.seqs = b;
     tp.rows = b;
     tp.k = kTopk;
+    tp.max_context_len = kCtx;
+    tp.num_sms = num_sms;
+    tp.workspace = topk_ws.bytes > 0 ? topk_ws.ptr : nullptr;
 
     sp.q = q.ptr;
     sp.k_cache = kc.ptr;
@@ -433,8 +436,8 @@ int main(int argc, char** argv) {
     copy_gbs = 2.0 * static_cast<double>(a.bytes) / (ms * 1e-3) / 1e9;
   }
   std::printf("copy: %.0f GB/s (read + write) on %s\n", copy_gbs, prop.name);
-  std::printf("dsa   B  query_us  keys_us  logits_us (GB/s, %%copy)  topk_us  sparse_us  total_us  graph_us"
-              "  dense_us\n");
+  std::printf("dsa   B  query_us  keys_us  logits_us (GB/s, %%copy)  topk_us  sparse_us (GB/s)  total_us  graph_us"
+              "  dense_us | logits_portable_us  topk_one_block_us\n");
   bool first = true;
   for (int b : {1, 8, 32}) {
     DecodeSetup s(b, sms);
@@ -444,6 +447,13 @@ int main(int argc, char** argv) {
     const double tk = time_ms([&] { CK(k::launch_dsa_index_keys(s.kp, nullptr)); }) * 1e3;
     const double tl = time_ms([&] { CK(k::launch_dsa_index_logits(s.lp, nullptr)); }) * 1e3;
     const double tt = time_ms([&] { CK(k::launch_dsa_topk(s.tp, nullptr)); }) * 1e3;
+    // The previous schedules, same inputs: the mma.sync logits kernel and one top-k block per row.
+    setenv("LONGBOW_DSA_LOGITS", "portable", 1);
+    const double tl_portable = time_ms([&] { CK(k::launch_dsa_index_logits(s.lp, nullptr)); }) * 1e3;
+    unsetenv("LONGBOW_DSA_LOGITS");
+    k::DsaTopkParams one_block = s.tp;
+    one_block.workspace = nullptr;
+    const double tt_one = time_ms([&] { CK(k::launch_dsa_topk(one_block, nullptr)); }) * 1e3;
     const double ta = time_ms([&] { CK(k::launch_dsa_sparse_attention(s.sp, nullptr)); }) * 1e3;
     const double total = time_ms([&] { s.step(nullptr); }) * 1e3;
     // The same step captured in a CUDA graph (capturability and launch overhead).
@@ -464,15 +474,20 @@ int main(int argc, char** argv) {
     }
     const double td = time_ms([&] { CK(k::launch_paged_decode(s.dp, nullptr)); }) * 1e3;
     const double logit_gbs = static_cast<double>(b) * kCtx * (kIdxDim + 4) / (tl * 1e-6) / 1e9;
-    std::printf("dsa %3d  %8.1f %8.1f  %9.1f (%5.0f, %3.0f%%)  %7.1f  %9.1f  %8.1f  %8.1f  %8.1f\n", b, tq, tk, tl,
-                logit_gbs, 100.0 * logit_gbs / copy_gbs, tt, ta, total, tg, td);
-    char buf[512];
+    // Sparse attention's floor: every selected K and V row once (2048 × Hkv × d × 2 B × 2 per row).
+    const double sparse_gbs = static_cast<double>(b) * kTopk * kHkv * kD * 2 * 2 / (ta * 1e-6) / 1e9;
+    std::printf("dsa %3d  %8.1f %8.1f  %9.1f (%5.0f, %3.0f%%)  %7.1f  %9.1f (%5.0f)  %8.1f  %8.1f  %8.1f | %8.1f  %8.1f\n",
+                b, tq, tk, tl, logit_gbs, 100.0 * logit_gbs / copy_gbs, tt, ta, sparse_gbs, total, tg, td,
+                tl_portable, tt_one);
+    char buf[768];
     std::snprintf(buf, sizeof buf,
                   "%s{\"batch\": %d, \"index_query_us\": %.2f, \"index_keys_us\": %.2f, \"index_logits_us\": %.2f, "
                   "\"index_logits_gbs\": %.1f, \"topk_us\": %.2f, \"sparse_attention_us\": %.2f, "
-                  "\"sparse_splits\": %d, "
-                  "\"total_us\": %.2f, \"graph_total_us\": %.2f, \"dense_decode_us\": %.2f}",
-                  first ? "" : ", ", b, tq, tk, tl, logit_gbs, tt, ta, s.splits, total, tg, td);
+                  "\"sparse_splits\": %d, \"sparse_gbs\": %.1f, "
+                  "\"total_us\": %.2f, \"graph_total_us\": %.2f, \"dense_decode_us\": %.2f, "
+                  "\"index_logits_portable_us\": %.2f, \"topk_one_block_us\": %.2f}",
+                  first ? "" : ", ", b, tq, tk, tl, logit_gbs, tt, ta, s.splits, sparse_gbs, total, tg, td,
+                  tl_portable, tt_one);
     json += buf;
     first = false;
     if (exec != nullptr) cudaGraphExecDestroy(exec);

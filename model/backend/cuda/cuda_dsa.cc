@@ -4,7 +4,9 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "kernels/dsa/params.h"
@@ -137,6 +139,13 @@ Status topk(const Context& ctx, const DsaTopkArgs& a) {
   p.seqs = static_cast<int>(a.context_lens.dim(0));
   p.rows = static_cast<int>(rows);
   p.k = static_cast<int>(a.indices.dim(1));
+  // The logits width bounds every row's length; rows beyond their real length exit early.
+  p.max_context_len = static_cast<int>(std::min<int64_t>(p.logits_stride, std::numeric_limits<int>::max()));
+  p.num_sms = ctx.num_sms;
+  const size_t bytes = kernels::dsa_topk_workspace_bytes(p.rows, p.max_context_len, p.num_sms);
+  if (bytes > 0) {
+    ASSIGN_OR_RETURN(p.workspace, ctx.workspace(bytes));
+  }
   return cuda_status(kernels::launch_dsa_topk(p, ctx.stream), op);
 }
 
