@@ -115,7 +115,7 @@ struct DecodeSetup {
         q8(static_cast<size_t>(b) * kIdxHeads * kIdxDim), w_eff(static_cast<size_t>(b) * kIdxHeads * 4),
         logits(static_cast<size_t>(b) * kCtx * 4), indices(static_cast<size_t>(b) * kTopk * 4),
         out(static_cast<size_t>(b) * kHq * kD * 2),
-        workspace(k::dsa_sparse_workspace_bytes(b, kHq, kD, k::dsa_sparse_choose_splits(b, kHkv, kTopk, num_sms))),
+        workspace(k::dsa_sparse_workspace_bytes(b, kHq, kD, 32)),
         topk_ws(k::dsa_topk_workspace_bytes(b, kCtx, num_sms)), dense_out(out.bytes),
         dense_ws(k::decode_workspace_bytes(b, kHq, kD, k::choose_decode_splits(b, kHkv, kCtx, num_sms))) {
     splits = k::dsa_sparse_choose_splits(b, kHkv, kTopk, num_sms);
@@ -473,6 +473,16 @@ int main(int argc, char** argv) {
       cudaGetLastError();
     }
     const double td = time_ms([&] { CK(k::launch_paged_decode(s.dp, nullptr)); }) * 1e3;
+    // Sparse attention at other split counts (the workspace is sized for the largest).
+    std::printf("sparse splits B=%d:", b);
+    for (int sp_splits : {1, 2, 4, 8, 16, 32}) {
+      if (k::dsa_sparse_workspace_bytes(b, kHq, kD, sp_splits) > s.workspace.bytes) continue;
+      if ((kTopk + sp_splits - 1) / sp_splits > 2048) continue;
+      k::DsaSparseAttentionParams other = s.sp;
+      other.num_splits = sp_splits;
+      std::printf(" %d:%.1fus", sp_splits, time_ms([&] { CK(k::launch_dsa_sparse_attention(other, nullptr)); }) * 1e3);
+    }
+    std::printf(" (chosen %d)\n", s.splits);
     const double logit_gbs = static_cast<double>(b) * kCtx * (kIdxDim + 4) / (tl * 1e-6) / 1e9;
     // Sparse attention's floor: every selected K and V row once (2048 × Hkv × d × 2 B × 2 per row).
     const double sparse_gbs = static_cast<double>(b) * kTopk * kHkv * kD * 2 * 2 / (ta * 1e-6) / 1e9;

@@ -36,5 +36,5 @@ has memcheck && step dsa_memcheck compute-sanitizer --tool memcheck --error-exit
 {
   echo "===== summary ($gpu)"
   printf '%s\n' "${summary[@]}"
-  grep -E '^\[  (PASSED|FAILED)  \]|^\[  FAILED|ERROR SUMMARY|^\[ error \]|^\[ index keys \]|^copy|^dsa|^recall|^torch|^graph' "$log"
+  grep -E '^\[  (PASSED|FAILED)  \]|^\[  FAILED|ERROR SUMMARY|^\[ error \]|^\[ index keys \]|^copy|^dsa|^recall|^torch|^graph|^sparse splits' "$log"
 } | tee "$out/summary.txt"
