@@ -105,7 +105,9 @@ __device__ __forceinline__ uint32_t word(const uint4& u, int j) {
 }
 
 template <int H>
-__global__ void __launch_bounds__(kThreads) index_logits_sm90_kernel(DsaIndexLogitsParams p, int pages_per_block) {
+// At most 128 registers, so four blocks fit per SM: the launcher's grid (four blocks per SM over
+// the batch) is then a single wave.
+__global__ void __launch_bounds__(kThreads, 4) index_logits_sm90_kernel(DsaIndexLogitsParams p, int pages_per_block) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kAcc = H / 2;  // fp32 accumulators per thread for m64nH
   constexpr int kSteps = kD / 16;  // k16 steps per page
@@ -139,27 +141,20 @@ __global__ void __launch_bounds__(kThreads) index_logits_sm90_kernel(DsaIndexLog
     const int dst = (kc >> 3) * H * 128 + h * 128 + (((kc & 7) ^ (h & 7)) << 4);
     *reinterpret_cast<uint4*>(q_smem + dst) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
   }
+  // Head weights stay in shared memory (registers are the limit: four blocks per SM need <= 128).
+  float* w_smem = reinterpret_cast<float*>(q_smem + H * kD * 2);
+  for (int i = threadIdx.x; i < H; i += kThreads) w_smem[i] = p.w_eff[static_cast<int64_t>(row) * H + i];
   fence_proxy_async_shared();  // generic-proxy stores -> wgmma (async proxy) reads
   __syncthreads();
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, c = lane & 3;
   const int t0 = 16 * warp + g;
-  // This lane's heads in the accumulator layout: 8·n + 2·c and 8·n + 2·c + 1 for n < H/8.
-  float w_lo[H / 8], w_hi[H / 8];
-  const float* w_row = p.w_eff + static_cast<int64_t>(row) * H;
-#pragma unroll
-  for (int n = 0; n < H / 8; ++n) {
-    const float2 w2 = *reinterpret_cast<const float2*>(w_row + 8 * n + 2 * c);
-    w_lo[n] = w2.x;
-    w_hi[n] = w2.y;
-  }
   const uint32_t q_addr = smem_u32(q_smem);
-  uint64_t desc[kSteps];
-#pragma unroll
-  for (int ks = 0; ks < kSteps; ++ks) {
-    desc[ks] = wgmma::make_desc_sw128(q_addr + (ks / 4) * H * 128 + (ks % 4) * 32, 16, 1024);
-  }
+  // Step ks's descriptor is desc0 plus its byte offset / 16 in the start-address field (the sum
+  // stays inside the 14-bit field: shared addresses are < 256 KB), so no per-step registers.
+  const uint64_t desc0 = wgmma::make_desc_sw128(q_addr, 16, 1024);
+  auto desc = [&](int ks) { return desc0 + static_cast<uint64_t>(((ks / 4) * H * 128 + (ks % 4) * 32) >> 4); };
 
   const int* table = p.block_tables + static_cast<int64_t>(seq) * p.max_pages;
   float* out = p.logits + static_cast<int64_t>(row) * p.logits_stride;
@@ -186,7 +181,7 @@ __global__ void __launch_bounds__(kThreads) index_logits_sm90_kernel(DsaIndexLog
     for (int i = 0; i < kAcc; ++i) wgmma::fence_operand(acc[i]);
     wgmma::fence();
 #pragma unroll
-    for (int ks = 0; ks < kSteps; ++ks) mma_f16_rs<kAcc>(acc, a[ks], desc[ks], ks > 0 ? 1 : 0);
+    for (int ks = 0; ks < kSteps; ++ks) mma_f16_rs<kAcc>(acc, a[ks], desc(ks), ks > 0 ? 1 : 0);
     wgmma::commit();
     wgmma::wait<0>();
 #pragma unroll
@@ -195,8 +190,10 @@ __global__ void __launch_bounds__(kThreads) index_logits_sm90_kernel(DsaIndexLog
     float s0 = 0.0f, s1 = 0.0f;  // tokens t0 and t0 + 8, this lane's heads
 #pragma unroll
     for (int n = 0; n < H / 8; ++n) {
-      s0 += w_lo[n] * fmaxf(acc[4 * n], 0.0f) + w_hi[n] * fmaxf(acc[4 * n + 1], 0.0f);
-      s1 += w_lo[n] * fmaxf(acc[4 * n + 2], 0.0f) + w_hi[n] * fmaxf(acc[4 * n + 3], 0.0f);
+      // This lane's heads in the accumulator layout: 8·n + 2·c and 8·n + 2·c + 1.
+      const float2 w = *reinterpret_cast<const float2*>(w_smem + 8 * n + 2 * c);
+      s0 += w.x * fmaxf(acc[4 * n], 0.0f) + w.y * fmaxf(acc[4 * n + 1], 0.0f);
+      s1 += w.x * fmaxf(acc[4 * n + 2], 0.0f) + w.y * fmaxf(acc[4 * n + 3], 0.0f);
     }
     s0 += __shfl_xor_sync(0xffffffffu, s0, 1);
     s1 += __shfl_xor_sync(0xffffffffu, s1, 1);
@@ -221,7 +218,7 @@ template <int H>
 cudaError_t launch_for(const DsaIndexLogitsParams& p, int pages_per_block, cudaStream_t stream) {
   const int max_pages = (p.max_context_len + kDsaPageSize - 1) / kDsaPageSize;
   const dim3 grid((max_pages + pages_per_block - 1) / pages_per_block, p.rows);
-  constexpr int kSmem = H * kD * 2 + 1024;
+  constexpr int kSmem = H * kD * 2 + H * 4 + 1024;  // q (f16), weights, alignment slack
   index_logits_sm90_kernel<H><<<grid, kThreads, kSmem, stream>>>(p, pages_per_block);
   return cudaGetLastError();
 }

@@ -130,7 +130,7 @@ struct DsaSparseAttentionParams {
   int head_dim = 0;                 // 64 or 128
   int num_splits = 1;
 };
-// Splits so that rows · kv_heads · splits gives about eight blocks per SM, each split >= 64 indices
+// Splits so that rows · kv_heads · splits gives about four blocks per SM, each split >= 64 indices
 // and <= 2048 (launch_dsa_sparse_attention rejects longer splits).
 int dsa_sparse_choose_splits(int rows, int kv_heads, int topk, int num_sms);
 size_t dsa_sparse_workspace_bytes(int rows, int q_heads, int head_dim, int num_splits);
