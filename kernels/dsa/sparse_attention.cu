@@ -277,7 +277,7 @@ cudaError_t launch_for_dim(const DsaSparseAttentionParams& p, cudaStream_t strea
 
 int dsa_sparse_choose_splits(int rows, int kv_heads, int topk, int num_sms) {
   // About four blocks per SM, the kernel's occupancy, rounded down so the grid is one wave (DSA
-  // run 7: at B = 8, 8 splits 38.6 µs against 51.3 µs with the earlier eight-per-SM rule's 17; at
+  // run 8: at B = 8, 8 splits 38.6 µs against 51.3 µs with the earlier eight-per-SM rule's 17; at
   // B = 32, 2 splits 117 µs against 140 µs with 5).
   const int blocks = std::max(1, rows * kv_heads);
   const int want = std::max(1, 4 * num_sms / blocks);
