@@ -67,8 +67,15 @@ void fill_bf16(Buf& b, uint64_t seed, float scale) {
   CK(k::launch_fill_random_bf16(p, nullptr));
 }
 
+// DSA_BENCH_QUICK=1 (for profilers: ncu replays every launch) times each case once, one launch.
+bool quick() {
+  static const bool q = std::getenv("DSA_BENCH_QUICK") != nullptr;
+  return q;
+}
+
 template <typename Fn>
 double time_ms(Fn&& fn, int reps = 15, int inner = 10) {
+  if (quick()) reps = inner = 1;
   cudaEvent_t a, b;
   CK(cudaEventCreate(&a));
   CK(cudaEventCreate(&b));
@@ -439,7 +446,11 @@ int main(int argc, char** argv) {
   std::printf("dsa   B  query_us  keys_us  logits_us (GB/s, %%copy)  topk_us  sparse_us (GB/s)  total_us  graph_us"
               "  dense_us | logits_portable_us  topk_one_block_us\n");
   bool first = true;
-  for (int b : {1, 8, 32}) {
+  // DSA_BENCH_BATCH=N measures that batch alone (and skips recall).
+  const char* only = std::getenv("DSA_BENCH_BATCH");
+  std::vector<int> batches = {1, 8, 32};
+  if (only != nullptr) batches = {std::atoi(only)};
+  for (int b : batches) {
     DecodeSetup s(b, sms);
     cudaStream_t stream;
     CK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -506,7 +517,7 @@ int main(int argc, char** argv) {
   }
   Recall rnd, st;
   std::string rows_json;
-  measure_recall(sms, &rnd, &st, &rows_json);
+  if (only == nullptr) measure_recall(sms, &rnd, &st, &rows_json);
   std::printf("recall (FP8 vs exact fp32 top-2048 of 131072): random mean %.4f worst %.4f; structured mean %.4f "
               "worst %.4f, planted keys kept %d/%d\n",
               rnd.mean, rnd.worst, st.mean, st.worst, st.planted_found, st.planted);

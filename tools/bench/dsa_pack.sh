@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the DSA GPU programs (no GPU needed) and assembles a small self-contained bundle for the GPU
-# machine: longbow_dsa_kernel_tests, longbow_dsa_bench, the torch peer and dsa_run_gpu.sh.
+# machine: longbow_dsa_kernel_tests, longbow_dsa_bench, the torch peer, dsa_run_gpu.sh and
+# dsa_profile_gpu.sh.
 #
 #   tools/bench/dsa_pack.sh [OUT_DIR]     (default: build-dsa/gpu-dsa; BUILD_DIR=build-dsa)
 # Then on the GPU machine: OUT_DIR/dsa_run_gpu.sh RESULTS_DIR
@@ -21,7 +22,7 @@ for t in longbow_dsa_kernel_tests longbow_dsa_bench; do
     [[ -f "$out/lib/$name" ]] || cp -L "$path" "$out/lib/$name"
   done
 done
-cp tools/bench/dsa_torch_peer.py tools/bench/dsa_run_gpu.sh "$out/"
+cp tools/bench/dsa_torch_peer.py tools/bench/dsa_run_gpu.sh tools/bench/dsa_profile_gpu.sh "$out/"
 chmod +x "$out/dsa_run_gpu.sh"
 git rev-parse --short HEAD > "$out/COMMIT" 2>/dev/null || true
 du -sh "$out" | awk '{print "dsa_pack: " $2 " is " $1}'
