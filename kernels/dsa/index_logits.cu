@@ -144,12 +144,13 @@ __global__ void __launch_bounds__(kWarps * 32) index_logits_kernel(DsaIndexLogit
 }
 
 // At most four blocks per SM over the whole batch (one wave of the sm_90 kernel, which fits four
-// per SM; rounding down keeps a second, mostly idle wave away), each a run of at least eight pages
-// (staging q and its fragments costs about as much as streaming a few pages).
+// per SM; rounding down keeps a second, mostly idle wave away), each a run of at least four pages
+// (staging q costs about as much as streaming one or two pages; DSA run 9 with eight: B = 1 filled
+// only half the slots and read at 51 % of copy bandwidth).
 int pages_per_block(const DsaIndexLogitsParams& p) {
   const int max_pages = (p.max_context_len + kDsaPageSize - 1) / kDsaPageSize;
   const int blocks_per_row = std::max(1, 4 * p.num_sms / p.rows);
-  return std::max(8, (max_pages + blocks_per_row - 1) / blocks_per_row);
+  return std::max(4, (max_pages + blocks_per_row - 1) / blocks_per_row);
 }
 
 bool device_is_sm90() {

@@ -3,10 +3,14 @@
 //  - FP8 query quantization (no LayerNorm in the path) is bit-exact: same bytes, same weights.
 //  - Index keys (LayerNorm and RoPE in fp32 on both sides, different summation orders) may differ
 //    only where the rotated value sits at an e4m3 rounding boundary: at most one code, rarely.
-//  - FP8 index logits equal the CPU FP8 emulation up to fp32 summation order (2e-5 of the row's
-//    largest magnitude), at context lengths 1, 63, 64, 2047, 2048, 2049 and 131072.
-//  - Top-k: the GPU index list equals cpu::dsa_topk of the same scores, element for element, on
-//    those logits and on rows built with masses of exact ties at the threshold.
+//  - FP8 index logits, both kernels (wgmma on sm_90, the portable mma.sync one), equal the CPU FP8
+//    emulation up to fp32 summation order (budget 2e-4 of the row's largest magnitude), at context
+//    lengths 1, 63, 64, 2047, 2048, 2049 and 131072 in one batch, and for 16/32/64 heads × 64/128.
+//  - Top-k, both schedules (one block per row; rows split over pieces): the GPU index list equals
+//    cpu::dsa_topk of the same scores, element for element, on those logits, on rows built with
+//    masses of exact ties at the threshold, and on ties straddling piece boundaries.
+//  - The decode sequence captured in a CUDA graph and replayed with new contexts, block tables and
+//    inputs equals eager launches bit for bit.
 //  - Sparse attention vs the CPU within the bf16 budget, with and without splits; rows with no index
 //    give 0; with index_topk >= context, top-k + sparse attention equal the dense paged decode.
 // Outputs are poisoned before every launch. Built with LONGBOW_CUDA only; never run by CTest.
@@ -220,7 +224,9 @@ struct LogitsCase {
   std::vector<float> w;
   int64_t stride = 0;
 
-  LogitsCase(const std::vector<int>& context_lens, const std::vector<int>& q_lens, uint32_t seed) {
+  LogitsCase(const std::vector<int>& context_lens, const std::vector<int>& q_lens, uint32_t seed, int n_heads = 64,
+             int head_dim = 128)
+      : heads(n_heads), d(head_dim) {
     std::mt19937 rng(seed);
     int pages = 0;
     for (size_t s = 0; s < context_lens.size(); ++s) {
@@ -343,6 +349,56 @@ TEST(DsaKernels, Fp8LogitsMatchTheCpuEmulationAndTopkIsExact) {
               << row_len(c, r);
         }
       }
+    }
+  }
+}
+
+// The other index shapes: 16 and 32 heads (wgmma m64n16 / m64n32 on sm_90), head_dim 64 (the
+// portable kernel everywhere), both kernels, against the CPU emulation.
+TEST(DsaKernels, Fp8LogitsOtherShapesMatchTheCpuEmulation) {
+  struct Shape { int heads, d; };
+  for (Shape sh : {Shape{16, 128}, Shape{32, 128}, Shape{16, 64}, Shape{64, 64}}) {
+    LogitsCase c({1, 100, 2049, 5000}, {1, 1, 1, 2}, 13 + sh.heads + sh.d, sh.heads, sh.d);
+    Dev dq(c.q8), dw(c.w), dcache(c.cache), dstart(c.query_start), dlens(c.lens), dtables(c.tables);
+    const std::vector<float> ref = c.cpu_logits();
+    for (const char* variant : {"default", "portable"}) {
+      if (std::strcmp(variant, "portable") == 0) setenv("LONGBOW_DSA_LOGITS", "portable", 1);
+      Dev dlogits(static_cast<size_t>(c.rows) * c.stride * 4);  // poisoned (NaN)
+      kernels::DsaIndexLogitsParams p;
+      p.q_fp8 = dq.as<uint8_t>();
+      p.w_eff = dw.as<float>();
+      p.cache = dcache.as<uint8_t>();
+      p.query_start = dstart.as<int>();
+      p.context_lens = dlens.as<int>();
+      p.block_tables = dtables.as<int>();
+      p.logits = dlogits.as<float>();
+      p.logits_stride = c.stride;
+      p.seqs = static_cast<int>(c.lens.size());
+      p.rows = c.rows;
+      p.max_pages = c.max_pages;
+      p.max_context_len = c.max_len;
+      p.heads = c.heads;
+      p.head_dim = c.d;
+      CUDA_OK(kernels::launch_dsa_index_logits(p, nullptr));
+      CUDA_OK(cudaDeviceSynchronize());
+      unsetenv("LONGBOW_DSA_LOGITS");
+      const std::vector<float> got = dlogits.get<float>();
+      double worst = 0.0;
+      for (int r = 0; r < c.rows; ++r) {
+        const int len = row_len(c, r);
+        float peak = 0.0f;
+        for (int j = 0; j < len; ++j) peak = std::max(peak, std::fabs(ref[r * c.stride + j]));
+        int bad = 0;
+        for (int j = 0; j < len; ++j) {
+          const double rel = std::fabs(static_cast<double>(got[r * c.stride + j]) - ref[r * c.stride + j]) /
+                             std::max(peak, 1e-30f);
+          if (!(rel <= 2e-4)) ++bad;
+          if (rel > worst || std::isnan(rel)) worst = rel;
+        }
+        EXPECT_EQ(bad, 0) << variant << " heads " << sh.heads << " d " << sh.d << " row " << r;
+      }
+      std::printf("[ error ] fp8 index logits heads=%d d=%d (%s kernel): max |err| / row peak %.3g (budget 2e-4)\n",
+                  sh.heads, sh.d, variant, worst);
     }
   }
 }
