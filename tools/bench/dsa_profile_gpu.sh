@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Per-kernel durations of one DSA decode step under Nsight Compute (kernels serialized, so no launch
-# gaps), inside a bundle made by tools/bench/dsa_pack.sh on the GPU machine.
+# gaps), inside a bundle made by tools/gpu_bundle/pack.sh on the GPU machine.
 #
 #   dsa_profile_gpu.sh OUTDIR [BATCH...]      (default batches: 1 8)
 # OUTDIR gets ncu-B<batch>.csv and profile.txt (kernel, duration µs, DRAM % of peak, warps active %).

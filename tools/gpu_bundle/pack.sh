@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the GPU programs here (no GPU needed) and assembles a self-contained bundle folder for the
 # GPU machine: binaries, their non-system shared libraries (rpath $ORIGIN/lib), the torch peer
-# scripts, test data, and run_gpu_tests.sh, which runs everything there.
+# scripts, test data, and run_gpu_tests.sh, which runs everything there (its STEPS select the short
+# loops of kernel work: STEPS="tests prefill", STEPS="dsa memcheck", ...).
 #
 #   tools/gpu_bundle/pack.sh [OUT_DIR]      (default: bundle/, git-ignored)
 #   BUILD_DIR=build-cuda (default) selects the build tree.
@@ -16,7 +17,7 @@ build_dir=${BUILD_DIR:-build-cuda}
 
 cmake -S . -B "$build_dir" -G Ninja -DLONGBOW_CUDA=ON -DLONGBOW_WERROR=ON >/dev/null
 # Required programs, then optional ones that other parts of the tree provide once they exist.
-targets=(longbow_kernel_tests longbow_kernel_bench longbow_model_shape_bench)
+targets=(longbow_kernel_tests longbow_dsa_kernel_tests longbow_kernel_bench longbow_dsa_bench longbow_model_shape_bench)
 # PACK_OPTIONAL overrides the list (e.g. PACK_OPTIONAL="longbow_runtime_parity demo_model" skips the server).
 read -r -a optional <<<"${PACK_OPTIONAL:-longbow_runtime_parity longbow demo_model}"
 available=$(cmake --build "$build_dir" --target help 2>/dev/null | sed -n 's/^\([A-Za-z0-9_]*\): .*/\1/p')
@@ -52,8 +53,8 @@ done
 cp tools/bench/*.py "$out/peers/"
 mkdir -p "$out/data/configs" && cp configs/llama-3.1-8b.config.json "$out/data/configs/"
 cp tools/gpu_bundle/run_gpu_tests.sh "$out/run_gpu_tests.sh"
-cp tools/gpu_bundle/run_prefill.sh "$out/run_prefill.sh"  # the short prefill loop (tests, table, peers)
-chmod +x "$out/run_gpu_tests.sh"
+cp tools/bench/dsa_profile_gpu.sh "$out/dsa_profile_gpu.sh"  # per-kernel DSA times under ncu
+chmod +x "$out/run_gpu_tests.sh" "$out/dsa_profile_gpu.sh"
 # Test data: the parity fixtures and the built demo model, when present. PACK_PARITY_DATA=0 leaves
 # the fixtures out (run_gpu_tests.sh then reads them from the repository beside the bundle, which the
 # GPU machine's copy of the working tree has anyway; saves ~12 MB of the 64 MiB a call may carry).
