@@ -17,22 +17,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-
-def time_ms(fn, reps=10, inner=5):
-    fn()
-    torch.cuda.synchronize()
-    samples = []
-    for _ in range(reps):
-        start = torch.cuda.Event(enable_timing=True)
-        stop = torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(inner):
-            fn()
-        stop.record()
-        stop.synchronize()
-        samples.append(start.elapsed_time(stop) / inner)
-    samples.sort()
-    return samples[len(samples) // 2]
+from torch_timing import time_ms
 
 
 def main():
