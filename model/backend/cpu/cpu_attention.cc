@@ -108,17 +108,10 @@ Status CpuBackend::append_kv(const Tensor& k, const Tensor& v, const Tensor& slo
 }
 
 Status CpuBackend::paged_attention(const PagedAttentionArgs& args) {
-  RETURN_IF_ERROR(check_tensor("paged_attention", "q", args.q, kF32, {kAnyDim, kAnyDim, kAnyDim}));
-  int64_t tokens = args.q.dim(0), q_heads = args.q.dim(1), head_dim = args.q.dim(2);
-  RETURN_IF_ERROR(
-      check_tensor("paged_attention", "k_cache", args.k_cache, kF32, {kAnyDim, kPageSize, kAnyDim, head_dim}));
-  int64_t pages = args.k_cache.dim(0), kv_heads = args.k_cache.dim(2);
-  RETURN_IF_ERROR(
-      check_tensor("paged_attention", "v_cache", args.v_cache, kF32, {pages, kPageSize, kv_heads, head_dim}));
-  if (kv_heads == 0 || q_heads % kv_heads != 0) {
-    return invalid_argument("paged_attention: " + std::to_string(q_heads) + " query heads are not a multiple of " +
-                            std::to_string(kv_heads) + " kv heads");
-  }
+  ASSIGN_OR_RETURN(cpu::PagedKvShape shape,
+                   cpu::check_paged_kv("paged_attention", args.q, args.k_cache, args.v_cache, kPageSize));
+  const int64_t tokens = shape.tokens, q_heads = shape.q_heads, head_dim = shape.head_dim;
+  const int64_t pages = shape.pages, kv_heads = shape.kv_heads;
   RETURN_IF_ERROR(check_tensor("paged_attention", "context_lens", args.context_lens, kI32, {kAnyDim}));
   int64_t seqs = args.context_lens.dim(0);
   RETURN_IF_ERROR(check_tensor("paged_attention", "query_start", args.query_start, kI32, {seqs + 1}));

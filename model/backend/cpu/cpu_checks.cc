@@ -41,6 +41,25 @@ Status check_tensor(std::string_view op, std::string_view name, const Tensor& t,
   return Status::Ok();
 }
 
+StatusOr<PagedKvShape> check_paged_kv(std::string_view op, const Tensor& q, const Tensor& k_cache,
+                                      const Tensor& v_cache, int64_t page_size) {
+  RETURN_IF_ERROR(check_tensor(op, "q", q, DType::kF32, {kAnyDim, kAnyDim, kAnyDim}));
+  PagedKvShape shape;
+  shape.tokens = q.dim(0);
+  shape.q_heads = q.dim(1);
+  shape.head_dim = q.dim(2);
+  RETURN_IF_ERROR(check_tensor(op, "k_cache", k_cache, DType::kF32, {kAnyDim, page_size, kAnyDim, shape.head_dim}));
+  shape.pages = k_cache.dim(0);
+  shape.kv_heads = k_cache.dim(2);
+  RETURN_IF_ERROR(
+      check_tensor(op, "v_cache", v_cache, DType::kF32, {shape.pages, page_size, shape.kv_heads, shape.head_dim}));
+  if (shape.kv_heads == 0 || shape.q_heads % shape.kv_heads != 0) {
+    return invalid_argument(std::string(op) + ": " + std::to_string(shape.q_heads) +
+                            " query heads are not a multiple of " + std::to_string(shape.kv_heads) + " kv heads");
+  }
+  return shape;
+}
+
 bool overlaps(const Tensor& a, const Tensor& b) {
   if (a.data == nullptr || b.data == nullptr || a.num_bytes() == 0 || b.num_bytes() == 0) return false;
   auto a_begin = reinterpret_cast<uintptr_t>(a.data);

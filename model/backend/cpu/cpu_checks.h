@@ -23,6 +23,17 @@ constexpr int64_t kAnyDim = -1;
 Status check_tensor(std::string_view op, std::string_view name, const Tensor& t, DType dtype,
                     std::initializer_list<int64_t> dims);
 
+// The geometry of attention over the paged cache: q [tokens, q_heads, head_dim] against K and V
+// pools [pages, kPageSize, kv_heads, head_dim].
+struct PagedKvShape {
+  int64_t tokens = 0, q_heads = 0, head_dim = 0, pages = 0, kv_heads = 0;
+};
+
+// Checks q, k_cache and v_cache (F32, one head_dim, pools of `page_size`-token pages, kv_heads
+// dividing q_heads) and returns their geometry; INVALID_ARGUMENT naming `op` and the tensor otherwise.
+StatusOr<PagedKvShape> check_paged_kv(std::string_view op, const Tensor& q, const Tensor& k_cache,
+                                      const Tensor& v_cache, int64_t page_size);
+
 // True when the byte ranges of a and b intersect.
 bool overlaps(const Tensor& a, const Tensor& b);
 

@@ -188,17 +188,10 @@ Status CpuBackend::dsa_topk(const DsaTopkArgs& a) {
 }
 
 Status CpuBackend::dsa_sparse_attention(const DsaSparseAttentionArgs& a) {
-  RETURN_IF_ERROR(check_tensor("dsa_sparse_attention", "q", a.q, kF32, {kAnyDim, kAnyDim, kAnyDim}));
-  int64_t rows = a.q.dim(0), q_heads = a.q.dim(1), d = a.q.dim(2);
-  RETURN_IF_ERROR(
-      check_tensor("dsa_sparse_attention", "k_cache", a.k_cache, kF32, {kAnyDim, kPageSize, kAnyDim, d}));
-  int64_t pages = a.k_cache.dim(0), kv_heads = a.k_cache.dim(2);
-  RETURN_IF_ERROR(
-      check_tensor("dsa_sparse_attention", "v_cache", a.v_cache, kF32, {pages, kPageSize, kv_heads, d}));
-  if (kv_heads == 0 || q_heads % kv_heads != 0) {
-    return invalid_argument("dsa_sparse_attention: " + num(q_heads) + " query heads are not a multiple of " +
-                            num(kv_heads) + " kv heads");
-  }
+  ASSIGN_OR_RETURN(cpu::PagedKvShape shape,
+                   cpu::check_paged_kv("dsa_sparse_attention", a.q, a.k_cache, a.v_cache, kPageSize));
+  const int64_t rows = shape.tokens, q_heads = shape.q_heads, d = shape.head_dim;
+  const int64_t pages = shape.pages, kv_heads = shape.kv_heads;
   RETURN_IF_ERROR(check_tensor("dsa_sparse_attention", "indices", a.indices, kI32, {rows, kAnyDim}));
   RETURN_IF_ERROR(check_tensor("dsa_sparse_attention", "block_tables", a.block_tables, kI32, {kAnyDim, kAnyDim}));
   int64_t seqs = a.block_tables.dim(0);
