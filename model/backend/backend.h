@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,7 +45,7 @@ struct PagedAttentionArgs {
   Tensor k_cache;       // [P, kPageSize, Hkv, D]
   Tensor v_cache;       // [P, kPageSize, Hkv, D]
   Tensor query_start;   // [S + 1] I32, query_start[0] = 0, query_start[S] = T
-  Tensor context_lens;  // [S] I32, >= 1
+  Tensor context_lens;  // [S] I32, >= q_len; 0 only for a one-query padding row (output 0, reads nothing)
   Tensor block_tables;  // [S, max_pages_per_seq] I32 physical page ids
   Tensor out;           // [T, Hq, D]
   int max_query_len = 0;    // max over s of q_len (a launch hint; must be an upper bound)
@@ -115,6 +116,18 @@ struct DsaSparseAttentionArgs {
   float scale = 0.0f;
 };
 
+// A recorded sequence of one backend's launches (a CUDA graph), replayed without the host cost of
+// issuing them. A replay runs the recorded kernels with their recorded arguments: the same device
+// addresses, read with whatever values they hold when the replay runs.
+class BackendGraph {
+ public:
+  virtual ~BackendGraph() = default;
+  // Enqueues the recorded launches; asynchronous like any op.
+  virtual Status replay() = 0;
+  // Device memory the graph itself took when it was instantiated (for logs); 0 when unknown.
+  virtual size_t num_bytes() const = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -155,12 +168,24 @@ class Backend {
                       float attention_scaling) = 0;
   // out = silu(gate) * up; all [T, I].
   virtual Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
-  // Writes k, v [T, Hkv, D] to slots[t] of k_cache, v_cache [P, kPageSize, Hkv, D].
+  // Writes k, v [T, Hkv, D] to slots[t] of k_cache, v_cache [P, kPageSize, Hkv, D]; a token whose
+  // slot is -1 (a graph batch's padding row) is not written.
   virtual Status append_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
                            Tensor& v_cache) = 0;
   virtual Status paged_attention(const PagedAttentionArgs& args) = 0;
   // out[s] = x[rows[s]]; x [R, C], rows [S], out [S, C].
   virtual Status gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
+
+  // ---- graphs: whether capture_graph works here (CUDA: yes; CPU: no, the runtime runs eagerly) ----
+  virtual bool supports_graphs() const { return false; }
+  // Records, without running them, the launches that `issue` makes through this backend's ops.
+  // `issue` must not upload, download, synchronize or allocate, and every scratch buffer an op needs
+  // must already be large enough (run the same launches eagerly once first): such a call fails the
+  // capture. On any failure no capture remains active and the backend works as before.
+  virtual StatusOr<std::unique_ptr<BackendGraph>> capture_graph(const std::function<Status()>& issue) {
+    (void)issue;
+    return unimplemented(std::string(name()) + " backend: graph capture is not supported");
+  }
 
   // ---- DSA ops (contracts above the class); UNIMPLEMENTED on a backend that has no DSA path ----
   virtual Status dsa_index_keys(const DsaIndexKeysArgs&) { return no_dsa("dsa_index_keys"); }

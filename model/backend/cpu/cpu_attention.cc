@@ -47,6 +47,7 @@ Status check_attention_indices(const PagedAttentionArgs& args, int64_t tokens, i
     int64_t q_len = int64_t{starts[s + 1]} - starts[s];
     int64_t ctx = lens[s];
     std::string seq = " (sequence " + std::to_string(s) + ")";
+    if (ctx == 0 && q_len == 1) continue;  // a graph batch's padding row: attends to nothing
     if (ctx < 1 || ctx < q_len) {
       return invalid_argument("paged_attention: " + at("context_lens", s) + " = " + std::to_string(ctx) +
                               " must be >= 1 and >= its " + std::to_string(q_len) + " queries" + seq);
@@ -92,6 +93,7 @@ Status CpuBackend::append_kv(const Tensor& k, const Tensor& v, const Tensor& slo
   const int32_t* slot = slots.as<int32_t>();
   int64_t num_slots = pages * kPageSize;
   for (int64_t t = 0; t < tokens; ++t) {
+    if (slot[t] == -1) continue;  // a padding row: not stored
     if (slot[t] < 0 || slot[t] >= num_slots) {
       return invalid_argument("append_kv: " + at("slots", t) + " = " + std::to_string(slot[t]) +
                               " is outside the cache's [0, " + std::to_string(num_slots) + ")");
@@ -99,6 +101,7 @@ Status CpuBackend::append_kv(const Tensor& k, const Tensor& v, const Tensor& slo
   }
   auto row_bytes = static_cast<size_t>(kv_heads * head_dim) * sizeof(float);
   for (int64_t t = 0; t < tokens; ++t) {
+    if (slot[t] == -1) continue;
     std::memcpy(k_cache.as<float>() + slot[t] * kv_heads * head_dim, k.as<float>() + t * kv_heads * head_dim,
                 row_bytes);
     std::memcpy(v_cache.as<float>() + slot[t] * kv_heads * head_dim, v.as<float>() + t * kv_heads * head_dim,
@@ -143,6 +146,10 @@ Status CpuBackend::paged_attention(const PagedAttentionArgs& args) {
     };
     int64_t q_len = int64_t{starts[s + 1]} - starts[s];
     int64_t ctx = lens[s];
+    if (ctx == 0) {  // a padding row (checked: one query): output 0
+      std::fill_n(args.out.as<float>() + starts[s] * q_heads * head_dim, q_heads * head_dim, 0.0f);
+      continue;
+    }
     for (int64_t i = 0; i < q_len; ++i) {
       int64_t pos = ctx - q_len + i;  // this query's position; it sees keys first..pos
       int64_t first = args.sliding_window > 0 ? std::max<int64_t>(0, pos - args.sliding_window + 1) : 0;

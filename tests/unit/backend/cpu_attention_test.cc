@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <ostream>
 #include <random>
@@ -292,11 +293,62 @@ TEST_F(CpuAttentionErrors, AppendKvRejectsBadSlots) {
   expect_invalid(backend_.append_kv(k, v, make_i32(backend_, {2}, {0, static_cast<int32_t>(num_slots)}), k_cache_,
                                     v_cache_),
                  {"append_kv", "slots[1]"});
-  expect_invalid(backend_.append_kv(k, v, make_i32(backend_, {2}, {-1, 0}), k_cache_, v_cache_),
+  expect_invalid(backend_.append_kv(k, v, make_i32(backend_, {2}, {-2, 0}), k_cache_, v_cache_),
                  {"append_kv", "slots[0]"});
   Tensor v_bad = make_f32(backend_, {2, 1, 8}, random_floats(16, 3));
   expect_invalid(backend_.append_kv(k, v_bad, make_i32(backend_, {2}, {0, 1}), k_cache_, v_cache_),
                  {"append_kv", "'v'"});
+}
+
+// Graph padding rows (model/runtime/decode_graphs.h): slot -1 is not stored; every other slot is.
+TEST_F(CpuAttentionErrors, AppendKvSkipsPaddingSlot) {
+  Tensor k = make_f32(backend_, {3, 2, 8}, random_floats(48, 11));
+  Tensor v = make_f32(backend_, {3, 2, 8}, random_floats(48, 12));
+  const std::vector<float> k_before = to_host(backend_, k_cache_);
+  const std::vector<float> v_before = to_host(backend_, v_cache_);
+  const int32_t stored0 = 3 * kPageSize + 5, stored2 = 17;
+  ASSERT_TRUE(backend_.append_kv(k, v, make_i32(backend_, {3}, {stored0, -1, stored2}), k_cache_, v_cache_).ok());
+  const std::vector<float> k_host = to_host(backend_, k), v_host = to_host(backend_, v);
+  std::vector<float> k_want = k_before, v_want = v_before;
+  constexpr size_t kRow = 16;
+  for (auto [token, slot] : {std::pair<size_t, size_t>{0, stored0}, {2, stored2}}) {
+    std::copy_n(k_host.begin() + static_cast<std::ptrdiff_t>(token * kRow), kRow,
+                k_want.begin() + static_cast<std::ptrdiff_t>(slot * kRow));
+    std::copy_n(v_host.begin() + static_cast<std::ptrdiff_t>(token * kRow), kRow,
+                v_want.begin() + static_cast<std::ptrdiff_t>(slot * kRow));
+  }
+  // Bitwise: the untouched slots hold NaN poison.
+  auto same_bits = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  };
+  EXPECT_TRUE(same_bits(to_host(backend_, k_cache_), k_want));
+  EXPECT_TRUE(same_bits(to_host(backend_, v_cache_), v_want));
+}
+
+// A one-query row with context 0 (a graph padding row) writes zeros and leaves the other rows as
+// they are without it; a multi-query row with context 0 is still an error.
+TEST_F(CpuAttentionErrors, ContextZeroRowOutputsZeros) {
+  ASSERT_TRUE(backend_.paged_attention(args_).ok());
+  const std::vector<float> without = to_host(backend_, args_.out);  // rows: 3 queries of seq 0, 1 of seq 1
+  PagedAttentionArgs a = args_;
+  std::vector<float> q_all = to_host(backend_, args_.q);  // rows 0..3 as before, row 4 random
+  const std::vector<float> padding_q = random_floats(32, 13);
+  q_all.insert(q_all.end(), padding_q.begin(), padding_q.end());
+  a.q = make_f32(backend_, {5, 4, 8}, q_all);
+  a.out = make_poisoned(backend_, {5, 4, 8});
+  a.query_start = make_i32(backend_, {4}, {0, 3, 4, 5});
+  a.context_lens = make_i32(backend_, {3}, {70, 5, 0});
+  std::vector<int32_t> tables(3 * static_cast<size_t>(args_.block_tables.dim(1)), -1);
+  std::copy_n(args_.block_tables.as<int32_t>(), args_.block_tables.numel(), tables.begin());
+  a.block_tables = make_i32(backend_, {3, args_.block_tables.dim(1)}, tables);
+  ASSERT_TRUE(backend_.paged_attention(a).ok());
+  const std::vector<float> with = to_host(backend_, a.out);
+  for (size_t i = 0; i < without.size(); ++i) ASSERT_EQ(with[i], without[i]) << "element " << i;
+  for (size_t i = without.size(); i < with.size(); ++i) ASSERT_EQ(with[i], 0.0f) << "padding element " << i;
+
+  a.query_start = make_i32(backend_, {4}, {0, 2, 3, 5});  // the context-0 row now has two queries
+  a.context_lens = make_i32(backend_, {3}, {70, 5, 0});
+  expect_invalid(backend_.paged_attention(a), {"paged_attention", "context_lens[2]"});
 }
 
 }  // namespace
