@@ -87,7 +87,10 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
   const int kv_begin = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
   const int page_begin = kv_begin / kPage;
   const int page_end = (ctx + kPage - 1) / kPage;
-  const int pages_per_split = (page_end - page_begin + params.num_splits - 1) / params.num_splits;
+  // This sequence's own split count (the grid's num_splits is only an upper bound), so that a
+  // launch sized for a larger context bound (a CUDA graph) partitions exactly like an eager launch.
+  const int seq_splits = decode_splits_for_pages(page_end - page_begin, params.num_splits);
+  const int pages_per_split = (page_end - page_begin + seq_splits - 1) / seq_splits;
   const int my_begin = page_begin + split * pages_per_split;
   const int my_end = min(page_end, my_begin + pages_per_split);
   const int* block_table = p.block_tables + static_cast<int64_t>(seq) * p.max_pages_per_seq;
@@ -319,9 +322,13 @@ cudaError_t launch_for_dim(const PagedDecodeParams& params, cudaStream_t stream)
 
 int choose_decode_splits(int num_seqs, int num_kv_heads, int max_context_len, int num_sms) {
   constexpr int kResidentBlocksPerSm = 3;  // what the shared-memory footprint allows at head_dim 128
-  constexpr int kMinPagesPerSplit = 8;
+  constexpr int kMinPagesPerSplit = kDecodeMinPagesPerSplit;
   constexpr int kMaxSplits = 128;
-  const int64_t base_blocks = static_cast<int64_t>(num_seqs) * num_kv_heads;
+  // Planned for the batch rounded up to a power of two: a graph batch padded to its bucket (every
+  // power of two is a bucket boundary) then splits exactly like the same batch run eagerly.
+  int64_t planned_seqs = 1;
+  while (planned_seqs < num_seqs) planned_seqs *= 2;
+  const int64_t base_blocks = num_seqs <= 0 ? 0 : planned_seqs * num_kv_heads;
   if (base_blocks <= 0) return 1;
   // As many splits as fit in one wave of resident blocks (a second, partial wave would double the time).
   const int64_t target = static_cast<int64_t>(num_sms) * kResidentBlocksPerSm;

@@ -16,6 +16,17 @@ struct PagedDecodeParams {
   void* workspace = nullptr;  // decode_workspace_bytes(...) bytes, 16-byte aligned
 };
 
+// A split holds at least this many pages (except when the whole context is shorter).
+constexpr int kDecodeMinPagesPerSplit = 8;
+
+// The splits one sequence of `pages` pages uses in a launch of `grid_splits`: each split keeps at
+// least kDecodeMinPagesPerSplit pages; the remaining splits of the grid exit at once. Depends on the
+// sequence alone, so any grid at least as large as choose_decode_splits' gives the same numerics.
+__host__ __device__ inline int decode_splits_for_pages(int pages, int grid_splits) {
+  const int wanted = pages / kDecodeMinPagesPerSplit;
+  return wanted < 1 ? 1 : (wanted < grid_splits ? wanted : grid_splits);
+}
+
 // Splits of the KV length so that num_seqs · num_kv_heads · splits blocks cover the GPU's SMs a few
 // times over, each split keeping at least a few pages.
 int choose_decode_splits(int num_seqs, int num_kv_heads, int max_context_len, int num_sms);

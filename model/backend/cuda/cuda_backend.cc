@@ -23,6 +23,7 @@
 #include "kernels/rope/params.h"
 #include "model/backend/cuda/cuda_check.h"
 #include "model/backend/cuda/cuda_dsa.h"
+#include "model/backend/cuda/cuda_graph.h"
 #include "model/backend/cuda/op_checks.h"
 
 namespace longbow {
@@ -101,6 +102,7 @@ class CudaBackend final : public Backend {
 
   // ---- memory ----
   StatusOr<Tensor> allocate(DType dtype, std::initializer_list<int64_t> dims) override {
+    RETURN_IF_ERROR(not_capturing("allocate"));
     if (dims.size() > static_cast<size_t>(kMaxTensorRank)) {
       return invalid_argument("allocate: rank " + std::to_string(dims.size()) + " exceeds " +
                               std::to_string(kMaxTensorRank));
@@ -137,6 +139,7 @@ class CudaBackend final : public Backend {
   }
 
   Status upload(const void* host, Tensor& dst) override {
+    RETURN_IF_ERROR(not_capturing("upload"));
     RETURN_IF_ERROR(has_data("upload", "dst", dst));
     if (dst.num_bytes() == 0) return Status::Ok();
     CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst.data, host, dst.num_bytes(), cudaMemcpyHostToDevice, stream_));
@@ -176,6 +179,7 @@ class CudaBackend final : public Backend {
   }
 
   Status download(const Tensor& src, void* host) override {
+    RETURN_IF_ERROR(not_capturing("download"));
     RETURN_IF_ERROR(has_data("download", "src", src));
     if (src.num_bytes() > 0) {
       CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host, src.data, src.num_bytes(), cudaMemcpyDeviceToHost, stream_));
@@ -185,6 +189,7 @@ class CudaBackend final : public Backend {
   }
 
   Status synchronize() override {
+    RETURN_IF_ERROR(not_capturing("synchronize"));
     CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     return Status::Ok();
   }
@@ -402,6 +407,20 @@ class CudaBackend final : public Backend {
     return cuda_status(kernels::launch_flash_prefill(p, stream_), "paged_attention (prefill)");
   }
 
+  // ---- graphs (model/backend/cuda/cuda_graph.cc) ----
+  bool supports_graphs() const override { return true; }
+
+  StatusOr<std::unique_ptr<BackendGraph>> capture_graph(const std::function<Status()>& issue) override {
+    if (capturing_) return internal_error("capture_graph: a capture is already running");
+    capturing_ = true;
+    // The recorded kernels point into the current scratch buffers; the graph keeps them alive even
+    // if a later eager op grows (replaces) them.
+    StatusOr<std::unique_ptr<BackendGraph>> graph =
+        cuda_graph::capture(stream_, issue, {workspace_.storage, cublas_workspace_.storage});
+    capturing_ = false;
+    return graph;
+  }
+
   // DSA ops: model/backend/cuda/cuda_dsa.cc.
   Status dsa_index_keys(const DsaIndexKeysArgs& args) override { return cuda_dsa::index_keys(dsa_context(), args); }
   Status dsa_index_scores(const DsaIndexScoresArgs& args) override {
@@ -454,10 +473,21 @@ class CudaBackend final : public Backend {
     return cuda_dsa::Context{stream_, num_sms_, [this](size_t bytes) { return workspace(bytes); }};
   }
 
+  // Host-synchronising calls would invalidate a graph capture; refuse them with a clear reason.
+  Status not_capturing(std::string_view what) const {
+    if (!capturing_) return Status::Ok();
+    return internal_error(std::string(what) + " inside a graph capture (only launches may be captured)");
+  }
+
   // Scratch that grows on demand and is reused; ops on the one stream never overlap, so one buffer
-  // serves every op. Growing waits for the stream (the old buffer may still be in use).
+  // serves every op. Growing waits for the stream (the old buffer may still be in use), so it cannot
+  // happen inside a graph capture: run the captured launches eagerly once first.
   StatusOr<void*> workspace(size_t bytes) {
     if (workspace_.num_bytes() < bytes) {
+      if (capturing_) {
+        return internal_error("graph capture: an op needs " + mib(bytes) + " of scratch but " +
+                              mib(workspace_.num_bytes()) + " is allocated (growing it would synchronise)");
+      }
       CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
       workspace_ = Tensor{};
       const size_t grown = std::max(bytes, size_t{4} << 20);
@@ -473,6 +503,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas_ = nullptr;
   Tensor cublas_workspace_;
   Tensor workspace_;
+  bool capturing_ = false;  // inside capture_graph: no synchronisation, allocation or growth
 };
 
 }  // namespace
