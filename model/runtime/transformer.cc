@@ -15,6 +15,7 @@
 #include "common/logging.h"
 #include "model/config/rope.h"
 #include "model/kv_cache/page_allocator.h"
+#include "model/runtime/decode_graphs.h"
 #include "model/runtime/model_weights.h"
 #include "model/runtime/step_inputs.h"
 #include "model/runtime/transformer.h"
@@ -62,6 +63,10 @@ class LlamaTransformer final : public Transformer {
   Status allocate_kv_pool();
   StatusOr<StepViews> prepare_step(const StepInputs& in);
   Status run_layer(int layer, StepViews& s, const StepInputs& in);
+  // Every launch of a step whose inputs are on the device, up to the logits (no host synchronisation).
+  Status run_model(StepViews& s, const StepInputs& in);
+  Status forward_padded_decode(const StepInputs& in, int bucket, std::vector<float>* logits);
+  void init_decode_graphs();
 
   StatusOr<Tensor> allocate(DType dtype, std::initializer_list<int64_t> dims, size_t* counter) {
     StatusOr<Tensor> t = backend_.allocate(dtype, dims);
@@ -78,6 +83,8 @@ class LlamaTransformer final : public Transformer {
   float attention_scaling_ = 1.0f;
   std::vector<Tensor> k_cache_, v_cache_;  // per layer [P, kPageSize, Hkv, D]
   Workspace ws_;
+  DecodeShape decode_shape_;                 // the workspace's table width and context bound
+  std::unique_ptr<DecodeGraphCache> graphs_;  // null: decode steps run eagerly; after ws_ (uses it)
 };
 
 Status check_options(const ModelConfig& config, const RuntimeOptions& options) {
@@ -125,7 +132,29 @@ Status LlamaTransformer::init(const Checkpoint& checkpoint) {
   limits_.max_context_len = config_.max_position_embeddings;
   RETURN_IF_ERROR(allocate_workspace());
   RETURN_IF_ERROR(allocate_kv_pool());
+  init_decode_graphs();
   return Status::Ok();
+}
+
+void LlamaTransformer::init_decode_graphs() {
+  const bool capture = options_.enable_cuda_graphs && backend_.supports_graphs();
+  if (!capture && !options_.pad_decode_steps) {
+    spdlog::info("runtime: decode steps run eagerly ({})",
+                 options_.enable_cuda_graphs ? "the " + std::string(backend_.name()) + " backend has no graphs"
+                                             : std::string("graphs disabled"));
+    return;
+  }
+  const int max_bs = std::min({options_.cuda_graph_max_bs, options_.max_num_seqs, options_.max_batched_tokens});
+  if (max_bs < 1) return;
+  graphs_ = std::make_unique<DecodeGraphCache>(backend_, decode_graph_buckets(max_bs), capture);
+  std::string sizes;
+  for (int b : graphs_->buckets()) sizes += (sizes.empty() ? "" : ",") + std::to_string(b);
+  spdlog::info("runtime: decode steps of up to {} sequences {} (batch sizes {}; block tables {} pages wide, "
+               "context bound {})",
+               max_bs, capture ? "run as CUDA graphs, each batch size captured on its first step"
+                               : "are padded to graph batch sizes and run eagerly",
+               sizes,
+               decode_shape_.table_width, decode_shape_.max_context_len);
 }
 
 Status LlamaTransformer::allocate_workspace() {
@@ -158,6 +187,8 @@ Status LlamaTransformer::allocate_workspace() {
   ASSIGN_OR_RETURN(ws_.logits, allocate(DType::kF32, {s, config_.vocab_size}, n));
   limits_.max_context_len = static_cast<int>(
       std::min<int64_t>(config_.max_position_embeddings, table_width * kPageSize));
+  decode_shape_.table_width = static_cast<int>(table_width);
+  decode_shape_.max_context_len = limits_.max_context_len;
   return Status::Ok();
 }
 
@@ -268,25 +299,42 @@ Status LlamaTransformer::run_layer(int layer, StepViews& s, const StepInputs& in
   return Status::Ok();
 }
 
-Status LlamaTransformer::forward(std::span<const SequenceStep> steps, std::vector<float>* logits) {
-  logits->clear();
-  if (steps.empty()) return Status::Ok();
-  ASSIGN_OR_RETURN(StepInputs in, build_step_inputs(steps, limits_));
-  ASSIGN_OR_RETURN(StepViews s, prepare_step(in));
-
+Status LlamaTransformer::run_model(StepViews& s, const StepInputs& in) {
   RETURN_IF_ERROR(backend_.embed(weights_.embed_tokens, s.token_ids, s.hidden));
   for (int layer = 0; layer < config_.num_hidden_layers; ++layer) {
     Status status = run_layer(layer, s, in);
     if (!status.ok()) return status.with_context("layer " + std::to_string(layer));
   }
-  if (in.logit_rows.empty()) return backend_.synchronize();
-
+  if (in.logit_rows.empty()) return Status::Ok();
   const auto eps = static_cast<float>(config_.rms_norm_eps);
   RETURN_IF_ERROR(backend_.add_rms_norm(s.hidden, s.proj, weights_.final_norm, eps, s.normed));
   RETURN_IF_ERROR(backend_.gather_rows(s.normed, s.logit_rows, s.last_normed));
-  RETURN_IF_ERROR(backend_.matmul(s.last_normed, weights_.lm_head, Tensor{}, s.logits));
+  return backend_.matmul(s.last_normed, weights_.lm_head, Tensor{}, s.logits);
+}
+
+Status LlamaTransformer::forward(std::span<const SequenceStep> steps, std::vector<float>* logits) {
+  logits->clear();
+  if (steps.empty()) return Status::Ok();
+  ASSIGN_OR_RETURN(StepInputs in, build_step_inputs(steps, limits_));
+  const int bucket = graphs_ != nullptr && is_decode_step(steps) ? graphs_->bucket_for(in.num_seqs()) : 0;
+  if (bucket > 0) return forward_padded_decode(in, bucket, logits);
+
+  ASSIGN_OR_RETURN(StepViews s, prepare_step(in));
+  RETURN_IF_ERROR(run_model(s, in));
+  if (in.logit_rows.empty()) return backend_.synchronize();
   logits->resize(static_cast<size_t>(s.logits.numel()));
   return backend_.download(s.logits, logits->data());
+}
+
+// A decode step padded to `bucket` rows with the fixed shape decode_shape_, so that its launches are
+// those of the bucket's graph; only the real rows' logits are returned.
+Status LlamaTransformer::forward_padded_decode(const StepInputs& in, int bucket, std::vector<float>* logits) {
+  ASSIGN_OR_RETURN(StepInputs padded, pad_decode_step(in, bucket, decode_shape_));
+  ASSIGN_OR_RETURN(StepViews s, prepare_step(padded));
+  RETURN_IF_ERROR(graphs_->run(bucket, [this, &s, &padded] { return run_model(s, padded); }));
+  const Tensor real = s.logits.rows(0, in.num_seqs());
+  logits->resize(static_cast<size_t>(real.numel()));
+  return backend_.download(real, logits->data());
 }
 
 }  // namespace

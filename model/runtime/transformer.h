@@ -22,6 +22,12 @@ struct RuntimeOptions {
   int num_kv_pages = 0;          // pages in the KV pool (each holds kPageSize tokens of every layer)
   int max_batched_tokens = 2048;  // upper bound on tokens in one forward(); sizes the workspace
   int max_num_seqs = 256;         // upper bound on sequences in one forward()
+  // Decode steps (every sequence one new token, logits wanted) run as graphs padded to a bucket size
+  // (model/runtime/decode_graphs.h) where the backend supports graphs (CUDA); elsewhere, eagerly.
+  bool enable_cuda_graphs = true;
+  int cuda_graph_max_bs = 256;  // the largest bucket (also capped by max_num_seqs and max_batched_tokens)
+  // Testing: pad decode steps to their bucket like graphs do, but run them eagerly (any backend).
+  bool pad_decode_steps = false;
 };
 
 // One sequence's part of a step.

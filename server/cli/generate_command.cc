@@ -30,6 +30,7 @@ struct GenerateOptions {
   std::string backend = "auto";
   int max_batched_tokens = 2048;
   std::string log_level = "info";
+  bool enforce_eager = false;
   bool help = false;
 };
 
@@ -46,6 +47,7 @@ void add_flags(FlagSet& flags, GenerateOptions& o) {
                 &o.max_batched_tokens);
   flags.add_string("log-level", "LEVEL", "trace, debug, info, warn, error or off (default info; logs go to stderr)",
                    &o.log_level);
+  flags.add_bool("enforce-eager", "run decode steps without CUDA graphs", &o.enforce_eager);
   flags.add_bool("help", "show this help", &o.help);
 }
 
@@ -154,6 +156,7 @@ Status run_generate(const GenerateOptions& o) {
   runtime_options.num_kv_pages = pages_for_tokens(total, kPageSize);
   runtime_options.max_batched_tokens = static_cast<int>(std::min<int64_t>(o.max_batched_tokens, total));
   runtime_options.max_num_seqs = 1;
+  runtime_options.enable_cuda_graphs = !o.enforce_eager;
   ASSIGN_OR_RETURN(std::unique_ptr<Transformer> model,
                    Transformer::load(config, *checkpoint, *backend, runtime_options));
 

@@ -62,6 +62,8 @@ struct ServeConfig {
   int max_body_mib = 32;
   int drain_timeout = 30;  // seconds
   std::string log_level = "info";
+  bool enforce_eager = false;    // decode steps without CUDA graphs
+  int cuda_graph_max_bs = 256;   // largest decode batch run as a CUDA graph
 };
 
 // Reads the JSON config file into `config`. Keys are the flag names with '_' for '-'; an unknown
@@ -83,7 +85,8 @@ Status apply_config_file(const std::string& path, ServeConfig* config) {
       {"kv_cache_tokens", &config->kv_cache_tokens},
       {"http_threads", &config->http_threads},
       {"max_body_mib", &config->max_body_mib},
-      {"drain_timeout", &config->drain_timeout}};
+      {"drain_timeout", &config->drain_timeout},
+      {"cuda_graph_max_bs", &config->cuda_graph_max_bs}};
   for (const auto& [key, value] : doc.items()) {
     if (key == "model") {
       if (!value.is_string()) return invalid_argument(path + ": \"model\" must be a string");
@@ -130,6 +133,9 @@ void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* confi
   flags.add_int("drain-timeout", "seconds SIGTERM waits for in-flight requests (default 30)", 0, 86400,
                 &c.drain_timeout);
   flags.add_string("log-level", "LEVEL", "trace, debug, info, warn, error or off (default info)", &c.log_level);
+  flags.add_bool("enforce-eager", "run decode steps without CUDA graphs", &c.enforce_eager);
+  flags.add_int("cuda-graph-max-bs", "largest decode batch run as a CUDA graph (default 256)", 1, 1 << 20,
+                &c.cuda_graph_max_bs);
   flags.add_bool("help", "show this help", help);
 }
 
@@ -150,7 +156,9 @@ json effective_config(const ServeConfig& c, const std::string& model_dir) {
               {"http_threads", c.http_threads},
               {"max_body_mib", c.max_body_mib},
               {"drain_timeout", c.drain_timeout},
-              {"log_level", c.log_level}};
+              {"log_level", c.log_level},
+              {"enforce_eager", c.enforce_eager},
+              {"cuda_graph_max_bs", c.cuda_graph_max_bs}};
 }
 
 // Everything the engine runs on; destroyed in reverse order of construction.
@@ -221,6 +229,8 @@ StatusOr<LoadedModel> load_model(const ServeConfig& c, const std::string& dir) {
   ASSIGN_OR_RETURN(runtime_options.num_kv_pages, kv_pages(c, config, *m.backend, *m.checkpoint));
   runtime_options.max_batched_tokens = c.max_batched_tokens;
   runtime_options.max_num_seqs = c.max_num_seqs;
+  runtime_options.enable_cuda_graphs = !c.enforce_eager;
+  runtime_options.cuda_graph_max_bs = c.cuda_graph_max_bs;
   spdlog::info("loading {} on the {} backend ({} KV pages of {} tokens)", dir, m.backend->name(),
                runtime_options.num_kv_pages, kPageSize);
   ASSIGN_OR_RETURN(m.runtime, Transformer::load(config, *m.checkpoint, *m.backend, runtime_options));
