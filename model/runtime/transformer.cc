@@ -57,6 +57,7 @@ class LlamaTransformer final : public Transformer {
   Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) override;
   const ModelConfig& config() const override { return config_; }
   int num_kv_pages() const override { return options_.num_kv_pages; }
+  int num_decode_graphs() const override { return graphs_ ? graphs_->num_captured() : 0; }
 
  private:
   Status allocate_workspace();

@@ -52,6 +52,8 @@ class Transformer {
 
   virtual const ModelConfig& config() const = 0;
   virtual int num_kv_pages() const = 0;
+  // Decode batch sizes captured as graphs so far (0 when decode steps run eagerly).
+  virtual int num_decode_graphs() const { return 0; }
 };
 
 // The tensors a checkpoint of `config` must hold, with their shapes (HF names).

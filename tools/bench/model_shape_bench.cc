@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -236,14 +237,78 @@ StatusOr<double> decode(Bench& bench, int batch, int ctx) {
   return seconds_since(start) / kSteps;
 }
 
+// Decode step of `batch` sequences at context `ctx`, timed three ways in one run: eager launches,
+// a CUDA graph of the same launches, and a graph captured with the runtime's fixed bound (block
+// tables `bound` / kPageSize pages wide, max_context_len = bound) as the runtime's decode graphs use.
+// Each figure: the median over 5 repetitions of the mean of 20 back-to-back steps.
+struct GraphTimes {
+  double eager_s = 0, graph_s = 0, graph_bound_s = 0;
+};
+
+StatusOr<GraphTimes> decode_graphs(Bench& bench, int batch, int ctx, int bound) {
+  Bench::Scratch s;
+  const int pages_per_seq = (ctx + kPageSize - 1) / kPageSize;
+  const int width = (bound + kPageSize - 1) / kPageSize;
+  if (pages_per_seq * batch > bench.num_pages) return invalid_argument("decode_graphs: KV pool too small");
+  RETURN_IF_ERROR(bench.make_scratch(s, batch, batch, width));
+  std::vector<int32_t> table(static_cast<size_t>(batch) * static_cast<size_t>(width), -1), ids, pos, slots,
+      starts{0}, lens, rows;
+  for (int b = 0; b < batch; ++b) {
+    for (int p = 0; p < pages_per_seq; ++p) table[static_cast<size_t>(b * width + p)] = b * pages_per_seq + p;
+    ids.push_back(b + 1);
+    pos.push_back(ctx - 1);
+    slots.push_back((b * pages_per_seq) * kPageSize + ctx - 1);
+    starts.push_back(b + 1);
+    lens.push_back(ctx);
+    rows.push_back(b);
+  }
+  Backend& be = *bench.backend;
+  RETURN_IF_ERROR(be.upload(table.data(), s.block_tables));
+  RETURN_IF_ERROR(be.upload(ids.data(), s.ids));
+  RETURN_IF_ERROR(be.upload(pos.data(), s.positions));
+  RETURN_IF_ERROR(be.upload(slots.data(), s.slots));
+  RETURN_IF_ERROR(be.upload(starts.data(), s.query_start));
+  RETURN_IF_ERROR(be.upload(lens.data(), s.context_lens));
+  RETURN_IF_ERROR(be.upload(rows.data(), s.logit_rows));
+  auto eager = [&] { return bench.forward(s, batch, 1, ctx); };
+  auto eager_bound = [&] { return bench.forward(s, batch, 1, bound); };
+  RETURN_IF_ERROR(eager());  // warm-up; sizes the scratch for both captures
+  RETURN_IF_ERROR(eager_bound());
+  RETURN_IF_ERROR(be.synchronize());
+  ASSIGN_OR_RETURN(std::unique_ptr<BackendGraph> graph, be.capture_graph(eager));
+  ASSIGN_OR_RETURN(std::unique_ptr<BackendGraph> graph_bound, be.capture_graph(eager_bound));
+  auto time = [&](const std::function<Status()>& step) -> StatusOr<double> {
+    constexpr int kSteps = 20, kReps = 5;
+    RETURN_IF_ERROR(step());
+    RETURN_IF_ERROR(be.synchronize());
+    std::vector<double> reps;
+    for (int r = 0; r < kReps; ++r) {
+      const auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < kSteps; ++i) RETURN_IF_ERROR(step());
+      RETURN_IF_ERROR(be.synchronize());
+      reps.push_back(seconds_since(start) / kSteps);
+    }
+    std::sort(reps.begin(), reps.end());
+    return reps[kReps / 2];
+  };
+  GraphTimes t;
+  ASSIGN_OR_RETURN(t.eager_s, time(eager));
+  ASSIGN_OR_RETURN(t.graph_s, time([&] { return graph->replay(); }));
+  ASSIGN_OR_RETURN(t.graph_bound_s, time([&] { return graph_bound->replay(); }));
+  return t;
+}
+
 int run(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr, "usage: longbow_model_shape_bench CONFIG.json OUT.json [--prefill-tokens N] [--chunk C]\n");
     return 2;
   }
   int total = 131072, chunk = 16384;
-  for (int i = 3; i + 1 < argc; i += 2) {
+  bool graphs_only = false;  // --decode-graphs: only the eager-vs-graph decode cases
+  for (int i = 3; i < argc; ++i) {
     const std::string flag = argv[i];
+    if (flag == "--decode-graphs") graphs_only = true;
+    if (i + 1 >= argc) continue;
     if (flag == "--prefill-tokens") total = std::atoi(argv[i + 1]);
     if (flag == "--chunk") chunk = std::atoi(argv[i + 1]);
   }
@@ -270,8 +335,27 @@ int run(int argc, char** argv) {
   auto backend = create_cuda_backend();
   if (!backend.ok()) return fail(backend.status());
   bench.backend = std::move(backend).value();
-  const int kv_tokens = std::max(total, 8 * 32768);
+  const int kv_tokens = graphs_only ? 32 * 4096 : std::max(total, 8 * 32768);
   if (Status s = bench.load(kv_tokens); !s.ok()) return fail(s);
+  if (graphs_only) {
+    constexpr int kBound = 131072;
+    nlohmann::json rows = nlohmann::json::array();
+    for (int batch : {1, 8, 32}) {
+      auto t = decode_graphs(bench, batch, 4096, kBound);
+      if (!t.ok()) return fail(t.status());
+      std::printf("e2e-graphs %s B=%-2d ctx=4096: eager %.3f ms, graph %.3f ms (%.2fx), graph with bound %d %.3f ms; "
+                  "tok/s %.0f -> %.0f\n",
+                  bench.config.model_type.c_str(), batch, t->eager_s * 1e3, t->graph_s * 1e3, t->eager_s / t->graph_s,
+                  kBound, t->graph_bound_s * 1e3, batch / t->eager_s, batch / t->graph_bound_s);
+      rows.push_back({{"batch", batch}, {"ctx", 4096}, {"eager_ms", t->eager_s * 1e3}, {"graph_ms", t->graph_s * 1e3},
+                      {"graph_bound_ms", t->graph_bound_s * 1e3}, {"bound", kBound}});
+    }
+    if (FILE* f = std::fopen(argv[2], "w")) {
+      std::fputs(nlohmann::json{{"config", argv[1]}, {"decode_graphs", rows}}.dump(1).c_str(), f);
+      std::fclose(f);
+    }
+    return 0;
+  }
   auto mem = bench.backend->memory_info();
   nlohmann::json out = {{"config", argv[1]}, {"prefill_tokens", total}, {"chunk", chunk}};
   if (mem.ok()) out["free_gib_after_load"] = static_cast<double>(mem->free_bytes) / (1u << 30);

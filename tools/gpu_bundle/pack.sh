@@ -19,7 +19,7 @@ cmake -S . -B "$build_dir" -G Ninja -DLONGBOW_CUDA=ON -DLONGBOW_WERROR=ON >/dev/
 # Required programs, then optional ones that other parts of the tree provide once they exist.
 targets=(longbow_kernel_tests longbow_dsa_kernel_tests longbow_kernel_bench longbow_dsa_bench longbow_model_shape_bench)
 # PACK_OPTIONAL overrides the list (e.g. PACK_OPTIONAL="longbow_runtime_parity demo_model" skips the server).
-read -r -a optional <<<"${PACK_OPTIONAL:-longbow_runtime_parity longbow demo_model}"
+read -r -a optional <<<"${PACK_OPTIONAL:-longbow_runtime_parity longbow demo_model longbow_decode_graph_tests longbow_decode_graph_bench}"
 available=$(cmake --build "$build_dir" --target help 2>/dev/null | sed -n 's/^\([A-Za-z0-9_]*\): .*/\1/p')
 echo "pack: building ${targets[*]} in $build_dir"
 cmake --build "$build_dir" -j2 --target "${targets[@]}"

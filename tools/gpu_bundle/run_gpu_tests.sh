@@ -56,6 +56,10 @@ if has_step tests; then
       --gtest_output="json:$out/kernel_tests_sm80.json"
   fi
   step dsa_kernel_tests "$here/longbow_dsa_kernel_tests" --gtest_output="json:$out/dsa_kernel_tests.json"
+  if [[ -x "$here/longbow_decode_graph_tests" ]]; then
+    step decode_graphs "$here/longbow_decode_graph_tests" --demo-model "$here/data/demo-model" \
+      --gtest_output="json:$out/decode_graph_tests.json"
+  fi
 fi
 if has_step parity && [[ -x "$here/longbow_runtime_parity" ]]; then
   data="$here/data"
