@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/logging.h"
 #include "model/config/rope.h"
@@ -36,6 +38,8 @@ struct Workspace {
   Tensor query_start;                  // [S + 1] I32
   Tensor context_lens, logit_rows;     // [S] I32
   Tensor block_tables;                 // [S · W] I32, W = pages for max_position_embeddings
+  Tensor indices;  // [3T + 3S + 1 + S·W] I32: the seven index tensors above live in it, in that order,
+                   // so one copy uploads a step's indices (each keeps a fixed address for graphs)
   Tensor last_normed;                  // [S, H] final-normed rows that want logits
   Tensor logits;                       // [S, V] F32
   size_t num_bytes = 0;
@@ -84,6 +88,7 @@ class LlamaTransformer final : public Transformer {
   float attention_scaling_ = 1.0f;
   std::vector<Tensor> k_cache_, v_cache_;  // per layer [P, kPageSize, Hkv, D]
   Workspace ws_;
+  std::vector<int32_t> index_staging_;       // host image of ws_.indices, reused every step
   DecodeShape decode_shape_;                 // the workspace's table width and context bound
   std::unique_ptr<DecodeGraphCache> graphs_;  // null: decode steps run eagerly; after ws_ (uses it)
 };
@@ -177,13 +182,14 @@ Status LlamaTransformer::allocate_workspace() {
   ASSIGN_OR_RETURN(ws_.proj, allocate(dt, {t, h}, n));
   ASSIGN_OR_RETURN(ws_.gate, allocate(dt, {t, config_.intermediate_size}, n));
   ASSIGN_OR_RETURN(ws_.up, allocate(dt, {t, config_.intermediate_size}, n));
-  ASSIGN_OR_RETURN(ws_.token_ids, allocate(DType::kI32, {t}, n));
-  ASSIGN_OR_RETURN(ws_.positions, allocate(DType::kI32, {t}, n));
-  ASSIGN_OR_RETURN(ws_.slots, allocate(DType::kI32, {t}, n));
-  ASSIGN_OR_RETURN(ws_.query_start, allocate(DType::kI32, {s + 1}, n));
-  ASSIGN_OR_RETURN(ws_.context_lens, allocate(DType::kI32, {s}, n));
-  ASSIGN_OR_RETURN(ws_.logit_rows, allocate(DType::kI32, {s}, n));
-  ASSIGN_OR_RETURN(ws_.block_tables, allocate(DType::kI32, {s * table_width}, n));
+  ASSIGN_OR_RETURN(ws_.indices, allocate(DType::kI32, {3 * t + 3 * s + 1 + s * table_width}, n));
+  int64_t offset = 0;
+  for (auto [tensor, count] : {std::pair<Tensor*, int64_t>{&ws_.token_ids, t}, {&ws_.positions, t}, {&ws_.slots, t},
+                               {&ws_.query_start, s + 1}, {&ws_.context_lens, s}, {&ws_.logit_rows, s},
+                               {&ws_.block_tables, s * table_width}}) {
+    *tensor = ws_.indices.rows(offset, count);
+    offset += count;
+  }
   ASSIGN_OR_RETURN(ws_.last_normed, allocate(dt, {s, h}, n));
   ASSIGN_OR_RETURN(ws_.logits, allocate(DType::kF32, {s, config_.vocab_size}, n));
   limits_.max_context_len = static_cast<int>(
@@ -239,13 +245,20 @@ StatusOr<StepViews> LlamaTransformer::prepare_step(const StepInputs& in) {
   v.block_tables = ws_.block_tables.rows(0, s * in.pages_per_seq).reshape({s, in.pages_per_seq});
   v.last_normed = ws_.last_normed.rows(0, l);
   v.logits = ws_.logits.rows(0, l);
-  RETURN_IF_ERROR(backend_.upload(in.token_ids.data(), v.token_ids));
-  RETURN_IF_ERROR(backend_.upload(in.positions.data(), v.positions));
-  RETURN_IF_ERROR(backend_.upload(in.slots.data(), v.slots));
-  RETURN_IF_ERROR(backend_.upload(in.query_start.data(), v.query_start));
-  RETURN_IF_ERROR(backend_.upload(in.context_lens.data(), v.context_lens));
-  RETURN_IF_ERROR(backend_.upload(in.logit_rows.data(), v.logit_rows));
-  RETURN_IF_ERROR(backend_.upload(in.block_tables.data(), v.block_tables));
+  // One host image of ws_.indices up to the step's last block-table entry, uploaded in one copy;
+  // each array at its tensor's offset (the gaps between them are never read).
+  auto offset_of = [&](const Tensor& view) {
+    return static_cast<size_t>(static_cast<const int32_t*>(view.data) - ws_.indices.as<int32_t>());
+  };
+  index_staging_.resize(offset_of(v.block_tables) + in.block_tables.size());
+  for (auto [host, view] : {std::pair<const std::vector<int32_t>*, const Tensor*>{&in.token_ids, &v.token_ids},
+                            {&in.positions, &v.positions}, {&in.slots, &v.slots}, {&in.query_start, &v.query_start},
+                            {&in.context_lens, &v.context_lens}, {&in.logit_rows, &v.logit_rows},
+                            {&in.block_tables, &v.block_tables}}) {
+    std::copy(host->begin(), host->end(), index_staging_.begin() + static_cast<std::ptrdiff_t>(offset_of(*view)));
+  }
+  Tensor used = ws_.indices.rows(0, static_cast<int64_t>(index_staging_.size()));
+  RETURN_IF_ERROR(backend_.upload(index_staging_.data(), used));
   return v;
 }
 
