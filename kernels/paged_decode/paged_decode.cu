@@ -90,6 +90,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
   // This sequence's own split count (the grid's num_splits is only an upper bound), so that a
   // launch sized for a larger context bound (a CUDA graph) partitions exactly like an eager launch.
   const int seq_splits = decode_splits_for_pages(page_end - page_begin, params.num_splits);
+  if (split >= seq_splits) return;  // beyond this sequence's splits: the combine reads only the first seq_splits
   const int pages_per_split = (page_end - page_begin + seq_splits - 1) / seq_splits;
   const int my_begin = page_begin + split * pages_per_split;
   const int my_end = min(page_end, my_begin + pages_per_split);
@@ -277,11 +278,15 @@ __global__ void __launch_bounds__(D) decode_combine_kernel(PagedDecodeParams par
   const int dim = threadIdx.x;
   const Workspace ws = carve_workspace(params.workspace, p.num_seqs, p.num_q_heads, D, params.num_splits);
   const int64_t base = (static_cast<int64_t>(seq) * p.num_q_heads + head) * params.num_splits;
+  // The splits the decode kernel ran for this sequence (the same arithmetic as there).
+  const int ctx = p.context_lens[seq];
+  const int kv_begin = p.sliding_window > 0 ? max(0, ctx - p.sliding_window) : 0;
+  const int seq_splits = decode_splits_for_pages((ctx + kPage - 1) / kPage - kv_begin / kPage, params.num_splits);
   float max_lse = -INFINITY;
-  for (int i = 0; i < params.num_splits; ++i) max_lse = fmaxf(max_lse, ws.lse[base + i]);
+  for (int i = 0; i < seq_splits; ++i) max_lse = fmaxf(max_lse, ws.lse[base + i]);
   float num = 0.0f;
   float den = 0.0f;
-  for (int i = 0; i < params.num_splits; ++i) {
+  for (int i = 0; i < seq_splits; ++i) {
     const float lse = ws.lse[base + i];
     if (lse == -INFINITY) continue;  // empty split: its o was never written
     const float w = exp2f(lse - max_lse);
