@@ -37,14 +37,18 @@ __device__ __forceinline__ uint64_t mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+template <bool kF32>
 __global__ void __launch_bounds__(kThreads) fill_random_kernel(FillRandomParams p) {
-  auto* out = static_cast<__nv_bfloat16*>(p.out);
-  const float span = p.high - p.low;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < p.count;
        i += static_cast<int64_t>(gridDim.x) * kThreads) {
     const uint64_t bits = mix64(p.seed * 0x100000001b3ull + static_cast<uint64_t>(i));
     const float unit = static_cast<float>(bits >> 40) * (1.0f / 16777216.0f);  // [0, 1), 24 bits
-    out[i] = __float2bfloat16(p.low + span * unit);
+    const float value = __fadd_rn(p.low, __fmul_rn(__fsub_rn(p.high, p.low), unit));  // _rn: no FMA, as on the CPU
+    if constexpr (kF32) {
+      static_cast<float*>(p.out)[i] = value;
+    } else {
+      static_cast<__nv_bfloat16*>(p.out)[i] = __float2bfloat16_rn(value);
+    }
   }
 }
 
@@ -62,7 +66,13 @@ cudaError_t launch_bias_add(const BiasAddParams& p, cudaStream_t stream) {
 
 cudaError_t launch_fill_random_bf16(const FillRandomParams& p, cudaStream_t stream) {
   if (p.count <= 0) return p.count == 0 ? cudaSuccess : cudaErrorInvalidValue;
-  fill_random_kernel<<<grid_for(p.count), kThreads, 0, stream>>>(p);
+  fill_random_kernel<false><<<grid_for(p.count), kThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_fill_random_f32(const FillRandomParams& p, cudaStream_t stream) {
+  if (p.count <= 0) return p.count == 0 ? cudaSuccess : cudaErrorInvalidValue;
+  fill_random_kernel<true><<<grid_for(p.count), kThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }
 

@@ -19,14 +19,18 @@ struct BiasAddParams {
 cudaError_t launch_bias_add(const BiasAddParams& params, cudaStream_t stream);
 
 struct FillRandomParams {
-  void* out = nullptr;  // [count] bf16
+  void* out = nullptr;  // [count] bf16 (launch_fill_random_bf16) or fp32 (launch_fill_random_f32)
   int64_t count = 0;
   uint64_t seed = 0;
   float low = -1.0f;    // uniform in [low, high)
   float high = 1.0f;
 };
 
-// Counter-based hash RNG: the same seed gives the same tensor on any GPU and launch shape.
+// Counter-based hash RNG: out[i] = low + (high - low) · unit(seed, i), computed in fp32 without FMA
+// and rounded once to the output dtype. The same seed gives the same tensor on any GPU and launch
+// shape, and the CPU backend's fill_random (model/backend/cpu/cpu_fill_random.cc) computes the same
+// function.
 cudaError_t launch_fill_random_bf16(const FillRandomParams& params, cudaStream_t stream);
+cudaError_t launch_fill_random_f32(const FillRandomParams& params, cudaStream_t stream);
 
 }  // namespace longbow::kernels

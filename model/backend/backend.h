@@ -175,6 +175,11 @@ class Backend {
   virtual Status paged_attention(const PagedAttentionArgs& args) = 0;
   // out[s] = x[rows[s]]; x [R, C], rows [S], out [S, C].
   virtual Status gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
+  // Fills an F32 or compute_dtype() tensor with values of mean `mean` and standard deviation `std`,
+  // uniform on [mean - sqrt(3)·std, mean + sqrt(3)·std). Element i is a function of (seed, i) alone,
+  // computed in fp32 without fused multiply-adds, then rounded once to the tensor's dtype: every
+  // backend writes the same values for the same seed (dummy weights, `--load-format dummy`).
+  virtual Status fill_random(Tensor& tensor, uint64_t seed, float mean, float std) = 0;
 
   // ---- graphs: whether capture_graph works here (CUDA: yes; CPU: no, the runtime runs eagerly) ----
   virtual bool supports_graphs() const { return false; }

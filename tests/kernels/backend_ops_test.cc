@@ -182,6 +182,30 @@ TEST_F(BackendOpsTest, Embed) {
   }
 }
 
+// The same (seed, index) → value function on both backends: the CUDA bf16 output must be the CPU's
+// fp32 value rounded once (exact equality, budget 0), the fp32 output bit-identical; fresh seeds,
+// odd sizes, poisoned outputs.
+TEST_F(BackendOpsTest, FillRandom) {
+  std::uniform_int_distribution<uint64_t> seeds;
+  for (int64_t n : {1, 63, 4097, 1000003}) {
+    const uint64_t seed = seeds(rng_);
+    const float mean = n == 63 ? 1.0f : 0.0f, std = n == 4097 ? 0.015625f : 0.37f;
+    Pair bf16 = outputs({n});
+    Pair f32 = outputs({n}, DType::kF32);
+    check(cpu_->fill_random(bf16.ref, seed, mean, std));
+    check(cuda_->fill_random(bf16.dev, seed, mean, std));
+    check(cuda_->fill_random(f32.dev, seed, mean, std));
+    std::vector<float> ref = host(*cpu_, bf16.ref);
+    std::vector<float> rounded(ref.size());
+    for (size_t i = 0; i < ref.size(); ++i) rounded[i] = bf16_to_f32(f32_to_bf16(ref[i]));
+    const std::string label = "fill_random n=" + std::to_string(n) + " seed=" + std::to_string(seed);
+    expect_close_values(host(*cuda_, bf16.dev), rounded, 0.0, label + " bf16");
+    std::vector<float> got = host(*cuda_, f32.dev);
+    ASSERT_EQ(got.size(), ref.size());
+    EXPECT_EQ(std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float)), 0) << label << " f32";
+  }
+}
+
 TEST_F(BackendOpsTest, GatherRows) {
   for (int rows : kLengths) {
     const int src_rows = 5000;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +22,9 @@ size_t meminfo_bytes(const std::string& text, const std::string& key) {
 }
 
 }  // namespace
+
+CpuBackend::CpuBackend(const CpuBackendOptions& options)
+    : memory_limit_bytes_(options.memory_limit_bytes), allocated_bytes_(std::make_shared<std::atomic<size_t>>(0)) {}
 
 Status CpuBackend::check_supported(const ModelConfig& config) const {
   const std::string& type = config.model_type;
@@ -45,18 +49,33 @@ StatusOr<Tensor> CpuBackend::allocate(DType dtype, std::initializer_list<int64_t
   }
   // calloc: zeroed memory (deterministic contents) and lazily committed pages for big KV pools.
   size_t bytes = t.num_bytes();
+  if (memory_limit_bytes_ > 0 && bytes > memory_limit_bytes_ - std::min(memory_limit_bytes_, allocated_bytes_->load())) {
+    return resource_exhausted("cpu allocate: " + std::string(dtype_name(dtype)) + " " + t.shape_string() + " (" +
+                              std::to_string(bytes) + " bytes) exceeds the backend's memory limit of " +
+                              std::to_string(memory_limit_bytes_) + " bytes (" +
+                              std::to_string(allocated_bytes_->load()) + " in use)");
+  }
   void* memory = std::calloc(bytes == 0 ? 1 : bytes, 1);
   if (memory == nullptr) {
     return resource_exhausted("cpu allocate: out of host memory for " + std::string(dtype_name(dtype)) + " " +
                               t.shape_string() + " (" + std::to_string(bytes) + " bytes)");
   }
-  t.storage = std::shared_ptr<void>(memory, std::free);
+  *allocated_bytes_ += bytes;
+  t.storage = std::shared_ptr<void>(memory, [counter = allocated_bytes_, bytes](void* p) {
+    *counter -= bytes;
+    std::free(p);
+  });
   t.data = memory;
   return t;
 }
 
 StatusOr<MemoryInfo> CpuBackend::memory_info() const {
   MemoryInfo info;
+  if (memory_limit_bytes_ > 0) {
+    info.total_bytes = memory_limit_bytes_;
+    info.free_bytes = memory_limit_bytes_ - std::min(memory_limit_bytes_, allocated_bytes_->load());
+    return info;
+  }
   std::ifstream meminfo("/proc/meminfo");
   if (meminfo) {
     std::string text((std::istreambuf_iterator<char>(meminfo)), std::istreambuf_iterator<char>());
@@ -126,6 +145,8 @@ Status CpuBackend::download(const Tensor& src, void* host) {
   return Status::Ok();
 }
 
-std::unique_ptr<Backend> create_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> create_cpu_backend(const CpuBackendOptions& options) {
+  return std::make_unique<CpuBackend>(options);
+}
 
 }  // namespace longbow

@@ -9,14 +9,25 @@
 // activation, gather) and cpu_attention.cc (KV append and paged attention).
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <memory>
 
 #include "model/backend/backend.h"
 
 namespace longbow {
 
+struct CpuBackendOptions {
+  // > 0: the backend reports this much memory (memory_info: total = limit, free = limit − what its
+  // live tensors hold) and allocate() fails with RESOURCE_EXHAUSTED beyond it. Lets tests run the
+  // memory planner against a small "device"; 0: host memory as /proc/meminfo reports it.
+  size_t memory_limit_bytes = 0;
+};
+
 class CpuBackend final : public Backend {
  public:
+  explicit CpuBackend(const CpuBackendOptions& options = {});
+
   std::string_view name() const override { return "cpu"; }
   DType compute_dtype() const override { return DType::kF32; }
   Status check_supported(const ModelConfig& config) const override;
@@ -40,14 +51,20 @@ class CpuBackend final : public Backend {
                    Tensor& v_cache) override;
   Status paged_attention(const PagedAttentionArgs& args) override;
   Status gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override;
+  Status fill_random(Tensor& tensor, uint64_t seed, float mean, float std) override;  // cpu_fill_random.cc
 
   // DSA ops (cpu_dsa_ops.cc, over the reference in cpu_dsa.h).
   Status dsa_index_keys(const DsaIndexKeysArgs& args) override;
   Status dsa_index_scores(const DsaIndexScoresArgs& args) override;
   Status dsa_topk(const DsaTopkArgs& args) override;
   Status dsa_sparse_attention(const DsaSparseAttentionArgs& args) override;
+
+ private:
+  size_t memory_limit_bytes_ = 0;
+  // Bytes held by live tensors of this backend; shared with their deleters, which may outlive it.
+  std::shared_ptr<std::atomic<size_t>> allocated_bytes_;
 };
 
-std::unique_ptr<Backend> create_cpu_backend();
+std::unique_ptr<Backend> create_cpu_backend(const CpuBackendOptions& options = {});
 
 }  // namespace longbow

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -431,15 +432,28 @@ class CudaBackend final : public Backend {
     return cuda_dsa::sparse_attention(dsa_context(), args);
   }
 
-  Status fill_random(Tensor& tensor, uint64_t seed, float scale) {
-    RETURN_IF_ERROR(dtype_is("fill_random", "tensor", tensor, DType::kBF16));
+  Status fill_random(Tensor& tensor, uint64_t seed, float mean, float std) override {
+    if (tensor.dtype != DType::kBF16 && tensor.dtype != DType::kF32) {
+      return invalid_argument("fill_random: tensor is " + std::string(dtype_name(tensor.dtype)) +
+                              ", expected BF16 or F32");
+    }
+    if (!std::isfinite(mean) || !std::isfinite(std) || std < 0.0f) {
+      return invalid_argument("fill_random: mean " + std::to_string(mean) + " and std " + std::to_string(std) +
+                              " must be finite, std >= 0");
+    }
+    if (tensor.numel() == 0) return Status::Ok();
+    RETURN_IF_ERROR(has_data("fill_random", "tensor", tensor));
+    // The same fp32 expressions as CpuBackend::fill_random, so both derive identical bounds.
+    const float half_width = std::sqrt(3.0f) * std;
     kernels::FillRandomParams p;
     p.out = tensor.data;
     p.count = tensor.numel();
     p.seed = seed;
-    p.low = -scale;
-    p.high = scale;
-    return cuda_status(kernels::launch_fill_random_bf16(p, stream_), "fill_random");
+    p.low = mean - half_width;
+    p.high = mean + half_width;
+    return cuda_status(tensor.dtype == DType::kBF16 ? kernels::launch_fill_random_bf16(p, stream_)
+                                                    : kernels::launch_fill_random_f32(p, stream_),
+                       "fill_random");
   }
 
  private:
@@ -512,14 +526,6 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const CudaBackendOptions&
   auto backend = std::make_unique<CudaBackend>();
   RETURN_IF_ERROR(backend->init(options));
   return std::unique_ptr<Backend>(std::move(backend));
-}
-
-Status cuda_fill_random(Backend& backend, Tensor& tensor, uint64_t seed, float scale) {
-  auto* cuda = dynamic_cast<CudaBackend*>(&backend);
-  if (cuda == nullptr) {
-    return invalid_argument("cuda_fill_random: backend '" + std::string(backend.name()) + "' is not the CUDA backend");
-  }
-  return cuda->fill_random(tensor, seed, scale);
 }
 
 }  // namespace longbow

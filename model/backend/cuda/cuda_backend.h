@@ -18,9 +18,4 @@ struct CudaBackendOptions {
 // UNAVAILABLE when no CUDA device is usable (no driver, no GPU, index out of range).
 StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const CudaBackendOptions& options = {});
 
-// Extras beyond Backend that only the CUDA side offers (e.g. `--load-format dummy` weights).
-// `backend` must come from create_cuda_backend; INVALID_ARGUMENT otherwise.
-// Fills a BF16 tensor with uniform values in [-scale, scale) from a counter-based hash of `seed`.
-Status cuda_fill_random(Backend& backend, Tensor& tensor, uint64_t seed, float scale);
-
 }  // namespace longbow
