@@ -3,6 +3,7 @@
 #include <map>
 
 #include "common/logging.h"
+#include "model/runtime/dummy_weights.h"
 #include "model/runtime/transformer.h"
 
 namespace longbow {
@@ -54,21 +55,28 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config) {
 
 namespace {
 
-StatusOr<Tensor> upload_tensor(const TensorSpec& spec, const TensorView& view, Backend& backend) {
+StatusOr<Tensor> allocate_tensor(const TensorSpec& spec, Backend& backend) {
+  if (spec.shape.empty() || spec.shape.size() > 2) {
+    return unimplemented("loading " + spec.name + ": tensors of rank " + std::to_string(spec.shape.size()) +
+                         " are not supported");
+  }
   StatusOr<Tensor> allocated = spec.shape.size() == 1
                                    ? backend.allocate(backend.compute_dtype(), {spec.shape[0]})
                                    : backend.allocate(backend.compute_dtype(), {spec.shape[0], spec.shape[1]});
   if (!allocated.ok()) return allocated.status().with_context("allocating " + spec.name);
-  Tensor tensor = std::move(allocated).value();
+  return allocated;
+}
+
+StatusOr<Tensor> upload_tensor(const TensorSpec& spec, const TensorView& view, Backend& backend) {
+  ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, backend));
   RETURN_IF_ERROR(backend.upload_converted(view.data, view.dtype, view.num_elements(), tensor)
                       .with_context("uploading " + spec.name));
   return tensor;
 }
 
-}  // namespace
-
-StatusOr<ModelWeights> load_model_weights(const ModelConfig& config, const Checkpoint& checkpoint, Backend& backend) {
-  std::vector<TensorSpec> specs = expected_tensors(config);
+// Every tensor of `specs` from the checkpoint, by name.
+StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<TensorSpec>& specs,
+                                                          const Checkpoint& checkpoint, Backend& backend) {
   RETURN_IF_ERROR(checkpoint.check(specs));
   uint64_t total_bytes = 0;
   for (const TensorSpec& spec : specs) {
@@ -77,15 +85,57 @@ StatusOr<ModelWeights> load_model_weights(const ModelConfig& config, const Check
   }
   ProgressLog progress("uploading weights to " + std::string(backend.name()), total_bytes);
   std::map<std::string, Tensor> by_name;
-  ModelWeights weights;
   for (const TensorSpec& spec : specs) {
     ASSIGN_OR_RETURN(TensorView view, checkpoint.tensor(spec));
     ASSIGN_OR_RETURN(Tensor tensor, upload_tensor(spec, view, backend));
-    weights.num_bytes += tensor.num_bytes();
     progress.advance(view.num_bytes);
     by_name.emplace(spec.name, std::move(tensor));
   }
   progress.finish();
+  return by_name;
+}
+
+// Every tensor of `specs` allocated and filled on the backend (dummy_weights.h has the distributions).
+StatusOr<std::map<std::string, Tensor>> fill_dummy(const std::vector<TensorSpec>& specs, uint64_t seed,
+                                                   Backend& backend) {
+  ProgressLog progress("filling dummy weights on " + std::string(backend.name()),
+                       model_weight_bytes(specs, backend.compute_dtype()));
+  std::map<std::string, Tensor> by_name;
+  for (const TensorSpec& spec : specs) {
+    ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, backend));
+    const DummyInit init = dummy_init(spec);
+    RETURN_IF_ERROR(backend.fill_random(tensor, dummy_tensor_seed(seed, spec.name), init.mean, init.std)
+                        .with_context("filling " + spec.name));
+    progress.advance(tensor.num_bytes());
+    by_name.emplace(spec.name, std::move(tensor));
+  }
+  RETURN_IF_ERROR(backend.synchronize());
+  progress.finish();
+  return by_name;
+}
+
+}  // namespace
+
+StatusOr<std::map<std::string, Tensor>> load_weight_tensors(const std::vector<TensorSpec>& specs,
+                                                            const WeightSource& source, Backend& backend) {
+  if (source.checkpoint() != nullptr) return upload_checkpoint(specs, *source.checkpoint(), backend);
+  return fill_dummy(specs, source.dummy_seed(), backend);
+}
+
+uint64_t model_weight_bytes(const std::vector<TensorSpec>& specs, DType dtype) {
+  uint64_t total = 0;
+  for (const TensorSpec& spec : specs) {
+    uint64_t n = 1;
+    for (int64_t d : spec.shape) n *= static_cast<uint64_t>(d);
+    total += n * dtype_size(dtype);
+  }
+  return total;
+}
+
+StatusOr<ModelWeights> load_model_weights(const ModelConfig& config, const WeightSource& source, Backend& backend) {
+  ASSIGN_OR_RETURN(auto by_name, load_weight_tensors(expected_tensors(config), source, backend));
+  ModelWeights weights;
+  for (const auto& entry : by_name) weights.num_bytes += entry.second.num_bytes();
 
   // Every name below is in specs (or optional and absent), so find() cannot miss a required tensor.
   auto take = [&](const std::string& name) {

@@ -4,12 +4,14 @@
 // so a tensor the runtime uses can never be missing from the check.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
+#include "model/runtime/weight_source.h"
 #include "model/weights/safetensors.h"
 
 namespace longbow {
@@ -40,8 +42,16 @@ struct ModelWeights {
 // "model.layers.<layer>.<suffix>"
 std::string layer_tensor_name(int layer, const std::string& suffix);
 
-// Checks `checkpoint` against expected_tensors(config) (missing or misshapen tensors are errors
-// naming the tensor) and uploads every tensor, converted to backend.compute_dtype().
-StatusOr<ModelWeights> load_model_weights(const ModelConfig& config, const Checkpoint& checkpoint, Backend& backend);
+// Every tensor of expected_tensors(config) on `backend` in its compute_dtype(). From a checkpoint:
+// checked first (missing or misshapen tensors are errors naming the tensor), then uploaded and
+// converted. Dummy: allocated and filled on the backend (dummy_weights.h).
+StatusOr<ModelWeights> load_model_weights(const ModelConfig& config, const WeightSource& source, Backend& backend);
+
+// The tensors of `specs` by name, as load_model_weights loads them (exposed for tests).
+StatusOr<std::map<std::string, Tensor>> load_weight_tensors(const std::vector<TensorSpec>& specs,
+                                                            const WeightSource& source, Backend& backend);
+
+// Backend bytes the tensors of `specs` take in `dtype` (what load_model_weights will allocate).
+uint64_t model_weight_bytes(const std::vector<TensorSpec>& specs, DType dtype);
 
 }  // namespace longbow

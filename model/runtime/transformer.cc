@@ -16,8 +16,10 @@
 
 #include "common/logging.h"
 #include "model/config/rope.h"
+#include "model/kv_cache/kv_pool_size.h"
 #include "model/kv_cache/page_allocator.h"
 #include "model/runtime/decode_graphs.h"
+#include "model/runtime/memory_plan.h"
 #include "model/runtime/model_weights.h"
 #include "model/runtime/step_inputs.h"
 #include "model/runtime/transformer.h"
@@ -57,7 +59,7 @@ class LlamaTransformer final : public Transformer {
   LlamaTransformer(const ModelConfig& config, Backend& backend, const RuntimeOptions& options)
       : config_(config), backend_(backend), options_(options) {}
 
-  Status init(const Checkpoint& checkpoint);
+  Status init(const WeightSource& source);
   Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) override;
   const ModelConfig& config() const override { return config_; }
   int num_kv_pages() const override { return options_.num_kv_pages; }
@@ -94,9 +96,16 @@ class LlamaTransformer final : public Transformer {
 };
 
 Status check_options(const ModelConfig& config, const RuntimeOptions& options) {
-  if (options.num_kv_pages < 1) {
-    return invalid_argument("runtime: num_kv_pages must be >= 1, got " + std::to_string(options.num_kv_pages));
+  if (options.num_kv_pages < 0) {
+    return invalid_argument("runtime: num_kv_pages must be >= 0 (0: planned from memory), got " +
+                            std::to_string(options.num_kv_pages));
   }
+  if (options.max_model_len < 0 || options.max_model_len > config.max_position_embeddings) {
+    return invalid_argument("runtime: max_model_len " + std::to_string(options.max_model_len) +
+                            " is outside [0, max_position_embeddings " +
+                            std::to_string(config.max_position_embeddings) + "]");
+  }
+  RETURN_IF_ERROR(check_memory_utilization(options.gpu_memory_utilization));
   if (options.max_batched_tokens < 1) {
     return invalid_argument("runtime: max_batched_tokens must be >= 1, got " +
                             std::to_string(options.max_batched_tokens));
@@ -116,10 +125,15 @@ Status check_options(const ModelConfig& config, const RuntimeOptions& options) {
   return Status::Ok();
 }
 
-Status LlamaTransformer::init(const Checkpoint& checkpoint) {
+Status LlamaTransformer::init(const WeightSource& source) {
   RETURN_IF_ERROR(check_options(config_, options_));
   RETURN_IF_ERROR(backend_.check_supported(config_));
-  ASSIGN_OR_RETURN(weights_, load_model_weights(config_, checkpoint, backend_));
+  if (options_.max_model_len == 0) options_.max_model_len = config_.max_position_embeddings;
+  ASSIGN_OR_RETURN(MemoryInfo before, backend_.memory_info());
+  RETURN_IF_ERROR(check_weights_fit(model_weight_bytes(expected_tensors(config_), backend_.compute_dtype()),
+                                    before.total_bytes, before.free_bytes, options_.gpu_memory_utilization,
+                                    backend_.name()));
+  ASSIGN_OR_RETURN(weights_, load_model_weights(config_, source, backend_));
 
   RopeTable rope = make_rope_table(config_.rope);
   if (rope.inv_freq.empty() || rope.inv_freq.size() * 2 > static_cast<size_t>(config_.head_dim)) {
@@ -134,10 +148,9 @@ Status LlamaTransformer::init(const Checkpoint& checkpoint) {
   limits_.max_tokens = options_.max_batched_tokens;
   limits_.max_seqs = options_.max_num_seqs;
   limits_.vocab_size = config_.vocab_size;
-  limits_.num_pages = options_.num_kv_pages;
-  limits_.max_context_len = config_.max_position_embeddings;
   RETURN_IF_ERROR(allocate_workspace());
   RETURN_IF_ERROR(allocate_kv_pool());
+  limits_.num_pages = options_.num_kv_pages;
   init_decode_graphs();
   return Status::Ok();
 }
@@ -173,8 +186,9 @@ Status LlamaTransformer::allocate_workspace() {
   const int64_t h = config_.hidden_size;
   const int64_t q_dim = int64_t{config_.num_attention_heads} * config_.head_dim;
   const int64_t kv_dim = int64_t{config_.num_key_value_heads} * config_.head_dim;
-  const int64_t table_width =
-      std::min<int64_t>(options_.num_kv_pages, pages_for_tokens(config_.max_position_embeddings, kPageSize));
+  // A planned pool is not sized yet; a sequence never spans more pages than max_model_len needs.
+  int64_t table_width = pages_for_tokens(options_.max_model_len, kPageSize);
+  if (options_.num_kv_pages > 0) table_width = std::min<int64_t>(table_width, options_.num_kv_pages);
   const DType dt = backend_.compute_dtype();
   size_t* n = &ws_.num_bytes;
   ASSIGN_OR_RETURN(ws_.hidden, allocate(dt, {t, h}, n));
@@ -196,23 +210,35 @@ Status LlamaTransformer::allocate_workspace() {
   }
   ASSIGN_OR_RETURN(ws_.last_normed, allocate(dt, {s, h}, n));
   ASSIGN_OR_RETURN(ws_.logits, allocate(DType::kF32, {s, config_.vocab_size}, n));
-  limits_.max_context_len = static_cast<int>(
-      std::min<int64_t>(config_.max_position_embeddings, table_width * kPageSize));
+  limits_.max_context_len = static_cast<int>(std::min<int64_t>(options_.max_model_len, table_width * kPageSize));
   decode_shape_.table_width = static_cast<int>(table_width);
   decode_shape_.max_context_len = limits_.max_context_len;
   return Status::Ok();
 }
 
 Status LlamaTransformer::allocate_kv_pool() {
-  const int64_t pages = options_.num_kv_pages;
   const DType dt = backend_.compute_dtype();
-  const auto pool_bytes = static_cast<size_t>(kv_bytes_per_page(config_, dt) * pages);
   ASSIGN_OR_RETURN(MemoryInfo memory, backend_.memory_info());
-  if (pool_bytes > memory.free_bytes) {
-    return resource_exhausted("runtime: a KV pool of " + std::to_string(pages) + " pages needs " +
-                              std::to_string(pool_bytes >> 20) + " MiB but " + std::string(backend_.name()) +
-                              " has " + std::to_string(memory.free_bytes >> 20) + " MiB free");
+  KvPoolRequest request;
+  request.backend_name = std::string(backend_.name());
+  request.total_bytes = memory.total_bytes;
+  request.free_bytes = memory.free_bytes;
+  request.utilization = options_.gpu_memory_utilization;
+  request.weights_bytes = weights_.num_bytes;
+  request.workspace_bytes = ws_.num_bytes;
+  request.page_bytes = kv_page_bytes(config_, dt, kPageSize);
+  request.page_size = kPageSize;
+  request.explicit_pages = options_.num_kv_pages;
+  request.max_model_len = options_.max_model_len;
+  if (backend_.name() == "cpu") {  // host RAM: bounded like vLLM's CPU KV space, and by what can be used
+    request.space_cap_bytes = options_.cpu_kv_cache_bytes;
+    request.useful_pages = int64_t{options_.max_num_seqs} * pages_for_tokens(options_.max_model_len, kPageSize);
   }
+  ASSIGN_OR_RETURN(KvPoolPlan plan, plan_kv_pool(request));
+  if (!plan.warning.empty()) spdlog::warn("{}", plan.warning);
+  options_.num_kv_pages = plan.num_pages;
+
+  const int64_t pages = plan.num_pages;
   size_t allocated = 0;
   for (int l = 0; l < config_.num_hidden_layers; ++l) {
     for (std::vector<Tensor>* pool : {&k_cache_, &v_cache_}) {
@@ -222,9 +248,7 @@ Status LlamaTransformer::allocate_kv_pool() {
       pool->push_back(std::move(t).value());
     }
   }
-  spdlog::info("runtime: {} on {}: weights {:.1f} MiB, workspace {:.1f} MiB, KV pool {} pages ({:.1f} MiB)",
-               config_.model_type, backend_.name(), weights_.num_bytes / 1048576.0, ws_.num_bytes / 1048576.0,
-               pages, allocated / 1048576.0);
+  spdlog::info("runtime: {} {}", config_.model_type, plan.summary);
   return Status::Ok();
 }
 
@@ -357,15 +381,10 @@ Status LlamaTransformer::forward_padded_decode(const StepInputs& in, int bucket,
 
 }  // namespace
 
-int64_t kv_bytes_per_page(const ModelConfig& config, DType dtype) {
-  return 2 * int64_t{config.num_hidden_layers} * kPageSize * config.num_key_value_heads * config.head_dim *
-         static_cast<int64_t>(dtype_size(dtype));
-}
-
-StatusOr<std::unique_ptr<Transformer>> Transformer::load(const ModelConfig& config, const Checkpoint& checkpoint,
+StatusOr<std::unique_ptr<Transformer>> Transformer::load(const ModelConfig& config, const WeightSource& weights,
                                                          Backend& backend, const RuntimeOptions& options) {
   auto transformer = std::make_unique<LlamaTransformer>(config, backend, options);
-  RETURN_IF_ERROR(transformer->init(checkpoint));
+  RETURN_IF_ERROR(transformer->init(weights));
   return std::unique_ptr<Transformer>(std::move(transformer));
 }
 

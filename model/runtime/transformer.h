@@ -14,12 +14,15 @@
 #include "common/status.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
+#include "model/runtime/weight_source.h"
 #include "model/weights/safetensors.h"
 
 namespace longbow {
 
 struct RuntimeOptions {
-  int num_kv_pages = 0;          // pages in the KV pool (each holds kPageSize tokens of every layer)
+  // Pages in the KV pool (each holds kPageSize tokens of every layer). 0: planned from memory after
+  // the weights and the workspace (memory_plan.h); > 0 wins over the plan.
+  int num_kv_pages = 0;
   int max_batched_tokens = 2048;  // upper bound on tokens in one forward(); sizes the workspace
   int max_num_seqs = 256;         // upper bound on sequences in one forward()
   // Decode steps (every sequence one new token, logits wanted) run as graphs padded to a bucket size
@@ -28,6 +31,15 @@ struct RuntimeOptions {
   int cuda_graph_max_bs = 256;  // the largest bucket (also capped by max_num_seqs and max_batched_tokens)
   // Testing: pad decode steps to their bucket like graphs do, but run them eagerly (any backend).
   bool pad_decode_steps = false;
+  // Tokens one sequence may reach, prompt and output; 0: the config's max_position_embeddings. A
+  // planned pool must hold one such sequence (else RESOURCE_EXHAUSTED, as vLLM).
+  int max_model_len = 0;
+  // Share of the backend's total memory this process may hold, in (0, 1] (vLLM's
+  // --gpu-memory-utilization); memory in use before loading counts against it.
+  double gpu_memory_utilization = 0.9;
+  // On the cpu backend a planned pool also takes at most this many bytes (vLLM's
+  // VLLM_CPU_KVCACHE_SPACE) and no more pages than max_num_seqs sequences of max_model_len need.
+  size_t cpu_kv_cache_bytes = size_t{4} << 30;
 };
 
 // One sequence's part of a step.
@@ -40,9 +52,12 @@ struct SequenceStep {
 
 class Transformer {
  public:
-  // Checks the checkpoint against the config (every tensor's name, shape and dtype), uploads the
-  // weights to `backend` and allocates the KV pool and workspace. `backend` must outlive this.
-  static StatusOr<std::unique_ptr<Transformer>> load(const ModelConfig& config, const Checkpoint& checkpoint,
+  // Loads the weights from `weights` (a checkpoint, checked against the config: every tensor's name,
+  // shape and dtype; or dummy weights), then allocates the workspace for the largest step and the KV
+  // pool, in that order, planning the pool from memory unless options.num_kv_pages is set; logs the
+  // plan. RESOURCE_EXHAUSTED naming the numbers when the weights or a pool cannot fit. `backend` must
+  // outlive this.
+  static StatusOr<std::unique_ptr<Transformer>> load(const ModelConfig& config, const WeightSource& weights,
                                                      Backend& backend, const RuntimeOptions& options);
   virtual ~Transformer() = default;
 
@@ -58,9 +73,5 @@ class Transformer {
 
 // The tensors a checkpoint of `config` must hold, with their shapes (HF names).
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
-
-// Backend bytes one KV page holds across all layers (K and V, kPageSize tokens) in `dtype`; sizes
-// the pool: num_kv_pages = free memory after weights and workspace / kv_bytes_per_page.
-int64_t kv_bytes_per_page(const ModelConfig& config, DType dtype);
 
 }  // namespace longbow

@@ -231,7 +231,7 @@ TEST(TransformerLoad, RejectsMissingAndMisshapenTensors) {
   EXPECT_NE(misshapen.status().message().find("mlp.gate_proj.weight"), std::string::npos)
       << misshapen.status().to_string();
 
-  options.num_kv_pages = 0;
+  options.num_kv_pages = -1;  // 0 plans the pool from memory (dummy_load_test.cc)
   auto no_pages = load_model(llama, dir.path(), options);
   EXPECT_EQ(no_pages.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(no_pages.status().message().find("num_kv_pages"), std::string::npos);
