@@ -2,8 +2,19 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <cstdio>
 
 namespace longbow::cli {
+namespace {
+
+std::string format_number(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%g", value);
+  return buffer;
+}
+
+}  // namespace
 
 void FlagSet::add_string(std::string name, std::string value_name, std::string help, std::string* target) {
   flags_.push_back({std::move(name), std::move(value_name), std::move(help), Kind::kString, target});
@@ -16,6 +27,13 @@ void FlagSet::add_optional_string(std::string name, std::string value_name, std:
 
 void FlagSet::add_int(std::string name, std::string help, int min, int max, int* target) {
   flags_.push_back({std::move(name), "N", std::move(help), Kind::kInt, target, min, max});
+}
+
+void FlagSet::add_fraction(std::string name, std::string help, double min_exclusive, double max, double* target) {
+  Flag flag{std::move(name), "X", std::move(help), Kind::kDouble, target};
+  flag.min_exclusive = min_exclusive;
+  flag.max_double = max;
+  flags_.push_back(std::move(flag));
 }
 
 void FlagSet::add_bool(std::string name, std::string help, bool* target) {
@@ -48,6 +66,19 @@ Status FlagSet::assign(const Flag& flag, const std::string& value) const {
                                 std::to_string(flag.max) + "], got " + value);
       }
       *static_cast<int*>(flag.target) = parsed;
+      return Status::Ok();
+    }
+    case Kind::kDouble: {
+      double parsed = 0.0;
+      auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), parsed);
+      if (value.empty() || error != std::errc() || end != value.data() + value.size() || !std::isfinite(parsed)) {
+        return invalid_argument("--" + flag.name + " expects a number, got '" + value + "'");
+      }
+      if (!(parsed > flag.min_exclusive && parsed <= flag.max_double)) {
+        return invalid_argument("--" + flag.name + " must be in (" + format_number(flag.min_exclusive) + ", " +
+                                format_number(flag.max_double) + "], got " + value);
+      }
+      *static_cast<double*>(flag.target) = parsed;
       return Status::Ok();
     }
     case Kind::kBool:

@@ -23,6 +23,8 @@ class FlagSet {
                            std::optional<std::string>* target);
   // Integers must lie in [min, max].
   void add_int(std::string name, std::string help, int min, int max, int* target);
+  // Decimal numbers must be finite and lie in (min, max] (a fraction: (0, 1]).
+  void add_fraction(std::string name, std::string help, double min_exclusive, double max, double* target);
   void add_bool(std::string name, std::string help, bool* target);
 
   Status parse(std::span<const std::string> args);
@@ -30,7 +32,7 @@ class FlagSet {
   std::string usage() const;
 
  private:
-  enum class Kind { kString, kOptionalString, kInt, kBool };
+  enum class Kind { kString, kOptionalString, kInt, kDouble, kBool };
   struct Flag {
     std::string name;
     std::string value_name;
@@ -38,6 +40,7 @@ class FlagSet {
     Kind kind;
     void* target;
     int min = 0, max = 0;
+    double min_exclusive = 0.0, max_double = 0.0;
   };
   const Flag* find(std::string_view name) const;
   Status assign(const Flag& flag, const std::string& value) const;

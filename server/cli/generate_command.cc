@@ -13,6 +13,7 @@
 #include "model/config/model_config.h"
 #include "model/kv_cache/page_allocator.h"
 #include "model/runtime/transformer.h"
+#include "model/runtime/weight_source.h"
 #include "model/tokenizer/tokenizer.h"
 #include "model/weights/safetensors.h"
 #include "server/cli/flags.h"
@@ -29,6 +30,10 @@ struct GenerateOptions {
   bool ignore_eos = false;
   std::string backend = "auto";
   int max_batched_tokens = 2048;
+  std::string load_format = "auto";
+  std::optional<std::string> tokenizer;
+  double gpu_memory_utilization = 0.9;
+  int num_kv_pages = 0;
   std::string log_level = "info";
   bool enforce_eager = false;
   bool help = false;
@@ -45,6 +50,14 @@ void add_flags(FlagSet& flags, GenerateOptions& o) {
   flags.add_string("backend", "NAME", "cpu, cuda or auto (default auto)", &o.backend);
   flags.add_int("max-batched-tokens", "prompt tokens per prefill step (default 2048)", 1, 1 << 24,
                 &o.max_batched_tokens);
+  flags.add_string("load-format", "FORMAT",
+                   "auto or safetensors (the checkpoint), or dummy (random weights on the device)", &o.load_format);
+  flags.add_optional_string("tokenizer", "PATH", "tokenizer.model, or a directory holding it (default: the model's)",
+                            &o.tokenizer);
+  flags.add_fraction("gpu-memory-utilization", "share of the device's memory this process may use (default 0.9)",
+                     0.0, 1.0, &o.gpu_memory_utilization);
+  flags.add_int("num-kv-pages", "KV pages of 64 tokens (default 0: planned from memory)", 0, 1 << 30,
+                &o.num_kv_pages);
   flags.add_string("log-level", "LEVEL", "trace, debug, info, warn, error or off (default info; logs go to stderr)",
                    &o.log_level);
   flags.add_bool("enforce-eager", "run decode steps without CUDA graphs", &o.enforce_eager);
@@ -121,13 +134,15 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 Status run_generate(const GenerateOptions& o) {
-  ASSIGN_OR_RETURN(std::string dir, resolve_model_dir(o.model));
-  ASSIGN_OR_RETURN(ModelConfig config, load_model_config(dir));
+  ASSIGN_OR_RETURN(ModelLocation location, resolve_model(o.model));
+  ASSIGN_OR_RETURN(ModelConfig config, load_config(location));
+  ASSIGN_OR_RETURN(LoadFormat format, parse_load_format(o.load_format));
 
   std::unique_ptr<Tokenizer> tokenizer;
   std::vector<TokenId> prompt;
   if (o.prompt) {
-    ASSIGN_OR_RETURN(tokenizer, load_sentencepiece_tokenizer(dir + "/tokenizer.model"));
+    ASSIGN_OR_RETURN(std::string tokenizer_path, resolve_tokenizer(o.tokenizer, location));
+    ASSIGN_OR_RETURN(tokenizer, load_sentencepiece_tokenizer(tokenizer_path));
     if (config.bos_token_id) prompt.push_back(*config.bos_token_id);
     std::vector<TokenId> encoded = tokenizer->encode(*o.prompt);
     prompt.insert(prompt.end(), encoded.begin(), encoded.end());
@@ -151,16 +166,23 @@ Status run_generate(const GenerateOptions& o) {
   if (eos_ids.empty() && tokenizer && tokenizer->eos_id()) eos_ids.push_back(*tokenizer->eos_id());
 
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(o.backend));
-  ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(dir));
+  std::unique_ptr<Checkpoint> checkpoint;
+  if (format != LoadFormat::kDummy) {
+    ASSIGN_OR_RETURN(checkpoint, Checkpoint::open(location.dir));
+  }
+  // One sequence of `total` tokens: the runtime plans the pool for it (on the CPU exactly its pages).
   RuntimeOptions runtime_options;
-  runtime_options.num_kv_pages = pages_for_tokens(total, kPageSize);
+  runtime_options.num_kv_pages = o.num_kv_pages;
   runtime_options.max_batched_tokens = static_cast<int>(std::min<int64_t>(o.max_batched_tokens, total));
   runtime_options.max_num_seqs = 1;
   runtime_options.enable_cuda_graphs = !o.enforce_eager;
+  runtime_options.max_model_len = static_cast<int>(total);
+  runtime_options.gpu_memory_utilization = o.gpu_memory_utilization;
   ASSIGN_OR_RETURN(std::unique_ptr<Transformer> model,
-                   Transformer::load(config, *checkpoint, *backend, runtime_options));
+                   Transformer::load(config, checkpoint ? WeightSource(*checkpoint) : WeightSource::dummy(0),
+                                     *backend, runtime_options));
 
-  PageAllocator allocator(runtime_options.num_kv_pages);
+  PageAllocator allocator(model->num_kv_pages());
   std::vector<int32_t> block_table;
   auto ensure_pages = [&](int64_t tokens) -> Status {
     int missing = pages_for_tokens(tokens, kPageSize) - static_cast<int>(block_table.size());

@@ -22,8 +22,9 @@
 #include "common/logging.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
-#include "model/kv_cache/kv_pool_size.h"
+#include "model/kv_cache/page_allocator.h"
 #include "model/runtime/transformer.h"
+#include "model/runtime/weight_source.h"
 #include "model/tokenizer/tokenizer.h"
 #include "model/weights/safetensors.h"
 #include "server/cli/flags.h"
@@ -38,11 +39,8 @@ namespace {
 
 using nlohmann::json;
 
-// Tokens of KV cache when the backend is the CPU and none are configured (the pool is plain RAM).
-constexpr int kDefaultCpuKvTokens = 65536;
-// Share of a GPU's free memory (after the weights) the KV pool may take when sizing it.
-constexpr double kGpuKvMemoryFraction = 0.85;
-constexpr size_t kGpuWorkspaceReserve = size_t{1} << 30;
+// Dummy weights (--load-format dummy) are drawn from this seed, so two servers of one shape agree.
+constexpr uint64_t kDummyWeightSeed = 0;
 
 struct ServeConfig {
   std::optional<std::string> model;  // unset: the built-in demo model
@@ -57,7 +55,11 @@ struct ServeConfig {
   int max_batched_tokens = 2048;
   int max_waiting_requests = 1024;
   int max_model_len = 0;    // 0: the model's max_position_embeddings
-  int kv_cache_tokens = 0;  // 0: from free device memory (CUDA) or 65536 (CPU)
+  std::string load_format = "auto";  // auto, safetensors or dummy
+  std::string tokenizer;             // empty: the model directory's tokenizer.model
+  double gpu_memory_utilization = 0.9;
+  int num_kv_pages = 0;     // 0: planned from memory (model/runtime/memory_plan.h)
+  int kv_cache_tokens = 0;  // the same as num_kv_pages, in tokens (rounded up to whole pages)
   int http_threads = 512;
   int max_body_mib = 32;
   int drain_timeout = 30;  // seconds
@@ -74,7 +76,8 @@ Status apply_config_file(const std::string& path, ServeConfig* config) {
   std::map<std::string, std::string*> strings = {
       {"served_model_name", &config->served_model_name}, {"host", &config->host},
       {"api_key", &config->api_key},                     {"backend", &config->backend},
-      {"chat_template", &config->chat_template},         {"log_level", &config->log_level}};
+      {"chat_template", &config->chat_template},         {"log_level", &config->log_level},
+      {"load_format", &config->load_format},             {"tokenizer", &config->tokenizer}};
   std::map<std::string, int*> ints = {
       {"port", &config->port},
       {"grpc_port", &config->grpc_port},
@@ -83,6 +86,7 @@ Status apply_config_file(const std::string& path, ServeConfig* config) {
       {"max_waiting_requests", &config->max_waiting_requests},
       {"max_model_len", &config->max_model_len},
       {"kv_cache_tokens", &config->kv_cache_tokens},
+      {"num_kv_pages", &config->num_kv_pages},
       {"http_threads", &config->http_threads},
       {"max_body_mib", &config->max_body_mib},
       {"drain_timeout", &config->drain_timeout},
@@ -94,6 +98,11 @@ Status apply_config_file(const std::string& path, ServeConfig* config) {
     } else if (auto s = strings.find(key); s != strings.end()) {
       if (!value.is_string()) return invalid_argument(path + ": \"" + key + "\" must be a string");
       *s->second = value.get<std::string>();
+    } else if (key == "gpu_memory_utilization") {
+      if (!value.is_number() || !(value.get<double>() > 0.0 && value.get<double>() <= 1.0)) {
+        return invalid_argument(path + ": \"gpu_memory_utilization\" must be a number in (0, 1]");
+      }
+      config->gpu_memory_utilization = value.get<double>();
     } else if (auto i = ints.find(key); i != ints.end()) {
       if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > (1 << 30)) {
         return invalid_argument(path + ": \"" + key + "\" must be a non-negative integer");
@@ -125,8 +134,17 @@ void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* confi
                 &c.max_waiting_requests);
   flags.add_int("max-model-len", "context limit, prompt + output (default: the model's)", 0, 1 << 30,
                 &c.max_model_len);
-  flags.add_int("kv-cache-tokens", "KV cache size in tokens (default: from free memory; CPU 65536)", 0, 1 << 30,
-                &c.kv_cache_tokens);
+  flags.add_string("load-format", "FORMAT",
+                   "auto or safetensors (the checkpoint), or dummy (random weights on the device, for benchmarks)",
+                   &c.load_format);
+  flags.add_string("tokenizer", "PATH", "tokenizer.model, or a directory holding it (default: the model's)",
+                   &c.tokenizer);
+  flags.add_fraction("gpu-memory-utilization", "share of the device's memory this process may use (default 0.9)",
+                     0.0, 1.0, &c.gpu_memory_utilization);
+  flags.add_int("num-kv-pages", "KV pages of 64 tokens (default 0: planned from memory; CPU at most 4 GiB)", 0,
+                1 << 30, &c.num_kv_pages);
+  flags.add_int("kv-cache-tokens", "--num-kv-pages in tokens, rounded up to whole pages (default 0: planned)", 0,
+                1 << 30, &c.kv_cache_tokens);
   flags.add_int("http-threads", "HTTP worker threads = concurrent connections (default 512)", 1, 1 << 16,
                 &c.http_threads);
   flags.add_int("max-body-mib", "largest accepted request body in MiB (default 32)", 1, 4096, &c.max_body_mib);
@@ -152,6 +170,10 @@ json effective_config(const ServeConfig& c, const std::string& model_dir) {
               {"max_batched_tokens", c.max_batched_tokens},
               {"max_waiting_requests", c.max_waiting_requests},
               {"max_model_len", c.max_model_len},
+              {"load_format", c.load_format},
+              {"tokenizer", c.tokenizer.empty() ? "<model>" : c.tokenizer},
+              {"gpu_memory_utilization", c.gpu_memory_utilization},
+              {"num_kv_pages", c.num_kv_pages},
               {"kv_cache_tokens", c.kv_cache_tokens},
               {"http_threads", c.http_threads},
               {"max_body_mib", c.max_body_mib},
@@ -171,20 +193,13 @@ struct LoadedModel {
   ServedModel served;
 };
 
-StatusOr<int> kv_pages(const ServeConfig& c, const ModelConfig& config, const Backend& backend,
-                       const Checkpoint& checkpoint) {
-  if (c.kv_cache_tokens > 0) return (c.kv_cache_tokens + kPageSize - 1) / kPageSize;
-  if (backend.name() == "cpu") return kDefaultCpuKvTokens / kPageSize;
-  ASSIGN_OR_RETURN(MemoryInfo memory, backend.memory_info());
-  // Weights arrive in the checkpoint's dtype (usually 16-bit) and live in the compute dtype.
-  const size_t weights = checkpoint.total_bytes() * std::max<size_t>(1, dtype_size(backend.compute_dtype()) / 2);
-  const size_t reserved = weights + kGpuWorkspaceReserve;
-  if (memory.free_bytes <= reserved) {
-    return resource_exhausted("the device has " + std::to_string(memory.free_bytes >> 20) + " MiB free, " +
-                              "not enough for the weights (" + std::to_string(weights >> 20) + " MiB) and a KV cache");
+// --num-kv-pages, or --kv-cache-tokens in pages; 0 leaves the pool to the runtime's memory plan.
+StatusOr<int> explicit_kv_pages(const ServeConfig& c) {
+  if (c.num_kv_pages > 0 && c.kv_cache_tokens > 0) {
+    return invalid_argument("give --num-kv-pages or --kv-cache-tokens, not both");
   }
-  return kv_pages_for_memory(config, backend.compute_dtype(), kPageSize, memory.free_bytes - reserved,
-                             kGpuKvMemoryFraction);
+  if (c.kv_cache_tokens > 0) return static_cast<int>(pages_for_tokens(c.kv_cache_tokens, kPageSize));
+  return c.num_kv_pages;
 }
 
 // tokenizer_config.json: add_bos_token and the chat template (a string, or a list of {name, template}).
@@ -218,22 +233,36 @@ void read_tokenizer_config(const std::string& dir, const ServeConfig& c, const T
   }
 }
 
-StatusOr<LoadedModel> load_model(const ServeConfig& c, const std::string& dir) {
+StatusOr<LoadedModel> load_model(const ServeConfig& c, const ModelLocation& location) {
   LoadedModel m;
-  ASSIGN_OR_RETURN(ModelConfig config, load_model_config(dir));
-  ASSIGN_OR_RETURN(m.tokenizer, load_sentencepiece_tokenizer(dir + "/tokenizer.model"));
+  ASSIGN_OR_RETURN(ModelConfig config, load_config(location));
+  ASSIGN_OR_RETURN(LoadFormat format, parse_load_format(c.load_format));
+  ASSIGN_OR_RETURN(std::string tokenizer_path,
+                   resolve_tokenizer(c.tokenizer.empty() ? std::nullopt : std::optional(c.tokenizer), location));
+  ASSIGN_OR_RETURN(m.tokenizer, load_sentencepiece_tokenizer(tokenizer_path));
+  if (m.tokenizer->vocab_size() > config.vocab_size) {
+    return invalid_argument("the tokenizer " + tokenizer_path + " has " + std::to_string(m.tokenizer->vocab_size()) +
+                            " tokens, more than the model's vocab_size " + std::to_string(config.vocab_size));
+  }
   ASSIGN_OR_RETURN(m.backend, create_backend(c.backend));
   RETURN_IF_ERROR(m.backend->check_supported(config));
-  ASSIGN_OR_RETURN(m.checkpoint, Checkpoint::open(dir));
   RuntimeOptions runtime_options;
-  ASSIGN_OR_RETURN(runtime_options.num_kv_pages, kv_pages(c, config, *m.backend, *m.checkpoint));
+  ASSIGN_OR_RETURN(runtime_options.num_kv_pages, explicit_kv_pages(c));
   runtime_options.max_batched_tokens = c.max_batched_tokens;
   runtime_options.max_num_seqs = c.max_num_seqs;
   runtime_options.enable_cuda_graphs = !c.enforce_eager;
   runtime_options.cuda_graph_max_bs = c.cuda_graph_max_bs;
-  spdlog::info("loading {} on the {} backend ({} KV pages of {} tokens)", dir, m.backend->name(),
-               runtime_options.num_kv_pages, kPageSize);
-  ASSIGN_OR_RETURN(m.runtime, Transformer::load(config, *m.checkpoint, *m.backend, runtime_options));
+  runtime_options.max_model_len = c.max_model_len;
+  runtime_options.gpu_memory_utilization = c.gpu_memory_utilization;
+  spdlog::info("loading {} ({} weights) on the {} backend", location.config_path, load_format_name(format),
+               m.backend->name());
+  if (format == LoadFormat::kDummy) {
+    ASSIGN_OR_RETURN(m.runtime, Transformer::load(config, WeightSource::dummy(kDummyWeightSeed), *m.backend,
+                                                  runtime_options));
+  } else {
+    ASSIGN_OR_RETURN(m.checkpoint, Checkpoint::open(location.dir));
+    ASSIGN_OR_RETURN(m.runtime, Transformer::load(config, *m.checkpoint, *m.backend, runtime_options));
+  }
 
   EngineConfig engine_config;
   engine_config.scheduler.max_batched_tokens = c.max_batched_tokens;
@@ -243,25 +272,24 @@ StatusOr<LoadedModel> load_model(const ServeConfig& c, const std::string& dir) {
   ASSIGN_OR_RETURN(m.engine, Engine::create(engine_config, *m.runtime, *m.tokenizer));
   RETURN_IF_ERROR(m.engine->start());
 
-  m.served.id = c.served_model_name.empty() ? std::filesystem::path(dir).filename().string() : c.served_model_name;
-  if (m.served.id.empty()) m.served.id = std::filesystem::path(dir).parent_path().filename().string();
+  m.served.id = c.served_model_name.empty() ? location.name : c.served_model_name;
   m.served.created =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   m.served.max_model_len = m.engine->limits().max_model_len;
   m.served.vocab_size = config.vocab_size;
-  read_tokenizer_config(dir, c, *m.tokenizer, &m.served);
+  read_tokenizer_config(location.dir, c, *m.tokenizer, &m.served);
   return m;
 }
 
 std::string signal_name(int number) { return number == SIGINT ? "SIGINT" : number == SIGTERM ? "SIGTERM" : "signal"; }
 
 int serve(const ServeConfig& c) {
-  StatusOr<std::string> dir = resolve_model_dir(c.model);
-  if (!dir.ok()) {
-    spdlog::error("serve: {}", dir.status().message());
+  StatusOr<ModelLocation> location = resolve_model(c.model);
+  if (!location.ok()) {
+    spdlog::error("serve: {}", location.status().message());
     return 1;
   }
-  spdlog::info("effective config: {}", effective_config(c, *dir).dump());
+  spdlog::info("effective config: {}", effective_config(c, location->config_path).dump());
 
   // Signals: SIGTERM/SIGINT are taken by sigwait() on this thread (blocked everywhere, so every
   // thread started below inherits the mask); SIGPIPE is ignored (clients vanish mid-write).
@@ -292,7 +320,7 @@ int serve(const ServeConfig& c) {
   }
   spdlog::info("listening: http={}:{} grpc={}:{}", c.host, *http_port, c.host, *grpc_port);
 
-  StatusOr<LoadedModel> model = load_model(c, *dir);
+  StatusOr<LoadedModel> model = load_model(c, *location);
   if (!model.ok()) {
     spdlog::error("serve: cannot load the model: {}", model.status().to_string());
     return 1;
