@@ -119,7 +119,7 @@ if has_step memcheck; then
     "$here/longbow_dsa_kernel_tests" '--gtest_filter=*Split*:*Graph*:*QueryQuant*'
 fi
 if has_step e2e; then
-  step e2e "$here/longbow_model_shape_bench" "$here/data/configs/llama-3.1-8b.config.json" "$out/e2e.json"
+  step e2e "$here/longbow_runtime_bench" --config "$here/data/configs/llama-3.1-8b.config.json" --json "$out/e2e.json"
 fi
 if has_step profile; then
   step profile ncu --kernel-name regex:flash_prefill --launch-count 2 --section SpeedOfLight \
