@@ -379,6 +379,12 @@ int serve_main(std::span<const std::string> args) {
     std::fprintf(stderr, "longbow serve: %s (see longbow serve --help)\n", parsed.message().c_str());
     return 2;
   }
+  for (Status checked : {parse_load_format(config.load_format).status(), explicit_kv_pages(config).status()}) {
+    if (!checked.ok()) {
+      std::fprintf(stderr, "longbow serve: %s (see longbow serve --help)\n", checked.message().c_str());
+      return 2;
+    }
+  }
   if (help) {
     std::printf("usage: longbow serve [--model DIR] [--config FILE] [flags]\n\n"
                 "Serves the OpenAI REST API (/v1/completions, /v1/chat/completions, ...) and the gRPC API\n"

@@ -260,7 +260,15 @@ Status run(const BenchOptions& o) {
   RuntimeBench bench(o, *model, max_prompt);
   for (int i = 0; i < o.warmup; ++i) RETURN_IF_ERROR(bench.prefill(std::min(o.chunk, max_prompt)).status());
 
-  const std::string name = std::filesystem::path(o.config_path).filename().string();
+  std::filesystem::path config_file(o.config_path);
+  std::string name = config_file.filename().string();
+  if (name == "config.json" || name.empty()) name = config_file.parent_path().filename().string();
+  for (const std::string suffix : {".config.json", ".json"}) {
+    if (name.size() > suffix.size() && name.ends_with(suffix)) {
+      name.resize(name.size() - suffix.size());
+      break;
+    }
+  }
   nlohmann::json out = {{"config", o.config_path},
                         {"backend", std::string(backend->name())},
                         {"model_type", config.model_type},
