@@ -5,7 +5,7 @@
 //   longbow_runtime_bench --config CONFIG [--json OUT] [--backend auto] [--chunk 2048]
 //       [--prompt-lens 8192,32768,131072] [--decode-contexts 8192,131072] [--decode-batches 1,8]
 //       [--ttft-repeats 3] [--decode-steps 30] [--warmup 2] [--gpu-memory-utilization 0.9]
-//       [--num-kv-pages 0] [--seed 0]
+//       [--num-kv-pages 0] [--seed 0] [--enforce-eager]
 //
 // CONFIG is a config.json file or a model directory holding one.
 //
@@ -21,6 +21,8 @@
 // last page, prefilled once per sequence) and its new token, so B = 8 at 128K needs the KV of one
 // prompt, not eight. Every step writes the token at the same position, so the context stays L; the
 // figure is the median step time over --decode-steps steps after --warmup, and tokens/s = B / step.
+// Decode steps replay CUDA graphs where the runtime captures them (RuntimeOptions::enable_cuda_graphs);
+// --enforce-eager turns that off.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -59,13 +61,14 @@ struct BenchOptions {
   double gpu_memory_utilization = 0.9;
   int num_kv_pages = 0;
   uint64_t seed = 0;
+  bool enforce_eager = false;  // decode steps without CUDA graphs
 };
 
 constexpr const char* kUsage =
     "usage: longbow_runtime_bench --config CONFIG [--json OUT] [--backend auto|cpu|cuda] [--chunk 2048]\n"
     "    [--prompt-lens 8192,32768,131072] [--decode-contexts 8192,131072] [--decode-batches 1,8]\n"
     "    [--ttft-repeats 3] [--decode-steps 30] [--warmup 2] [--gpu-memory-utilization 0.9]\n"
-    "    [--num-kv-pages 0] [--seed 0]\n";
+    "    [--num-kv-pages 0] [--seed 0] [--enforce-eager]\n";
 
 StatusOr<int> parse_positive(const std::string& flag, const std::string& text) {
   char* end = nullptr;
@@ -93,6 +96,10 @@ StatusOr<BenchOptions> parse_options(int argc, char** argv) {
   BenchOptions o;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
+    if (flag == "--enforce-eager") {
+      o.enforce_eager = true;
+      continue;
+    }
     if (i + 1 >= argc) return invalid_argument(flag + " needs a value");
     const std::string value = argv[++i];
     if (flag == "--config") {
@@ -247,6 +254,7 @@ Status run(const BenchOptions& o) {
   options.max_batched_tokens = std::max(o.chunk, max_batch * (kPageSize - 1));
   options.max_model_len = max_prompt;
   options.gpu_memory_utilization = o.gpu_memory_utilization;
+  options.enable_cuda_graphs = !o.enforce_eager;
   const auto load_start = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(std::unique_ptr<Transformer> model,
                    Transformer::load(config, WeightSource::dummy(o.seed), *backend, options));
@@ -274,6 +282,7 @@ Status run(const BenchOptions& o) {
                         {"model_type", config.model_type},
                         {"dsa", config.dsa.has_value()},
                         {"chunk", o.chunk},
+                        {"decode_graphs", model->num_decode_graphs()},
                         {"kv_pages", model->num_kv_pages()},
                         {"load_seconds", load_seconds},
                         {"timing", "host wall time around Transformer::forward (returns with logits on the host)"},
