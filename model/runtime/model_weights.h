@@ -4,12 +4,14 @@
 // so a tensor the runtime uses can never be missing from the check.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
+#include "model/runtime/dsa_attention.h"
 #include "model/weights/safetensors.h"
 
 namespace longbow {
@@ -27,6 +29,7 @@ struct LayerWeights {
   Tensor gate_proj, gate_bias;  // [I, H], [I]
   Tensor up_proj, up_bias;      // [I, H], [I]
   Tensor down_proj, down_bias;  // [H, I], [H]
+  std::optional<DsaIndexerWeights> indexer;  // set on DSA layers (self_attn.indexer.* present)
 };
 
 struct ModelWeights {
@@ -40,7 +43,16 @@ struct ModelWeights {
 // "model.layers.<layer>.<suffix>"
 std::string layer_tensor_name(int layer, const std::string& suffix);
 
-// Checks `checkpoint` against expected_tensors(config) (missing or misshapen tensors are errors
+// The suffixes (after "model.layers.N.") of a DSA layer's indexer tensors.
+const std::vector<std::string>& dsa_indexer_suffixes();
+
+// Which layers of `checkpoint` are DSA layers: those holding the self_attn.indexer.* tensors
+// (DESIGN §3). NOT_FOUND naming the missing tensor when a layer holds only some of them, or when
+// config.dsa is set and no layer holds any; INVALID_ARGUMENT naming index_n_heads when indexer
+// tensors come without the index_* config keys.
+StatusOr<std::vector<bool>> find_dsa_layers(const ModelConfig& config, const Checkpoint& checkpoint);
+
+// Checks `checkpoint` against expected_tensors(config, find_dsa_layers(...)) (missing or misshapen tensors are errors
 // naming the tensor) and uploads every tensor, converted to backend.compute_dtype().
 StatusOr<ModelWeights> load_model_weights(const ModelConfig& config, const Checkpoint& checkpoint, Backend& backend);
 

@@ -9,11 +9,13 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "common/status.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
+#include "model/runtime/dsa_attention.h"
 #include "model/weights/safetensors.h"
 
 namespace longbow {
@@ -28,6 +30,12 @@ struct RuntimeOptions {
   int cuda_graph_max_bs = 256;  // the largest bucket (also capped by max_num_seqs and max_batched_tokens)
   // Testing: pad decode steps to their bucket like graphs do, but run them eagerly (any backend).
   bool pad_decode_steps = false;
+  // DSA layers' multi-token (prefill) steps: exact DSA (sparse) or dense flash attention. Decode
+  // steps are always sparse; index keys are written in both modes.
+  DsaPrefillMode dsa_prefill = DsaPrefillMode::kSparse;
+  // Bound on a DSA step's index-logits scratch ([rows, context] fp32): rows beyond it are scored in
+  // blocks. 128 MiB scores a 2048-token prefill chunk at a 131072-token context in 8 blocks.
+  size_t dsa_logits_budget_bytes = size_t{128} << 20;
 };
 
 // One sequence's part of a step.
@@ -54,13 +62,20 @@ class Transformer {
   virtual int num_kv_pages() const = 0;
   // Decode batch sizes captured as graphs so far (0 when decode steps run eagerly).
   virtual int num_decode_graphs() const { return 0; }
+
+  // The raw bytes of a DSA layer's index-cache pool ([pages][kPageSize·(index_head_dim + 4)]), for
+  // tests and debugging. NOT_FOUND for a dense layer.
+  virtual Status read_index_cache(int layer, std::vector<uint8_t>* bytes) {
+    (void)bytes;
+    return not_found("layer " + std::to_string(layer) + " has no DSA index cache");
+  }
 };
 
-// The tensors a checkpoint of `config` must hold, with their shapes (HF names).
+// The tensors a checkpoint of `config` must hold, with their shapes (HF names). When config.dsa is
+// set every layer is a DSA layer (with indexer tensors).
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
-
-// Backend bytes one KV page holds across all layers (K and V, kPageSize tokens) in `dtype`; sizes
-// the pool: num_kv_pages = free memory after weights and workspace / kv_bytes_per_page.
-int64_t kv_bytes_per_page(const ModelConfig& config, DType dtype);
+// The same with indexer tensors on exactly the layers l where dsa_layers[l] (a checkpoint's own
+// layout, from find_dsa_layers in model_weights.h).
+std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const std::vector<bool>& dsa_layers);
 
 }  // namespace longbow
