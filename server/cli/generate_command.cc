@@ -29,6 +29,7 @@ struct GenerateOptions {
   bool ignore_eos = false;
   std::string backend = "auto";
   int max_batched_tokens = 2048;
+  std::string dsa_prefill = "sparse";
   std::string log_level = "info";
   bool enforce_eager = false;
   bool help = false;
@@ -45,6 +46,8 @@ void add_flags(FlagSet& flags, GenerateOptions& o) {
   flags.add_string("backend", "NAME", "cpu, cuda or auto (default auto)", &o.backend);
   flags.add_int("max-batched-tokens", "prompt tokens per prefill step (default 2048)", 1, 1 << 24,
                 &o.max_batched_tokens);
+  flags.add_string("dsa-prefill", "MODE", "DSA layers' prefill: sparse (exact DSA) or dense (default sparse)",
+                   &o.dsa_prefill);
   flags.add_string("log-level", "LEVEL", "trace, debug, info, warn, error or off (default info; logs go to stderr)",
                    &o.log_level);
   flags.add_bool("enforce-eager", "run decode steps without CUDA graphs", &o.enforce_eager);
@@ -157,6 +160,7 @@ Status run_generate(const GenerateOptions& o) {
   runtime_options.max_batched_tokens = static_cast<int>(std::min<int64_t>(o.max_batched_tokens, total));
   runtime_options.max_num_seqs = 1;
   runtime_options.enable_cuda_graphs = !o.enforce_eager;
+  ASSIGN_OR_RETURN(runtime_options.dsa_prefill, parse_dsa_prefill_mode(o.dsa_prefill));
   ASSIGN_OR_RETURN(std::unique_ptr<Transformer> model,
                    Transformer::load(config, *checkpoint, *backend, runtime_options));
 
