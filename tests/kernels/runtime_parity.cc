@@ -10,7 +10,9 @@
 // first differing step the CPU's logits of the two candidates differ by less than kTieMargin
 // (bf16 noise can swap them). A model with DSA layers (the demo model) runs twice, in each
 // --dsa-prefill mode, with prompts of 200 and 700 tokens too (past its index_topk of 64, so the
-// top-k selection is exercised). Exit status 0 when every model passes.
+// top-k selection is exercised), and a third time with index_topk raised past every context (the
+// whole DSA path — index keys, scores, top-k, sparse attention — with a selection that bf16 noise
+// cannot change). Exit status 0 when every model passes.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -120,8 +122,11 @@ struct ModelResult {
   nlohmann::json json;
 };
 
-StatusOr<ModelResult> check_model(const std::string& name, const std::string& dir, DsaPrefillMode mode) {
+// topk_override > 0 replaces the config's index_topk (a selection size, not a tensor shape).
+StatusOr<ModelResult> check_model(const std::string& name, const std::string& dir, DsaPrefillMode mode,
+                                  int topk_override) {
   ASSIGN_OR_RETURN(ModelConfig config, load_model_config(dir));
+  if (topk_override > 0 && config.dsa) config.dsa->topk = topk_override;
   ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(dir));
   ASSIGN_OR_RETURN(std::vector<Prompt> prompts, prompts_for(dir, config));
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> cpu, create_backend("cpu"));
@@ -215,18 +220,19 @@ int run_main(int argc, char** argv) {
   }
   nlohmann::json all = nlohmann::json::array();
   bool ok = true;
-  std::vector<std::tuple<std::string, std::string, DsaPrefillMode>> runs;
+  std::vector<std::tuple<std::string, std::string, DsaPrefillMode, int>> runs;
   for (const auto& [name, dir] : models) {
     StatusOr<ModelConfig> config = load_model_config(dir);
     if (config.ok() && config->dsa) {
-      runs.emplace_back(name + "-sparse", dir, DsaPrefillMode::kSparse);
-      runs.emplace_back(name + "-dense", dir, DsaPrefillMode::kDense);
+      runs.emplace_back(name + "-sparse", dir, DsaPrefillMode::kSparse, 0);
+      runs.emplace_back(name + "-dense", dir, DsaPrefillMode::kDense, 0);
+      runs.emplace_back(name + "-topkall", dir, DsaPrefillMode::kSparse, 4096);
     } else {
-      runs.emplace_back(name, dir, DsaPrefillMode::kSparse);
+      runs.emplace_back(name, dir, DsaPrefillMode::kSparse, 0);
     }
   }
-  for (const auto& [name, dir, mode] : runs) {
-    StatusOr<ModelResult> result = check_model(name, dir, mode);
+  for (const auto& [name, dir, mode, topk] : runs) {
+    StatusOr<ModelResult> result = check_model(name, dir, mode, topk);
     if (!result.ok()) {
       std::printf("parity %-12s ERROR %s  FAIL\n", name.c_str(), result.status().to_string().c_str());
       all.push_back({{"model", name}, {"ok", false}, {"error", result.status().to_string()}});

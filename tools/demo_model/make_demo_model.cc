@@ -15,7 +15,7 @@
 // deciding 13% of the steps.
 //
 // Layers from --dense-layers on (default 1: layer 0 dense, layers 1-3 DSA) carry a DeepSeek Sparse
-// Attention indexer (DESIGN §3): 4 index heads of 64 dims, 32 of them rotated, index_topk 64, so a
+// Attention indexer (DESIGN §3): 16 index heads of 64 dims, 32 of them rotated, index_topk 64, so a
 // prompt past 64 tokens exercises real top-k selection on the CPU and in the server. Its weights
 // use the same 1/sqrt(fan_in) scales; the LayerNorm is 1 ± 0.1 with a bias of std 0.1.
 #include <nlohmann/json.hpp>
@@ -52,7 +52,7 @@ struct Options {
   int head_dim = 64;
   int max_position = 131072;
   int dense_layers = 1;  // layers [0, dense_layers) have no indexer; >= layers: no DSA at all
-  int index_heads = 4;
+  int index_heads = 16;  // the CUDA index-logits kernel takes 16 or 64 heads at head_dim 64
   int index_head_dim = 64;
   int index_topk = 64;
   int index_rope_dim = 32;
@@ -66,7 +66,7 @@ constexpr char kUsage[] =
     "usage: make_demo_model --out DIR (--vocab-from-tokenizer FILE | --vocab N)\n"
     "         [--hidden 256] [--intermediate 768] [--layers 4] [--heads 4] [--kv-heads 2]\n"
     "         [--head-dim 64] [--max-position 131072] [--seed N] [--dtype bf16|f16|f32]\n"
-    "         [--dense-layers 1] [--index-heads 4] [--index-head-dim 64] [--index-topk 64] [--index-rope-dim 32]\n";
+    "         [--dense-layers 1] [--index-heads 16] [--index-head-dim 64] [--index-topk 64] [--index-rope-dim 32]\n";
 
 StatusOr<Options> parse_flags(int argc, char** argv) {
   Options options;

@@ -94,7 +94,7 @@ TEST(DemoModel, ConfigHasTheDocumentedShape) {
   EXPECT_EQ(make_rope_table(config->rope).inv_freq.size(), 32u);
   // DSA indexer (layers 1-3; layer 0 stays dense): a small top-k so prompts past 64 tokens select.
   ASSERT_TRUE(config->dsa.has_value());
-  EXPECT_EQ(config->dsa->n_heads, 4);
+  EXPECT_EQ(config->dsa->n_heads, 16);
   EXPECT_EQ(config->dsa->head_dim, 64);
   EXPECT_EQ(config->dsa->topk, 64);
   EXPECT_EQ(config->dsa->rope_dim, 32);
