@@ -218,5 +218,14 @@ TEST_F(DsaAttentionTest, DenseModeIsPagedAttention) {
   EXPECT_EQ(max_diff(dsa, dense), 0.0);
 }
 
+TEST(DsaPrefillMode, ParsesTheFlagValues) {
+  EXPECT_EQ(*parse_dsa_prefill_mode("sparse"), DsaPrefillMode::kSparse);
+  EXPECT_EQ(*parse_dsa_prefill_mode("dense"), DsaPrefillMode::kDense);
+  StatusOr<DsaPrefillMode> bad = parse_dsa_prefill_mode("Sparse");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("'Sparse'"), std::string::npos);
+  EXPECT_STREQ(dsa_prefill_mode_name(DsaPrefillMode::kDense), "dense");
+}
+
 }  // namespace
 }  // namespace longbow
