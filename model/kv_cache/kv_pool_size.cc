@@ -7,10 +7,14 @@
 namespace longbow {
 
 size_t kv_page_bytes(const ModelConfig& config, DType kv_dtype, int page_size) {
+  const auto layers = static_cast<size_t>(config.num_hidden_layers);
+  const auto tokens = static_cast<size_t>(page_size);
   // K and V, each [page_size][num_kv_heads][head_dim] per layer.
-  return size_t{2} * static_cast<size_t>(config.num_hidden_layers) * static_cast<size_t>(page_size) *
-         static_cast<size_t>(config.num_key_value_heads) * static_cast<size_t>(config.head_dim) *
-         dtype_size(kv_dtype);
+  const size_t kv = size_t{2} * layers * tokens * static_cast<size_t>(config.num_key_value_heads) *
+                    static_cast<size_t>(config.head_dim) * dtype_size(kv_dtype);
+  // The index cache page of a DSA layer: [page_size × index_head_dim e4m3][page_size × fp32 scale].
+  const size_t index = config.dsa ? layers * tokens * (static_cast<size_t>(config.dsa->head_dim) + 4) : 0;
+  return kv + index;
 }
 
 StatusOr<int> kv_pages_for_memory(const ModelConfig& config, DType kv_dtype, int page_size, size_t free_bytes,

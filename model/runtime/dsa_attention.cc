@@ -1,36 +1,63 @@
-// run_dsa_attention (contract in dsa_attention.h).
+// run_dsa_attention and its scratch (contracts in dsa_attention.h).
 #include "model/runtime/dsa_attention.h"
 
+#include <algorithm>
 #include <string>
 
-namespace longbow {
-namespace {
+#include "model/runtime/dsa_row_blocks.h"
 
-// A [rows, cols] scratch tensor of `dtype`, reallocated when the shape changes.
-Status ensure(Backend& backend, Tensor& t, DType dtype, int64_t rows, int64_t cols) {
-  if (t.data != nullptr && t.dtype == dtype && t.rank == 2 && t.dim(0) == rows && t.dim(1) == cols) {
-    return Status::Ok();
-  }
-  ASSIGN_OR_RETURN(t, backend.allocate(dtype, {rows, cols}));
-  return Status::Ok();
+namespace longbow {
+
+StatusOr<DsaPrefillMode> parse_dsa_prefill_mode(const std::string& name) {
+  if (name == "sparse") return DsaPrefillMode::kSparse;
+  if (name == "dense") return DsaPrefillMode::kDense;
+  return invalid_argument("dsa prefill mode: expected sparse or dense, got '" + name + "'");
 }
 
-}  // namespace
+const char* dsa_prefill_mode_name(DsaPrefillMode mode) {
+  return mode == DsaPrefillMode::kSparse ? "sparse" : "dense";
+}
+
+StatusOr<DsaScratch> allocate_dsa_scratch(Backend& backend, const DsaIndexerConfig& config, int max_tokens,
+                                          int max_context_len, size_t logits_budget_bytes) {
+  const DType dtype = backend.compute_dtype();
+  const int64_t t = max_tokens;
+  const int64_t row = dsa_logits_width(max_context_len);
+  const int64_t capacity =
+      std::max(row, std::min(t * row, static_cast<int64_t>(logits_budget_bytes / sizeof(float)) / row * row));
+  DsaScratch s;
+  auto take = [&](Tensor* tensor, DType type, std::initializer_list<int64_t> dims) -> Status {
+    StatusOr<Tensor> allocated = backend.allocate(type, dims);
+    if (!allocated.ok()) return allocated.status().with_context("allocating the DSA scratch");
+    *tensor = std::move(allocated).value();
+    s.num_bytes += tensor->num_bytes();
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(take(&s.k_raw, dtype, {t, config.head_dim}));
+  RETURN_IF_ERROR(take(&s.q_index, dtype, {t, int64_t{config.n_heads} * config.head_dim}));
+  RETURN_IF_ERROR(take(&s.weights, dtype, {t, config.n_heads}));
+  RETURN_IF_ERROR(take(&s.logits, DType::kF32, {capacity}));
+  RETURN_IF_ERROR(take(&s.indices, DType::kI32, {t, config.topk}));
+  return s;
+}
 
 Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const DsaIndexerWeights& weights,
                          DsaPrefillMode mode, const DsaAttentionStep& step, DsaScratch& scratch) {
   const int64_t tokens = step.x.dim(0);
-  const DType dtype = backend.compute_dtype();
   if (step.inv_freq.rank != 1 || 2 * step.inv_freq.dim(0) != config.rope_dim) {
     return invalid_argument("dsa attention: inv_freq has " + step.inv_freq.shape_string() + ", expected [" +
                             std::to_string(config.rope_dim / 2) + "] for index_rope_dim " +
                             std::to_string(config.rope_dim));
   }
+  if (scratch.k_raw.data == nullptr || tokens > scratch.k_raw.dim(0) || scratch.indices.dim(1) != config.topk) {
+    return invalid_argument("dsa attention: the scratch holds " + std::to_string(scratch.k_raw.dim(0)) +
+                            " rows, the step has " + std::to_string(tokens));
+  }
   // Index keys of every new token first: this step's scores already see them.
-  RETURN_IF_ERROR(ensure(backend, scratch.k_raw, dtype, tokens, config.head_dim));
-  RETURN_IF_ERROR(backend.matmul(step.x, weights.wk, Tensor{}, scratch.k_raw));
-  DsaIndexKeysArgs keys{scratch.k_raw, weights.k_norm_weight, weights.k_norm_bias, step.positions,
-                        step.slots,    step.inv_freq,         step.attention_scaling, step.index_cache};
+  Tensor k_raw = scratch.k_raw.rows(0, tokens);
+  RETURN_IF_ERROR(backend.matmul(step.x, weights.wk, Tensor{}, k_raw));
+  DsaIndexKeysArgs keys{k_raw,      weights.k_norm_weight, weights.k_norm_bias,    step.positions,
+                        step.slots, step.inv_freq,         step.attention_scaling, step.index_cache};
   RETURN_IF_ERROR(backend.dsa_index_keys(keys));
 
   if (mode == DsaPrefillMode::kDense && step.max_query_len > 1) {
@@ -48,32 +75,51 @@ Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const
     return backend.paged_attention(dense);
   }
 
-  RETURN_IF_ERROR(ensure(backend, scratch.q_index, dtype, tokens, int64_t{config.n_heads} * config.head_dim));
-  RETURN_IF_ERROR(ensure(backend, scratch.weights, dtype, tokens, config.n_heads));
-  RETURN_IF_ERROR(backend.matmul(step.x, weights.wq, Tensor{}, scratch.q_index));
-  RETURN_IF_ERROR(backend.matmul(step.x, weights.weights_proj, Tensor{}, scratch.weights));
-  // Logits rows are padded to a multiple of 4 (16-byte rows for the GPU top-k's vector loads).
-  const int64_t width = (int64_t{step.max_context_len} + 3) / 4 * 4;
-  RETURN_IF_ERROR(ensure(backend, scratch.logits, DType::kF32, tokens, width));
-  DsaIndexScoresArgs scores;
-  scores.q = scratch.q_index.reshape({tokens, config.n_heads, config.head_dim});
-  scores.weights = scratch.weights;
-  scores.positions = step.positions;
-  scores.inv_freq = step.inv_freq;
-  scores.attention_scaling = step.attention_scaling;
-  scores.index_cache = step.index_cache;
-  scores.query_start = step.query_start;
-  scores.context_lens = step.context_lens;
-  scores.block_tables = step.block_tables;
-  scores.logits = scratch.logits;
-  scores.max_context_len = step.max_context_len;
-  scores.skip_len = config.topk;
-  RETURN_IF_ERROR(backend.dsa_index_scores(scores));
-  RETURN_IF_ERROR(ensure(backend, scratch.indices, DType::kI32, tokens, config.topk));
-  RETURN_IF_ERROR(backend.dsa_topk(DsaTopkArgs{scratch.logits, step.query_start, step.context_lens, scratch.indices}));
-  return backend.dsa_sparse_attention(DsaSparseAttentionArgs{step.q, step.k_cache, step.v_cache, scratch.indices,
-                                                             step.query_start, step.block_tables, step.out,
-                                                             step.scale});
+  Tensor q_index = scratch.q_index.rows(0, tokens);
+  Tensor head_weights = scratch.weights.rows(0, tokens);
+  RETURN_IF_ERROR(backend.matmul(step.x, weights.wq, Tensor{}, q_index));
+  RETURN_IF_ERROR(backend.matmul(step.x, weights.weights_proj, Tensor{}, head_weights));
+  Tensor q_heads = q_index.reshape({tokens, config.n_heads, config.head_dim});
+
+  DsaRowBlockTensors whole;
+  whole.row_end = static_cast<int>(tokens);
+  whole.seq_end = static_cast<int>(step.context_lens.dim(0));
+  whole.query_start = step.query_start;
+  whole.context_lens = step.context_lens;
+  whole.max_context_len = step.max_context_len;
+  std::span<const DsaRowBlockTensors> blocks = step.blocks.empty() ? std::span(&whole, 1) : step.blocks;
+  for (const DsaRowBlockTensors& block : blocks) {
+    const int64_t rows = block.row_end - block.row_begin;
+    const int64_t seqs = block.seq_end - block.seq_begin;
+    const int64_t width = dsa_logits_width(block.max_context_len);
+    if (rows < 1 || block.row_end > tokens || rows * width > scratch.logits.numel()) {
+      return invalid_argument("dsa attention: a block of rows [" + std::to_string(block.row_begin) + ", " +
+                              std::to_string(block.row_end) + ") at context " +
+                              std::to_string(block.max_context_len) + " does not fit the scratch");
+    }
+    Tensor logits = scratch.logits.rows(0, rows * width).reshape({rows, width});
+    Tensor indices = scratch.indices.rows(block.row_begin, rows);
+    Tensor block_tables = step.block_tables.rows(block.seq_begin, seqs);
+    DsaIndexScoresArgs scores;
+    scores.q = q_heads.rows(block.row_begin, rows);
+    scores.weights = head_weights.rows(block.row_begin, rows);
+    scores.positions = step.positions.rows(block.row_begin, rows);
+    scores.inv_freq = step.inv_freq;
+    scores.attention_scaling = step.attention_scaling;
+    scores.index_cache = step.index_cache;
+    scores.query_start = block.query_start;
+    scores.context_lens = block.context_lens;
+    scores.block_tables = block_tables;
+    scores.logits = logits;
+    scores.max_context_len = block.max_context_len;
+    scores.skip_len = config.topk;
+    RETURN_IF_ERROR(backend.dsa_index_scores(scores));
+    RETURN_IF_ERROR(backend.dsa_topk(DsaTopkArgs{logits, block.query_start, block.context_lens, indices}));
+    RETURN_IF_ERROR(backend.dsa_sparse_attention(
+        DsaSparseAttentionArgs{step.q.rows(block.row_begin, rows), step.k_cache, step.v_cache, indices,
+                               block.query_start, block_tables, step.out.rows(block.row_begin, rows), step.scale}));
+  }
+  return Status::Ok();
 }
 
 }  // namespace longbow

@@ -3,11 +3,15 @@
 // then either sparse attention (each query row attends to its own exact top-k: exact DSA
 // semantics) or dense paged attention (the `dense` prefill option).
 //
-// Not yet called by Transformer (model/runtime/transformer.cc): it owns no state, so a DSA layer can
-// use it in place of paged_attention once the layer's indexer weights and index-cache pool (one
-// pool per DSA layer, [num_pages, kPageSize·(index_head_dim + 4)] kFP8E4M3, sharing the K/V page
-// ids, hence kept with its pages by the prefix cache) are loaded and allocated there.
+// Transformer (model/runtime/transformer.cc) calls it for every layer whose checkpoint has indexer
+// tensors; each such layer owns an index-cache pool [num_pages, kPageSize·(index_head_dim + 4)]
+// kFP8E4M3 sharing the K/V page ids (so the prefix cache keeps index keys with their pages). It
+// allocates nothing: the scratch comes from allocate_dsa_scratch() at load, and the step's rows are
+// scored in blocks (dsa_row_blocks.h) whose index logits fit that scratch.
 #pragma once
+
+#include <span>
+#include <string>
 
 #include "common/status.h"
 #include "model/backend/backend.h"
@@ -29,6 +33,19 @@ enum class DsaPrefillMode {
   kDense,   // a step with any multi-token sequence attends densely (the index keys are still written)
 };
 
+// "sparse" or "dense" (the --dsa-prefill flag); INVALID_ARGUMENT naming the value otherwise.
+StatusOr<DsaPrefillMode> parse_dsa_prefill_mode(const std::string& name);
+const char* dsa_prefill_mode_name(DsaPrefillMode mode);
+
+// One block of the step's rows (plan in dsa_row_blocks.h) with its index arrays on the backend.
+struct DsaRowBlockTensors {
+  int row_begin = 0, row_end = 0;  // step rows
+  int seq_begin = 0, seq_end = 0;  // step sequences owning them (rows of block_tables)
+  Tensor query_start;              // [n + 1] I32, block-relative
+  Tensor context_lens;             // [n] I32, up to each sequence's last row in the block
+  int max_context_len = 0;
+};
+
 struct DsaAttentionStep {
   Tensor x;             // [T, hidden] the layer's normed input (what q/k/v read)
   Tensor q;             // [T, Hq, D] attention queries after RoPE
@@ -40,19 +57,32 @@ struct DsaAttentionStep {
   Tensor query_start;   // [S + 1] I32
   Tensor context_lens;  // [S] I32 (after this step)
   Tensor block_tables;  // [S, max_pages] I32
-  Tensor inv_freq;      // [index_rope_dim / 2] F32, the model's RoPE table restricted to the index dims
+  Tensor inv_freq;      // [index_rope_dim / 2] F32, a RoPE table built for index_rope_dim dims
   float attention_scaling = 1.0f;
   int max_query_len = 0;
   int max_context_len = 0;
   float scale = 0.0f;   // attention softmax scale
   Tensor out;           // [T, Hq, D]
+  // The rows in the order they are scored; each block's logits must fit scratch.logits. Empty: one
+  // block of every row with the step's own query_start, context_lens and max_context_len.
+  std::span<const DsaRowBlockTensors> blocks;
 };
 
-// Tensors the layer computes on the way; allocated on first use and grown as needed. `indices` holds
-// the last step's selection ([T, index_topk] logical tokens, -1 padded) for inspection.
+// Tensors the layer computes on the way, allocated once for steps of up to max_tokens rows.
 struct DsaScratch {
-  Tensor k_raw, q_index, weights, logits, indices;
+  Tensor k_raw;    // [T, Di] wk projection
+  Tensor q_index;  // [T, Hi·Di] wq projection
+  Tensor weights;  // [T, Hi] weights_proj output
+  Tensor logits;   // [capacity] F32; a block views its leading [rows, dsa_logits_width(context)]
+  Tensor indices;  // [T, index_topk] I32: the last step's selection per row (logical tokens, -1 padded)
+  size_t num_bytes = 0;
 };
+
+// Scratch for steps of up to max_tokens rows and contexts up to max_context_len. The logits buffer
+// holds min(max_tokens rows, logits_budget_bytes) of rows of the longest context, but at least one
+// such row, so its size is bounded by the budget whatever the prefill chunk.
+StatusOr<DsaScratch> allocate_dsa_scratch(Backend& backend, const DsaIndexerConfig& config, int max_tokens,
+                                          int max_context_len, size_t logits_budget_bytes);
 
 Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const DsaIndexerWeights& weights,
                          DsaPrefillMode mode, const DsaAttentionStep& step, DsaScratch& scratch);

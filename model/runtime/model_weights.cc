@@ -1,5 +1,6 @@
 #include "model/runtime/model_weights.h"
 
+#include <algorithm>
 #include <map>
 
 #include "common/logging.h"
@@ -13,6 +14,18 @@ std::string layer_tensor_name(int layer, const std::string& suffix) {
 }
 
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config) {
+  const std::vector<bool> every_layer(static_cast<size_t>(config.num_hidden_layers), config.dsa.has_value());
+  return expected_tensors(config, every_layer);
+}
+
+const std::vector<std::string>& dsa_indexer_suffixes() {
+  static const std::vector<std::string> suffixes = {
+      "self_attn.indexer.wq.weight", "self_attn.indexer.wk.weight", "self_attn.indexer.weights_proj.weight",
+      "self_attn.indexer.k_norm.weight", "self_attn.indexer.k_norm.bias"};
+  return suffixes;
+}
+
+std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const std::vector<bool>& dsa_layers) {
   const int64_t hidden = config.hidden_size;
   const int64_t inter = config.intermediate_size;
   const int64_t q_dim = int64_t{config.num_attention_heads} * config.head_dim;
@@ -47,13 +60,57 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config) {
       add("mlp.up_proj.bias", {inter});
       add("mlp.down_proj.bias", {hidden});
     }
+    if (config.dsa && static_cast<size_t>(l) < dsa_layers.size() && dsa_layers[static_cast<size_t>(l)]) {
+      const int64_t heads = config.dsa->n_heads, dim = config.dsa->head_dim;
+      const std::vector<std::string>& suffix = dsa_indexer_suffixes();
+      add(suffix[0], {heads * dim, hidden});
+      add(suffix[1], {dim, hidden});
+      add(suffix[2], {heads, hidden});
+      add(suffix[3], {dim});
+      add(suffix[4], {dim});
+    }
   }
   specs.push_back({"model.norm.weight", {hidden}});
   if (!config.tie_word_embeddings) specs.push_back({"lm_head.weight", {config.vocab_size, hidden}});
   return specs;
 }
 
+StatusOr<std::vector<bool>> find_dsa_layers(const ModelConfig& config, const Checkpoint& checkpoint) {
+  const std::vector<std::string> names = checkpoint.tensor_names();  // sorted
+  auto has = [&](const std::string& name) { return std::binary_search(names.begin(), names.end(), name); };
+  std::vector<bool> dsa(static_cast<size_t>(config.num_hidden_layers), false);
+  for (int l = 0; l < config.num_hidden_layers; ++l) {
+    std::string present, missing;
+    for (const std::string& suffix : dsa_indexer_suffixes()) {
+      const std::string name = layer_tensor_name(l, suffix);
+      (has(name) ? present : missing) = name;
+    }
+    if (present.empty()) continue;
+    if (!missing.empty()) {
+      return not_found("tensor " + missing + " is missing: layer " + std::to_string(l) +
+                       " has some DSA indexer tensors (" + present + ") but not all");
+    }
+    if (!config.dsa) {
+      return invalid_argument("the checkpoint has DSA indexer tensors (" + present +
+                              ") but config.json has no index_n_heads (nor index_head_dim, index_topk)");
+    }
+    dsa[static_cast<size_t>(l)] = true;
+  }
+  if (config.dsa && std::none_of(dsa.begin(), dsa.end(), [](bool b) { return b; })) {
+    return not_found("config.json has index_n_heads but no layer has DSA indexer tensors (" +
+                     layer_tensor_name(0, dsa_indexer_suffixes()[0]) + " is missing)");
+  }
+  return dsa;
+}
+
 namespace {
+
+// A DSA layer's indexer tensors out of the loaded set (present: expected_tensors listed them).
+DsaIndexerWeights take_indexer_weights(int layer, const std::map<std::string, Tensor>& by_name) {
+  auto take = [&](const std::string& suffix) { return by_name.at(layer_tensor_name(layer, suffix)); };
+  const std::vector<std::string>& suffix = dsa_indexer_suffixes();
+  return DsaIndexerWeights{take(suffix[0]), take(suffix[1]), take(suffix[2]), take(suffix[3]), take(suffix[4])};
+}
 
 StatusOr<Tensor> allocate_tensor(const TensorSpec& spec, Backend& backend) {
   if (spec.shape.empty() || spec.shape.size() > 2) {
@@ -132,8 +189,14 @@ uint64_t model_weight_bytes(const std::vector<TensorSpec>& specs, DType dtype) {
   return total;
 }
 
+StatusOr<std::vector<bool>> dsa_layers_of(const ModelConfig& config, const WeightSource& source) {
+  if (source.checkpoint() != nullptr) return find_dsa_layers(config, *source.checkpoint());
+  return std::vector<bool>(static_cast<size_t>(config.num_hidden_layers), config.dsa.has_value());
+}
+
 StatusOr<ModelWeights> load_model_weights(const ModelConfig& config, const WeightSource& source, Backend& backend) {
-  ASSIGN_OR_RETURN(auto by_name, load_weight_tensors(expected_tensors(config), source, backend));
+  ASSIGN_OR_RETURN(std::vector<bool> dsa_layers, dsa_layers_of(config, source));
+  ASSIGN_OR_RETURN(auto by_name, load_weight_tensors(expected_tensors(config, dsa_layers), source, backend));
   ModelWeights weights;
   for (const auto& entry : by_name) weights.num_bytes += entry.second.num_bytes();
 
@@ -166,6 +229,7 @@ StatusOr<ModelWeights> load_model_weights(const ModelConfig& config, const Weigh
     w.up_bias = layer("mlp.up_proj.bias");
     w.down_proj = layer("mlp.down_proj.weight");
     w.down_bias = layer("mlp.down_proj.bias");
+    if (dsa_layers[static_cast<size_t>(l)]) w.indexer = take_indexer_weights(l, by_name);
     weights.layers.push_back(std::move(w));
   }
   return weights;

@@ -5,12 +5,14 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
+#include "model/runtime/dsa_attention.h"
 #include "model/runtime/weight_source.h"
 #include "model/weights/safetensors.h"
 
@@ -29,6 +31,7 @@ struct LayerWeights {
   Tensor gate_proj, gate_bias;  // [I, H], [I]
   Tensor up_proj, up_bias;      // [I, H], [I]
   Tensor down_proj, down_bias;  // [H, I], [H]
+  std::optional<DsaIndexerWeights> indexer;  // set on DSA layers (self_attn.indexer.* present)
 };
 
 struct ModelWeights {
@@ -42,9 +45,22 @@ struct ModelWeights {
 // "model.layers.<layer>.<suffix>"
 std::string layer_tensor_name(int layer, const std::string& suffix);
 
-// Every tensor of expected_tensors(config) on `backend` in its compute_dtype(). From a checkpoint:
-// checked first (missing or misshapen tensors are errors naming the tensor), then uploaded and
-// converted. Dummy: allocated and filled on the backend (dummy_weights.h).
+// The suffixes (after "model.layers.N.") of a DSA layer's indexer tensors.
+const std::vector<std::string>& dsa_indexer_suffixes();
+
+// Which layers of `checkpoint` are DSA layers: those holding the self_attn.indexer.* tensors
+// (DESIGN §3). NOT_FOUND naming the missing tensor when a layer holds only some of them, or when
+// config.dsa is set and no layer holds any; INVALID_ARGUMENT naming index_n_heads when indexer
+// tensors come without the index_* config keys.
+StatusOr<std::vector<bool>> find_dsa_layers(const ModelConfig& config, const Checkpoint& checkpoint);
+
+// The DSA layers of a weight source: a checkpoint's own (find_dsa_layers); with dummy weights every
+// layer is a DSA layer when the config has the index_* keys.
+StatusOr<std::vector<bool>> dsa_layers_of(const ModelConfig& config, const WeightSource& source);
+
+// Every tensor of expected_tensors(config, dsa_layers_of(config, source)) on `backend` in its
+// compute_dtype(). From a checkpoint: checked first (missing or misshapen tensors are errors naming
+// the tensor), then uploaded and converted. Dummy: allocated and filled on the backend (dummy_weights.h).
 StatusOr<ModelWeights> load_model_weights(const ModelConfig& config, const WeightSource& source, Backend& backend);
 
 // The tensors of `specs` by name, as load_model_weights loads them (exposed for tests).

@@ -8,6 +8,9 @@
 //
 // Each residual add is fused into the next norm (add_rms_norm), so the layer's MLP output is added at
 // the start of the next layer (or before the final norm).
+//
+// A DSA layer (its checkpoint has self_attn.indexer.* tensors) replaces paged attention with
+// run_dsa_attention (dsa_attention.h) over its own FP8 index-cache pool, which shares the K/V page ids.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -19,6 +22,7 @@
 #include "model/kv_cache/kv_pool_size.h"
 #include "model/kv_cache/page_allocator.h"
 #include "model/runtime/decode_graphs.h"
+#include "model/runtime/dsa_row_blocks.h"
 #include "model/runtime/memory_plan.h"
 #include "model/runtime/model_weights.h"
 #include "model/runtime/step_inputs.h"
@@ -44,6 +48,7 @@ struct Workspace {
                    // so one copy uploads a step's indices (each keeps a fixed address for graphs)
   Tensor last_normed;                  // [S, H] final-normed rows that want logits
   Tensor logits;                       // [S, V] F32
+  Tensor dsa_block_index;              // I32: the DSA row blocks' query_start and context_lens
   size_t num_bytes = 0;
 };
 
@@ -52,6 +57,7 @@ struct StepViews {
   Tensor hidden, normed, q, attn, k, v, proj, gate, up;
   Tensor token_ids, positions, slots, query_start, context_lens, logit_rows, block_tables;
   Tensor last_normed, logits;
+  std::vector<DsaRowBlockTensors> dsa_blocks;  // empty: the whole step is one block
 };
 
 class LlamaTransformer final : public Transformer {
@@ -64,10 +70,15 @@ class LlamaTransformer final : public Transformer {
   const ModelConfig& config() const override { return config_; }
   int num_kv_pages() const override { return options_.num_kv_pages; }
   int num_decode_graphs() const override { return graphs_ ? graphs_->num_captured() : 0; }
+  Status read_index_cache(int layer, std::vector<uint8_t>* bytes) override;
 
  private:
   Status allocate_workspace();
   Status allocate_kv_pool();
+  Status init_dsa();
+  Status allocate_index_pool();
+  Status plan_dsa_blocks(const StepInputs& in, StepViews& v);
+  Status run_attention(int layer, StepViews& s, const StepInputs& in, const PagedAttentionArgs& attention);
   StatusOr<StepViews> prepare_step(const StepInputs& in);
   Status run_layer(int layer, StepViews& s, const StepInputs& in);
   // Every launch of a step whose inputs are on the device, up to the logits (no host synchronisation).
@@ -93,6 +104,12 @@ class LlamaTransformer final : public Transformer {
   std::vector<int32_t> index_staging_;       // host image of ws_.indices, reused every step
   DecodeShape decode_shape_;                 // the workspace's table width and context bound
   std::unique_ptr<DecodeGraphCache> graphs_;  // null: decode steps run eagerly; after ws_ (uses it)
+  // DSA layers only (none when the checkpoint has no indexer tensors).
+  int num_dsa_layers_ = 0;
+  std::vector<Tensor> index_cache_;  // per layer [P, kPageSize · (index_head_dim + 4)] FP8; empty if dense
+  Tensor dsa_inv_freq_;              // [index_rope_dim / 2] F32
+  float dsa_attention_scaling_ = 1.0f;
+  DsaScratch dsa_scratch_;
 };
 
 Status check_options(const ModelConfig& config, const RuntimeOptions& options) {
@@ -116,6 +133,9 @@ Status check_options(const ModelConfig& config, const RuntimeOptions& options) {
   if (config.max_position_embeddings < 1) {
     return invalid_argument("runtime: max_position_embeddings must be >= 1, got " +
                             std::to_string(config.max_position_embeddings));
+  }
+  if (config.dsa && config.sliding_window) {
+    return unimplemented("runtime: DSA indexer (index_topk) together with sliding_window");
   }
   if (config.num_key_value_heads < 1 || config.num_attention_heads % config.num_key_value_heads != 0) {
     return invalid_argument("runtime: num_attention_heads " + std::to_string(config.num_attention_heads) +
@@ -149,9 +169,56 @@ Status LlamaTransformer::init(const WeightSource& source) {
   limits_.max_seqs = options_.max_num_seqs;
   limits_.vocab_size = config_.vocab_size;
   RETURN_IF_ERROR(allocate_workspace());
+  RETURN_IF_ERROR(init_dsa());
   RETURN_IF_ERROR(allocate_kv_pool());
   limits_.num_pages = options_.num_kv_pages;
+  RETURN_IF_ERROR(allocate_index_pool());
   init_decode_graphs();
+  return Status::Ok();
+}
+
+// The DSA layers' RoPE table (built for index_rope_dim dims), row-block index buffer and scratch,
+// all counted in the workspace. Nothing when no layer has indexer tensors.
+Status LlamaTransformer::init_dsa() {
+  for (const LayerWeights& layer : weights_.layers) num_dsa_layers_ += layer.indexer.has_value() ? 1 : 0;
+  if (num_dsa_layers_ == 0) return Status::Ok();
+  const DsaIndexerConfig& dsa = *config_.dsa;
+  RopeConfig index_rope = config_.rope;
+  index_rope.rotary_dim = dsa.rope_dim;
+  RopeTable rope = make_rope_table(index_rope);
+  ASSIGN_OR_RETURN(dsa_inv_freq_,
+                   allocate(DType::kF32, {static_cast<int64_t>(rope.inv_freq.size())}, &ws_.num_bytes));
+  RETURN_IF_ERROR(backend_.upload(rope.inv_freq.data(), dsa_inv_freq_));
+  dsa_attention_scaling_ = rope.attention_scaling;
+
+  ASSIGN_OR_RETURN(dsa_scratch_, allocate_dsa_scratch(backend_, dsa, options_.max_batched_tokens,
+                                                      limits_.max_context_len,
+                                                      options_.dsa_logits_budget_bytes));
+  ws_.num_bytes += dsa_scratch_.num_bytes;
+  // Blocks of at least min_rows rows; block b holds n_b + 1 starts and n_b lengths, and the n_b sum
+  // to at most S + blocks - 1 (a sequence split across blocks counts in each).
+  const int64_t min_rows = dsa_rows_per_block(dsa_scratch_.logits.numel(), limits_.max_context_len);
+  const int64_t max_blocks = (options_.max_batched_tokens + min_rows - 1) / min_rows;
+  ASSIGN_OR_RETURN(ws_.dsa_block_index,
+                   allocate(DType::kI32, {2 * int64_t{options_.max_num_seqs} + 3 * max_blocks}, &ws_.num_bytes));
+  return Status::Ok();
+}
+
+// One index-cache pool per DSA layer, indexed by the K/V page ids.
+Status LlamaTransformer::allocate_index_pool() {
+  index_cache_.resize(static_cast<size_t>(config_.num_hidden_layers));
+  if (num_dsa_layers_ == 0) return Status::Ok();
+  const int64_t page_bytes = int64_t{kPageSize} * (config_.dsa->head_dim + 4);
+  size_t allocated = 0;
+  for (int l = 0; l < config_.num_hidden_layers; ++l) {
+    if (!weights_.layers[static_cast<size_t>(l)].indexer) continue;
+    StatusOr<Tensor> t = allocate(DType::kFP8E4M3, {options_.num_kv_pages, page_bytes}, &allocated);
+    if (!t.ok()) return t.status().with_context("allocating the DSA index cache of layer " + std::to_string(l));
+    index_cache_[static_cast<size_t>(l)] = std::move(t).value();
+  }
+  spdlog::info("runtime: DSA on {} of {} layers (index_topk {}, prefill {}): index cache {} pages ({:.1f} MiB)",
+               num_dsa_layers_, config_.num_hidden_layers, config_.dsa->topk,
+               dsa_prefill_mode_name(options_.dsa_prefill), options_.num_kv_pages, allocated / 1048576.0);
   return Status::Ok();
 }
 
@@ -287,7 +354,43 @@ StatusOr<StepViews> LlamaTransformer::prepare_step(const StepInputs& in) {
   }
   Tensor used = ws_.indices.rows(0, static_cast<int64_t>(index_staging_.size()));
   RETURN_IF_ERROR(backend_.upload(index_staging_.data(), used));
+  RETURN_IF_ERROR(plan_dsa_blocks(in, v));
   return v;
+}
+
+// A step whose rows' index logits do not fit the DSA scratch at once is scored in row blocks; their
+// index arrays are uploaded once per step (every DSA layer reuses them).
+Status LlamaTransformer::plan_dsa_blocks(const StepInputs& in, StepViews& v) {
+  if (num_dsa_layers_ == 0) return Status::Ok();
+  if (options_.dsa_prefill == DsaPrefillMode::kDense && in.max_query_len > 1) return Status::Ok();
+  const int rows = dsa_rows_per_block(dsa_scratch_.logits.numel(), in.max_context_len);
+  if (in.num_tokens() <= rows) return Status::Ok();
+  std::vector<DsaRowBlock> blocks = plan_dsa_row_blocks(in.query_start, in.context_lens, rows);
+  std::vector<int32_t> host;
+  for (const DsaRowBlock& b : blocks) {
+    host.insert(host.end(), b.query_start.begin(), b.query_start.end());
+    host.insert(host.end(), b.context_lens.begin(), b.context_lens.end());
+  }
+  if (static_cast<int64_t>(host.size()) > ws_.dsa_block_index.numel()) {
+    return internal_error("runtime: " + std::to_string(blocks.size()) + " DSA row blocks overflow their index buffer");
+  }
+  Tensor index = ws_.dsa_block_index.rows(0, static_cast<int64_t>(host.size()));
+  RETURN_IF_ERROR(backend_.upload(host.data(), index));
+  int64_t offset = 0;
+  for (const DsaRowBlock& b : blocks) {
+    const int64_t n = b.seq_end - b.seq_begin;
+    DsaRowBlockTensors t;
+    t.row_begin = b.row_begin;
+    t.row_end = b.row_end;
+    t.seq_begin = b.seq_begin;
+    t.seq_end = b.seq_end;
+    t.query_start = index.rows(offset, n + 1);
+    t.context_lens = index.rows(offset + n + 1, n);
+    t.max_context_len = b.max_context_len;
+    offset += 2 * n + 1;
+    v.dsa_blocks.push_back(std::move(t));
+  }
+  return Status::Ok();
 }
 
 Status LlamaTransformer::run_layer(int layer, StepViews& s, const StepInputs& in) {
@@ -330,7 +433,7 @@ Status LlamaTransformer::run_layer(int layer, StepViews& s, const StepInputs& in
   attention.max_context_len = in.max_context_len;
   attention.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   attention.sliding_window = config_.sliding_window.value_or(0);
-  RETURN_IF_ERROR(b.paged_attention(attention));
+  RETURN_IF_ERROR(run_attention(layer, s, in, attention));
   RETURN_IF_ERROR(b.matmul(s.attn, w.o_proj, w.o_bias, s.proj));
 
   RETURN_IF_ERROR(b.add_rms_norm(s.hidden, s.proj, w.post_norm, eps, s.normed));
@@ -339,6 +442,41 @@ Status LlamaTransformer::run_layer(int layer, StepViews& s, const StepInputs& in
   RETURN_IF_ERROR(b.silu_mul(s.gate, s.up, s.gate));
   RETURN_IF_ERROR(b.matmul(s.gate, w.down_proj, w.down_bias, s.proj));
   return Status::Ok();
+}
+
+// Paged attention on a dense layer; on a DSA layer the indexer, then sparse (or dense) attention.
+Status LlamaTransformer::run_attention(int layer, StepViews& s, const StepInputs& in,
+                                       const PagedAttentionArgs& attention) {
+  const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
+  if (!w.indexer) return backend_.paged_attention(attention);
+  DsaAttentionStep step;
+  step.x = s.normed;
+  step.q = attention.q;
+  step.k_cache = attention.k_cache;
+  step.v_cache = attention.v_cache;
+  step.index_cache = index_cache_[static_cast<size_t>(layer)];
+  step.positions = s.positions;
+  step.slots = s.slots;
+  step.query_start = s.query_start;
+  step.context_lens = s.context_lens;
+  step.block_tables = s.block_tables;
+  step.inv_freq = dsa_inv_freq_;
+  step.attention_scaling = dsa_attention_scaling_;
+  step.max_query_len = in.max_query_len;
+  step.max_context_len = in.max_context_len;
+  step.scale = attention.scale;
+  step.out = attention.out;
+  step.blocks = s.dsa_blocks;
+  return run_dsa_attention(backend_, *config_.dsa, *w.indexer, options_.dsa_prefill, step, dsa_scratch_);
+}
+
+Status LlamaTransformer::read_index_cache(int layer, std::vector<uint8_t>* bytes) {
+  if (layer < 0 || layer >= config_.num_hidden_layers || index_cache_[static_cast<size_t>(layer)].data == nullptr) {
+    return not_found("runtime: layer " + std::to_string(layer) + " is not a DSA layer");
+  }
+  const Tensor& cache = index_cache_[static_cast<size_t>(layer)];
+  bytes->resize(cache.num_bytes());
+  return backend_.download(cache, bytes->data());
 }
 
 Status LlamaTransformer::run_model(StepViews& s, const StepInputs& in) {

@@ -9,11 +9,13 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "common/status.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
+#include "model/runtime/dsa_attention.h"
 #include "model/runtime/weight_source.h"
 #include "model/weights/safetensors.h"
 
@@ -40,6 +42,12 @@ struct RuntimeOptions {
   // On the cpu backend a planned pool also takes at most this many bytes (vLLM's
   // VLLM_CPU_KVCACHE_SPACE) and no more pages than max_num_seqs sequences of max_model_len need.
   size_t cpu_kv_cache_bytes = size_t{4} << 30;
+  // DSA layers' multi-token (prefill) steps: exact DSA (sparse) or dense flash attention. Decode
+  // steps are always sparse; index keys are written in both modes.
+  DsaPrefillMode dsa_prefill = DsaPrefillMode::kSparse;
+  // Bound on a DSA step's index-logits scratch ([rows, context] fp32): rows beyond it are scored in
+  // blocks. 128 MiB scores a 2048-token prefill chunk at a 131072-token context in 8 blocks.
+  size_t dsa_logits_budget_bytes = size_t{128} << 20;
 };
 
 // One sequence's part of a step.
@@ -69,9 +77,20 @@ class Transformer {
   virtual int num_kv_pages() const = 0;
   // Decode batch sizes captured as graphs so far (0 when decode steps run eagerly).
   virtual int num_decode_graphs() const { return 0; }
+
+  // The raw bytes of a DSA layer's index-cache pool ([pages][kPageSize·(index_head_dim + 4)]), for
+  // tests and debugging. NOT_FOUND for a dense layer.
+  virtual Status read_index_cache(int layer, std::vector<uint8_t>* bytes) {
+    (void)bytes;
+    return not_found("layer " + std::to_string(layer) + " has no DSA index cache");
+  }
 };
 
-// The tensors a checkpoint of `config` must hold, with their shapes (HF names).
+// The tensors a checkpoint of `config` must hold, with their shapes (HF names). When config.dsa is
+// set every layer is a DSA layer (with indexer tensors).
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
+// The same with indexer tensors on exactly the layers l where dsa_layers[l] (a checkpoint's own
+// layout, from find_dsa_layers in model_weights.h).
+std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const std::vector<bool>& dsa_layers);
 
 }  // namespace longbow

@@ -34,6 +34,7 @@ struct GenerateOptions {
   std::optional<std::string> tokenizer;
   double gpu_memory_utilization = 0.9;
   int num_kv_pages = 0;
+  std::string dsa_prefill = "sparse";
   std::string log_level = "info";
   bool enforce_eager = false;
   bool help = false;
@@ -58,6 +59,8 @@ void add_flags(FlagSet& flags, GenerateOptions& o) {
                      0.0, 1.0, &o.gpu_memory_utilization);
   flags.add_int("num-kv-pages", "KV pages of 64 tokens (default 0: planned from memory)", 0, 1 << 30,
                 &o.num_kv_pages);
+  flags.add_string("dsa-prefill", "MODE", "DSA layers' prefill: sparse (exact DSA) or dense (default sparse)",
+                   &o.dsa_prefill);
   flags.add_string("log-level", "LEVEL", "trace, debug, info, warn, error or off (default info; logs go to stderr)",
                    &o.log_level);
   flags.add_bool("enforce-eager", "run decode steps without CUDA graphs", &o.enforce_eager);
@@ -178,6 +181,7 @@ Status run_generate(const GenerateOptions& o) {
   runtime_options.enable_cuda_graphs = !o.enforce_eager;
   runtime_options.max_model_len = static_cast<int>(total);
   runtime_options.gpu_memory_utilization = o.gpu_memory_utilization;
+  ASSIGN_OR_RETURN(runtime_options.dsa_prefill, parse_dsa_prefill_mode(o.dsa_prefill));
   ASSIGN_OR_RETURN(std::unique_ptr<Transformer> model,
                    Transformer::load(config, checkpoint ? WeightSource(*checkpoint) : WeightSource::dummy(0),
                                      *backend, runtime_options));

@@ -51,6 +51,7 @@ struct ServeConfig {
   std::string api_key;   // empty: no authentication
   std::string backend = "auto";
   std::string chat_template;  // empty: detect from tokenizer_config.json
+  std::string dsa_prefill = "sparse";  // DSA layers' prefill: sparse or dense
   int max_num_seqs = 256;
   int max_batched_tokens = 2048;
   int max_waiting_requests = 1024;
@@ -77,7 +78,8 @@ Status apply_config_file(const std::string& path, ServeConfig* config) {
       {"served_model_name", &config->served_model_name}, {"host", &config->host},
       {"api_key", &config->api_key},                     {"backend", &config->backend},
       {"chat_template", &config->chat_template},         {"log_level", &config->log_level},
-      {"load_format", &config->load_format},             {"tokenizer", &config->tokenizer}};
+      {"load_format", &config->load_format},             {"tokenizer", &config->tokenizer},
+      {"dsa_prefill", &config->dsa_prefill}};
   std::map<std::string, int*> ints = {
       {"port", &config->port},
       {"grpc_port", &config->grpc_port},
@@ -128,6 +130,8 @@ void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* confi
   flags.add_string("backend", "NAME", "cpu, cuda or auto (default auto)", &c.backend);
   flags.add_string("chat-template", "NAME", "plain, chatml, llama2, llama3 or mistral (default: detected)",
                    &c.chat_template);
+  flags.add_string("dsa-prefill", "MODE", "DSA layers' prefill: sparse (exact DSA) or dense (default sparse)",
+                   &c.dsa_prefill);
   flags.add_int("max-num-seqs", "sequences running at once (default 256)", 1, 1 << 20, &c.max_num_seqs);
   flags.add_int("max-batched-tokens", "tokens per engine step (default 2048)", 1, 1 << 24, &c.max_batched_tokens);
   flags.add_int("max-waiting-requests", "queued requests before 429 (default 1024)", 1, 1 << 24,
@@ -166,6 +170,7 @@ json effective_config(const ServeConfig& c, const std::string& model_dir) {
               {"api_key", c.api_key.empty() ? "" : "<redacted>"},
               {"backend", c.backend},
               {"chat_template", c.chat_template.empty() ? "<detect>" : c.chat_template},
+              {"dsa_prefill", c.dsa_prefill},
               {"max_num_seqs", c.max_num_seqs},
               {"max_batched_tokens", c.max_batched_tokens},
               {"max_waiting_requests", c.max_waiting_requests},

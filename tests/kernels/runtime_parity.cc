@@ -8,7 +8,11 @@
 // L2 within kLogitBudget), then greedy decoding of the same number of tokens on each backend
 // independently. Tokens must be identical; a divergence passes only when it is a near-tie: at the
 // first differing step the CPU's logits of the two candidates differ by less than kTieMargin
-// (bf16 noise can swap them). Exit status 0 when every model passes.
+// (bf16 noise can swap them). A model with DSA layers (the demo model) runs twice, in each
+// --dsa-prefill mode, with prompts of 200 and 700 tokens too (past its index_topk of 64, so the
+// top-k selection is exercised), and a third time with index_topk raised past every context (the
+// whole DSA path — index keys, scores, top-k, sparse attention — with a selection that bf16 noise
+// cannot change). Exit status 0 when every model passes.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +22,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -101,7 +106,9 @@ StatusOr<std::vector<Prompt>> prompts_for(const std::string& dir, const ModelCon
   // Random prompts at the odd lengths too (several KV pages, partial last pages).
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> pick(0, config.vocab_size - 1);
-  for (int len : {1, 63, 97, 300}) {
+  std::vector<int> lengths = {1, 63, 97, 300};
+  if (config.dsa) lengths.insert(lengths.end(), {200, 700});
+  for (int len : lengths) {
     Prompt p;
     for (int i = 0; i < len; ++i) p.ids.push_back(pick(rng));
     p.generate = 16;
@@ -115,8 +122,11 @@ struct ModelResult {
   nlohmann::json json;
 };
 
-StatusOr<ModelResult> check_model(const std::string& name, const std::string& dir) {
+// topk_override > 0 replaces the config's index_topk (a selection size, not a tensor shape).
+StatusOr<ModelResult> check_model(const std::string& name, const std::string& dir, DsaPrefillMode mode,
+                                  int topk_override) {
   ASSIGN_OR_RETURN(ModelConfig config, load_model_config(dir));
+  if (topk_override > 0 && config.dsa) config.dsa->topk = topk_override;
   ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(dir));
   ASSIGN_OR_RETURN(std::vector<Prompt> prompts, prompts_for(dir, config));
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> cpu, create_backend("cpu"));
@@ -128,6 +138,7 @@ StatusOr<ModelResult> check_model(const std::string& name, const std::string& di
   options.num_kv_pages = pages_for_tokens(longest, kPageSize) + 1;
   options.max_batched_tokens = longest;
   options.max_num_seqs = 1;
+  options.dsa_prefill = mode;
   ASSIGN_OR_RETURN(std::unique_ptr<Transformer> cpu_model, Transformer::load(config, *checkpoint, *cpu, options));
   ASSIGN_OR_RETURN(std::unique_ptr<Transformer> cuda_model, Transformer::load(config, *checkpoint, *cuda, options));
   // Pages in reverse order, so logical and physical positions differ.
@@ -168,7 +179,7 @@ StatusOr<ModelResult> check_model(const std::string& name, const std::string& di
       c["prompt_logits_rel_l2_cuda_vs_transformers"] = vs_ref;
       reference_note = ", vs transformers " + std::to_string(vs_ref);
     }
-    std::printf("parity %-8s case %zu (prompt %4zu, %2d tokens): logits rel L2 %.3e (budget %.0e)%s; tokens %s%s\n",
+    std::printf("parity %-12s case %zu (prompt %4zu, %2d tokens): logits rel L2 %.3e (budget %.0e)%s; tokens %s%s\n",
                 name.c_str(), n, prompt.ids.size(), prompt.generate, prompt_error, kLogitBudget,
                 reference_note.c_str(), tokens_verdict.c_str(), case_ok ? "" : "  FAIL");
     result.ok = result.ok && case_ok;
@@ -209,10 +220,21 @@ int run_main(int argc, char** argv) {
   }
   nlohmann::json all = nlohmann::json::array();
   bool ok = true;
+  std::vector<std::tuple<std::string, std::string, DsaPrefillMode, int>> runs;
   for (const auto& [name, dir] : models) {
-    StatusOr<ModelResult> result = check_model(name, dir);
+    StatusOr<ModelConfig> config = load_model_config(dir);
+    if (config.ok() && config->dsa) {
+      runs.emplace_back(name + "-sparse", dir, DsaPrefillMode::kSparse, 0);
+      runs.emplace_back(name + "-dense", dir, DsaPrefillMode::kDense, 0);
+      runs.emplace_back(name + "-topkall", dir, DsaPrefillMode::kSparse, 4096);
+    } else {
+      runs.emplace_back(name, dir, DsaPrefillMode::kSparse, 0);
+    }
+  }
+  for (const auto& [name, dir, mode, topk] : runs) {
+    StatusOr<ModelResult> result = check_model(name, dir, mode, topk);
     if (!result.ok()) {
-      std::printf("parity %-8s ERROR %s  FAIL\n", name.c_str(), result.status().to_string().c_str());
+      std::printf("parity %-12s ERROR %s  FAIL\n", name.c_str(), result.status().to_string().c_str());
       all.push_back({{"model", name}, {"ok", false}, {"error", result.status().to_string()}});
       ok = false;
       continue;
@@ -220,7 +242,7 @@ int run_main(int argc, char** argv) {
     ok = ok && result->ok;
     all.push_back(std::move(result->json));
   }
-  std::printf("parity overall: %s (%zu models)\n", ok ? "PASS" : "FAIL", models.size());
+  std::printf("parity overall: %s (%zu runs of %zu models)\n", ok ? "PASS" : "FAIL", runs.size(), models.size());
   if (!json_path.empty()) {
     std::ofstream out(json_path);
     out << all.dump(1) << "\n";

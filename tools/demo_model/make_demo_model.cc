@@ -13,6 +13,11 @@
 // greedy tokens: measured with transformers 5.17 (bf16 vs fp32, 72 random prompts, 48 greedy
 // tokens), i.i.d. weights agreed on ~30% of the sequences, this layout on ~85%, with context
 // deciding 13% of the steps.
+//
+// Layers from --dense-layers on (default 1: layer 0 dense, layers 1-3 DSA) carry a DeepSeek Sparse
+// Attention indexer (DESIGN §3): 16 index heads of 64 dims, 32 of them rotated, index_topk 64, so a
+// prompt past 64 tokens exercises real top-k selection on the CPU and in the server. Its weights
+// use the same 1/sqrt(fan_in) scales; the LayerNorm is 1 ± 0.1 with a bias of std 0.1.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -46,6 +51,11 @@ struct Options {
   int kv_heads = 2;
   int head_dim = 64;
   int max_position = 131072;
+  int dense_layers = 1;  // layers [0, dense_layers) have no indexer; >= layers: no DSA at all
+  int index_heads = 16;  // the CUDA index-logits kernel takes 16 or 64 heads at head_dim 64
+  int index_head_dim = 64;
+  int index_topk = 64;
+  int index_rope_dim = 32;
   uint64_t seed = 20261122;
   std::string dtype = "bf16";
   int bos_id = 1;
@@ -55,7 +65,8 @@ struct Options {
 constexpr char kUsage[] =
     "usage: make_demo_model --out DIR (--vocab-from-tokenizer FILE | --vocab N)\n"
     "         [--hidden 256] [--intermediate 768] [--layers 4] [--heads 4] [--kv-heads 2]\n"
-    "         [--head-dim 64] [--max-position 131072] [--seed N] [--dtype bf16|f16|f32]\n";
+    "         [--head-dim 64] [--max-position 131072] [--seed N] [--dtype bf16|f16|f32]\n"
+    "         [--dense-layers 1] [--index-heads 16] [--index-head-dim 64] [--index-topk 64] [--index-rope-dim 32]\n";
 
 StatusOr<Options> parse_flags(int argc, char** argv) {
   Options options;
@@ -63,6 +74,9 @@ StatusOr<Options> parse_flags(int argc, char** argv) {
       {"--vocab", &options.vocab_size},       {"--hidden", &options.hidden},     {"--intermediate", &options.intermediate},
       {"--layers", &options.layers},          {"--heads", &options.heads},       {"--kv-heads", &options.kv_heads},
       {"--head-dim", &options.head_dim},      {"--max-position", &options.max_position},
+      {"--dense-layers", &options.dense_layers},  {"--index-heads", &options.index_heads},
+      {"--index-head-dim", &options.index_head_dim},  {"--index-topk", &options.index_topk},
+      {"--index-rope-dim", &options.index_rope_dim},
   };
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -93,14 +107,22 @@ StatusOr<Options> parse_flags(int argc, char** argv) {
   }
   if (options.heads % options.kv_heads != 0) return invalid_argument("--kv-heads must divide --heads");
   if (options.head_dim % 2 != 0) return invalid_argument("--head-dim must be even");
+  if ((options.index_head_dim & (options.index_head_dim - 1)) != 0) {
+    return invalid_argument("--index-head-dim must be a power of two");
+  }
+  if (options.index_rope_dim % 2 != 0 || options.index_rope_dim > options.index_head_dim) {
+    return invalid_argument("--index-rope-dim must be even and at most --index-head-dim");
+  }
   if (options.dtype != "bf16" && options.dtype != "f16" && options.dtype != "f32") {
     return invalid_argument("--dtype: expected bf16, f16 or f32, got \"" + options.dtype + "\"");
   }
   return options;
 }
 
+bool has_dsa(const Options& o) { return o.dense_layers < o.layers; }
+
 ordered_json model_config(const Options& o) {
-  return ordered_json{
+  ordered_json config{
       {"architectures", {"LlamaForCausalLM"}},
       {"model_type", "llama"},
       {"vocab_size", o.vocab_size},
@@ -128,6 +150,13 @@ ordered_json model_config(const Options& o) {
       {"initializer_range", 0.02},
       {"torch_dtype", o.dtype == "bf16" ? "bfloat16" : o.dtype == "f16" ? "float16" : "float32"},
   };
+  if (has_dsa(o)) {
+    config["index_n_heads"] = o.index_heads;
+    config["index_head_dim"] = o.index_head_dim;
+    config["index_topk"] = o.index_topk;
+    config["index_rope_dim"] = o.index_rope_dim;
+  }
+  return config;
 }
 
 // A plain-text chat format: the vocabulary has no chat control tokens.
@@ -205,6 +234,17 @@ std::vector<int64_t> successors(uint64_t seed, int64_t vocab) {
   return succ;
 }
 
+// A DSA layer's indexer tensors (DESIGN §3 shapes).
+Status add_indexer(SafetensorsWriter& writer, DType dtype, const Options& o, const std::string& prefix) {
+  const int64_t hidden = o.hidden, heads = o.index_heads, dim = o.index_head_dim;
+  const double std = 1.0 / std::sqrt(static_cast<double>(hidden));
+  RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "wq.weight", {heads * dim, hidden}, 0.0, std));
+  RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "wk.weight", {dim, hidden}, 0.0, std));
+  RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "weights_proj.weight", {heads, hidden}, 0.0, std));
+  RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "k_norm.weight", {dim}, 1.0, 0.1));
+  return add_normal(writer, dtype, o.seed, prefix + "k_norm.bias", {dim}, 0.0, 0.1);
+}
+
 Status write_weights(const Options& o, const std::string& path) {
   const DType dtype = o.dtype == "bf16" ? DType::kBF16 : o.dtype == "f16" ? DType::kF16 : DType::kF32;
   const int64_t hidden = o.hidden;
@@ -239,6 +279,7 @@ Status write_weights(const Options& o, const std::string& path) {
                                fan_in(hidden)));
     RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "mlp.down_proj.weight", {hidden, ff}, 0.0,
                                fan_in(ff)));
+    if (layer >= o.dense_layers) RETURN_IF_ERROR(add_indexer(writer, dtype, o, prefix + "self_attn.indexer."));
   }
   RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, "model.norm.weight", {hidden}, 1.0, 0.1));
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/backend/cpu/cpu_backend.h"
+#include "model/runtime/dsa_row_blocks.h"
 
 namespace longbow {
 namespace {
@@ -42,9 +43,10 @@ class DsaAttentionTest : public ::testing::Test {
   }
 
   // Sequence 0: 150 new tokens from position 0 (pages 2, 5, 0); sequence 1: 1 new token at
-  // position 99 (pages 7, 1). Returns DSA and dense outputs [151, Hq, D].
+  // position 99 (pages 7, 1). Returns DSA and dense outputs [151, Hq, D]. max_rows > 0 scores the
+  // rows in blocks of at most that many (dsa_row_blocks.h) with a logits scratch just big enough.
   void run(int topk, DsaPrefillMode mode, std::vector<float>* dsa, std::vector<float>* dense,
-           std::vector<int32_t>* indices, std::vector<uint8_t>* index_cache) {
+           std::vector<int32_t>* indices, std::vector<uint8_t>* index_cache, int max_rows = 0) {
     const int t0 = 150, ctx1 = 100, tokens = t0 + 1;
     std::vector<int32_t> tables = {2, 5, 0, 7, 1, 0};
     std::vector<int32_t> positions, slots;
@@ -96,7 +98,31 @@ class DsaAttentionTest : public ::testing::Test {
     s.max_context_len = t0;
     s.scale = 1.0f / std::sqrt(static_cast<float>(kD));
     s.out = *be->allocate(DType::kF32, {tokens, kHq, kD});
-    DsaScratch scratch;
+    const size_t budget = max_rows > 0 ? static_cast<size_t>(max_rows) * dsa_logits_width(t0) * 4 : size_t{1} << 20;
+    StatusOr<DsaScratch> allocated = allocate_dsa_scratch(*be, cfg, tokens, t0, budget);
+    ASSERT_TRUE(allocated.ok()) << allocated.status().to_string();
+    DsaScratch scratch = std::move(allocated).value();
+    ASSERT_EQ(scratch.logits.numel(), max_rows > 0 ? max_rows * dsa_logits_width(t0) : tokens * dsa_logits_width(t0));
+    // Poisoned scratch: every score and index the step uses must be written by it.
+    std::vector<float> nan_logits(static_cast<size_t>(scratch.logits.numel()), NAN);
+    ASSERT_TRUE(be->upload(nan_logits.data(), scratch.logits).ok());
+    std::vector<DsaRowBlockTensors> blocks;
+    if (max_rows > 0) {
+      std::vector<int32_t> qs = {0, t0, tokens}, cl = {t0, ctx1};
+      for (const DsaRowBlock& b : plan_dsa_row_blocks(qs, cl, max_rows)) {
+        DsaRowBlockTensors bt;
+        bt.row_begin = b.row_begin;
+        bt.row_end = b.row_end;
+        bt.seq_begin = b.seq_begin;
+        bt.seq_end = b.seq_end;
+        bt.query_start = make(DType::kI32, {static_cast<int64_t>(b.query_start.size())}, b.query_start);
+        bt.context_lens = make(DType::kI32, {static_cast<int64_t>(b.context_lens.size())}, b.context_lens);
+        bt.max_context_len = b.max_context_len;
+        blocks.push_back(bt);
+      }
+      ASSERT_GT(blocks.size(), 2u);
+      s.blocks = blocks;
+    }
     Status st = run_dsa_attention(*be, cfg, w, mode, s, scratch);
     ASSERT_TRUE(st.ok()) << st.to_string();
     *dsa = get(s.out);
@@ -172,12 +198,33 @@ TEST_F(DsaAttentionTest, SmallTopkSelectsCausallyPerRow) {
   EXPECT_GT(late, 1e-3);
 }
 
+TEST_F(DsaAttentionTest, RowBlocksSelectAndAttendAsOneBlock) {
+  std::vector<float> one, dense, blocked;
+  std::vector<int32_t> idx_one, idx_blocked;
+  std::vector<uint8_t> cache_one, cache_blocked;
+  run(16, DsaPrefillMode::kSparse, &one, &dense, &idx_one, &cache_one);
+  // 37-row blocks: the 150-row prefill splits into 5 blocks, the last one shared with sequence 1.
+  run(16, DsaPrefillMode::kSparse, &blocked, &dense, &idx_blocked, &cache_blocked, 37);
+  EXPECT_EQ(idx_blocked, idx_one);
+  EXPECT_EQ(max_diff(blocked, one), 0.0);
+  EXPECT_EQ(cache_blocked, cache_one);
+}
+
 TEST_F(DsaAttentionTest, DenseModeIsPagedAttention) {
   std::vector<float> dsa, dense;
   std::vector<int32_t> idx;
   std::vector<uint8_t> cache;
   run(16, DsaPrefillMode::kDense, &dsa, &dense, &idx, &cache);
   EXPECT_EQ(max_diff(dsa, dense), 0.0);
+}
+
+TEST(DsaPrefillMode, ParsesTheFlagValues) {
+  EXPECT_EQ(*parse_dsa_prefill_mode("sparse"), DsaPrefillMode::kSparse);
+  EXPECT_EQ(*parse_dsa_prefill_mode("dense"), DsaPrefillMode::kDense);
+  StatusOr<DsaPrefillMode> bad = parse_dsa_prefill_mode("Sparse");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("'Sparse'"), std::string::npos);
+  EXPECT_STREQ(dsa_prefill_mode_name(DsaPrefillMode::kDense), "dense");
 }
 
 }  // namespace

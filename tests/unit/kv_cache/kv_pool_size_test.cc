@@ -19,6 +19,16 @@ TEST(KvPoolSize, PageBytesOfLlama8b) {
   EXPECT_EQ(kv_page_bytes(llama_8b_shapes(), DType::kF32, 64), size_t{64} * 256 * 1024);
 }
 
+TEST(KvPoolSize, PageBytesCountTheDsaIndexCache) {
+  // The Llama-3.1-8B DSA config: index_head_dim 128, so 128 fp8 bytes + a 4-byte scale per token
+  // per layer (DESIGN §5: 132 B), on all 32 layers, next to the 128 KiB of K/V per token.
+  ModelConfig dsa = llama_8b_shapes();
+  dsa.dsa = DsaIndexerConfig{64, 128, 2048, 64};
+  EXPECT_EQ(kv_page_bytes(dsa, DType::kBF16, 64), size_t{64} * (128 * 1024 + 32 * 132));
+  // The index cache is FP8 whatever the K/V dtype.
+  EXPECT_EQ(kv_page_bytes(dsa, DType::kF32, 64), size_t{64} * (256 * 1024 + 32 * 132));
+}
+
 TEST(KvPoolSize, PagesFromFreeMemory) {
   size_t page = kv_page_bytes(llama_8b_shapes(), DType::kBF16, 64);
   auto pages = kv_pages_for_memory(llama_8b_shapes(), DType::kBF16, 64, 100 * page + page / 2, 1.0);

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <random>
 
+#include "model/backend/cpu/cpu_dsa.h"
 #include "model/config/rope.h"
 #include "model/runtime/transformer.h"
 #include "model/weights/safetensors_writer.h"
@@ -56,15 +57,35 @@ ModelConfig tiny_config(TinyFamily family) {
       c.model_type = "mistral";
       c.sliding_window = 16;
       break;
+    case TinyFamily::kLlamaDsa:
+      c = with_dsa(tiny_config(TinyFamily::kLlama), 16);
+      break;
   }
   return c;
 }
 
+ModelConfig with_dsa(ModelConfig config, int topk) {
+  DsaIndexerConfig dsa;
+  dsa.n_heads = 4;
+  dsa.head_dim = 32;
+  dsa.topk = topk;
+  dsa.rope_dim = 16;
+  config.dsa = dsa;
+  return config;
+}
+
 void write_tiny_checkpoint(const ModelConfig& config, const std::string& dir, DType dtype, uint32_t seed) {
+  write_tiny_tensors(expected_tensors(config), dir, dtype, seed);
+}
+
+void write_tiny_tensors(const std::vector<TensorSpec>& unordered, const std::string& dir, DType dtype, uint32_t seed) {
+  std::vector<TensorSpec> specs = unordered;
+  std::stable_partition(specs.begin(), specs.end(),
+                        [](const TensorSpec& spec) { return spec.name.find(".indexer.") == std::string::npos; });
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   SafetensorsWriter writer;
-  for (const TensorSpec& spec : expected_tensors(config)) {
+  for (const TensorSpec& spec : specs) {
     int64_t n = 1;
     for (int64_t d : spec.shape) n *= d;
     std::vector<float> values(static_cast<size_t>(n));
@@ -73,7 +94,7 @@ void write_tiny_checkpoint(const ModelConfig& config, const std::string& dir, DT
     // Matrices scaled by 1/sqrt(fan_in) keep activations O(1) through the layers.
     float scale = is_norm || is_bias ? 0.1f : 1.0f / std::sqrt(static_cast<float>(spec.shape.back()));
     if (spec.name == "model.embed_tokens.weight") scale = 1.0f;
-    for (float& v : values) v = (is_norm ? 1.0f : 0.0f) + scale * normal(rng);
+    for (float& v : values) v = (is_norm && !is_bias ? 1.0f : 0.0f) + scale * normal(rng);
     Status st = writer.add_float(spec.name, dtype, spec.shape, values);
     ASSERT_TRUE(st.ok()) << st.to_string();
   }
@@ -145,31 +166,106 @@ struct Reference {
     }
   }
 
-  Matrix attention(const Matrix& q, const Matrix& k, const Matrix& v, int n) const {
+  // Causal attention; row t attends to `selected[t]` when given (a DSA layer's top-k), else to its
+  // window (or every earlier token).
+  Matrix attention(const Matrix& q, const Matrix& k, const Matrix& v, int n,
+                   const std::vector<std::vector<int>>* selected = nullptr) const {
     const int hq = c.num_attention_heads, hkv = c.num_key_value_heads, d = c.head_dim;
     const int window = c.sliding_window.value_or(0);
     Matrix out(static_cast<size_t>(n * hq * d), 0.0);
     for (int t = 0; t < n; ++t) {
+      std::vector<int> keys;
+      if (selected != nullptr) {
+        keys = (*selected)[static_cast<size_t>(t)];
+      } else {
+        for (int j = window > 0 ? std::max(0, t - window + 1) : 0; j <= t; ++j) keys.push_back(j);
+      }
       for (int h = 0; h < hq; ++h) {
         int g = h / (hq / hkv);
-        int first = window > 0 ? std::max(0, t - window + 1) : 0;
         std::vector<double> p;
-        for (int j = first; j <= t; ++j) {
+        for (int j : keys) {
           double s = 0.0;
           for (int i = 0; i < d; ++i) s += q[static_cast<size_t>((t * hq + h) * d + i)] * k[static_cast<size_t>((j * hkv + g) * d + i)];
           p.push_back(s / std::sqrt(static_cast<double>(d)));
         }
         double top = *std::max_element(p.begin(), p.end()), total = 0.0;
         for (double& x : p) total += (x = std::exp(x - top));
-        for (int j = first; j <= t; ++j) {
+        for (size_t a = 0; a < keys.size(); ++a) {
           for (int i = 0; i < d; ++i) {
             out[static_cast<size_t>((t * hq + h) * d + i)] +=
-                p[static_cast<size_t>(j - first)] / total * v[static_cast<size_t>((j * hkv + g) * d + i)];
+                p[a] / total * v[static_cast<size_t>((keys[a] * hkv + g) * d + i)];
           }
         }
       }
     }
     return out;
+  }
+
+  bool is_dsa_layer(int l) const { return ck.tensor(layer(l, "self_attn.indexer.wk.weight")).ok(); }
+
+  // The keys each row of a DSA layer keeps: its exact top-k of the FP8 index scores (DESIGN §4),
+  // through the CPU reference functions on one sequence at slots 0..n-1.
+  std::vector<std::vector<int>> dsa_selection(const Matrix& x, int n, int l) const {
+    const DsaIndexerConfig& dsa = *c.dsa;
+    const int heads = dsa.n_heads, dim = dsa.head_dim;
+    auto to_float = [](const Matrix& m) { return std::vector<float>(m.begin(), m.end()); };
+    const std::string p = "self_attn.indexer.";
+    std::vector<float> k_raw = to_float(linear(x, n, layer(l, p + "wk.weight"), "", false));
+    std::vector<float> q = to_float(linear(x, n, layer(l, p + "wq.weight"), "", false));
+    std::vector<float> w_raw = to_float(linear(x, n, layer(l, p + "weights_proj.weight"), "", false));
+    std::vector<float> gamma = weight(layer(l, p + "k_norm.weight")), beta = weight(layer(l, p + "k_norm.bias"));
+    RopeConfig index_rope = c.rope;
+    index_rope.rotary_dim = dsa.rope_dim;
+    RopeTable table = make_rope_table(index_rope);
+    std::vector<int32_t> positions(static_cast<size_t>(n));
+    for (int t = 0; t < n; ++t) positions[static_cast<size_t>(t)] = t;
+    const int pages = (n + cpu::kDsaPageSize - 1) / cpu::kDsaPageSize;
+    std::vector<int32_t> table_ids(static_cast<size_t>(pages));
+    for (int i = 0; i < pages; ++i) table_ids[static_cast<size_t>(i)] = i;
+    std::vector<uint8_t> cache(static_cast<size_t>(pages) * cpu::dsa_index_page_bytes(dim));
+    cpu::DsaIndexKeyArgs keys;
+    keys.k_raw = k_raw.data();
+    keys.gamma = gamma.data();
+    keys.beta = beta.data();
+    keys.positions = positions.data();
+    keys.slots = positions.data();
+    keys.inv_freq = table.inv_freq.data();
+    keys.attention_scaling = table.attention_scaling;
+    keys.tokens = n;
+    keys.head_dim = dim;
+    keys.rope_dim = dsa.rope_dim;
+    keys.fp8_cache = cache.data();
+    cpu::dsa_write_index_keys(keys);
+    cpu::dsa_rope(q.data(), n, heads, dim, dsa.rope_dim, positions.data(), table.inv_freq.data(),
+                  table.attention_scaling);
+    std::vector<uint8_t> q8(q.size());
+    std::vector<float> w_eff(w_raw.size());
+    cpu::dsa_prepare_query(q.data(), w_raw.data(), n, heads, dim, q8.data(), w_eff.data());
+    std::vector<std::vector<int>> selected(static_cast<size_t>(n));
+    std::vector<float> scores(static_cast<size_t>(n));
+    std::vector<int32_t> top(static_cast<size_t>(dsa.topk));
+    for (int t = 0; t < n; ++t) {  // row t alone: one sequence of context t + 1 with one query row
+      const int32_t query_start[2] = {0, 1}, context = t + 1;
+      cpu::DsaIndexLogitsArgs a;
+      a.q_fp8 = q8.data() + static_cast<size_t>(t) * static_cast<size_t>(heads * dim);
+      a.w_eff = w_eff.data() + static_cast<size_t>(t) * static_cast<size_t>(heads);
+      a.fp8_cache = cache.data();
+      a.query_start = query_start;
+      a.context_lens = &context;
+      a.block_tables = table_ids.data();
+      a.seqs = 1;
+      a.max_pages = pages;
+      a.heads = heads;
+      a.head_dim = dim;
+      a.logits = scores.data();
+      a.logits_stride = n;
+      cpu::dsa_index_logits(a);
+      cpu::dsa_topk(scores.data(), t + 1, dsa.topk, top.data());
+      for (int32_t j : top) {
+        if (j >= 0) selected[static_cast<size_t>(t)].push_back(j);
+      }
+    }
+    return selected;
   }
 };
 
@@ -197,7 +293,9 @@ std::vector<std::vector<double>> reference_logits(const ModelConfig& c, const Ch
     }
     ref.rope(q, n, c.num_attention_heads, table);
     ref.rope(k, n, c.num_key_value_heads, table);
-    Matrix attn = ref.attention(q, k, v, n);
+    std::vector<std::vector<int>> selected;
+    if (ref.is_dsa_layer(l)) selected = ref.dsa_selection(x, n, l);
+    Matrix attn = ref.attention(q, k, v, n, selected.empty() ? nullptr : &selected);
     Matrix o = ref.linear(attn, n, ref.layer(l, "self_attn.o_proj.weight"), ref.layer(l, "self_attn.o_proj.bias"), c.o_bias);
     for (size_t i = 0; i < h.size(); ++i) h[i] += o[i];
     x = ref.rms_norm(h, hidden, ref.layer(l, "post_attention_layernorm.weight"));

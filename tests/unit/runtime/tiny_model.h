@@ -12,18 +12,29 @@
 
 namespace longbow::testing {
 
-enum class TinyFamily { kLlama, kQwen2, kQwen3, kMistral };
+enum class TinyFamily { kLlama, kQwen2, kQwen3, kMistral, kLlamaDsa };
 
 // A config with GQA (4 query / 2 kv heads), head_dim 24 (so Hq·D != hidden) and the family's
 // features: llama o/mlp biases + llama3 RoPE, qwen2 qkv biases + yarn, qwen3 q/k norm + tied
-// embeddings, mistral a 16-token sliding window.
+// embeddings, mistral a 16-token sliding window; llama-dsa is llama with a DSA indexer (4 index heads
+// of 32 dims, 16 of them rotated, index_topk 16) on every layer.
 ModelConfig tiny_config(TinyFamily family);
+
+// `config` with a DSA indexer of index_topk `topk` (4 heads, head_dim 32, rope_dim 16).
+ModelConfig with_dsa(ModelConfig config, int topk);
 
 // Writes random weights for `config` to `<dir>/model.safetensors` (bf16 or fp32). Norm weights are
 // 1 ± 0.1 and biases non-zero, so a skipped norm weight or bias changes the output.
+// The tensors are drawn in expected_tensors order with the DSA indexer tensors last, so a config with
+// and one without a DSA indexer give the same non-indexer weights for the same seed.
 void write_tiny_checkpoint(const ModelConfig& config, const std::string& dir, DType dtype, uint32_t seed);
+// The same for an explicit tensor list (e.g. indexer tensors on some layers only).
+void write_tiny_tensors(const std::vector<TensorSpec>& specs, const std::string& dir, DType dtype, uint32_t seed);
 
-// Logits [tokens.size()][vocab] for every position of one sequence, computed densely in double.
+// Logits [tokens.size()][vocab] for every position of one sequence, computed in double. A layer whose
+// checkpoint has indexer tensors is a DSA layer: its index keys and scores come from the CPU DSA
+// reference functions (model/backend/cpu/cpu_dsa.h, FP8 path, on fp32 copies of the double
+// projections), each row keeps its exact top-k, and its attention runs in double over that set.
 std::vector<std::vector<double>> reference_logits(const ModelConfig& config, const Checkpoint& checkpoint,
                                                   const std::vector<int32_t>& tokens);
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <ostream>
 #include <random>
 #include <string>
@@ -19,7 +20,9 @@ using testing::reference_logits;
 using testing::TempDir;
 using testing::tiny_config;
 using testing::TinyFamily;
+using testing::with_dsa;
 using testing::write_tiny_checkpoint;
+using testing::write_tiny_tensors;
 
 double relative_l2(const float* a, const std::vector<double>& b) {
   double diff = 0.0, norm = 0.0;
@@ -192,10 +195,12 @@ INSTANTIATE_TEST_SUITE_P(Families, TransformerFamilyTest,
                          ::testing::Values(FamilyCase{"LlamaBf16", TinyFamily::kLlama, DType::kBF16},
                                            FamilyCase{"Qwen2F32", TinyFamily::kQwen2, DType::kF32},
                                            FamilyCase{"Qwen3Bf16", TinyFamily::kQwen3, DType::kBF16},
-                                           FamilyCase{"MistralF32", TinyFamily::kMistral, DType::kF32}),
+                                           FamilyCase{"MistralF32", TinyFamily::kMistral, DType::kF32},
+                                           FamilyCase{"LlamaDsaBf16", TinyFamily::kLlamaDsa, DType::kBF16}),
                          [](const ::testing::TestParamInfo<FamilyCase>& param_info) { return param_info.param.name; });
 
-// The demo model the build writes (target demo_model): a 4-layer llama with llama3 RoPE.
+// The demo model the build writes (target demo_model): a 4-layer llama with llama3 RoPE, DSA
+// (index_topk 64) on layers 1-3, so the 150-token reference check exercises real selection.
 std::string demo_model_dir() { return std::string(LONGBOW_BINARY_DIR) + "/demo-model"; }
 
 TEST(DemoModel, MatchesDenseReference) {
@@ -208,6 +213,196 @@ TEST(DemoModel, MixedBatchEqualsEachSequenceAlone) {
   auto config = load_model_config(demo_model_dir());
   ASSERT_TRUE(config.ok()) << config.status().to_string() << " (build the demo_model target)";
   check_mixed_batch(*config, demo_model_dir());
+}
+
+// ---- DSA layers (DESIGN §3-§4) ----
+
+// The logits of `steps` (chunks of one sequence: [begin, end) token ranges) on `model`; one row per
+// chunk (the chunk's last token).
+std::vector<std::vector<float>> run_chunks(Transformer& model, const std::vector<int32_t>& tokens,
+                                           const std::vector<std::pair<int, int>>& chunks) {
+  std::vector<int32_t> table(static_cast<size_t>(model.num_kv_pages()));
+  for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(table.size() - 1 - i);  // scattered
+  std::vector<std::vector<float>> rows;
+  for (const auto& [begin, end] : chunks) {
+    SequenceStep step{std::span(tokens).subspan(static_cast<size_t>(begin), static_cast<size_t>(end - begin)), begin,
+                      table, true};
+    std::vector<float> logits;
+    Status st = model.forward(std::span(&step, 1), &logits);
+    EXPECT_TRUE(st.ok()) << st.to_string();
+    rows.push_back(std::move(logits));
+  }
+  return rows;
+}
+
+double max_relative_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0.0, norm = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
+    norm = std::max(norm, static_cast<double>(std::fabs(b[i])));
+  }
+  return a.size() == b.size() && !a.empty() ? diff / norm : INFINITY;
+}
+
+// Prefill 64 + 50 tokens, then decode to 150: the chunk boundaries of check_against_reference.
+const std::vector<std::pair<int, int>> kChunksThenDecode = [] {
+  std::vector<std::pair<int, int>> chunks = {{0, 64}, {64, 114}};
+  for (int t = 114; t < 150; ++t) chunks.emplace_back(t, t + 1);
+  return chunks;
+}();
+
+RuntimeOptions dsa_options(DsaPrefillMode mode = DsaPrefillMode::kSparse) {
+  RuntimeOptions options;
+  options.num_kv_pages = 4;
+  options.max_batched_tokens = 160;
+  options.max_num_seqs = 2;
+  options.dsa_prefill = mode;
+  return options;
+}
+
+TEST(DsaTransformer, TopkCoveringTheContextEqualsTheModelWithoutIndexer) {
+  // Same seed: the non-indexer weights are identical (write_tiny_tensors draws indexer tensors last).
+  ModelConfig dense_config = tiny_config(TinyFamily::kLlama);
+  ModelConfig dsa_config = with_dsa(dense_config, 256);  // >= every context below: selects every token
+  TempDir dense_dir, dsa_dir;
+  write_tiny_checkpoint(dense_config, dense_dir.path(), DType::kBF16, 11);
+  write_tiny_checkpoint(dsa_config, dsa_dir.path(), DType::kBF16, 11);
+  auto dense = load_model(dense_config, dense_dir.path(), dsa_options());
+  auto dsa = load_model(dsa_config, dsa_dir.path(), dsa_options());
+  ASSERT_TRUE(dense.ok()) << dense.status().to_string();
+  ASSERT_TRUE(dsa.ok()) << dsa.status().to_string();
+  const std::vector<int32_t> tokens = random_tokens(150, dense_config.vocab_size, 5);
+  auto want = run_chunks(*dense->transformer, tokens, kChunksThenDecode);
+  auto got = run_chunks(*dsa->transformer, tokens, kChunksThenDecode);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_LT(max_relative_diff(got[i], want[i]), 1e-5) << "chunk " << i;
+}
+
+TEST(DsaTransformer, SmallTopkSelectsLikeTheReferenceOnADenseAndADsaLayer) {
+  // Layer 0 dense, layer 1 DSA with index_topk 16 over contexts up to 150.
+  ModelConfig config = with_dsa(tiny_config(TinyFamily::kLlama), 16);
+  TempDir dir, dense_dir;
+  write_tiny_tensors(expected_tensors(config, {false, true}), dir.path(), DType::kF32, 12);
+  ModelConfig dense_config = tiny_config(TinyFamily::kLlama);
+  write_tiny_checkpoint(dense_config, dense_dir.path(), DType::kF32, 12);
+  auto model = load_model(config, dir.path(), dsa_options());
+  auto dense = load_model(dense_config, dense_dir.path(), dsa_options());
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  ASSERT_TRUE(dense.ok()) << dense.status().to_string();
+  std::vector<uint8_t> bytes;
+  EXPECT_EQ(model->transformer->read_index_cache(0, &bytes).code(), StatusCode::kNotFound);  // dense layer
+  EXPECT_TRUE(model->transformer->read_index_cache(1, &bytes).ok());
+
+  const std::vector<int32_t> tokens = random_tokens(150, config.vocab_size, 6);
+  auto got = run_chunks(*model->transformer, tokens, kChunksThenDecode);
+  auto dense_logits = run_chunks(*dense->transformer, tokens, kChunksThenDecode);
+  std::vector<std::vector<double>> want = reference_logits(config, *model->checkpoint, tokens);
+  for (size_t i = 0; i < got.size(); ++i) {
+    const int pos = kChunksThenDecode[i].second - 1;
+    // fp32 runtime vs the double reference with the same FP8 selection: the dense tests' budget.
+    EXPECT_LT(relative_l2(got[i].data(), want[static_cast<size_t>(pos)]), 1e-5) << "position " << pos;
+    // Every position here is past index_topk: the selection is really used.
+    EXPECT_GT(max_relative_diff(got[i], dense_logits[i]), 1e-2) << "position " << pos;
+  }
+}
+
+TEST(DsaTransformer, ChunkedPrefillAndRowBlocksEqualOneShotPrefill) {
+  ModelConfig config = tiny_config(TinyFamily::kLlamaDsa);
+  TempDir dir;
+  write_tiny_checkpoint(config, dir.path(), DType::kBF16, 13);
+  RuntimeOptions blocked = dsa_options();
+  blocked.dsa_logits_budget_bytes = 4096;  // 6 rows of 152 logits: the 150-row prefill runs in 25 blocks
+  auto one_shot = load_model(config, dir.path(), dsa_options());
+  auto chunked = load_model(config, dir.path(), dsa_options());
+  auto in_blocks = load_model(config, dir.path(), blocked);
+  ASSERT_TRUE(one_shot.ok() && chunked.ok() && in_blocks.ok());
+  const std::vector<int32_t> tokens = random_tokens(160, config.vocab_size, 7);
+  std::vector<std::pair<int, int>> whole = {{0, 150}}, chunks = {{0, 40}, {40, 80}, {80, 107}, {107, 150}};
+  for (int t = 150; t < 160; ++t) {
+    whole.emplace_back(t, t + 1);
+    chunks.emplace_back(t, t + 1);
+  }
+  auto want = run_chunks(*one_shot->transformer, tokens, whole);
+  auto got = run_chunks(*chunked->transformer, tokens, chunks);
+  auto got_blocks = run_chunks(*in_blocks->transformer, tokens, whole);
+  ASSERT_EQ(got.size(), want.size() + 3);
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_LT(max_relative_diff(got[i + 3], want[i]), 1e-5) << "step " << i;
+    EXPECT_EQ(got_blocks[i], want[i]) << "step " << i;  // rows are scored independently: bit for bit
+  }
+}
+
+TEST(DsaTransformer, DensePrefillWritesTheSameIndexKeysAndAttendsDensely) {
+  ModelConfig config = tiny_config(TinyFamily::kLlamaDsa);
+  ModelConfig dense_config = tiny_config(TinyFamily::kLlama);
+  TempDir dir, dense_dir;
+  write_tiny_checkpoint(config, dir.path(), DType::kBF16, 14);
+  write_tiny_checkpoint(dense_config, dense_dir.path(), DType::kBF16, 14);
+  auto sparse = load_model(config, dir.path(), dsa_options(DsaPrefillMode::kSparse));
+  auto dense_mode = load_model(config, dir.path(), dsa_options(DsaPrefillMode::kDense));
+  auto no_indexer = load_model(dense_config, dense_dir.path(), dsa_options());
+  ASSERT_TRUE(sparse.ok() && dense_mode.ok() && no_indexer.ok());
+  const std::vector<int32_t> tokens = random_tokens(151, config.vocab_size, 8);
+  const std::vector<std::pair<int, int>> prefill_then_decode = {{0, 150}, {150, 151}};
+  auto sparse_logits = run_chunks(*sparse->transformer, tokens, prefill_then_decode);
+  auto dense_logits = run_chunks(*dense_mode->transformer, tokens, prefill_then_decode);
+  auto no_indexer_logits = run_chunks(*no_indexer->transformer, tokens, {{0, 150}});
+  // The prefill attends densely: exactly the model without indexer (the same paged attention).
+  EXPECT_EQ(dense_logits[0], no_indexer_logits[0]);
+  EXPECT_GT(max_relative_diff(dense_logits[0], sparse_logits[0]), 1e-2);
+
+  // Index keys of all 151 tokens in both modes. Layer 0 reads the embeddings in both, so its keys
+  // are identical bit for bit; layer 1 reads what layer 0's (dense vs sparse) attention made.
+  std::vector<uint8_t> sparse_keys, dense_keys;
+  const size_t page_bytes = 64 * (32 + 4);
+  const int pages = dense_mode->transformer->num_kv_pages();
+  for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
+    ASSERT_TRUE(sparse->transformer->read_index_cache(layer, &sparse_keys).ok());
+    ASSERT_TRUE(dense_mode->transformer->read_index_cache(layer, &dense_keys).ok());
+    ASSERT_EQ(dense_keys.size(), static_cast<size_t>(pages) * page_bytes);
+    if (layer == 0) {
+      EXPECT_EQ(dense_keys, sparse_keys);
+    }
+    for (int t = 0; t < 151; ++t) {  // a written key has a power-of-two scale > 0 (the pool starts zeroed)
+      const size_t page = static_cast<size_t>(pages - 1 - t / 64);  // run_chunks' table
+      float scale = 0.0f;
+      std::memcpy(&scale, dense_keys.data() + page * page_bytes + 64 * 32 + 4 * static_cast<size_t>(t % 64), 4);
+      EXPECT_GT(scale, 0.0f) << "layer " << layer << " token " << t;
+    }
+  }
+}
+
+TEST(DsaTransformer, RejectsIncompleteIndexersAndMissingConfigKeys) {
+  ModelConfig config = tiny_config(TinyFamily::kLlamaDsa);
+  RuntimeOptions options = dsa_options();
+  {  // layer 1 lacks its k_norm bias
+    std::vector<TensorSpec> specs = expected_tensors(config);
+    std::erase_if(specs, [](const TensorSpec& s) { return s.name == "model.layers.1.self_attn.indexer.k_norm.bias"; });
+    TempDir dir;
+    write_tiny_tensors(specs, dir.path(), DType::kBF16, 1);
+    auto m = load_model(config, dir.path(), options);
+    EXPECT_EQ(m.status().code(), StatusCode::kNotFound) << m.status().to_string();
+    EXPECT_NE(m.status().message().find("model.layers.1.self_attn.indexer.k_norm.bias"), std::string::npos)
+        << m.status().to_string();
+  }
+  TempDir dir;
+  write_tiny_checkpoint(config, dir.path(), DType::kBF16, 1);
+  ModelConfig no_keys = config;
+  no_keys.dsa.reset();
+  auto m = load_model(no_keys, dir.path(), options);
+  EXPECT_EQ(m.status().code(), StatusCode::kInvalidArgument) << m.status().to_string();
+  EXPECT_NE(m.status().message().find("index_n_heads"), std::string::npos) << m.status().to_string();
+
+  TempDir dense_dir;
+  write_tiny_checkpoint(tiny_config(TinyFamily::kLlama), dense_dir.path(), DType::kBF16, 1);
+  auto none = load_model(config, dense_dir.path(), options);
+  EXPECT_EQ(none.status().code(), StatusCode::kNotFound) << none.status().to_string();
+
+  ModelConfig misshapen = config;
+  misshapen.dsa->n_heads = 8;  // the checkpoint's wq has 4 heads
+  auto wrong = load_model(misshapen, dir.path(), options);
+  EXPECT_EQ(wrong.status().code(), StatusCode::kInvalidArgument) << wrong.status().to_string();
+  EXPECT_NE(wrong.status().message().find("indexer.wq.weight"), std::string::npos) << wrong.status().to_string();
 }
 
 TEST(TransformerLoad, RejectsMissingAndMisshapenTensors) {

@@ -21,8 +21,9 @@ namespace fs = std::filesystem;
 
 const std::string kDemoDir = LONGBOW_DEMO_MODEL_DIR;
 
-// HF Llama tensor names and shapes for `config` (independent of the runtime's own list).
-std::vector<TensorSpec> llama_tensors(const ModelConfig& c) {
+// HF Llama tensor names and shapes for `config` (independent of the runtime's own list), with the
+// DSA indexer tensors on layers [dense_layers, layers) when the config has index_* keys.
+std::vector<TensorSpec> llama_tensors(const ModelConfig& c, int dense_layers = 1) {
   const int64_t h = c.hidden_size, q = int64_t{c.num_attention_heads} * c.head_dim,
                 kv = int64_t{c.num_key_value_heads} * c.head_dim, ff = c.intermediate_size, v = c.vocab_size;
   std::vector<TensorSpec> specs = {{"model.embed_tokens.weight", {v, h}}, {"model.norm.weight", {h}},
@@ -38,6 +39,14 @@ std::vector<TensorSpec> llama_tensors(const ModelConfig& c) {
     specs.push_back({p + "mlp.gate_proj.weight", {ff, h}});
     specs.push_back({p + "mlp.up_proj.weight", {ff, h}});
     specs.push_back({p + "mlp.down_proj.weight", {h, ff}});
+    if (c.dsa && i >= dense_layers) {
+      const int64_t ih = c.dsa->n_heads, id = c.dsa->head_dim;
+      specs.push_back({p + "self_attn.indexer.wq.weight", {ih * id, h}});
+      specs.push_back({p + "self_attn.indexer.wk.weight", {id, h}});
+      specs.push_back({p + "self_attn.indexer.weights_proj.weight", {ih, h}});
+      specs.push_back({p + "self_attn.indexer.k_norm.weight", {id}});
+      specs.push_back({p + "self_attn.indexer.k_norm.bias", {id}});
+    }
   }
   return specs;
 }
@@ -83,9 +92,15 @@ TEST(DemoModel, ConfigHasTheDocumentedShape) {
   EXPECT_EQ(config->rope.original_max_position_embeddings, 8192);
   EXPECT_EQ(config->rope.rotary_dim, 64);
   EXPECT_EQ(make_rope_table(config->rope).inv_freq.size(), 32u);
+  // DSA indexer (layers 1-3; layer 0 stays dense): a small top-k so prompts past 64 tokens select.
+  ASSERT_TRUE(config->dsa.has_value());
+  EXPECT_EQ(config->dsa->n_heads, 16);
+  EXPECT_EQ(config->dsa->head_dim, 64);
+  EXPECT_EQ(config->dsa->topk, 64);
+  EXPECT_EQ(config->dsa->rope_dim, 32);
 }
 
-TEST(DemoModel, CheckpointHoldsExactlyTheLlamaTensorsInBf16) {
+TEST(DemoModel, CheckpointHoldsExactlyTheLlamaAndIndexerTensorsInBf16) {
   StatusOr<ModelConfig> config = load_model_config(kDemoDir);
   ASSERT_TRUE(config.ok()) << config.status().to_string();
   StatusOr<std::unique_ptr<Checkpoint>> checkpoint = Checkpoint::open(kDemoDir);
@@ -116,11 +131,22 @@ TEST(DemoModel, WeightsHaveTheIntendedScales) {
       {"model.layers.2.mlp.down_proj.weight", 0.0, 1.0 / std::sqrt(768.0)},
       // Random part 3/sqrt(256) plus the bigram part 1.6 · unit vector: sqrt((9 + 1.6²) / 256).
       {"lm_head.weight", 0.0, std::sqrt((9.0 + 1.6 * 1.6) / 256)},
+      {"model.layers.1.self_attn.indexer.wq.weight", 0.0, 1.0 / 16},
+      {"model.layers.3.self_attn.indexer.wk.weight", 0.0, 1.0 / 16},
+      {"model.layers.1.self_attn.indexer.weights_proj.weight", 0.0, 1.0 / 16},
   };
   for (const Expected& e : expected) {
     Moments m = stats(e.name);
     EXPECT_NEAR(m.mean, e.mean, 0.1 * e.std + 0.01) << e.name;
     EXPECT_NEAR(m.std, e.std, 0.1 * e.std) << e.name;
+  }
+  // The indexer LayerNorm has only 64 values per tensor: 4 standard errors of the mean and std.
+  const Expected small[] = {{"model.layers.2.self_attn.indexer.k_norm.weight", 1.0, 0.1},
+                            {"model.layers.2.self_attn.indexer.k_norm.bias", 0.0, 0.1}};
+  for (const Expected& e : small) {
+    Moments m = stats(e.name);
+    EXPECT_NEAR(m.mean, e.mean, 4 * e.std / 8) << e.name;
+    EXPECT_NEAR(m.std, e.std, 4 * e.std / std::sqrt(2.0 * 64)) << e.name;
   }
 }
 
@@ -166,7 +192,7 @@ TEST_F(MakeDemoModel, IsDeterministic) {
 
 TEST_F(MakeDemoModel, WritesOtherShapesFromFlags) {
   ASSERT_EQ(run("--out '" + dir_ + "' --vocab 300 --layers 2 --hidden 128 --intermediate 320 --heads 4 "
-                "--kv-heads 1 --head-dim 48 --dtype f32"),
+                "--kv-heads 1 --head-dim 48 --dtype f32 --dense-layers 2"),
             0);
   StatusOr<ModelConfig> config = load_model_config(dir_);
   ASSERT_TRUE(config.ok()) << config.status().to_string();
@@ -176,11 +202,14 @@ TEST_F(MakeDemoModel, WritesOtherShapesFromFlags) {
   EXPECT_EQ(config->head_dim, 48);
   StatusOr<std::unique_ptr<Checkpoint>> checkpoint = Checkpoint::open(dir_);
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
+  EXPECT_FALSE(config->dsa.has_value());  // --dense-layers 2 of 2: no indexer
   EXPECT_TRUE((*checkpoint)->check(llama_tensors(*config)).ok());
+  EXPECT_EQ((*checkpoint)->tensor_names().size(), llama_tensors(*config).size());
   EXPECT_EQ((*checkpoint)->tensor("lm_head.weight")->dtype, DType::kF32);
   EXPECT_FALSE(fs::exists(dir_ + "/tokenizer_config.json"));  // no tokenizer given
 
   EXPECT_NE(run("--out '" + dir_ + "' --vocab 300 --heads 4 --kv-heads 3"), 0);
+  EXPECT_NE(run("--out '" + dir_ + "' --vocab 300 --index-head-dim 48"), 0);
   EXPECT_NE(run("--out '" + dir_ + "' --vocab 300 --bogus 1"), 0);
   EXPECT_NE(run("--out '" + dir_ + "'"), 0);
 }
