@@ -5,7 +5,7 @@
 //   longbow_runtime_bench --config CONFIG [--json OUT] [--backend auto] [--chunk 2048]
 //       [--prompt-lens 8192,32768,131072] [--decode-contexts 8192,131072] [--decode-batches 1,8]
 //       [--ttft-repeats 3] [--decode-steps 30] [--warmup 2] [--gpu-memory-utilization 0.9]
-//       [--num-kv-pages 0] [--seed 0] [--enforce-eager]
+//       [--num-kv-pages 0] [--seed 0] [--enforce-eager] [--dsa-prefill sparse|dense]
 //
 // CONFIG is a config.json file or a model directory holding one.
 //
@@ -62,13 +62,14 @@ struct BenchOptions {
   int num_kv_pages = 0;
   uint64_t seed = 0;
   bool enforce_eager = false;  // decode steps without CUDA graphs
+  std::string dsa_prefill = "sparse";  // DSA layers' prefill (RuntimeOptions::dsa_prefill)
 };
 
 constexpr const char* kUsage =
     "usage: longbow_runtime_bench --config CONFIG [--json OUT] [--backend auto|cpu|cuda] [--chunk 2048]\n"
     "    [--prompt-lens 8192,32768,131072] [--decode-contexts 8192,131072] [--decode-batches 1,8]\n"
     "    [--ttft-repeats 3] [--decode-steps 30] [--warmup 2] [--gpu-memory-utilization 0.9]\n"
-    "    [--num-kv-pages 0] [--seed 0] [--enforce-eager]\n";
+    "    [--num-kv-pages 0] [--seed 0] [--enforce-eager] [--dsa-prefill sparse|dense]\n";
 
 StatusOr<int> parse_positive(const std::string& flag, const std::string& text) {
   char* end = nullptr;
@@ -122,6 +123,9 @@ StatusOr<BenchOptions> parse_options(int argc, char** argv) {
       ASSIGN_OR_RETURN(o.decode_steps, parse_positive(flag, value));
     } else if (flag == "--warmup") {
       ASSIGN_OR_RETURN(o.warmup, parse_positive(flag, value));
+    } else if (flag == "--dsa-prefill") {
+      RETURN_IF_ERROR(parse_dsa_prefill_mode(value).status());
+      o.dsa_prefill = value;
     } else if (flag == "--num-kv-pages") {
       ASSIGN_OR_RETURN(o.num_kv_pages, parse_positive(flag, value));
     } else if (flag == "--seed") {
@@ -255,6 +259,7 @@ Status run(const BenchOptions& o) {
   options.max_model_len = max_prompt;
   options.gpu_memory_utilization = o.gpu_memory_utilization;
   options.enable_cuda_graphs = !o.enforce_eager;
+  ASSIGN_OR_RETURN(options.dsa_prefill, parse_dsa_prefill_mode(o.dsa_prefill));
   const auto load_start = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(std::unique_ptr<Transformer> model,
                    Transformer::load(config, WeightSource::dummy(o.seed), *backend, options));
@@ -281,6 +286,7 @@ Status run(const BenchOptions& o) {
                         {"backend", std::string(backend->name())},
                         {"model_type", config.model_type},
                         {"dsa", config.dsa.has_value()},
+                        {"dsa_prefill", o.dsa_prefill},
                         {"chunk", o.chunk},
                         {"decode_graphs", model->num_decode_graphs()},
                         {"kv_pages", model->num_kv_pages()},

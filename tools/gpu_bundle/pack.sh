@@ -54,7 +54,8 @@ cp tools/bench/*.py "$out/peers/"
 mkdir -p "$out/data/configs" && cp configs/llama-3.1-8b*.config.json "$out/data/configs/"
 cp tools/gpu_bundle/run_gpu_tests.sh "$out/run_gpu_tests.sh"
 cp tools/bench/dsa_profile_gpu.sh "$out/dsa_profile_gpu.sh"  # per-kernel DSA times under ncu
-chmod +x "$out/run_gpu_tests.sh" "$out/dsa_profile_gpu.sh"
+cp tools/bench/runtime_bench_gpu.sh "$out/runtime_bench_gpu.sh"  # 8B dummy serve, FillRandom, 8B dense and DSA e2e
+chmod +x "$out/run_gpu_tests.sh" "$out/dsa_profile_gpu.sh" "$out/runtime_bench_gpu.sh"
 # Test data: the parity fixtures and the built demo model, when present. PACK_PARITY_DATA=0 leaves
 # the fixtures out (run_gpu_tests.sh then reads them from the repository beside the bundle, which the
 # GPU machine's copy of the working tree has anyway; saves ~12 MB of the 64 MiB a call may carry).
