@@ -167,7 +167,10 @@ void check_scenario(const ModelConfig& config, const std::string& dir, const tes
     int bucket = decode_graph_bucket(decode_graph_buckets(kMaxSeqs), b);
     if (std::find(buckets.begin(), buckets.end(), bucket) == buckets.end()) buckets.push_back(bucket);
   }
-  EXPECT_EQ(graphs.graphs, static_cast<int>(buckets.size())) << "graphs captured (a failed capture runs eagerly)";
+  // Models with DSA layers decode eagerly for now (LlamaTransformer::init_decode_graphs): nothing is
+  // captured and the padded and plain eager paths must still agree.
+  const int expected_graphs = config.dsa ? 0 : static_cast<int>(buckets.size());
+  EXPECT_EQ(graphs.graphs, expected_graphs) << "graphs captured (a failed capture runs eagerly)";
   EXPECT_EQ(padded.graphs, 0);
   const auto vocab = static_cast<size_t>(config.vocab_size);
   int decode_steps = 0, bitwise_vs_eager = 0;

@@ -115,7 +115,7 @@ TEST(GenerateCli, BadUsageFailsClearly) {
       {{"generate", "--model", llama, "--prompt-ids", "1,320"}, 1, "outside the vocabulary"},
       {{"generate", "--model", llama, "--prompt-ids", "1", "--max-tokens", "5000"}, 1, "exceeds the model's context"},
       {{"generate", "--model", llama, "--prompt-ids", "1", "--backend", "tpu"}, 1, "unknown backend 'tpu'"},
-      {{"generate", "--model", "/nonexistent/model", "--prompt-ids", "1"}, 1, "no config.json"},
+      {{"generate", "--model", "/nonexistent/model", "--prompt-ids", "1"}, 1, "neither a directory holding config.json"},
   };
   for (const Case& c : cases) {
     std::string joined;
