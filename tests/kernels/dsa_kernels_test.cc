@@ -285,6 +285,34 @@ struct LogitsCase {
   }
 };
 
+// A LogitsCase's inputs on the device, and the kernel's parameters over them writing to `logits`.
+struct DeviceLogitsCase {
+  const LogitsCase& c;
+  Dev q, w, cache, query_start, lens, tables;
+
+  explicit DeviceLogitsCase(const LogitsCase& cpu_case)
+      : c(cpu_case), q(c.q8), w(c.w), cache(c.cache), query_start(c.query_start), lens(c.lens), tables(c.tables) {}
+
+  kernels::DsaIndexLogitsParams params(const Dev& logits) const {
+    kernels::DsaIndexLogitsParams p;
+    p.q_fp8 = q.as<uint8_t>();
+    p.w_eff = w.as<float>();
+    p.cache = cache.as<uint8_t>();
+    p.query_start = query_start.as<int>();
+    p.context_lens = lens.as<int>();
+    p.block_tables = tables.as<int>();
+    p.logits = logits.as<float>();
+    p.logits_stride = c.stride;
+    p.seqs = static_cast<int>(c.lens.size());
+    p.rows = c.rows;
+    p.max_pages = c.max_pages;
+    p.max_context_len = c.max_len;
+    p.heads = c.heads;
+    p.head_dim = c.d;
+    return p;
+  }
+};
+
 int row_len(const LogitsCase& c, int row) {
   int s = 0;
   while (c.query_start[s + 1] <= row) ++s;
@@ -295,27 +323,12 @@ int row_len(const LogitsCase& c, int row) {
 // schedules, on one batch of rows of very different lengths (1 … 131072, plus a 3-row prefill).
 TEST(DsaKernels, Fp8LogitsMatchTheCpuEmulationAndTopkIsExact) {
   LogitsCase c({1, 63, 64, 2047, 2048, 2049, 131072, 300}, {1, 1, 1, 1, 1, 1, 1, 3}, 11);
-  Dev dq(c.q8), dw(c.w), dcache(c.cache), dstart(c.query_start), dlens(c.lens), dtables(c.tables);
+  const DeviceLogitsCase dev(c);
   const std::vector<float> ref = c.cpu_logits();
   for (const char* variant : {"default", "portable"}) {
     if (std::strcmp(variant, "portable") == 0) setenv("LONGBOW_DSA_LOGITS", "portable", 1);
     Dev dlogits(static_cast<size_t>(c.rows) * c.stride * 4);  // poisoned (NaN)
-    kernels::DsaIndexLogitsParams p;
-    p.q_fp8 = dq.as<uint8_t>();
-    p.w_eff = dw.as<float>();
-    p.cache = dcache.as<uint8_t>();
-    p.query_start = dstart.as<int>();
-    p.context_lens = dlens.as<int>();
-    p.block_tables = dtables.as<int>();
-    p.logits = dlogits.as<float>();
-    p.logits_stride = c.stride;
-    p.seqs = static_cast<int>(c.lens.size());
-    p.rows = c.rows;
-    p.max_pages = c.max_pages;
-    p.max_context_len = c.max_len;
-    p.heads = c.heads;
-    p.head_dim = c.d;
-    CUDA_OK(kernels::launch_dsa_index_logits(p, nullptr));
+    CUDA_OK(kernels::launch_dsa_index_logits(dev.params(dlogits), nullptr));
     CUDA_OK(cudaDeviceSynchronize());
     unsetenv("LONGBOW_DSA_LOGITS");
     std::vector<float> got = dlogits.get<float>();
@@ -339,8 +352,8 @@ TEST(DsaKernels, Fp8LogitsMatchTheCpuEmulationAndTopkIsExact) {
                 variant, worst);
     for (int k : {64, 2048}) {
       for (bool split : {false, true}) {
-        std::vector<int32_t> idx = gpu_topk(dlogits.as<float>(), dstart.as<int>(), dlens.as<int>(), p.seqs, c.rows,
-                                            c.stride, k, c.max_len, split);
+        std::vector<int32_t> idx = gpu_topk(dlogits.as<float>(), dev.query_start.as<int>(), dev.lens.as<int>(),
+                                            static_cast<int>(c.lens.size()), c.rows, c.stride, k, c.max_len, split);
         for (int r = 0; r < c.rows; ++r) {
           std::vector<int32_t> expect(k);
           cpu::dsa_topk(got.data() + r * c.stride, row_len(c, r), k, expect.data());
@@ -359,27 +372,12 @@ TEST(DsaKernels, Fp8LogitsOtherShapesMatchTheCpuEmulation) {
   struct Shape { int heads, d; };
   for (Shape sh : {Shape{16, 128}, Shape{32, 128}, Shape{16, 64}, Shape{64, 64}}) {
     LogitsCase c({1, 100, 2049, 5000}, {1, 1, 1, 2}, 13 + sh.heads + sh.d, sh.heads, sh.d);
-    Dev dq(c.q8), dw(c.w), dcache(c.cache), dstart(c.query_start), dlens(c.lens), dtables(c.tables);
+    const DeviceLogitsCase dev(c);
     const std::vector<float> ref = c.cpu_logits();
     for (const char* variant : {"default", "portable"}) {
       if (std::strcmp(variant, "portable") == 0) setenv("LONGBOW_DSA_LOGITS", "portable", 1);
       Dev dlogits(static_cast<size_t>(c.rows) * c.stride * 4);  // poisoned (NaN)
-      kernels::DsaIndexLogitsParams p;
-      p.q_fp8 = dq.as<uint8_t>();
-      p.w_eff = dw.as<float>();
-      p.cache = dcache.as<uint8_t>();
-      p.query_start = dstart.as<int>();
-      p.context_lens = dlens.as<int>();
-      p.block_tables = dtables.as<int>();
-      p.logits = dlogits.as<float>();
-      p.logits_stride = c.stride;
-      p.seqs = static_cast<int>(c.lens.size());
-      p.rows = c.rows;
-      p.max_pages = c.max_pages;
-      p.max_context_len = c.max_len;
-      p.heads = c.heads;
-      p.head_dim = c.d;
-      CUDA_OK(kernels::launch_dsa_index_logits(p, nullptr));
+      CUDA_OK(kernels::launch_dsa_index_logits(dev.params(dlogits), nullptr));
       CUDA_OK(cudaDeviceSynchronize());
       unsetenv("LONGBOW_DSA_LOGITS");
       const std::vector<float> got = dlogits.get<float>();
