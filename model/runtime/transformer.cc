@@ -71,6 +71,7 @@ class LlamaTransformer final : public Transformer {
   int num_kv_pages() const override { return options_.num_kv_pages; }
   int num_decode_graphs() const override { return graphs_ ? graphs_->num_captured() : 0; }
   Status read_index_cache(int layer, std::vector<uint8_t>* bytes) override;
+  Status read_dsa_selection(std::vector<int32_t>* selection) override;
 
  private:
   Status allocate_workspace();
@@ -110,6 +111,7 @@ class LlamaTransformer final : public Transformer {
   Tensor dsa_inv_freq_;              // [index_rope_dim / 2] F32
   float dsa_attention_scaling_ = 1.0f;
   DsaScratch dsa_scratch_;
+  int selection_rows_ = 0;  // rows of dsa_scratch_.indices the last forward() selected; 0: it attended densely
 };
 
 Status check_options(const ModelConfig& config, const RuntimeOptions& options) {
@@ -479,6 +481,14 @@ Status LlamaTransformer::read_index_cache(int layer, std::vector<uint8_t>* bytes
   return backend_.download(cache, bytes->data());
 }
 
+Status LlamaTransformer::read_dsa_selection(std::vector<int32_t>* selection) {
+  if (num_dsa_layers_ == 0) return not_found("runtime: the model has no DSA layer");
+  if (selection_rows_ == 0) return not_found("runtime: the last step attended densely (the dense prefill option): no selection");
+  const Tensor rows = dsa_scratch_.indices.rows(0, selection_rows_);
+  selection->resize(static_cast<size_t>(rows.numel()));
+  return backend_.download(rows, selection->data());
+}
+
 Status LlamaTransformer::run_model(StepViews& s, const StepInputs& in) {
   RETURN_IF_ERROR(backend_.embed(weights_.embed_tokens, s.token_ids, s.hidden));
   for (int layer = 0; layer < config_.num_hidden_layers; ++layer) {
@@ -496,6 +506,8 @@ Status LlamaTransformer::forward(std::span<const SequenceStep> steps, std::vecto
   logits->clear();
   if (steps.empty()) return Status::Ok();
   ASSIGN_OR_RETURN(StepInputs in, build_step_inputs(steps, limits_));
+  const bool dense = options_.dsa_prefill == DsaPrefillMode::kDense && in.max_query_len > 1;
+  selection_rows_ = dense ? 0 : in.num_tokens();
   const int bucket = graphs_ != nullptr && is_decode_step(steps) ? graphs_->bucket_for(in.num_seqs()) : 0;
   if (bucket > 0) return forward_padded_decode(in, bucket, logits);
 

@@ -84,6 +84,15 @@ class Transformer {
     (void)bytes;
     return not_found("layer " + std::to_string(layer) + " has no DSA index cache");
   }
+
+  // The top-k selection of every token row of the last forward() in the model's last DSA layer:
+  // [rows][index_topk] row-major, logical token positions, -1 padded; for tests and debugging.
+  // NOT_FOUND for a model without DSA layers and when that step attended densely (the dense
+  // prefill option).
+  virtual Status read_dsa_selection(std::vector<int32_t>* selection) {
+    (void)selection;
+    return not_found("the model has no DSA layer");
+  }
 };
 
 // The tensors a checkpoint of `config` must hold, with their shapes (HF names). When config.dsa is

@@ -17,7 +17,8 @@
 // Layers from --dense-layers on (default 1: layer 0 dense, layers 1-3 DSA) carry a DeepSeek Sparse
 // Attention indexer (DESIGN §3): 16 index heads of 64 dims, 32 of them rotated, index_topk 64, so a
 // prompt past 64 tokens exercises real top-k selection on the CPU and in the server. Its weights
-// use the same 1/sqrt(fan_in) scales; the LayerNorm is 1 ± 0.1 with a bias of std 0.1.
+// (demo_indexer.h) give the index scores a wide gap, so both backends select the same tokens; that
+// sets two hidden dimensions of every embedding, which the bigram directions leave out.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -32,6 +33,7 @@
 
 #include "common/status.h"
 #include "model/weights/safetensors_writer.h"
+#include "tools/demo_model/demo_indexer.h"
 #include "tools/demo_model/prng.h"
 #include "tools/demo_model/spm_vocab.h"
 
@@ -110,9 +112,10 @@ StatusOr<Options> parse_flags(int argc, char** argv) {
   if ((options.index_head_dim & (options.index_head_dim - 1)) != 0) {
     return invalid_argument("--index-head-dim must be a power of two");
   }
-  if (options.index_rope_dim % 2 != 0 || options.index_rope_dim > options.index_head_dim) {
-    return invalid_argument("--index-rope-dim must be even and at most --index-head-dim");
+  if (options.index_rope_dim % 2 != 0 || options.index_rope_dim > options.index_head_dim - 2) {
+    return invalid_argument("--index-rope-dim must be even and leave at least 2 unrotated dims of --index-head-dim");
   }
+  if (options.hidden < 3) return invalid_argument("--hidden must be at least 3");
   if (options.dtype != "bf16" && options.dtype != "f16" && options.dtype != "f32") {
     return invalid_argument("--dtype: expected bf16, f16 or f32, got \"" + options.dtype + "\"");
   }
@@ -195,14 +198,6 @@ Status write_json(const std::string& path, const ordered_json& value) {
   return Status::Ok();
 }
 
-// `numel` normals: mean + std · N(0, 1), from the stream named `name`.
-std::vector<float> normals(uint64_t seed, const std::string& name, size_t numel, double mean, double std) {
-  Prng prng(seed, name);
-  std::vector<float> values(numel);
-  for (float& v : values) v = static_cast<float>(mean + std * prng.normal());
-  return values;
-}
-
 size_t numel_of(const std::vector<int64_t>& shape) {
   size_t n = 1;
   for (int64_t d : shape) n *= static_cast<size_t>(d);
@@ -215,11 +210,12 @@ Status add_normal(SafetensorsWriter& writer, DType dtype, uint64_t seed, const s
   return writer.add_float(name, dtype, std::move(shape), values);
 }
 
+constexpr int64_t kFirstOrdinary = 3;  // sentencepiece's <unk>, <s>, </s> come first
+
 // The bigram successor of every token: a random permutation of the ordinary tokens [3, V) (ids 0-2
 // are <unk>, <s>, </s> in sentencepiece's layout), and random ordinary tokens for 0-2, so that no
 // control token is ever a favoured successor.
 std::vector<int64_t> successors(uint64_t seed, int64_t vocab) {
-  constexpr int64_t kFirstOrdinary = 3;
   std::vector<int64_t> succ(static_cast<size_t>(vocab));
   Prng prng(seed, "lm_head.successors");
   const int64_t first = std::min(kFirstOrdinary, vocab - 1);
@@ -234,15 +230,16 @@ std::vector<int64_t> successors(uint64_t seed, int64_t vocab) {
   return succ;
 }
 
-// A DSA layer's indexer tensors (DESIGN §3 shapes).
+// A DSA layer's indexer tensors (DESIGN §3 shapes; weights from demo_indexer.h).
 Status add_indexer(SafetensorsWriter& writer, DType dtype, const Options& o, const std::string& prefix) {
-  const int64_t hidden = o.hidden, heads = o.index_heads, dim = o.index_head_dim;
-  const double std = 1.0 / std::sqrt(static_cast<double>(hidden));
-  RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "wq.weight", {heads * dim, hidden}, 0.0, std));
-  RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "wk.weight", {dim, hidden}, 0.0, std));
-  RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "weights_proj.weight", {heads, hidden}, 0.0, std));
-  RETURN_IF_ERROR(add_normal(writer, dtype, o.seed, prefix + "k_norm.weight", {dim}, 1.0, 0.1));
-  return add_normal(writer, dtype, o.seed, prefix + "k_norm.bias", {dim}, 0.0, 0.1);
+  const IndexerShape shape{o.hidden, o.index_heads, o.index_head_dim, o.index_rope_dim};
+  const IndexerTensors t = make_indexer(o.seed, prefix, shape);
+  RETURN_IF_ERROR(writer.add_float(prefix + "wq.weight", dtype, {shape.heads * shape.head_dim, shape.hidden}, t.wq));
+  RETURN_IF_ERROR(writer.add_float(prefix + "wk.weight", dtype, {shape.head_dim, shape.hidden}, t.wk));
+  RETURN_IF_ERROR(
+      writer.add_float(prefix + "weights_proj.weight", dtype, {shape.heads, shape.hidden}, t.weights_proj));
+  RETURN_IF_ERROR(writer.add_float(prefix + "k_norm.weight", dtype, {shape.head_dim}, t.k_norm_weight));
+  return writer.add_float(prefix + "k_norm.bias", dtype, {shape.head_dim}, t.k_norm_bias);
 }
 
 Status write_weights(const Options& o, const std::string& path) {
@@ -258,8 +255,12 @@ Status write_weights(const Options& o, const std::string& path) {
 
   SafetensorsWriter writer;
   writer.set_metadata("format", "pt");
-  const std::vector<float> embedding =
+  std::vector<float> embedding =
       normals(o.seed, "model.embed_tokens.weight", static_cast<size_t>(vocab * hidden), 0.0, 1.0);
+  const std::vector<int64_t> succ = successors(o.seed, vocab);
+  if (has_dsa(o)) {
+    shape_embedding_for_indexer(embedding, hidden, index_markers(o.seed, vocab, kFirstOrdinary));
+  }
   RETURN_IF_ERROR(writer.add_float("model.embed_tokens.weight", dtype, {vocab, hidden}, embedding));
   for (int layer = 0; layer < o.layers; ++layer) {
     const std::string prefix = "model.layers." + std::to_string(layer) + ".";
@@ -291,15 +292,17 @@ Status write_weights(const Options& o, const std::string& path) {
   constexpr double kRandomLogitStd = 3.0;
   std::vector<float> lm_head = normals(o.seed, "lm_head.weight", static_cast<size_t>(vocab * hidden), 0.0,
                                        kRandomLogitStd * fan_in(hidden));
-  const std::vector<int64_t> succ = successors(o.seed, vocab);
+  // The indexer's two dimensions are the same for many tokens: they would pull the bigram rows
+  // together, so the directions leave them out.
   const size_t h = static_cast<size_t>(hidden);
+  const size_t first_dim = has_dsa(o) ? kIndexMarkerDim + 1 : 0;
   for (size_t t = 0; t < static_cast<size_t>(vocab); ++t) {
     const float* e = &embedding[t * h];
     double norm = 0.0;
-    for (size_t i = 0; i < h; ++i) norm += static_cast<double>(e[i]) * e[i];
+    for (size_t i = first_dim; i < h; ++i) norm += static_cast<double>(e[i]) * e[i];
     const double scale = kBigram / std::sqrt(norm);
     float* row = &lm_head[static_cast<size_t>(succ[t]) * h];
-    for (size_t i = 0; i < h; ++i) row[i] += static_cast<float>(scale * e[i]);
+    for (size_t i = first_dim; i < h; ++i) row[i] += static_cast<float>(scale * e[i]);
   }
   RETURN_IF_ERROR(writer.add_float("lm_head.weight", dtype, {vocab, hidden}, lm_head));
   return writer.write(path);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <numbers>
 #include <string_view>
+#include <vector>
 
 namespace longbow::demo {
 
@@ -71,5 +72,13 @@ class Prng {
   double spare_ = 0.0;
   bool has_spare_ = false;
 };
+
+// `numel` values mean + std · N(0, 1), from the stream named `name`.
+inline std::vector<float> normals(uint64_t seed, std::string_view name, size_t numel, double mean, double std) {
+  Prng prng(seed, name);
+  std::vector<float> values(numel);
+  for (float& v : values) v = static_cast<float>(mean + std * prng.normal());
+  return values;
+}
 
 }  // namespace longbow::demo

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "tests/unit/runtime/tiny_model.h"
+#include "tools/demo_model/demo_indexer.h"
 
 namespace longbow {
 namespace {
@@ -213,6 +214,64 @@ TEST(DemoModel, MixedBatchEqualsEachSequenceAlone) {
   auto config = load_model_config(demo_model_dir());
   ASSERT_TRUE(config.ok()) << config.status().to_string() << " (build the demo_model target)";
   check_mixed_batch(*config, demo_model_dir());
+}
+
+// The demo model's indexer (tools/demo_model/demo_indexer.h) scores every marker token far above 0
+// and every other token exactly 0, so each row's top-k is every marker of its context, then the
+// non-markers of lowest position. This is what lets the bf16 CUDA backend select, and decode, like
+// the CPU (runtime_parity on the GPU); here the CPU's own selections are checked against that rule
+// on every row of a sparse prefill of 300 tokens and of 12 decode steps after it.
+TEST(DemoModel, IndexerSelectsEveryMarkerThenTheEarliestTokens) {
+  auto config = load_model_config(demo_model_dir());
+  ASSERT_TRUE(config.ok()) << config.status().to_string() << " (build the demo_model target)";
+  ASSERT_TRUE(config->dsa.has_value());
+  const int topk = config->dsa->topk;
+  RuntimeOptions options;
+  options.num_kv_pages = 6;
+  options.max_batched_tokens = 320;
+  options.max_num_seqs = 1;
+  auto model = load_model(*config, demo_model_dir(), options);
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  auto embedding = model->checkpoint->tensor("model.embed_tokens.weight");
+  ASSERT_TRUE(embedding.ok());
+  const std::vector<float> table_values = to_float32(*embedding);
+  const auto hidden = static_cast<size_t>(config->hidden_size);
+  auto is_marker = [&](int32_t token) {
+    return table_values[static_cast<size_t>(token) * hidden + demo::kIndexMarkerDim] > 0.0f;
+  };
+
+  std::vector<int32_t> tokens = random_tokens(300, config->vocab_size, 21);
+  std::vector<int32_t> table(6);
+  for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(table.size() - 1 - i);
+  int markers_seen = 0, rows_checked = 0;
+  for (int step = 0; step < 13; ++step) {
+    const int begin = step == 0 ? 0 : static_cast<int>(tokens.size()) - 1;
+    SequenceStep s{std::span(tokens).subspan(static_cast<size_t>(begin)), begin, table, true};
+    std::vector<float> logits;
+    ASSERT_TRUE(model->transformer->forward(std::span(&s, 1), &logits).ok());
+    std::vector<int32_t> selection;
+    ASSERT_TRUE(model->transformer->read_dsa_selection(&selection).ok());
+    const int rows = static_cast<int>(tokens.size()) - begin;
+    ASSERT_EQ(selection.size(), static_cast<size_t>(rows) * static_cast<size_t>(topk));
+    for (int r = 0; r < rows; ++r) {
+      const int context = begin + r + 1;
+      std::vector<int32_t> want, fill;
+      for (int32_t p = 0; p < context; ++p) (is_marker(tokens[static_cast<size_t>(p)]) ? want : fill).push_back(p);
+      ASSERT_LT(want.size(), static_cast<size_t>(topk)) << "more markers than index_topk: the rule does not hold";
+      markers_seen = std::max(markers_seen, static_cast<int>(want.size()));
+      for (size_t i = 0; i < fill.size() && want.size() < static_cast<size_t>(topk); ++i) want.push_back(fill[i]);
+      std::vector<int32_t> got(selection.begin() + static_cast<ptrdiff_t>(r) * topk,
+                               selection.begin() + static_cast<ptrdiff_t>(r + 1) * topk);
+      std::erase(got, -1);
+      std::sort(got.begin(), got.end());
+      std::sort(want.begin(), want.end());
+      ASSERT_EQ(got, want) << "row at context " << context;
+      ++rows_checked;
+    }
+    tokens.push_back(static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+  }
+  EXPECT_EQ(rows_checked, 312);
+  EXPECT_GT(markers_seen, 2) << "the prompt should hold several markers";
 }
 
 // ---- DSA layers (DESIGN §3-§4) ----
