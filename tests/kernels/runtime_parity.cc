@@ -8,8 +8,9 @@
 // L2 within kLogitBudget), then greedy decoding of the same number of tokens on each backend
 // independently. Tokens must be identical; a divergence passes only when it is a near-tie: at the
 // first differing step the CPU's logits of the two candidates differ by less than kTieMargin
-// (bf16 noise can swap them). A model with DSA layers (the demo model) runs twice, in each
-// --dsa-prefill mode, with prompts of 200 and 700 tokens too (past its index_topk of 64, so the
+// (bf16 noise can swap them). Then the CUDA model runs again teacher-forced with the CPU's tokens,
+// so every step is compared: logits within kLogitBudget and the argmax equal or a near-tie. A
+// model with DSA layers (the demo model) runs twice, in each --dsa-prefill mode, with prompts of 200 and 700 tokens too (past its index_topk of 64, so the
 // top-k selection is exercised), and a third time with index_topk raised past every context (the
 // whole DSA path with every token selected). For DSA models the top-k selections of every row of
 // every step (the last DSA layer) must also be identical: the demo indexer's scores have a wide gap
@@ -90,7 +91,10 @@ Status read_selection(Transformer& model, Run& run) {
   return Status::Ok();
 }
 
-StatusOr<Run> run_prompt(Transformer& model, const Prompt& prompt, std::span<const int32_t> table) {
+// forced empty: greedy (each step feeds its own argmax). Otherwise step k feeds forced[k] (teacher
+// forcing with another run's tokens) while `tokens` still records this model's argmax.
+StatusOr<Run> run_prompt(Transformer& model, const Prompt& prompt, std::span<const int32_t> table,
+                         std::span<const int32_t> forced = {}) {
   Run run;
   std::vector<int32_t> sequence = prompt.ids;
   SequenceStep prefill{sequence, 0, table, true};
@@ -99,7 +103,8 @@ StatusOr<Run> run_prompt(Transformer& model, const Prompt& prompt, std::span<con
   run.tokens.push_back(argmax(run.prompt_logits));
   run.step_logits.push_back(run.prompt_logits);
   while (static_cast<int>(run.tokens.size()) < prompt.generate) {
-    sequence.push_back(run.tokens.back());
+    const size_t k = run.tokens.size() - 1;
+    sequence.push_back(forced.empty() ? run.tokens.back() : forced[k]);
     std::vector<float> logits;
     SequenceStep decode{std::span(sequence).last(1), static_cast<int32_t>(sequence.size() - 1), table, true};
     RETURN_IF_ERROR(model.forward(std::span(&decode, 1), &logits));
@@ -108,6 +113,47 @@ StatusOr<Run> run_prompt(Transformer& model, const Prompt& prompt, std::span<con
     run.step_logits.push_back(std::move(logits));
   }
   return run;
+}
+
+// The CUDA run teacher-forced with the CPU's tokens against the CPU run, at every step (the free
+// runs can only be compared up to their first differing token).
+struct ForcedComparison {
+  int steps = 0;
+  int same_argmax = 0;
+  float widest_tie = 0.0f;       // the largest CPU logit gap among steps whose argmax differs
+  double worst_logits = 0.0;     // the largest per-step logits relative L2
+  size_t rows_compared = 0;      // DSA selection rows (every row of every step)
+  size_t rows_differing = 0;
+};
+
+ForcedComparison compare_forced(const Run& cpu, const Run& cuda, int topk) {
+  ForcedComparison c;
+  for (size_t step = 0; step < cpu.tokens.size() && step < cuda.tokens.size(); ++step) {
+    ++c.steps;
+    c.worst_logits = std::max(c.worst_logits, relative_l2(cuda.step_logits[step], cpu.step_logits[step]));
+    if (cpu.tokens[step] == cuda.tokens[step]) {
+      ++c.same_argmax;
+    } else {
+      const std::vector<float>& l = cpu.step_logits[step];
+      c.widest_tie = std::max(c.widest_tie, l[static_cast<size_t>(cpu.tokens[step])] -
+                                                l[static_cast<size_t>(cuda.tokens[step])]);
+    }
+  }
+  const size_t k = static_cast<size_t>(topk);
+  for (size_t step = 0; step < cpu.step_selections.size() && step < cuda.step_selections.size(); ++step) {
+    const std::vector<int32_t>& a = cpu.step_selections[step];
+    const std::vector<int32_t>& b = cuda.step_selections[step];
+    if (a.size() != b.size()) {
+      ++c.rows_differing;
+      continue;
+    }
+    for (size_t row = 0; row * k < a.size(); ++row) {
+      ++c.rows_compared;
+      const auto first = static_cast<ptrdiff_t>(row * k), last = static_cast<ptrdiff_t>((row + 1) * k);
+      if (!std::equal(a.begin() + first, a.begin() + last, b.begin() + first)) ++c.rows_differing;
+    }
+  }
+  return c;
 }
 
 StatusOr<std::vector<Prompt>> prompts_for(const std::string& dir, const ModelConfig& config) {
@@ -191,38 +237,33 @@ StatusOr<ModelResult> check_model(const std::string& name, const std::string& di
                        (near_tie ? ": near-tie)" : ": NOT a near-tie)");
       if (!near_tie) case_ok = false;
     }
-    // Selections of the steps both runs share inputs for (up to the first differing token): the
-    // demo indexer separates its scores widely (tools/demo_model/demo_indexer.h), so any difference
-    // is a bug, not noise.
-    size_t rows_compared = 0, rows_differing = 0;
-    for (size_t step = 0; step <= diverge && step < want.step_selections.size(); ++step) {
-      const std::vector<int32_t>& a = want.step_selections[step];
-      const std::vector<int32_t>& b = got.step_selections[step];
-      const size_t topk = static_cast<size_t>(config.dsa->topk);
-      if (a.size() != b.size()) {
-        ++rows_differing;
-        continue;
-      }
-      for (size_t row = 0; row * topk < a.size(); ++row) {
-        ++rows_compared;
-        if (!std::equal(a.begin() + static_cast<ptrdiff_t>(row * topk), a.begin() + static_cast<ptrdiff_t>((row + 1) * topk),
-                        b.begin() + static_cast<ptrdiff_t>(row * topk))) {
-          ++rows_differing;
-        }
-      }
-    }
-    std::string selection_note;
+    // Teacher-forced, every step: logits within budget, the argmax equal or a near-tie. For a DSA
+    // model every row's selection must be identical too: the demo indexer separates its scores
+    // widely (tools/demo_model/demo_indexer.h), so a differing row is a bug, not bf16 noise.
+    ASSIGN_OR_RETURN(Run forced, run_prompt(*cuda_model, prompt, table, want.tokens));
+    const ForcedComparison fc = compare_forced(want, forced, config.dsa ? config.dsa->topk : 1);
+    const bool forced_ok = fc.worst_logits <= kLogitBudget && fc.widest_tie < kTieMargin;
+    std::string forced_note = "; forced: argmax " + std::to_string(fc.same_argmax) + "/" + std::to_string(fc.steps) +
+                              " equal, worst step logits " + std::to_string(fc.worst_logits);
+    if (fc.same_argmax < fc.steps) forced_note += ", widest tie " + std::to_string(fc.widest_tie);
     if (config.dsa) {
-      selection_note = "; selections " + std::to_string(rows_differing) + " of " + std::to_string(rows_compared) +
-                       " rows differ";
-      if (rows_differing > 0) case_ok = false;
+      forced_note += ", selections " + std::to_string(fc.rows_differing) + " of " + std::to_string(fc.rows_compared) +
+                     " rows differ";
+    }
+    if (!forced_ok || fc.rows_differing > 0) {
+      case_ok = false;
+      forced_note += " (FORCED FAIL)";
     }
     nlohmann::json c = {{"prompt_len", prompt.ids.size()},
                         {"generated", prompt.generate},
                         {"prompt_logits_rel_l2_cuda_vs_cpu", prompt_error},
                         {"tokens", tokens_verdict},
-                        {"selection_rows_compared", rows_compared},
-                        {"selection_rows_differing", rows_differing},
+                        {"forced_steps", fc.steps},
+                        {"forced_same_argmax", fc.same_argmax},
+                        {"forced_widest_tie", fc.widest_tie},
+                        {"forced_worst_step_logits_rel_l2", fc.worst_logits},
+                        {"selection_rows_compared", fc.rows_compared},
+                        {"selection_rows_differing", fc.rows_differing},
                         {"ok", case_ok}};
     std::string reference_note;
     if (!prompt.reference_logits.empty()) {
@@ -232,7 +273,7 @@ StatusOr<ModelResult> check_model(const std::string& name, const std::string& di
     }
     std::printf("parity %-12s case %zu (prompt %4zu, %2d tokens): logits rel L2 %.3e (budget %.0e)%s; tokens %s%s%s\n",
                 name.c_str(), n, prompt.ids.size(), prompt.generate, prompt_error, kLogitBudget,
-                reference_note.c_str(), tokens_verdict.c_str(), selection_note.c_str(), case_ok ? "" : "  FAIL");
+                reference_note.c_str(), tokens_verdict.c_str(), forced_note.c_str(), case_ok ? "" : "  FAIL");
     result.ok = result.ok && case_ok;
     result.json["cases"].push_back(std::move(c));
   }

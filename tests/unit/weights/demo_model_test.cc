@@ -112,10 +112,22 @@ TEST(DemoModel, CheckpointHoldsExactlyTheLlamaAndIndexerTensorsInBf16) {
   for (const TensorSpec& spec : specs) EXPECT_EQ((*checkpoint)->tensor(spec.name)->dtype, DType::kBF16) << spec.name;
 }
 
+// The values of a [rows, 256] tensor outside columns 0 and 1, the hidden dimensions the demo indexer
+// sets (tools/demo_model/demo_indexer.h): its random part.
+std::vector<float> without_indexer_columns(const std::vector<float>& values) {
+  std::vector<float> rest;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i % 256 >= 2) rest.push_back(values[i]);
+  }
+  return rest;
+}
+
 TEST(DemoModel, WeightsHaveTheIntendedScales) {
   StatusOr<std::unique_ptr<Checkpoint>> checkpoint = Checkpoint::open(kDemoDir);
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
-  auto stats = [&](const std::string& name) { return moments(to_float32(*(*checkpoint)->tensor(name))); };
+  auto stats = [&](const std::string& name) {
+    return moments(without_indexer_columns(to_float32(*(*checkpoint)->tensor(name))));
+  };
   struct Expected {
     const char* name;
     double mean;
@@ -131,9 +143,10 @@ TEST(DemoModel, WeightsHaveTheIntendedScales) {
       {"model.layers.2.mlp.down_proj.weight", 0.0, 1.0 / std::sqrt(768.0)},
       // Random part 3/sqrt(256) plus the bigram part 1.6 · unit vector: sqrt((9 + 1.6²) / 256).
       {"lm_head.weight", 0.0, std::sqrt((9.0 + 1.6 * 1.6) / 256)},
-      {"model.layers.1.self_attn.indexer.wq.weight", 0.0, 1.0 / 16},
+      // The indexer's random parts (its structured parts live in columns 0 and 1).
+      {"model.layers.1.self_attn.indexer.wq.weight", 0.0, 0.3 / 16},
       {"model.layers.3.self_attn.indexer.wk.weight", 0.0, 1.0 / 16},
-      {"model.layers.1.self_attn.indexer.weights_proj.weight", 0.0, 1.0 / 16},
+      {"model.layers.1.self_attn.indexer.weights_proj.weight", 0.0, 0.3 / 16},
   };
   for (const Expected& e : expected) {
     Moments m = stats(e.name);
@@ -148,6 +161,21 @@ TEST(DemoModel, WeightsHaveTheIntendedScales) {
     EXPECT_NEAR(m.mean, e.mean, 4 * e.std / 8) << e.name;
     EXPECT_NEAR(m.std, e.std, 4 * e.std / std::sqrt(2.0 * 64)) << e.name;
   }
+  // The indexer's two embedding columns: +6 for every token in column 0; in column 1 +6 for the
+  // markers (about one ordinary token in 32, never a control token) and -6 for the rest.
+  const std::vector<float> embedding = to_float32(*(*checkpoint)->tensor("model.embed_tokens.weight"));
+  int markers = 0;
+  for (size_t t = 0; t < embedding.size() / 256; ++t) {
+    EXPECT_EQ(embedding[t * 256], 6.0f) << "token " << t;
+    const float marker = embedding[t * 256 + 1];
+    EXPECT_TRUE(marker == 6.0f || marker == -6.0f) << "token " << t << ": " << marker;
+    if (marker > 0) {
+      ++markers;
+      EXPECT_GE(t, 3u) << "a control token is a marker";
+    }
+  }
+  EXPECT_GT(markers, 2000 / 64);
+  EXPECT_LT(markers, 2000 / 16);
 }
 
 TEST(DemoModel, SidecarFiles) {
