@@ -31,7 +31,16 @@ inline Tensor make_i32(Backend& backend, std::initializer_list<int64_t> dims, co
   return make_tensor(backend, DType::kI32, dims, values);
 }
 
-// A zero-filled F32 tensor; poisoned with NaN so an op that skips an element is caught.
+// A tensor of any dtype whose bytes are all zero (a cache that must start empty, an all-zero input).
+inline Tensor make_zeroed(Backend& backend, DType dtype, std::initializer_list<int64_t> dims) {
+  StatusOr<Tensor> t = backend.allocate(dtype, dims);
+  EXPECT_TRUE(t.ok()) << t.status().to_string();
+  std::vector<uint8_t> zeros(t->num_bytes(), 0);
+  EXPECT_TRUE(backend.upload(zeros.data(), *t).ok());
+  return *t;
+}
+
+// An F32 tensor filled with NaN, so an op that skips an element is caught.
 inline Tensor make_poisoned(Backend& backend, std::initializer_list<int64_t> dims) {
   StatusOr<Tensor> t = backend.allocate(DType::kF32, dims);
   EXPECT_TRUE(t.ok()) << t.status().to_string();

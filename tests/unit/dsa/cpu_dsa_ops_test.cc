@@ -11,35 +11,21 @@
 
 #include "model/backend/cpu/cpu_backend.h"
 #include "model/backend/cpu/cpu_dsa.h"
+#include "tests/unit/backend/backend_test_util.h"
 
 namespace longbow {
 namespace {
 
-std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using testing::make_poisoned;
+using testing::make_tensor;
+using testing::make_zeroed;
+using testing::random_floats;
 
 class DsaOpsTest : public ::testing::Test {
  protected:
   static constexpr int kHq = 8, kHkv = 2, kD = 32, kIh = 4, kId = 32, kRope = 16, kPages = 5;
   std::unique_ptr<Backend> be = create_cpu_backend();
 
-  template <typename T>
-  Tensor make(DType t, std::initializer_list<int64_t> dims, const std::vector<T>& host) {
-    Tensor x = *be->allocate(t, dims);
-    EXPECT_TRUE(be->upload(host.data(), x).ok());
-    return x;
-  }
-  Tensor zeros(DType t, std::initializer_list<int64_t> dims) {
-    Tensor x = *be->allocate(t, dims);
-    std::vector<uint8_t> z(x.num_bytes(), 0);
-    EXPECT_TRUE(be->upload(z.data(), x).ok());
-    return x;
-  }
 
   // One sequence of `ctx` tokens (pages 3, 0, 4, ...), decode row at position ctx - 1; returns the
   // sparse attention output with index_topk `topk` and the dense paged attention output.
@@ -52,31 +38,31 @@ class DsaOpsTest : public ::testing::Test {
     }
     std::vector<float> inv(kRope / 2);
     for (int i = 0; i < kRope / 2; ++i) inv[i] = std::pow(10000.0f, -2.0f * i / kRope);
-    Tensor inv_freq = make(DType::kF32, {kRope / 2}, inv);
-    Tensor index_cache = zeros(DType::kFP8E4M3, {kPages, 64 * (kId + 4)});
+    Tensor inv_freq = make_tensor(*be, DType::kF32, {kRope / 2}, inv);
+    Tensor index_cache = make_zeroed(*be, DType::kFP8E4M3, {kPages, 64 * (kId + 4)});
     DsaIndexKeysArgs k;
-    k.k_raw = make(DType::kF32, {ctx, kId}, random_floats(ctx * kId, 1, -2, 2));
-    k.norm_weight = make(DType::kF32, {kId}, random_floats(kId, 2, 0.5f, 1.5f));
-    k.norm_bias = make(DType::kF32, {kId}, random_floats(kId, 3, -0.1f, 0.1f));
-    k.positions = make(DType::kI32, {ctx}, positions);
-    k.slots = make(DType::kI32, {ctx}, slots);
+    k.k_raw = make_tensor(*be, DType::kF32, {ctx, kId}, random_floats(ctx * kId, 1, -2, 2));
+    k.norm_weight = make_tensor(*be, DType::kF32, {kId}, random_floats(kId, 2, 0.5f, 1.5f));
+    k.norm_bias = make_tensor(*be, DType::kF32, {kId}, random_floats(kId, 3, -0.1f, 0.1f));
+    k.positions = make_tensor(*be, DType::kI32, {ctx}, positions);
+    k.slots = make_tensor(*be, DType::kI32, {ctx}, slots);
     k.inv_freq = inv_freq;
     k.index_cache = index_cache;
     ASSERT_TRUE(be->dsa_index_keys(k).ok());
 
-    Tensor starts = make(DType::kI32, {2}, std::vector<int32_t>{0, 1});
-    Tensor lens = make(DType::kI32, {1}, std::vector<int32_t>{ctx});
-    Tensor tables = make(DType::kI32, {1, kPages}, table);
+    Tensor starts = make_tensor(*be, DType::kI32, {2}, std::vector<int32_t>{0, 1});
+    Tensor lens = make_tensor(*be, DType::kI32, {1}, std::vector<int32_t>{ctx});
+    Tensor tables = make_tensor(*be, DType::kI32, {1, kPages}, table);
     DsaIndexScoresArgs s;
-    s.q = make(DType::kF32, {1, kIh, kId}, random_floats(kIh * kId, 4, -2, 2));
-    s.weights = make(DType::kF32, {1, kIh}, random_floats(kIh, 5));
-    s.positions = make(DType::kI32, {1}, std::vector<int32_t>{ctx - 1});
+    s.q = make_tensor(*be, DType::kF32, {1, kIh, kId}, random_floats(kIh * kId, 4, -2, 2));
+    s.weights = make_tensor(*be, DType::kF32, {1, kIh}, random_floats(kIh, 5));
+    s.positions = make_tensor(*be, DType::kI32, {1}, std::vector<int32_t>{ctx - 1});
     s.inv_freq = inv_freq;
     s.index_cache = index_cache;
     s.query_start = starts;
     s.context_lens = lens;
     s.block_tables = tables;
-    s.logits = zeros(DType::kF32, {1, ctx});
+    s.logits = make_poisoned(*be, {1, ctx});
     s.max_context_len = ctx;
     ASSERT_TRUE(be->dsa_index_scores(s).ok());
 
@@ -84,7 +70,7 @@ class DsaOpsTest : public ::testing::Test {
     t.logits = s.logits;
     t.query_start = starts;
     t.context_lens = lens;
-    t.indices = zeros(DType::kI32, {1, topk});
+    t.indices = make_tensor(*be, DType::kI32, {1, topk}, std::vector<int32_t>(static_cast<size_t>(topk), -7));
     ASSERT_TRUE(be->dsa_topk(t).ok());
     picked->resize(topk);
     ASSERT_TRUE(be->download(t.indices, picked->data()).ok());
@@ -92,13 +78,13 @@ class DsaOpsTest : public ::testing::Test {
     std::vector<float> kv = random_floats(kPages * 64 * kHkv * kD, 6);
     std::vector<float> vv = random_floats(kPages * 64 * kHkv * kD, 7);
     DsaSparseAttentionArgs a;
-    a.q = make(DType::kF32, {1, kHq, kD}, random_floats(kHq * kD, 8, -2, 2));
-    a.k_cache = make(DType::kF32, {kPages, 64, kHkv, kD}, kv);
-    a.v_cache = make(DType::kF32, {kPages, 64, kHkv, kD}, vv);
+    a.q = make_tensor(*be, DType::kF32, {1, kHq, kD}, random_floats(kHq * kD, 8, -2, 2));
+    a.k_cache = make_tensor(*be, DType::kF32, {kPages, 64, kHkv, kD}, kv);
+    a.v_cache = make_tensor(*be, DType::kF32, {kPages, 64, kHkv, kD}, vv);
     a.indices = t.indices;
     a.query_start = starts;
     a.block_tables = tables;
-    a.out = zeros(DType::kF32, {1, kHq, kD});
+    a.out = make_poisoned(*be, {1, kHq, kD});
     a.scale = 1.0f / std::sqrt(static_cast<float>(kD));
     ASSERT_TRUE(be->dsa_sparse_attention(a).ok());
     sparse->resize(kHq * kD);
@@ -111,7 +97,7 @@ class DsaOpsTest : public ::testing::Test {
     p.query_start = starts;
     p.context_lens = lens;
     p.block_tables = tables;
-    p.out = zeros(DType::kF32, {1, kHq, kD});
+    p.out = make_poisoned(*be, {1, kHq, kD});
     p.max_query_len = 1;
     p.max_context_len = ctx;
     p.scale = a.scale;
@@ -145,17 +131,17 @@ TEST_F(DsaOpsTest, SmallTopkSelectsAndDiffersFromDense) {
 
 TEST_F(DsaOpsTest, RejectsBadArguments) {
   DsaIndexKeysArgs k;
-  k.k_raw = zeros(DType::kF32, {2, kId});
-  k.norm_weight = zeros(DType::kF32, {kId});
-  k.norm_bias = zeros(DType::kF32, {kId});
-  k.positions = make(DType::kI32, {2}, std::vector<int32_t>{0, 1});
-  k.slots = make(DType::kI32, {2}, std::vector<int32_t>{0, kPages * 64});
-  k.inv_freq = zeros(DType::kF32, {kRope / 2});
-  k.index_cache = zeros(DType::kFP8E4M3, {kPages, 64 * (kId + 4)});
+  k.k_raw = make_zeroed(*be, DType::kF32, {2, kId});
+  k.norm_weight = make_zeroed(*be, DType::kF32, {kId});
+  k.norm_bias = make_zeroed(*be, DType::kF32, {kId});
+  k.positions = make_tensor(*be, DType::kI32, {2}, std::vector<int32_t>{0, 1});
+  k.slots = make_tensor(*be, DType::kI32, {2}, std::vector<int32_t>{0, kPages * 64});
+  k.inv_freq = make_zeroed(*be, DType::kF32, {kRope / 2});
+  k.index_cache = make_zeroed(*be, DType::kFP8E4M3, {kPages, 64 * (kId + 4)});
   Status st = be->dsa_index_keys(k);
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("slots[1]"), std::string::npos) << st.message();
-  k.index_cache = zeros(DType::kFP8E4M3, {kPages, 64 * kId});
+  k.index_cache = make_zeroed(*be, DType::kFP8E4M3, {kPages, 64 * kId});
   EXPECT_EQ(be->dsa_index_keys(k).code(), StatusCode::kInvalidArgument);
 }
 

@@ -16,17 +16,12 @@
 #include <vector>
 
 #include "model/backend/cpu/cpu_backend.h"
+#include "tests/unit/backend/backend_test_util.h"
 
 namespace longbow::cpu {
 namespace {
 
-std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using testing::random_floats;
 
 TEST(Fp8E4m3, EveryFiniteCodeRoundTrips) {
   for (int b = 0; b < 256; ++b) {

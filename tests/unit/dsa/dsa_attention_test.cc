@@ -13,34 +13,20 @@
 
 #include "model/backend/cpu/cpu_backend.h"
 #include "model/runtime/dsa_row_blocks.h"
+#include "tests/unit/backend/backend_test_util.h"
 
 namespace longbow {
 namespace {
 
-std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using testing::make_tensor;
+using testing::random_floats;
+using testing::to_host;
 
 class DsaAttentionTest : public ::testing::Test {
  protected:
   static constexpr int kHidden = 48, kHq = 4, kHkv = 2, kD = 16, kIh = 4, kId = 32, kPages = 8;
   std::unique_ptr<Backend> be = create_cpu_backend();
 
-  template <typename T>
-  Tensor make(DType t, std::initializer_list<int64_t> dims, const std::vector<T>& host) {
-    Tensor x = *be->allocate(t, dims);
-    EXPECT_TRUE(be->upload(host.data(), x).ok());
-    return x;
-  }
-  std::vector<float> get(const Tensor& t) {
-    std::vector<float> v(static_cast<size_t>(t.numel()));
-    EXPECT_TRUE(be->download(t, v.data()).ok());
-    return v;
-  }
 
   // Sequence 0: 150 new tokens from position 0 (pages 2, 5, 0); sequence 1: 1 new token at
   // position 99 (pages 7, 1). Returns DSA and dense outputs [151, Hq, D]. max_rows > 0 scores the
@@ -62,19 +48,19 @@ class DsaAttentionTest : public ::testing::Test {
     cfg.topk = topk;
     cfg.rope_dim = 16;
     DsaIndexerWeights w;
-    w.wq = make(DType::kF32, {kIh * kId, kHidden}, random_floats(kIh * kId * kHidden, 1, -0.3f, 0.3f));
-    w.wk = make(DType::kF32, {kId, kHidden}, random_floats(kId * kHidden, 2, -0.3f, 0.3f));
-    w.weights_proj = make(DType::kF32, {kIh, kHidden}, random_floats(kIh * kHidden, 3, -0.3f, 0.3f));
-    w.k_norm_weight = make(DType::kF32, {kId}, random_floats(kId, 4, 0.5f, 1.5f));
-    w.k_norm_bias = make(DType::kF32, {kId}, random_floats(kId, 5, -0.1f, 0.1f));
+    w.wq = make_tensor(*be, DType::kF32, {kIh * kId, kHidden}, random_floats(kIh * kId * kHidden, 1, -0.3f, 0.3f));
+    w.wk = make_tensor(*be, DType::kF32, {kId, kHidden}, random_floats(kId * kHidden, 2, -0.3f, 0.3f));
+    w.weights_proj = make_tensor(*be, DType::kF32, {kIh, kHidden}, random_floats(kIh * kHidden, 3, -0.3f, 0.3f));
+    w.k_norm_weight = make_tensor(*be, DType::kF32, {kId}, random_floats(kId, 4, 0.5f, 1.5f));
+    w.k_norm_bias = make_tensor(*be, DType::kF32, {kId}, random_floats(kId, 5, -0.1f, 0.1f));
     std::vector<float> inv(8);
     for (int i = 0; i < 8; ++i) inv[i] = std::pow(10000.0f, -2.0f * i / 16.0f);
     DsaAttentionStep s;
-    s.x = make(DType::kF32, {tokens, kHidden}, random_floats(tokens * kHidden, 6));
-    s.q = make(DType::kF32, {tokens, kHq, kD}, random_floats(tokens * kHq * kD, 7, -2, 2));
-    s.k_cache = make(DType::kF32, {kPages, 64, kHkv, kD}, random_floats(kPages * 64 * kHkv * kD, 8));
-    s.v_cache = make(DType::kF32, {kPages, 64, kHkv, kD}, random_floats(kPages * 64 * kHkv * kD, 9));
-    s.index_cache = make(DType::kFP8E4M3, {kPages, 64 * (kId + 4)},
+    s.x = make_tensor(*be, DType::kF32, {tokens, kHidden}, random_floats(tokens * kHidden, 6));
+    s.q = make_tensor(*be, DType::kF32, {tokens, kHq, kD}, random_floats(tokens * kHq * kD, 7, -2, 2));
+    s.k_cache = make_tensor(*be, DType::kF32, {kPages, 64, kHkv, kD}, random_floats(kPages * 64 * kHkv * kD, 8));
+    s.v_cache = make_tensor(*be, DType::kF32, {kPages, 64, kHkv, kD}, random_floats(kPages * 64 * kHkv * kD, 9));
+    s.index_cache = make_tensor(*be, DType::kFP8E4M3, {kPages, 64 * (kId + 4)},
                          std::vector<uint8_t>(kPages * 64 * (kId + 4), 0x7F));  // NaN codes: must be overwritten
     // Sequence 1's cached context (positions 0..98) has index keys from an earlier step: write them.
     {
@@ -83,17 +69,17 @@ class DsaAttentionTest : public ::testing::Test {
         p1.push_back(j);
         s1.push_back(tables[3 + j / 64] * 64 + j % 64);
       }
-      DsaIndexKeysArgs k{make(DType::kF32, {ctx1 - 1, kId}, random_floats((ctx1 - 1) * kId, 10, -2, 2)),
-                         w.k_norm_weight, w.k_norm_bias, make(DType::kI32, {ctx1 - 1}, p1),
-                         make(DType::kI32, {ctx1 - 1}, s1), make(DType::kF32, {8}, inv), 1.0f, s.index_cache};
+      DsaIndexKeysArgs k{make_tensor(*be, DType::kF32, {ctx1 - 1, kId}, random_floats((ctx1 - 1) * kId, 10, -2, 2)),
+                         w.k_norm_weight, w.k_norm_bias, make_tensor(*be, DType::kI32, {ctx1 - 1}, p1),
+                         make_tensor(*be, DType::kI32, {ctx1 - 1}, s1), make_tensor(*be, DType::kF32, {8}, inv), 1.0f, s.index_cache};
       ASSERT_TRUE(be->dsa_index_keys(k).ok());
     }
-    s.positions = make(DType::kI32, {tokens}, positions);
-    s.slots = make(DType::kI32, {tokens}, slots);
-    s.query_start = make(DType::kI32, {3}, std::vector<int32_t>{0, t0, tokens});
-    s.context_lens = make(DType::kI32, {2}, std::vector<int32_t>{t0, ctx1});
-    s.block_tables = make(DType::kI32, {2, 3}, tables);
-    s.inv_freq = make(DType::kF32, {8}, inv);
+    s.positions = make_tensor(*be, DType::kI32, {tokens}, positions);
+    s.slots = make_tensor(*be, DType::kI32, {tokens}, slots);
+    s.query_start = make_tensor(*be, DType::kI32, {3}, std::vector<int32_t>{0, t0, tokens});
+    s.context_lens = make_tensor(*be, DType::kI32, {2}, std::vector<int32_t>{t0, ctx1});
+    s.block_tables = make_tensor(*be, DType::kI32, {2, 3}, tables);
+    s.inv_freq = make_tensor(*be, DType::kF32, {8}, inv);
     s.max_query_len = t0;
     s.max_context_len = t0;
     s.scale = 1.0f / std::sqrt(static_cast<float>(kD));
@@ -115,8 +101,8 @@ class DsaAttentionTest : public ::testing::Test {
         bt.row_end = b.row_end;
         bt.seq_begin = b.seq_begin;
         bt.seq_end = b.seq_end;
-        bt.query_start = make(DType::kI32, {static_cast<int64_t>(b.query_start.size())}, b.query_start);
-        bt.context_lens = make(DType::kI32, {static_cast<int64_t>(b.context_lens.size())}, b.context_lens);
+        bt.query_start = make_tensor(*be, DType::kI32, {static_cast<int64_t>(b.query_start.size())}, b.query_start);
+        bt.context_lens = make_tensor(*be, DType::kI32, {static_cast<int64_t>(b.context_lens.size())}, b.context_lens);
         bt.max_context_len = b.max_context_len;
         blocks.push_back(bt);
       }
@@ -125,7 +111,7 @@ class DsaAttentionTest : public ::testing::Test {
     }
     Status st = run_dsa_attention(*be, cfg, w, mode, s, scratch);
     ASSERT_TRUE(st.ok()) << st.to_string();
-    *dsa = get(s.out);
+    *dsa = to_host(*be, s.out);
     if (scratch.indices.data != nullptr) {
       indices->resize(static_cast<size_t>(scratch.indices.numel()));
       ASSERT_TRUE(be->download(scratch.indices, indices->data()).ok());
@@ -144,7 +130,7 @@ class DsaAttentionTest : public ::testing::Test {
     p.max_context_len = t0;
     p.scale = s.scale;
     ASSERT_TRUE(be->paged_attention(p).ok());
-    *dense = get(p.out);
+    *dense = to_host(*be, p.out);
   }
 };
 
