@@ -25,6 +25,7 @@
 #include "model/backend/cuda/cuda_check.h"
 #include "model/backend/cuda/cuda_dsa.h"
 #include "model/backend/cuda/cuda_graph.h"
+#include "model/backend/cuda/cuda_support.h"
 #include "model/backend/cuda/op_checks.h"
 
 namespace longbow {
@@ -82,24 +83,7 @@ class CudaBackend final : public Backend {
   std::string_view name() const override { return "cuda"; }
   DType compute_dtype() const override { return DType::kBF16; }
 
-  Status check_supported(const ModelConfig& config) const override {
-    if (config.head_dim != 64 && config.head_dim != 128) {
-      return unimplemented("head_dim " + std::to_string(config.head_dim) +
-                           " has no CUDA attention kernel (supported: 64, 128)");
-    }
-    if (config.num_key_value_heads <= 0 || config.num_attention_heads % config.num_key_value_heads != 0) {
-      return invalid_argument("num_attention_heads " + std::to_string(config.num_attention_heads) +
-                              " is not a multiple of num_key_value_heads " + std::to_string(config.num_key_value_heads));
-    }
-    if (config.num_query_groups() > 16) {
-      return unimplemented("num_attention_heads / num_key_value_heads = " + std::to_string(config.num_query_groups()) +
-                           " exceeds the CUDA decode kernel's limit of 16");
-    }
-    if (config.rope.rotary_dim % 2 != 0 || config.rope.rotary_dim > config.head_dim) {
-      return unimplemented("rotary_dim " + std::to_string(config.rope.rotary_dim) + " must be even and <= head_dim");
-    }
-    return Status::Ok();
-  }
+  Status check_supported(const ModelConfig& config) const override { return check_cuda_supported(config); }
 
   // ---- memory ----
   StatusOr<Tensor> allocate(DType dtype, std::initializer_list<int64_t> dims) override {
