@@ -187,13 +187,15 @@ void KvCacheManager::commit(SeqId seq, std::span<const int32_t> tokens, int num_
         tokens.subspan(static_cast<size_t>(i) * static_cast<size_t>(page_size_), static_cast<size_t>(page_size_));
     PageKey key = chain_page_key(table.last_key, chunk);
     int32_t page = table.pages[static_cast<size_t>(i)];
-    Page& p = pages_[static_cast<size_t>(page)];
+    // A released page (released before its commit) is gone; the key chain still advances over its
+    // tokens so that the later pages get their right keys.
+    Page* p = page == kReleasedPage ? nullptr : &pages_[static_cast<size_t>(page)];
     // A page computed twice (two sequences prefilled the same prefix in one step) stays private to
     // its sequence; the first copy is the cached one.
-    if (!p.has_key && cached_.find(key) == cached_.end()) {
-      p.has_key = true;
-      p.key = key;
-      p.parent_key = table.last_key;
+    if (p != nullptr && !p->has_key && cached_.find(key) == cached_.end()) {
+      p->has_key = true;
+      p->key = key;
+      p->parent_key = table.last_key;
       std::copy(chunk.begin(), chunk.end(),
                 page_tokens_.begin() + static_cast<ptrdiff_t>(page) * page_size_);
       cached_.emplace(key, page);
@@ -203,11 +205,26 @@ void KvCacheManager::commit(SeqId seq, std::span<const int32_t> tokens, int num_
   }
 }
 
+void KvCacheManager::release_leading(SeqId seq, int num_pages) {
+  auto it = tables_.find(seq);
+  if (it == tables_.end()) return;
+  Table& table = it->second;
+  const int end = std::min(num_pages, static_cast<int>(table.pages.size()));
+  // Tail first, as free(): the shorter prefixes stay cached longest.
+  for (int i = end - 1; i >= table.num_released_pages; --i) {
+    release(table.pages[static_cast<size_t>(i)]);
+    table.pages[static_cast<size_t>(i)] = kReleasedPage;
+  }
+  table.num_released_pages = std::max(table.num_released_pages, end);
+}
+
 void KvCacheManager::free(SeqId seq) {
   auto it = tables_.find(seq);
   if (it == tables_.end()) return;
   const std::vector<int32_t>& pages = it->second.pages;
-  for (auto page = pages.rbegin(); page != pages.rend(); ++page) release(*page);
+  for (auto page = pages.rbegin(); page != pages.rend(); ++page) {
+    if (*page != kReleasedPage) release(*page);
+  }
   tables_.erase(it);
 }
 
@@ -224,7 +241,18 @@ Status KvCacheManager::check_integrity() const {
     if (table.num_committed_pages > static_cast<int>(table.pages.size())) {
       return fail("sequence " + std::to_string(seq) + " committed more pages than it holds");
     }
-    for (int32_t page : table.pages) {
+    if (table.num_released_pages > static_cast<int>(table.pages.size())) {
+      return fail("sequence " + std::to_string(seq) + " released more pages than it holds");
+    }
+    for (size_t i = 0; i < table.pages.size(); ++i) {
+      const int32_t page = table.pages[i];
+      const bool released = static_cast<int>(i) < table.num_released_pages;
+      if (released != (page == kReleasedPage)) {
+        return fail("sequence " + std::to_string(seq) + " entry " + std::to_string(i) + " is " +
+                    std::to_string(page) + " but its released run has " +
+                    std::to_string(table.num_released_pages) + " entries");
+      }
+      if (released) continue;
       if (page < 0 || page >= num_pages()) {
         return fail("sequence " + std::to_string(seq) + " holds page " + std::to_string(page) + " out of range");
       }

@@ -8,6 +8,12 @@
 // released tail first, so the pages holding the longest (least shareable) prefixes are evicted first;
 // pages without a key go to the head, as they hold nothing worth keeping.
 //
+// Sliding-window models release a running sequence's leading pages once no query can read them
+// (release_leading, window_pages.h): their table entries become kReleasedPage (-1) and stay so, so
+// a table keeps its logical length (entry i still covers tokens [64·i, 64·i + 64)). A released page
+// is released like any other: it stays alive while another table shares it, and a keyed one stays
+// in the prefix cache until allocation evicts it.
+//
 // No device code. Not thread-safe: the engine thread owns it.
 //
 // Feasibility/mutation pairs: match_prefix()/pages_needed() never mutate; allocate() and grow()
@@ -22,6 +28,7 @@
 
 #include "common/status.h"
 #include "model/kv_cache/page_hash.h"
+#include "model/kv_cache/window_pages.h"
 
 namespace longbow {
 
@@ -88,14 +95,22 @@ class KvCacheManager {
   // cache. `tokens` is the sequence's whole token list (prompt, then outputs).
   void commit(SeqId seq, std::span<const int32_t> tokens, int num_computed);
 
+  // Releases the entries [0, num_pages) of `seq`'s table that are not released yet (the last of
+  // them first, as free()) and sets them to kReleasedPage; entries past the table's end are
+  // ignored. Call it after commit() for the tokens those pages hold, or their keys never enter the
+  // prefix cache. Unknown ids are ignored.
+  void release_leading(SeqId seq, int num_pages);
+
   // Drops `seq`'s table, releasing its pages (tail first). Unknown ids are ignored.
   void free(SeqId seq);
 
   bool has_table(SeqId seq) const { return tables_.count(seq) != 0; }
-  // Physical pages of `seq` in logical order; empty for an unknown id.
+  // Physical pages of `seq` in logical order (kReleasedPage for released leading entries); empty for
+  // an unknown id.
   std::span<const int32_t> block_table(SeqId seq) const;
 
-  // Every page is free xor referenced; refcounts equal the references from block tables; the free
+  // Every page is free xor referenced; refcounts equal the references from block tables, whose
+  // released entries form a leading run; the free
   // queue is a consistent list of exactly the unreferenced pages; the key map and page keys agree.
   // INTERNAL naming the first broken invariant.
   Status check_integrity() const;
@@ -115,6 +130,7 @@ class KvCacheManager {
   struct Table {
     std::vector<int32_t> pages;
     int num_committed_pages = 0;  // leading pages whose key chain has been computed
+    int num_released_pages = 0;   // leading entries set to kReleasedPage by release_leading()
     PageKey last_key;             // key of the last committed page (root key when none)
     uint64_t salt = 0;
   };

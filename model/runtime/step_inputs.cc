@@ -4,6 +4,7 @@
 #include <string>
 
 #include "model/backend/backend.h"
+#include "model/kv_cache/window_pages.h"
 
 namespace longbow {
 namespace {
@@ -44,8 +45,10 @@ StatusOr<StepInputs> build_step_inputs(std::span<const SequenceStep> steps, cons
                               std::to_string(step.block_table.size()) + " pages for " + std::to_string(context) +
                               " tokens (needs " + std::to_string(needed_pages) + ")");
     }
+    const int64_t released = pages_behind_window(step.num_cached, limits.sliding_window, kPageSize);
     for (int b = 0; b < needed_pages; ++b) {
       int32_t page = step.block_table[static_cast<size_t>(b)];
+      if (b < released && page == kReleasedPage) continue;  // behind the window: no kernel reads it
       if (page < 0 || page >= limits.num_pages) {
         return invalid_argument("forward: " + step_name(s) + " block_table[" + std::to_string(b) + "] = " +
                                 std::to_string(page) + " is outside the KV pool [0, " +

@@ -170,6 +170,7 @@ Status LlamaTransformer::init(const WeightSource& source) {
   limits_.max_tokens = options_.max_batched_tokens;
   limits_.max_seqs = options_.max_num_seqs;
   limits_.vocab_size = config_.vocab_size;
+  limits_.sliding_window = config_.sliding_window.value_or(0);
   RETURN_IF_ERROR(allocate_workspace());
   RETURN_IF_ERROR(init_dsa());
   RETURN_IF_ERROR(allocate_kv_pool());

@@ -23,6 +23,13 @@ std::vector<TokenId> eos_tokens(const ModelConfig& model, const Tokenizer& token
   return ids;
 }
 
+// The scheduler's config with the model's sliding window, which is every layer's: parse_model_config
+// rejects models that mix sliding and full-attention layers (those could release no page).
+SchedulerConfig scheduler_config(SchedulerConfig config, const ModelConfig& model) {
+  config.sliding_window = model.sliding_window.value_or(0);
+  return config;
+}
+
 }  // namespace
 
 Status EngineConfig::validate() const {
@@ -54,7 +61,7 @@ Engine::Engine(const EngineConfig& config, Transformer& runtime, const Tokenizer
       runtime_(runtime),
       tokenizer_(tokenizer),
       kv_(KvCacheOptions{runtime.num_kv_pages(), kPageSize, config.enable_prefix_caching}),
-      scheduler_(config.scheduler, kv_),
+      scheduler_(scheduler_config(config.scheduler, runtime.config()), kv_),
       eos_token_ids_(eos_tokens(runtime.config(), tokenizer)),
       sampler_(runtime.config().vocab_size, eos_token_ids_) {
   const ModelConfig& model = runtime.config();

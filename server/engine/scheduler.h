@@ -29,6 +29,10 @@ struct SchedulerConfig {
   int max_batched_tokens = 8192;  // tokens in one forward(), decodes and prefill chunks together
   int max_num_seqs = 256;         // running sequences
   int max_prefill_chunk = 0;      // tokens of one sequence per step; 0: up to max_batched_tokens
+  // The model's sliding window when every layer has one (ModelConfig::sliding_window), else 0.
+  // With a window, complete_step() releases each sequence's pages that no later query reads
+  // (model/kv_cache/window_pages.h), so a long generation holds about window + chunk tokens of pages.
+  int sliding_window = 0;
 
   // INVALID_ARGUMENT naming the field.
   Status validate() const;
@@ -62,8 +66,8 @@ class Scheduler {
   // Decides the next step and reserves its pages. Does not advance num_computed.
   ScheduleResult schedule();
 
-  // After forward() succeeded: advances num_computed by each scheduled chunk and enters newly full
-  // pages into the prefix cache.
+  // After forward() succeeded: advances num_computed by each scheduled chunk, enters newly full
+  // pages into the prefix cache and, with a sliding window, releases the pages behind it.
   void complete_step(const ScheduleResult& result);
 
   // Appends a sampled token to a running sequence.

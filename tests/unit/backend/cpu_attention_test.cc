@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "model/backend/cpu/cpu_backend.h"
+#include "model/kv_cache/window_pages.h"
 #include "tests/unit/backend/backend_test_util.h"
 
 namespace longbow {
@@ -83,7 +84,27 @@ class PagedAttentionHarness {
     ASSERT_TRUE(st.ok()) << st.to_string();
   }
 
-  PagedAttentionArgs make_args(Tensor& k_cache, Tensor& v_cache) {
+  // Leading table entries of sequence s that a sliding-window engine has released
+  // (model/kv_cache/window_pages.h).
+  int64_t released_pages(size_t s) const {
+    return pages_behind_window(p_.seqs[s].context_len - p_.seqs[s].q_len, p_.sliding_window, kPageSize);
+  }
+
+  // Overwrites the released pages of every sequence with NaN in `cache`, as if reused by another.
+  void poison_released(Tensor& cache) {
+    std::vector<float> host = to_host(backend_, cache);
+    const size_t page_floats = host.size() / static_cast<size_t>(num_pages_);
+    for (size_t s = 0; s < p_.seqs.size(); ++s) {
+      for (int64_t b = 0; b < released_pages(s); ++b) {
+        auto page = static_cast<size_t>(tables_[s][static_cast<size_t>(b)]);
+        std::fill_n(host.begin() + static_cast<std::ptrdiff_t>(page * page_floats), page_floats, std::nanf(""));
+      }
+    }
+    ASSERT_TRUE(backend_.upload(host.data(), cache).ok());
+  }
+
+  // release_behind_window: the released entries read kReleasedPage, as the engine leaves them.
+  PagedAttentionArgs make_args(Tensor& k_cache, Tensor& v_cache, bool release_behind_window = false) {
     std::vector<int32_t> starts = {0}, lens, tables;
     int max_q = 0, max_ctx = 0;
     for (size_t s = 0; s < p_.seqs.size(); ++s) {
@@ -92,6 +113,7 @@ class PagedAttentionHarness {
       max_q = std::max(max_q, p_.seqs[s].q_len);
       max_ctx = std::max(max_ctx, p_.seqs[s].context_len);
       std::vector<int32_t> row = tables_[s];
+      if (release_behind_window) std::fill_n(row.begin(), released_pages(s), kReleasedPage);
       row.resize(static_cast<size_t>(max_pages_), -1);  // unused columns hold garbage the op must not read
       tables.insert(tables.end(), row.begin(), row.end());
     }
@@ -196,6 +218,30 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionProblem{"SlidingWindowOfOne", 2, 1, 8, 1, {{7, 70}, {1, 3}}},  // itself only
                       AttentionProblem{"Smallest", 2, 2, 1, 0, {{1, 1}}}),
     [](const ::testing::TestParamInfo<AttentionProblem>& param_info) { return param_info.param.name; });
+
+// The sliding-window contract (backend.h, PagedAttentionArgs::block_tables): entries released behind
+// every query's window are -1 and their pages may hold anything (here NaN); without the window the
+// same table is an error, because those pages would be read.
+TEST(CpuAttentionWindow, ReleasedPagesBehindTheWindowAreNeverRead) {
+  CpuBackend backend;
+  const AttentionProblem p{"Released", 4, 2, 32, 17, {{1, 400}, {30, 333}, {5, 200}, {1, 1}, {70, 130}}};
+  PagedAttentionHarness harness(backend, p, 99);
+  int64_t released = 0;
+  for (size_t s = 0; s < p.seqs.size(); ++s) released += harness.released_pages(s);
+  EXPECT_EQ(released, 4 + 4 + 2 + 0 + 0);
+  Tensor k_cache = make_poisoned(backend, {harness.num_pages(), kPageSize, p.kv_heads, p.head_dim});
+  Tensor v_cache = make_poisoned(backend, {harness.num_pages(), kPageSize, p.kv_heads, p.head_dim});
+  harness.fill_cache(k_cache, v_cache);
+  harness.poison_released(k_cache);
+  harness.poison_released(v_cache);
+  PagedAttentionArgs args = harness.make_args(k_cache, v_cache, /*release_behind_window=*/true);
+  Status st = backend.paged_attention(args);
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  EXPECT_LT(relative_l2(to_host(backend, args.out), harness.reference()), 1e-6);
+
+  args.sliding_window = 0;
+  expect_invalid(backend.paged_attention(args), {"block_tables[0][0] = -1"});
+}
 
 TEST(CpuAttentionDecode, BatchEqualsOneByOne) {
   // Each sequence alone gives bit-identical output to the same sequence inside a batch.

@@ -219,6 +219,42 @@ TEST(KvCacheManager, AllocatingTwiceForOneSequenceIsRefused) {
 // growth, commits and frees, against a fake device that stores the token written to each slot.
 // After every operation: the integrity check holds, every matched page holds exactly the tokens of
 // the prefix it was matched for, and no sequence writes into a page another sequence references.
+// Sliding-window release: entries become kReleasedPage, shared pages stay alive while shared, keyed
+// pages stay in the prefix cache, and grow/commit/free work on a table with a released run.
+TEST(KvCacheManager, ReleasedLeadingPagesReturnToThePoolButStayCached) {
+  Kv kv(8);
+  std::vector<int32_t> prompt = iota_tokens(10);  // pages 0 1 2
+  ASSERT_EQ(kv.admit(1, prompt), 0);
+  kv.commit(1, prompt);
+  ASSERT_EQ(kv.admit(2, prompt), 8);  // shares 0 1, private 3
+  EXPECT_EQ(kv->num_used(), 4);
+
+  kv->release_leading(1, 2);
+  kv.check();
+  EXPECT_EQ(kv.table(1), (std::vector<int32_t>{kReleasedPage, kReleasedPage, 2}));
+  EXPECT_EQ(kv->num_used(), 4);  // 0 and 1 are still sequence 2's
+  kv.free(2);
+  EXPECT_EQ(kv->num_used(), 1);
+  EXPECT_EQ(kv->match_prefix(prompt, 0).pages, (std::vector<int32_t>{0, 1}));  // free but cached
+
+  kv->release_leading(1, 1);  // already released: nothing changes
+  kv.check();
+  EXPECT_EQ(kv->num_used(), 1);
+  kv->release_leading(1, 99);  // past the end: the whole table
+  kv.check();
+  EXPECT_EQ(kv->num_used(), 0);
+
+  std::vector<int32_t> longer = iota_tokens(14);
+  ASSERT_TRUE(kv->grow(1, 14).ok());
+  kv.check();
+  ASSERT_EQ(kv.table(1).size(), 4u);
+  EXPECT_EQ(kv.table(1)[2], kReleasedPage);
+  EXPECT_NE(kv.table(1)[3], kReleasedPage);
+  kv.commit(1, longer);  // the key chain runs over released entries
+  kv.free(1);
+  EXPECT_EQ(kv->num_used(), 0);
+}
+
 TEST(KvCacheManager, RandomOperationsKeepPagesConsistent) {
   constexpr int kPages = 24;
   Kv kv(kPages);
@@ -256,7 +292,7 @@ TEST(KvCacheManager, RandomOperationsKeepPagesConsistent) {
   };
 
   for (int op = 0; op < 3000; ++op) {
-    int action = static_cast<int>(rng() % 4);
+    int action = static_cast<int>(rng() % 5);
     if (action == 0 || live.empty()) {
       std::vector<int32_t> tokens = stems[rng() % stems.size()];
       tokens.resize(rng() % 12 + 1);
@@ -285,6 +321,14 @@ TEST(KvCacheManager, RandomOperationsKeepPagesConsistent) {
       ASSERT_TRUE(kv->grow(it->first, target).ok());
       kv.check();
       compute(it->first, target);
+    } else if (action == 2) {
+      // A sliding window: release some leading pages that hold only computed tokens.
+      auto it = std::next(live.begin(), static_cast<long>(rng() % live.size()));
+      const int n = static_cast<int>(rng() % static_cast<uint32_t>(it->second.computed / kPage + 1));
+      kv->release_leading(it->first, n);
+      kv.check();
+      auto table = kv.table(it->first);
+      for (int i = 0; i < n; ++i) ASSERT_EQ(table[static_cast<size_t>(i)], kReleasedPage);
     } else {
       auto it = std::next(live.begin(), static_cast<long>(rng() % live.size()));
       kv.free(it->first);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "model/backend/backend.h"
+#include "model/kv_cache/window_pages.h"
 
 namespace longbow {
 namespace {
@@ -41,6 +42,27 @@ TEST(StepInputs, MixedPrefillAndDecode) {
   EXPECT_EQ(in->logit_rows, (std::vector<int32_t>{3}));
   EXPECT_EQ(in->max_query_len, 3);
   EXPECT_EQ(in->max_context_len, 129);
+}
+
+// Sliding window 100, decode at position 300: keys from 201 on are read, so pages 0 and 1 (tokens
+// 0..127, a whole 128-key tile) may be released; page 2 holds keys 128..191, behind the window but in
+// the tile with key 201, and must stay valid.
+TEST(StepInputs, ReleasedPagesOnlyBehindTheWindow) {
+  std::vector<int32_t> decode = {9};
+  std::vector<int32_t> released = {kReleasedPage, kReleasedPage, 3, 5, 6};
+  StepLimits windowed = limits();
+  windowed.sliding_window = 100;
+  auto in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, released, true}}, windowed);
+  ASSERT_TRUE(in.ok()) << in.status().to_string();
+  EXPECT_EQ(in->block_tables, (std::vector<int32_t>{-1, -1, 3, 5, 6}));
+  EXPECT_EQ(in->slots, (std::vector<int32_t>{6 * kPageSize + 300 % kPageSize}));
+
+  std::vector<int32_t> too_many = {kReleasedPage, kReleasedPage, kReleasedPage, 5, 6};
+  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, too_many, true}}, windowed);
+  EXPECT_EQ(in.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(in.status().message().find("block_table[2] = -1"), std::string::npos) << in.status().to_string();
+  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, released, true}}, limits());  // no window
+  EXPECT_NE(in.status().message().find("block_table[0] = -1"), std::string::npos) << in.status().to_string();
 }
 
 TEST(StepInputs, RejectsBadSteps) {
