@@ -44,7 +44,8 @@ struct StepInputs {
 
 // INVALID_ARGUMENT naming the step and field for: a step without tokens, negative num_cached, a
 // token id outside the vocabulary, a block table too short for its context or holding a page outside
-// the pool (kReleasedPage is accepted for the pages pages_behind_window(num_cached, ...) releases), two new tokens mapped to the same slot, or more tokens / sequences than the limits.
+// the pool (kReleasedPage is accepted only for the pages pages_behind_window(num_cached, ...)
+// releases), two new tokens mapped to the same slot, or more tokens / sequences than the limits.
 // OUT_OF_RANGE when a sequence's context exceeds max_context_len.
 StatusOr<StepInputs> build_step_inputs(std::span<const SequenceStep> steps, const StepLimits& limits);
 

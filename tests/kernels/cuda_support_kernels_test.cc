@@ -13,24 +13,13 @@
 #include "model/backend/backend.h"
 #include "model/backend/cuda/cuda_support.h"
 #include "tests/unit/backend/backend_test_util.h"
+#include "tests/unit/backend/dsa_test_config.h"
 
 namespace longbow {
 namespace {
 
 using testing::make_zeroed;
-
-// A DSA model whose every other shape the kernels run: 32 query heads over 8 KV heads of 128,
-// indexer 64 heads of 128, 64 rotated dims, top-2048.
-ModelConfig base_config() {
-  ModelConfig c;
-  c.model_type = "llama";
-  c.num_attention_heads = 32;
-  c.num_key_value_heads = 8;
-  c.head_dim = 128;
-  c.rope.rotary_dim = 128;
-  c.dsa = DsaIndexerConfig{64, 128, 2048, 64};
-  return c;
-}
+using testing::supported_dsa_config;
 
 class CudaSupportKernelsTest : public ::testing::Test {
  protected:
@@ -112,7 +101,7 @@ void expect_agree(const Status& check, const Status& kernels, const std::string&
 TEST_F(CudaSupportKernelsTest, IndexHeadsAndHeadDim) {
   for (int head_dim : {32, 64, 128, 256}) {
     for (int heads : {8, 16, 24, 32, 48, 64, 128}) {
-      ModelConfig c = base_config();
+      ModelConfig c = supported_dsa_config();
       c.dsa = DsaIndexerConfig{heads, head_dim, 2048, 16};
       expect_agree(check_cuda_supported(c), run_indexer(*c.dsa),
                    std::to_string(heads) + " index heads of " + std::to_string(head_dim));
@@ -124,7 +113,7 @@ TEST_F(CudaSupportKernelsTest, IndexRopeDim) {
   for (int head_dim : {64, 128}) {
     for (int rope : {2, 4, 6, 8, 12, 16, 24, 64}) {
       if (rope > head_dim) continue;
-      ModelConfig c = base_config();
+      ModelConfig c = supported_dsa_config();
       c.dsa = DsaIndexerConfig{16, head_dim, 2048, rope};
       expect_agree(check_cuda_supported(c), run_indexer(*c.dsa),
                    "index_rope_dim " + std::to_string(rope) + " at index_head_dim " + std::to_string(head_dim));
@@ -134,7 +123,7 @@ TEST_F(CudaSupportKernelsTest, IndexRopeDim) {
 
 TEST_F(CudaSupportKernelsTest, IndexTopk) {
   for (int k : {1, 2048, 4096, 4097, 8192}) {
-    ModelConfig c = base_config();
+    ModelConfig c = supported_dsa_config();
     c.dsa->topk = k;
     expect_agree(check_cuda_supported(c), run_topk(k), "index_topk " + std::to_string(k));
   }
@@ -143,7 +132,7 @@ TEST_F(CudaSupportKernelsTest, IndexTopk) {
 TEST_F(CudaSupportKernelsTest, SparseAttentionGroups) {
   for (int head_dim : {64, 96, 128}) {
     for (int group = 1; group <= 10; ++group) {
-      ModelConfig c = base_config();
+      ModelConfig c = supported_dsa_config();
       c.num_key_value_heads = 2;
       c.num_attention_heads = 2 * group;
       c.head_dim = head_dim;

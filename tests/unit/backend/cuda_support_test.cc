@@ -9,25 +9,12 @@
 #include <initializer_list>
 #include <string>
 
+#include "tests/unit/backend/dsa_test_config.h"
+
 namespace longbow {
 namespace {
 
-// Llama-3.1-8B's attention shapes with DeepSeek-V3.2's indexer (64 heads of 128, top-2048).
-ModelConfig dsa_config() {
-  ModelConfig c;
-  c.model_type = "llama";
-  c.num_attention_heads = 32;
-  c.num_key_value_heads = 8;
-  c.head_dim = 128;
-  c.rope.rotary_dim = 128;
-  DsaIndexerConfig dsa;
-  dsa.n_heads = 64;
-  dsa.head_dim = 128;
-  dsa.topk = 2048;
-  dsa.rope_dim = 64;
-  c.dsa = dsa;
-  return c;
-}
+using testing::supported_dsa_config;
 
 void expect_rejected(const ModelConfig& config, StatusCode code, std::initializer_list<const char*> fragments) {
   Status s = check_cuda_supported(config);
@@ -38,14 +25,15 @@ void expect_rejected(const ModelConfig& config, StatusCode code, std::initialize
 }
 
 TEST(CudaSupport, AcceptsTheDesignModels) {
-  EXPECT_TRUE(check_cuda_supported(dsa_config()).ok()) << check_cuda_supported(dsa_config()).to_string();
-  ModelConfig dense = dsa_config();
+  Status s = check_cuda_supported(supported_dsa_config());
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  ModelConfig dense = supported_dsa_config();
   dense.dsa.reset();
   EXPECT_TRUE(check_cuda_supported(dense).ok());
 }
 
 TEST(CudaSupport, DenseHeadDimAndGroups) {
-  ModelConfig c = dsa_config();
+  ModelConfig c = supported_dsa_config();
   c.dsa.reset();
   c.head_dim = 96;
   c.rope.rotary_dim = 96;
@@ -67,12 +55,12 @@ TEST(CudaSupport, DenseHeadDimAndGroups) {
 
 TEST(CudaSupport, IndexHeadDim) {
   for (int d : {32, 96, 256}) {
-    ModelConfig c = dsa_config();
+    ModelConfig c = supported_dsa_config();
     c.dsa->head_dim = d;
     c.dsa->rope_dim = 16;
     expect_rejected(c, StatusCode::kUnimplemented, {("index_head_dim " + std::to_string(d)).c_str(), "64, 128"});
   }
-  ModelConfig c = dsa_config();
+  ModelConfig c = supported_dsa_config();
   c.dsa->head_dim = 64;
   EXPECT_TRUE(check_cuda_supported(c).ok());
 }
@@ -81,7 +69,7 @@ TEST(CudaSupport, IndexHeadDim) {
 TEST(CudaSupport, IndexHeadsDependOnIndexHeadDim) {
   for (int heads = 1; heads <= 128; ++heads) {
     for (int d : {64, 128}) {
-      ModelConfig c = dsa_config();
+      ModelConfig c = supported_dsa_config();
       c.dsa->n_heads = heads;
       c.dsa->head_dim = d;
       const bool want = heads == 16 || heads == 64 || (heads == 32 && d == 128);
@@ -98,7 +86,7 @@ TEST(CudaSupport, IndexHeadsDependOnIndexHeadDim) {
 
 // One warp rotates a vector, so the rotated dims come in steps of 2 · index_head_dim / 32.
 TEST(CudaSupport, IndexRopeDim) {
-  ModelConfig c = dsa_config();
+  ModelConfig c = supported_dsa_config();
   for (int rope : {0, 8, 64, 120, 128}) {
     c.dsa->rope_dim = rope;
     EXPECT_TRUE(check_cuda_supported(c).ok()) << rope;
@@ -114,7 +102,7 @@ TEST(CudaSupport, IndexRopeDim) {
 }
 
 TEST(CudaSupport, IndexTopk) {
-  ModelConfig c = dsa_config();
+  ModelConfig c = supported_dsa_config();
   for (int k : {1, 2047, 4096}) {
     c.dsa->topk = k;
     EXPECT_TRUE(check_cuda_supported(c).ok()) << k;
@@ -125,7 +113,7 @@ TEST(CudaSupport, IndexTopk) {
 
 // Sparse attention needs exact groups of 1, 2, 4 or 8, where dense decode would round 3 up to 4.
 TEST(CudaSupport, DsaQueryGroups) {
-  ModelConfig c = dsa_config();
+  ModelConfig c = supported_dsa_config();
   for (int group : {1, 2, 4, 8}) {
     c.num_attention_heads = group * c.num_key_value_heads;
     EXPECT_TRUE(check_cuda_supported(c).ok()) << group;

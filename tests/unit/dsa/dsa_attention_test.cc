@@ -71,7 +71,8 @@ class DsaAttentionTest : public ::testing::Test {
       }
       DsaIndexKeysArgs k{make_tensor(*be, DType::kF32, {ctx1 - 1, kId}, random_floats((ctx1 - 1) * kId, 10, -2, 2)),
                          w.k_norm_weight, w.k_norm_bias, make_tensor(*be, DType::kI32, {ctx1 - 1}, p1),
-                         make_tensor(*be, DType::kI32, {ctx1 - 1}, s1), make_tensor(*be, DType::kF32, {8}, inv), 1.0f, s.index_cache};
+                         make_tensor(*be, DType::kI32, {ctx1 - 1}, s1), make_tensor(*be, DType::kF32, {8}, inv), 1.0f,
+                         s.index_cache};
       ASSERT_TRUE(be->dsa_index_keys(k).ok());
     }
     s.positions = make_tensor(*be, DType::kI32, {tokens}, positions);
