@@ -23,6 +23,7 @@
 
 #include "common/half.h"
 #include "model/backend/backend.h"
+#include "model/kv_cache/window_pages.h"
 
 namespace longbow {
 namespace {
@@ -387,6 +388,12 @@ class PagedAttentionTest : public BackendOpsTest {
       }
       query_start.push_back(query_start.back() + seqs[s].q_len);
       ctx_lens.push_back(seqs[s].ctx);
+    }
+    // With a window, the pages the engine releases behind it (window_pages.h) read as released
+    // entries on both backends: a kernel that loads one reads out of bounds and fails here.
+    for (int s = 0; s < num_seqs && window > 0; ++s) {
+      const int64_t released = pages_behind_window(seqs[s].ctx - seqs[s].q_len, window, 64);
+      for (int64_t b = 0; b < released; ++b) table[static_cast<size_t>(s) * max_pages + b] = kReleasedPage;
     }
     // q in [-2, 2] so that softmax rows are far from uniform.
     Pair q = random_floats({total_q, hq, d}, -2.0f, 2.0f);
