@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -63,16 +64,23 @@ struct PagedAttentionArgs {
 // key vectors of Di (index_head_dim) values, then their 64 fp32 power-of-two scales; it shares the
 // K/V pools' page ids. Both backends run the FP8 path (the CPU emulates the GPU's quantization bit
 // for bit); cpu_dsa.h also has the exact fp32 indexer for recall measurements.
+//
+// Context 0 (a graph batch's padding row: one query, context_lens 0, slot -1, a block-table row of
+// -1): such a row has length 0. dsa_index_keys writes nothing for slot -1; dsa_index_scores reads
+// nothing for it (no cache byte, no block-table entry) and writes no score; dsa_topk selects nothing
+// (the row is all -1, without reading its logits); dsa_sparse_attention of a row with no index
+// writes 0, as paged attention does for context 0.
 
 // Index keys of the step's tokens: k = LayerNorm(k_raw; norm_weight, norm_bias, eps 1e-6), half-split
 // RoPE on its leading 2·inv_freq.dim(0) dims at positions[t], Hadamard, FP8 quantization, stored at
-// slots[t]. Written for every token (prefill included) before any score of the step.
+// slots[t]. Written for every token (prefill included) before any score of the step; a token whose
+// slot is -1 (a padding row) is not written.
 struct DsaIndexKeysArgs {
   Tensor k_raw;        // [T, Di] the indexer's wk projection
   Tensor norm_weight;  // [Di]
   Tensor norm_bias;    // [Di]
   Tensor positions;    // [T] I32
-  Tensor slots;        // [T] I32 physical slots
+  Tensor slots;        // [T] I32 physical slots, or -1: not written
   Tensor inv_freq;     // [index_rope_dim / 2] F32
   float attention_scaling = 1.0f;
   Tensor index_cache;  // [P, kPageSize · (Di + 4)] kFP8E4M3
@@ -91,19 +99,22 @@ struct DsaIndexScoresArgs {
   float attention_scaling = 1.0f;
   Tensor index_cache;   // [P, kPageSize · (Di + 4)] kFP8E4M3
   Tensor query_start;   // [S + 1] I32
-  Tensor context_lens;  // [S] I32
+  Tensor context_lens;  // [S] I32, >= q_len; 0 only for a one-query padding row (no score)
   Tensor block_tables;  // [S, max_pages_per_seq] I32
   Tensor logits;        // [T, L] F32, L >= max_context_len
+  // An upper bound on every context (launch grids derive from it; rows stop at their own length,
+  // so a bound far above the real contexts costs empty blocks, not work).
   int max_context_len = 0;
   int skip_len = 0;
 };
 
 // Exact top-k of each row's logits[t][0, len_t): the k = indices.dim(1) largest, ties to the lower
-// index, in ascending index order, padded with -1 (len_t <= k selects every token).
+// index, in ascending index order, padded with -1 (len_t <= k selects every token; len_t = 0, a
+// padding row, selects nothing).
 struct DsaTopkArgs {
   Tensor logits;        // [T, L] F32
   Tensor query_start;   // [S + 1] I32
-  Tensor context_lens;  // [S] I32
+  Tensor context_lens;  // [S] I32, as in DsaIndexScoresArgs
   Tensor indices;       // [T, k] I32 logical token indices
 };
 
@@ -118,6 +129,14 @@ struct DsaSparseAttentionArgs {
   Tensor block_tables;  // [S, max_pages_per_seq] I32
   Tensor out;           // [T, Hq, D]
   float scale = 0.0f;
+};
+
+// The launch shape of one scoring block of a DSA step, as far as the DSA ops' scratch depends on it.
+struct DsaWorkspaceShape {
+  int rows = 0;                 // query rows scored at once
+  int64_t logits_width = 0;     // the index logits' row width (dsa_logits_width of the context bound)
+  int index_heads = 0, index_head_dim = 0, topk = 0;
+  int q_heads = 0, kv_heads = 0, head_dim = 0;  // sparse attention
 };
 
 // A recorded sequence of one backend's launches (a CUDA graph), replayed without the host cost of
@@ -201,6 +220,13 @@ class Backend {
   virtual Status dsa_index_scores(const DsaIndexScoresArgs&) { return no_dsa("dsa_index_scores"); }
   virtual Status dsa_topk(const DsaTopkArgs&) { return no_dsa("dsa_topk"); }
   virtual Status dsa_sparse_attention(const DsaSparseAttentionArgs&) { return no_dsa("dsa_sparse_attention"); }
+  // Allocates now the op scratch that the DSA ops need for blocks of each of these shapes (a graph's
+  // padded decode steps), so that running or capturing them later never grows it; returns the
+  // scratch's size in bytes afterwards (0 for a backend whose ops need none), for the memory plan.
+  virtual StatusOr<size_t> reserve_dsa_workspace(std::span<const DsaWorkspaceShape> shapes) {
+    (void)shapes;
+    return size_t{0};
+  }
 
  private:
   Status no_dsa(std::string_view op) const {

@@ -125,6 +125,7 @@ void dsa_write_index_keys(const DsaIndexKeyArgs& args) {
   size_t page_bytes = dsa_index_page_bytes(d);
   for (int64_t t = 0; t < args.tokens; ++t) {
     int64_t slot = args.slots[t];
+    if (slot < 0) continue;  // a padding row: nothing to store
     const float* row = k.data() + t * d;
     if (args.f32_cache != nullptr) std::copy(row, row + d, args.f32_cache + slot * d);
     if (args.fp8_cache != nullptr) {

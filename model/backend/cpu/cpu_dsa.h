@@ -61,7 +61,7 @@ struct DsaIndexKeyArgs {
   const float* gamma = nullptr;  // [head_dim] LayerNorm weight
   const float* beta = nullptr;   // [head_dim] LayerNorm bias
   const int32_t* positions = nullptr;  // [tokens]
-  const int32_t* slots = nullptr;      // [tokens] physical slots
+  const int32_t* slots = nullptr;      // [tokens] physical slots; -1: not stored (a padding row)
   const float* inv_freq = nullptr;     // [rope_dim / 2]
   float attention_scaling = 1.0f;
   int64_t tokens = 0;
@@ -103,7 +103,8 @@ struct DsaIndexLogitsArgs {
 void dsa_index_logits(const DsaIndexLogitsArgs& args);
 
 // Exact top-k of scores[0, len): the k largest, ties broken by lower index, written in ascending
-// index order to out[0, k), padded with -1 when len < k. Scores must not be NaN (-inf is fine).
+// index order to out[0, k), padded with -1 when len < k (len 0: all -1, scores unread). Scores must
+// not be NaN (-inf is fine).
 void dsa_topk(const float* scores, int64_t len, int k, int32_t* out);
 
 // Sparse attention: row t (of sequence s, rows as in DsaIndexLogitsArgs) attends with every query

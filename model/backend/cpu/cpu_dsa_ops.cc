@@ -30,9 +30,9 @@ Status check_index_cache(std::string_view op, const Tensor& cache, int64_t head_
   return check_tensor(op, "index_cache", cache, kFp8, {kAnyDim, kPageSize * (head_dim + 4)});
 }
 
-// Rows, lengths and block tables as in paged attention; every needed page id inside the pool.
-Status check_rows(std::string_view op, const Tensor& query_start, const Tensor& context_lens,
-                  const Tensor& block_tables, int64_t rows, int64_t pages) {
+// Rows and lengths as in paged attention: query_start runs from 0 to `rows`, every context holds its
+// rows, and context 0 is allowed only for a one-query padding row (its length is 0).
+Status check_lengths(std::string_view op, const Tensor& query_start, const Tensor& context_lens, int64_t rows) {
   int64_t seqs = context_lens.dim(0);
   const int32_t* starts = query_start.as<int32_t>();
   if (starts[0] != 0 || starts[seqs] != rows) {
@@ -41,10 +41,21 @@ Status check_rows(std::string_view op, const Tensor& query_start, const Tensor& 
   for (int64_t s = 0; s < seqs; ++s) {
     int64_t q_len = int64_t{starts[s + 1]} - starts[s];
     int64_t ctx = context_lens.as<int32_t>()[s];
-    if (q_len < 0 || ctx < 1 || ctx < q_len) {
+    const bool padding_row = ctx == 0 && q_len == 1;
+    if (q_len < 0 || (!padding_row && (ctx < 1 || ctx < q_len))) {
       return invalid_argument(std::string(op) + ": sequence " + num(s) + " has " + num(q_len) +
                               " rows and context " + num(ctx));
     }
+  }
+  return Status::Ok();
+}
+
+// check_lengths, and every page id the contexts need (a padding row needs none) inside the pool.
+Status check_rows(std::string_view op, const Tensor& query_start, const Tensor& context_lens,
+                  const Tensor& block_tables, int64_t rows, int64_t pages) {
+  RETURN_IF_ERROR(check_lengths(op, query_start, context_lens, rows));
+  for (int64_t s = 0; s < context_lens.dim(0); ++s) {
+    int64_t ctx = context_lens.as<int32_t>()[s];
     int64_t needed = (ctx + kPageSize - 1) / kPageSize;
     if (needed > block_tables.dim(1)) {
       return invalid_argument(std::string(op) + ": context " + num(ctx) + " needs " + num(needed) +
@@ -61,7 +72,7 @@ Status check_rows(std::string_view op, const Tensor& query_start, const Tensor& 
   return Status::Ok();
 }
 
-// Length (position + 1) of every row.
+// Length (position + 1) of every row; 0 for a padding row (one query, context 0).
 std::vector<int64_t> row_lengths(const Tensor& query_start, const Tensor& context_lens) {
   std::vector<int64_t> lens;
   for (int64_t s = 0; s < context_lens.dim(0); ++s) {
@@ -95,7 +106,7 @@ Status CpuBackend::dsa_index_keys(const DsaIndexKeysArgs& a) {
   int64_t num_slots = a.index_cache.dim(0) * kPageSize;
   for (int64_t t = 0; t < tokens; ++t) {
     int32_t slot = a.slots.as<int32_t>()[t];
-    if (slot < 0 || slot >= num_slots || a.positions.as<int32_t>()[t] < 0) {
+    if (slot < -1 || slot >= num_slots || a.positions.as<int32_t>()[t] < 0) {
       return invalid_argument("dsa_index_keys: slots[" + num(t) + "] = " + num(slot) +
                               " or its position is out of range");
     }
@@ -168,14 +179,11 @@ Status CpuBackend::dsa_topk(const DsaTopkArgs& a) {
   RETURN_IF_ERROR(check_tensor("dsa_topk", "indices", a.indices, kI32, {rows, kAnyDim}));
   int64_t k = a.indices.dim(1);
   if (k < 1) return invalid_argument("dsa_topk: indices " + a.indices.shape_string() + " selects nothing");
+  RETURN_IF_ERROR(check_lengths("dsa_topk", a.query_start, a.context_lens, rows));
   std::vector<int64_t> lens = row_lengths(a.query_start, a.context_lens);
-  if (static_cast<int64_t>(lens.size()) != rows) {
-    return invalid_argument("dsa_topk: query_start covers " + num(static_cast<int64_t>(lens.size())) +
-                            " rows, logits has " + num(rows));
-  }
   for (int64_t r = 0; r < rows; ++r) {
     int64_t len = lens[static_cast<size_t>(r)];
-    if (len < 1 || (len > k && len > a.logits.dim(1))) {
+    if (len > k && len > a.logits.dim(1)) {
       return invalid_argument("dsa_topk: row " + num(r) + " of length " + num(len) + " does not fit logits " +
                               a.logits.shape_string());
     }
