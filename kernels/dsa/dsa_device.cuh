@@ -104,6 +104,15 @@ __device__ __forceinline__ int row_length(const int* query_start, const int* con
   return context_lens[lo] - q_len + (row - query_start[lo]) + 1;
 }
 
+// The index-logits kernels' page run for one row: its `pages` pages spread over the launch's
+// `blocks` page-run blocks, at least kMinPagesPerBlock each (staging q costs about as much as
+// streaming one or two pages). Derived from the row's own length, not the launch's context bound,
+// so a graph launched for a bound far above the real contexts does the eager launch's work.
+constexpr int kMinPagesPerBlock = 4;
+__device__ __forceinline__ int logits_page_run(int pages, int blocks) {
+  return max(kMinPagesPerBlock, (pages + blocks - 1) / blocks);
+}
+
 // Larger scores give larger keys; -0 and +0 share one key (they compare equal).
 __device__ __forceinline__ uint32_t score_key(float v) {
   uint32_t bits = __float_as_uint(v == 0.0f ? 0.0f : v);

@@ -38,7 +38,7 @@ __device__ __forceinline__ void mma_e4m3(float (&d)[4], const uint32_t (&a)[4], 
 }
 
 template <int H, int D>
-__global__ void __launch_bounds__(kWarps * 32) index_logits_kernel(DsaIndexLogitsParams p, int pages_per_block) {
+__global__ void __launch_bounds__(kWarps * 32) index_logits_kernel(DsaIndexLogitsParams p) {
   constexpr int kMt = H / 16;
   constexpr int kKs = D / 32;
   constexpr int kBRegs = D / 16;  // per lane per token: D/4 bytes
@@ -51,8 +51,9 @@ __global__ void __launch_bounds__(kWarps * 32) index_logits_kernel(DsaIndexLogit
   const int len = dsa::row_length(p.query_start, p.context_lens, p.seqs, row, &seq);
   if (len <= p.skip_len) return;
   const int pages = (len + kDsaPageSize - 1) / kDsaPageSize;
-  const int page_begin = blockIdx.x * pages_per_block;
-  const int page_end = min(pages, page_begin + pages_per_block);
+  const int run = dsa::logits_page_run(pages, static_cast<int>(gridDim.x));
+  const int page_begin = blockIdx.x * run;
+  const int page_end = min(pages, page_begin + run);
   if (page_begin >= page_end) return;
 
   const uint4* q_src = reinterpret_cast<const uint4*>(p.q_fp8 + static_cast<int64_t>(row) * H * D);
@@ -143,14 +144,15 @@ __global__ void __launch_bounds__(kWarps * 32) index_logits_kernel(DsaIndexLogit
   }
 }
 
-// At most four blocks per SM over the whole batch (one wave of the sm_90 kernel, which fits four
-// per SM; rounding down keeps a second, mostly idle wave away), each a run of at least four pages
-// (staging q costs about as much as streaming one or two pages; DSA run 9 with eight: B = 1 filled
-// only half the slots and read at 51 % of copy bandwidth).
+// The grid's page runs per row: at most four blocks per SM over the whole batch (one wave of the
+// sm_90 kernel, which fits four per SM; rounding down keeps a second, mostly idle wave away), each
+// covering at least four pages of the bound (DSA run 9 with eight: B = 1 filled only half the slots
+// and read at 51 % of copy bandwidth). Each row then spreads its own pages over these blocks
+// (dsa::logits_page_run); blocks past its length exit at once.
 int pages_per_block(const DsaIndexLogitsParams& p) {
   const int max_pages = (p.max_context_len + kDsaPageSize - 1) / kDsaPageSize;
   const int blocks_per_row = std::max(1, 4 * p.num_sms / p.rows);
-  return std::max(4, (max_pages + blocks_per_row - 1) / blocks_per_row);
+  return std::max(dsa::kMinPagesPerBlock, (max_pages + blocks_per_row - 1) / blocks_per_row);
 }
 
 bool device_is_sm90() {
@@ -175,7 +177,7 @@ cudaError_t launch_for(const DsaIndexLogitsParams& p, cudaStream_t stream) {
   const int max_pages = (p.max_context_len + kDsaPageSize - 1) / kDsaPageSize;
   const int run = pages_per_block(p);
   const dim3 grid((max_pages + run - 1) / run, p.rows);
-  index_logits_kernel<H, D><<<grid, kWarps * 32, 0, stream>>>(p, run);
+  index_logits_kernel<H, D><<<grid, kWarps * 32, 0, stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -183,7 +185,8 @@ cudaError_t launch_for(const DsaIndexLogitsParams& p, cudaStream_t stream) {
 
 cudaError_t launch_dsa_index_logits(const DsaIndexLogitsParams& p, cudaStream_t stream) {
   if (p.rows == 0 || p.max_context_len == 0) return cudaSuccess;
-  if (p.rows < 0 || p.rows > 65535 || p.seqs <= 0 || p.max_context_len < 0 ||
+  // skip_len >= 0 also skips rows of length 0 (the kernels' `len <= skip_len`).
+  if (p.rows < 0 || p.rows > 65535 || p.seqs <= 0 || p.max_context_len < 0 || p.skip_len < 0 ||
       p.logits_stride < p.max_context_len || p.logits_stride % 2 != 0 || p.num_sms <= 0) {
     return cudaErrorInvalidValue;
   }

@@ -107,7 +107,7 @@ __device__ __forceinline__ uint32_t word(const uint4& u, int j) {
 template <int H>
 // At most 128 registers, so four blocks fit per SM: the launcher's grid (four blocks per SM over
 // the batch) is then a single wave.
-__global__ void __launch_bounds__(kThreads, 4) index_logits_sm90_kernel(DsaIndexLogitsParams p, int pages_per_block) {
+__global__ void __launch_bounds__(kThreads, 4) index_logits_sm90_kernel(DsaIndexLogitsParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kAcc = H / 2;  // fp32 accumulators per thread for m64nH
   constexpr int kSteps = kD / 16;  // k16 steps per page
@@ -121,8 +121,9 @@ __global__ void __launch_bounds__(kThreads, 4) index_logits_sm90_kernel(DsaIndex
   const int len = dsa::row_length(p.query_start, p.context_lens, p.seqs, row, &seq);
   if (len <= p.skip_len) return;
   const int pages = (len + kDsaPageSize - 1) / kDsaPageSize;
-  const int page_begin = blockIdx.x * pages_per_block;
-  const int page_end = min(pages, page_begin + pages_per_block);
+  const int run = dsa::logits_page_run(pages, static_cast<int>(gridDim.x));
+  const int page_begin = blockIdx.x * run;
+  const int page_end = min(pages, page_begin + run);
   if (page_begin >= page_end) return;
 
   // q row → shared f16, B operand: head h is row h (256 bytes = two 128-byte column atoms of H
@@ -209,7 +210,6 @@ __global__ void __launch_bounds__(kThreads, 4) index_logits_sm90_kernel(DsaIndex
   }
 #else
   (void)p;
-  (void)pages_per_block;
   __trap();  // never launched: this translation unit is built for sm_90a only
 #endif
 }
@@ -219,7 +219,7 @@ cudaError_t launch_for(const DsaIndexLogitsParams& p, int pages_per_block, cudaS
   const int max_pages = (p.max_context_len + kDsaPageSize - 1) / kDsaPageSize;
   const dim3 grid((max_pages + pages_per_block - 1) / pages_per_block, p.rows);
   constexpr int kSmem = H * kD * 2 + H * 4 + 1024;  // q (f16), weights, alignment slack
-  index_logits_sm90_kernel<H><<<grid, kThreads, kSmem, stream>>>(p, pages_per_block);
+  index_logits_sm90_kernel<H><<<grid, kThreads, kSmem, stream>>>(p);
   return cudaGetLastError();
 }
 

@@ -1,6 +1,7 @@
 // The implementations behind launch_dsa_index_logits (kernels/dsa/params.h): a portable mma.sync
 // kernel (any sm_80+ device) and a Hopper wgmma kernel built for sm_90a only. Both take the same
-// grid: (page runs of `pages_per_block` pages, rows), 128 threads.
+// grid: (ceil(pages of max_context_len / pages_per_block) page-run blocks, rows), 128 threads; each
+// row spreads its own pages over its blocks (dsa::logits_page_run in dsa_device.cuh).
 #pragma once
 
 #include <cuda_runtime_api.h>

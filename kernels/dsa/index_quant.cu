@@ -38,6 +38,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) index_keys_kernel(DsaInde
   const int lane = threadIdx.x & 31;
   const int t = blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
   if (t >= p.tokens) return;
+  const int slot = p.slots[t];
+  if (slot < 0) return;  // a padding row (the whole warp leaves: no shuffle below misses a lane)
   float x[kPer], g[kPer], b[kPer];
   load_bf16<kPer>(p.k_raw, static_cast<int64_t>(t) * D + lane * kPer, x);
   load_bf16<kPer>(p.gamma, lane * kPer, g);
@@ -59,7 +61,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) index_keys_kernel(DsaInde
   if (p.rope_dim > 0) dsa::warp_rope<kPer>(x, p.rope_dim, p.positions[t], p.inv_freq, p.attention_scaling);
   uint32_t packed;
   const float scale = dsa::warp_quantize<kPer>(x, p.hadamard_scale, packed);
-  const int slot = p.slots[t];
   uint8_t* page = p.cache + static_cast<int64_t>(slot / kDsaPageSize) * kDsaPageSize * (D + 4);
   const int off = slot % kDsaPageSize;
   store_packed<kPer>(page + off * D + lane * kPer, packed);

@@ -21,13 +21,14 @@ constexpr int kDsaPageSize = 64;
 
 // Index keys: k = LayerNorm(k_raw) (fp32 statistics, eps 1e-6), half-split RoPE on the leading
 // rope_dim dims, y = hadamard(k) · hadamard_scale, FP8 e4m3 with the power-of-two scale of max|y|,
-// stored at slots[t]. One warp per token. head_dim 64 or 128; rope_dim a multiple of 2·head_dim/32.
+// stored at slots[t]; a token whose slot is -1 (a padding row) is skipped. One warp per token.
+// head_dim 64 or 128; rope_dim a multiple of 2·head_dim/32.
 struct DsaIndexKeyParams {
   const void* k_raw = nullptr;       // [tokens, head_dim] bf16 (the wk projection)
   const void* gamma = nullptr;       // [head_dim] bf16 LayerNorm weight
   const void* beta = nullptr;        // [head_dim] bf16 LayerNorm bias
   const int* positions = nullptr;    // [tokens]
-  const int* slots = nullptr;        // [tokens] physical slots in the index cache
+  const int* slots = nullptr;        // [tokens] physical slots in the index cache, or -1
   const float* inv_freq = nullptr;   // [rope_dim / 2]
   float attention_scaling = 1.0f;
   float hadamard_scale = 0.0f;       // 1 / sqrt(head_dim) computed in fp32 on the host
@@ -61,8 +62,10 @@ cudaError_t launch_dsa_index_query(const DsaIndexQueryParams& params, cudaStream
 // logits[r][j] = k_scale[j] · Σ_h w_eff[r][h] · ReLU(q8[r][h] · k8[j]) for j in [0, len_r), FP8 tensor
 // cores with fp32 accumulation (wgmma on compute capability 9.x for head_dim 128, else mma.sync);
 // entries at j >= len_r are not written. Rows with len_r <= skip_len (the top-k, whose selection is
-// then every token) are skipped entirely. heads 16, 32 or 64; head_dim 64 or 128. Each block reads a
-// run of pages once for one row (decode: once per sequence).
+// then every token) and rows of length 0 (context 0: a padding row) are skipped entirely: nothing of
+// theirs is read or written. heads 16, 32 or 64; head_dim 64 or 128. The grid derives from
+// max_context_len; each block reads a run of one row's pages once (decode: once per sequence), the
+// row's own pages spread over the row's blocks, so blocks past a row's length exit at once.
 struct DsaIndexLogitsParams {
   const uint8_t* q_fp8 = nullptr;   // [rows, heads, head_dim]
   const float* w_eff = nullptr;     // [rows, heads]
@@ -85,7 +88,7 @@ cudaError_t launch_dsa_index_logits(const DsaIndexLogitsParams& params, cudaStre
 
 // Exact top-k per row of logits[r][0, len_r): the k largest, ties to the lower index, written in
 // ascending index order to indices[r][0, k), padded with -1; len_r <= k selects [0, len_r) without
-// reading the row. Deterministic (no atomics decide membership or order); a threshold bucket that
+// reading the row (len_r = 0, context 0: all -1). Deterministic (no atomics decide membership or order); a threshold bucket that
 // overflows the on-chip candidate buffer is refined from global memory instead, never truncated.
 // Scores must not be NaN. Without a workspace one 1024-thread block takes each row; with one (sized
 // by dsa_topk_workspace_bytes for the same rows, max_context_len and num_sms; 0 bytes means none is

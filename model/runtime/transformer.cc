@@ -85,6 +85,9 @@ class LlamaTransformer final : public Transformer {
   // Every launch of a step whose inputs are on the device, up to the logits (no host synchronisation).
   Status run_model(StepViews& s, const StepInputs& in);
   Status forward_padded_decode(const StepInputs& in, int bucket, std::vector<float>* logits);
+  bool captures_decode_graphs() const;
+  std::vector<int> decode_batch_sizes() const;
+  Status reserve_dsa_graph_workspace(int64_t rows_per_block);
   void init_decode_graphs();
 
   StatusOr<Tensor> allocate(DType dtype, std::initializer_list<int64_t> dims, size_t* counter) {
@@ -181,7 +184,7 @@ Status LlamaTransformer::init(const WeightSource& source) {
 }
 
 // The DSA layers' RoPE table (built for index_rope_dim dims), row-block index buffer and scratch,
-// all counted in the workspace. Nothing when no layer has indexer tensors.
+// and the backend's op scratch for padded decode steps, all counted in the workspace. Nothing when no layer has indexer tensors.
 Status LlamaTransformer::init_dsa() {
   for (const LayerWeights& layer : weights_.layers) num_dsa_layers_ += layer.indexer.has_value() ? 1 : 0;
   if (num_dsa_layers_ == 0) return Status::Ok();
@@ -204,6 +207,33 @@ Status LlamaTransformer::init_dsa() {
   const int64_t max_blocks = (options_.max_batched_tokens + min_rows - 1) / min_rows;
   ASSIGN_OR_RETURN(ws_.dsa_block_index,
                    allocate(DType::kI32, {2 * int64_t{options_.max_num_seqs} + 3 * max_blocks}, &ws_.num_bytes));
+  return reserve_dsa_graph_workspace(min_rows);
+}
+
+// A padded decode step of B rows is scored over the context bound in blocks of rows_per_block rows
+// (plan_dsa_blocks): the backend's op scratch for those blocks, at every batch size, is allocated
+// now and counted in the workspace, so that no capture or replay ever grows it.
+Status LlamaTransformer::reserve_dsa_graph_workspace(int64_t rows_per_block) {
+  const DsaIndexerConfig& dsa = *config_.dsa;
+  std::vector<DsaWorkspaceShape> shapes;
+  for (int bucket : decode_batch_sizes()) {
+    for (int64_t rows : {std::min<int64_t>(bucket, rows_per_block), bucket % rows_per_block}) {
+      if (rows == 0) continue;
+      DsaWorkspaceShape shape;
+      shape.rows = static_cast<int>(rows);
+      shape.logits_width = dsa_logits_width(decode_shape_.max_context_len);
+      shape.index_heads = dsa.n_heads;
+      shape.index_head_dim = dsa.head_dim;
+      shape.topk = dsa.topk;
+      shape.q_heads = config_.num_attention_heads;
+      shape.kv_heads = config_.num_key_value_heads;
+      shape.head_dim = config_.head_dim;
+      shapes.push_back(shape);
+    }
+  }
+  if (shapes.empty()) return Status::Ok();
+  ASSIGN_OR_RETURN(size_t bytes, backend_.reserve_dsa_workspace(shapes));
+  ws_.num_bytes += bytes;
   return Status::Ok();
 }
 
@@ -225,21 +255,30 @@ Status LlamaTransformer::allocate_index_pool() {
   return Status::Ok();
 }
 
+bool LlamaTransformer::captures_decode_graphs() const {
+  return options_.enable_cuda_graphs && backend_.supports_graphs();
+}
+
+// The batch sizes decode steps are padded to; none when they run unpadded.
+std::vector<int> LlamaTransformer::decode_batch_sizes() const {
+  if (!captures_decode_graphs() && !options_.pad_decode_steps) return {};
+  const int max_bs = std::min({options_.cuda_graph_max_bs, options_.max_num_seqs, options_.max_batched_tokens});
+  if (max_bs < 1) return {};
+  return decode_graph_buckets(max_bs);
+}
+
 void LlamaTransformer::init_decode_graphs() {
-  // DSA layers' decode (indexer scores over max_context_len, top-k, sparse attention) has not been
-  // checked against padded, bound-sized graph steps yet: such models decode eagerly for now.
-  const bool dsa = config_.dsa.has_value();
-  const bool capture = options_.enable_cuda_graphs && backend_.supports_graphs() && !dsa;
-  if (!capture && (!options_.pad_decode_steps || dsa)) {
+  const bool capture = captures_decode_graphs();
+  if (!capture && !options_.pad_decode_steps) {
     spdlog::info("runtime: decode steps run eagerly ({})",
-                 dsa                           ? std::string("DSA decode is not captured in graphs yet")
-                 : options_.enable_cuda_graphs ? "the " + std::string(backend_.name()) + " backend has no graphs"
-                                               : std::string("graphs disabled"));
+                 options_.enable_cuda_graphs ? "the " + std::string(backend_.name()) + " backend has no graphs"
+                                             : std::string("graphs disabled"));
     return;
   }
-  const int max_bs = std::min({options_.cuda_graph_max_bs, options_.max_num_seqs, options_.max_batched_tokens});
-  if (max_bs < 1) return;
-  graphs_ = std::make_unique<DecodeGraphCache>(backend_, decode_graph_buckets(max_bs), capture);
+  std::vector<int> buckets = decode_batch_sizes();
+  if (buckets.empty()) return;
+  const int max_bs = buckets.back();
+  graphs_ = std::make_unique<DecodeGraphCache>(backend_, std::move(buckets), capture);
   std::string sizes;
   for (int b : graphs_->buckets()) sizes += (sizes.empty() ? "" : ",") + std::to_string(b);
   spdlog::info("runtime: decode steps of up to {} sequences {} (batch sizes {}; block tables {} pages wide, "
@@ -368,6 +407,9 @@ Status LlamaTransformer::plan_dsa_blocks(const StepInputs& in, StepViews& v) {
   if (options_.dsa_prefill == DsaPrefillMode::kDense && in.max_query_len > 1) return Status::Ok();
   const int rows = dsa_rows_per_block(dsa_scratch_.logits.numel(), in.max_context_len);
   if (in.num_tokens() <= rows) return Status::Ok();
+  // Every block is launched for the step's bound, not its own longest context: a padded decode
+  // step (a graph) then has the same launches whatever its real contexts (the kernels stop at each
+  // row's own length), and the blocks' logits fit the scratch, which holds `rows` rows of the bound.
   std::vector<DsaRowBlock> blocks = plan_dsa_row_blocks(in.query_start, in.context_lens, rows);
   std::vector<int32_t> host;
   for (const DsaRowBlock& b : blocks) {
@@ -389,7 +431,7 @@ Status LlamaTransformer::plan_dsa_blocks(const StepInputs& in, StepViews& v) {
     t.seq_end = b.seq_end;
     t.query_start = index.rows(offset, n + 1);
     t.context_lens = index.rows(offset + n + 1, n);
-    t.max_context_len = b.max_context_len;
+    t.max_context_len = in.max_context_len;
     offset += 2 * n + 1;
     v.dsa_blocks.push_back(std::move(t));
   }

@@ -415,6 +415,15 @@ class CudaBackend final : public Backend {
   Status dsa_sparse_attention(const DsaSparseAttentionArgs& args) override {
     return cuda_dsa::sparse_attention(dsa_context(), args);
   }
+  StatusOr<size_t> reserve_dsa_workspace(std::span<const DsaWorkspaceShape> shapes) override {
+    RETURN_IF_ERROR(not_capturing("reserve_dsa_workspace"));
+    size_t bytes = 0;
+    for (const DsaWorkspaceShape& shape : shapes) {
+      bytes = std::max(bytes, cuda_dsa::workspace_bytes(dsa_context(), shape));
+    }
+    if (bytes > 0) RETURN_IF_ERROR(workspace(bytes).status());
+    return workspace_.num_bytes();
+  }
 
   Status fill_random(Tensor& tensor, uint64_t seed, float mean, float std) override {
     if (tensor.dtype != DType::kBF16 && tensor.dtype != DType::kF32) {

@@ -32,6 +32,22 @@ Status check(std::string_view op, std::string_view name, const Tensor& t, DType 
 
 float hadamard_scale(int64_t head_dim) { return 1.0f / std::sqrt(static_cast<float>(head_dim)); }
 
+// index_scores' scratch: the FP8 queries [rows, heads, d], then (16-byte aligned) w_eff [rows, heads].
+size_t query_fp8_bytes(int64_t rows, int64_t heads, int64_t d) { return static_cast<size_t>(rows * heads * d); }
+size_t index_scores_bytes(int64_t rows, int64_t heads, int64_t d) {
+  return query_fp8_bytes(rows, heads, d) + static_cast<size_t>(rows * heads) * 4 + 16;
+}
+
+// topk's logits bound: the row width (every row's length fits it).
+int topk_bound(int64_t logits_width) {
+  return static_cast<int>(std::min<int64_t>(logits_width, std::numeric_limits<int>::max()));
+}
+
+size_t sparse_bytes(int rows, int q_heads, int kv_heads, int head_dim, int topk, int num_sms) {
+  const int splits = kernels::dsa_sparse_choose_splits(rows, kv_heads, topk, num_sms);
+  return splits > 1 ? kernels::dsa_sparse_workspace_bytes(rows, q_heads, head_dim, splits) : 0;
+}
+
 }  // namespace
 
 Status index_keys(const Context& ctx, const DsaIndexKeysArgs& a) {
@@ -80,8 +96,8 @@ Status index_scores(const Context& ctx, const DsaIndexScoresArgs& a) {
   }
   RETURN_IF_ERROR(fits_int(op, "q", rows * heads));
   if (rows == 0) return Status::Ok();
-  const size_t q8_bytes = static_cast<size_t>(rows * heads * d);
-  ASSIGN_OR_RETURN(void* scratch, ctx.workspace(q8_bytes + static_cast<size_t>(rows * heads) * 4 + 16));
+  const size_t q8_bytes = query_fp8_bytes(rows, heads, d);
+  ASSIGN_OR_RETURN(void* scratch, ctx.workspace(index_scores_bytes(rows, heads, d)));
   auto* q8 = static_cast<uint8_t*>(scratch);
   auto* w_eff = reinterpret_cast<float*>(q8 + (q8_bytes + 15) / 16 * 16);
 
@@ -140,7 +156,7 @@ Status topk(const Context& ctx, const DsaTopkArgs& a) {
   p.rows = static_cast<int>(rows);
   p.k = static_cast<int>(a.indices.dim(1));
   // The logits width bounds every row's length; rows beyond their real length exit early.
-  p.max_context_len = static_cast<int>(std::min<int64_t>(p.logits_stride, std::numeric_limits<int>::max()));
+  p.max_context_len = topk_bound(p.logits_stride);
   p.num_sms = ctx.num_sms;
   const size_t bytes = kernels::dsa_topk_workspace_bytes(p.rows, p.max_context_len, p.num_sms);
   if (bytes > 0) {
@@ -186,9 +202,17 @@ Status sparse_attention(const Context& ctx, const DsaSparseAttentionArgs& a) {
   p.num_splits = kernels::dsa_sparse_choose_splits(p.rows, p.kv_heads, p.topk, ctx.num_sms);
   if (p.num_splits > 1) {
     ASSIGN_OR_RETURN(p.workspace,
-                     ctx.workspace(kernels::dsa_sparse_workspace_bytes(p.rows, p.q_heads, p.head_dim, p.num_splits)));
+                     ctx.workspace(sparse_bytes(p.rows, p.q_heads, p.kv_heads, p.head_dim, p.topk, ctx.num_sms)));
   }
   return cuda_status(kernels::launch_dsa_sparse_attention(p, ctx.stream), op);
+}
+
+size_t workspace_bytes(const Context& ctx, const DsaWorkspaceShape& s) {
+  if (s.rows <= 0) return 0;
+  const size_t scores = index_scores_bytes(s.rows, s.index_heads, s.index_head_dim);
+  const size_t topk = kernels::dsa_topk_workspace_bytes(s.rows, topk_bound(s.logits_width), ctx.num_sms);
+  const size_t sparse = sparse_bytes(s.rows, s.q_heads, s.kv_heads, s.head_dim, s.topk, ctx.num_sms);
+  return std::max({scores, topk, sparse});
 }
 
 }  // namespace longbow::cuda_dsa

@@ -23,5 +23,8 @@ Status index_keys(const Context& ctx, const DsaIndexKeysArgs& args);
 Status index_scores(const Context& ctx, const DsaIndexScoresArgs& args);
 Status topk(const Context& ctx, const DsaTopkArgs& args);
 Status sparse_attention(const Context& ctx, const DsaSparseAttentionArgs& args);
+// The most scratch any of the four ops asks ctx.workspace for on a block of this shape (index_keys
+// needs none).
+size_t workspace_bytes(const Context& ctx, const DsaWorkspaceShape& shape);
 
 }  // namespace longbow::cuda_dsa
