@@ -3,6 +3,9 @@
 //
 //   longbow_decode_graph_tests [--demo-model DIR] [gtest flags]   (default DIR: <exe dir>/data/demo-model)
 //
+// The demo model is a DSA model (index_topk 64, one dense layer): its decode steps are captured
+// too, and a second scenario keeps every context past index_topk.
+//
 // Runtime cases run one multi-step scenario (tests/unit/runtime/decode_scenario.h: prefills, then
 // decode steps of 1, 3, 5, 8, 13, ... sequences whose membership, order, block tables and contexts
 // change every step, contexts crossing page boundaries) three times:
@@ -167,9 +170,7 @@ void check_scenario(const ModelConfig& config, const std::string& dir, const tes
     int bucket = decode_graph_bucket(decode_graph_buckets(kMaxSeqs), b);
     if (std::find(buckets.begin(), buckets.end(), bucket) == buckets.end()) buckets.push_back(bucket);
   }
-  // Models with DSA layers decode eagerly for now (LlamaTransformer::init_decode_graphs): nothing is
-  // captured and the padded and plain eager paths must still agree.
-  const int expected_graphs = config.dsa ? 0 : static_cast<int>(buckets.size());
+  const int expected_graphs = static_cast<int>(buckets.size());  // DSA models included
   EXPECT_EQ(graphs.graphs, expected_graphs) << "graphs captured (a failed capture runs eagerly)";
   EXPECT_EQ(padded.graphs, 0);
   const auto vocab = static_cast<size_t>(config.vocab_size);
@@ -234,6 +235,23 @@ TEST(DemoModelGraphs, GraphsEqualPaddedEagerAndMatchEager) {
   auto config = load_model_config(g_demo_model);
   ASSERT_TRUE(config.ok()) << config.status().to_string();
   check_scenario(*config, g_demo_model, scenario_for(1000));
+}
+
+// The DSA demo model with every context past its index_topk (64), so that every decode step's
+// top-k really selects (and padding rows of context 0 run beside real ones): batch sizes 1, 3, 5
+// and 8 (buckets 1, 4, 8), 30 decode steps, contexts crossing page boundaries.
+TEST(DemoModelGraphs, DsaDecodeWithRealSelection) {
+  ASSERT_TRUE(std::filesystem::exists(g_demo_model + "/config.json")) << "no demo model at " << g_demo_model;
+  auto config = load_model_config(g_demo_model);
+  ASSERT_TRUE(config.ok()) << config.status().to_string();
+  ASSERT_TRUE(config->dsa.has_value()) << "the demo model has no DSA indexer";
+  testing::DecodeScenario s;
+  s.prompt_lens = {100, 65, 130, 200, 77, 150, 90, 181};
+  for (int len : s.prompt_lens) ASSERT_GT(len, config->dsa->topk);
+  s.batch_sizes = {1, 3, 5, 8};
+  s.decode_steps = 30;
+  s.seed = 9;
+  check_scenario(*config, g_demo_model, s);
 }
 
 }  // namespace

@@ -10,7 +10,11 @@
 //    cpu::dsa_topk of the same scores, element for element, on those logits, on rows built with
 //    masses of exact ties at the threshold, and on ties straddling piece boundaries.
 //  - The decode sequence captured in a CUDA graph and replayed with new contexts, block tables and
-//    inputs equals eager launches bit for bit.
+//    inputs equals eager launches bit for bit, a padding row (context 0) among its rows.
+//  - Context 0 (backend.h): index keys skip slot -1 (the cache keeps its poison there); logits of
+//    a context-0 row are never written and nothing of its block-table row (-1) is read; its top-k
+//    is all -1 in both schedules; its sparse attention output is 0. Logits launched for a context
+//    bound far above the real contexts equal the tight launch bit for bit.
 //  - Sparse attention vs the CPU within the bf16 budget, with and without splits; rows with no index
 //    give 0; with index_topk >= context, top-k + sparse attention equal the dense paged decode.
 // Outputs are poisoned before every launch. Built with LONGBOW_CUDA only; never run by CTest.
@@ -97,11 +101,84 @@ std::vector<float> inv_freq_table(int rope_dim) {
   return f;
 }
 
+// A random FP8 index cache of `pages` pages: finite e4m3 codes (|v| <= 2^4) and power-of-two scales.
+uint8_t finite_fp8_code(std::mt19937& rng) {
+  uint8_t c;
+  do c = static_cast<uint8_t>(rng() & 0xFF); while ((c & 0x7F) == 0x7F || (c & 0x78) > 0x58);
+  return c;
+}
+std::vector<uint8_t> random_index_cache(int pages, int d, std::mt19937& rng) {
+  std::vector<uint8_t> cache(static_cast<size_t>(pages) * cpu::dsa_index_page_bytes(d));
+  for (int pg = 0; pg < pages; ++pg) {
+    uint8_t* base = cache.data() + static_cast<size_t>(pg) * cpu::dsa_index_page_bytes(d);
+    for (int i = 0; i < 64 * d; ++i) base[i] = finite_fp8_code(rng);
+    for (int i = 0; i < 64; ++i) {
+      float sc = std::ldexp(1.0f, static_cast<int>(rng() % 6) - 8);
+      std::memcpy(base + 64 * d + 4 * i, &sc, 4);
+    }
+  }
+  return cache;
+}
+
+// The index-key launch's fixed inputs: LayerNorm weight and bias (bf16 from seeded randoms; the
+// host copies hold the same bf16 values for the CPU path) and the RoPE table, on the device; the
+// per-step inputs (k_raw, positions, slots) and the cache are the caller's.
+struct IndexKeyInputs {
+  int d, rope;
+  std::vector<float> gamma, beta, inv_freq;
+  Dev dgamma, dbeta, dfreq;
+
+  IndexKeyInputs(int head_dim, int rope_dim, uint32_t seed)
+      : d(head_dim),
+        rope(rope_dim),
+        gamma(random_floats(head_dim, seed, 0.5f, 1.5f)),
+        beta(random_floats(head_dim, seed + 1, -0.3f, 0.3f)),
+        inv_freq(inv_freq_table(rope_dim)),
+        dgamma(to_bf16(gamma)),
+        dbeta(to_bf16(beta)),
+        dfreq(inv_freq) {}
+
+  kernels::DsaIndexKeyParams params(const Dev& k_raw, const Dev& positions, const Dev& slots, const Dev& cache,
+                                    int tokens) const {
+    kernels::DsaIndexKeyParams p;
+    p.k_raw = k_raw.ptr;
+    p.gamma = dgamma.ptr;
+    p.beta = dbeta.ptr;
+    p.positions = positions.as<int>();
+    p.slots = slots.as<int>();
+    p.inv_freq = dfreq.as<float>();
+    p.hadamard_scale = 1.0f / std::sqrt(static_cast<float>(d));
+    p.cache = cache.as<uint8_t>();
+    p.tokens = tokens;
+    p.head_dim = d;
+    p.rope_dim = rope;
+    return p;
+  }
+
+  // The CPU path of the same launch (k_raw as bf16-rounded floats) into `cache`.
+  void cpu_keys(const std::vector<float>& k_raw, const std::vector<int32_t>& positions,
+                const std::vector<int32_t>& slots, std::vector<uint8_t>& cache) const {
+    cpu::DsaIndexKeyArgs a;
+    a.k_raw = k_raw.data();
+    a.gamma = gamma.data();
+    a.beta = beta.data();
+    a.positions = positions.data();
+    a.slots = slots.data();
+    a.inv_freq = inv_freq.data();
+    a.tokens = static_cast<int64_t>(slots.size());
+    a.head_dim = d;
+    a.rope_dim = rope;
+    a.fp8_cache = cache.data();
+    cpu::dsa_write_index_keys(a);
+  }
+};
+
 // The GPU top-k of logits rows (device) in one schedule: one block per row (split = false), or
 // rows split over pieces with a workspace (split = true; num_sms sizes the pieces).
 std::vector<int32_t> gpu_topk(const float* logits, const int* starts, const int* lens, int seqs, int rows,
                               int64_t stride, int k, int max_len, bool split, int num_sms = 132) {
   Dev didx(static_cast<size_t>(rows) * k * 4);
+  EXPECT_EQ(cudaMemset(didx.ptr, 0x7F, didx.bytes), cudaSuccess);  // poison: not -1, a padding row's answer
   kernels::DsaTopkParams t;
   t.logits = logits;
   t.query_start = starts;
@@ -150,51 +227,33 @@ TEST(DsaKernels, QueryQuantizationIsBitExact) {
   }
 }
 
+// Every 7th token is a padding row (slot -1): it writes nothing, so every slot no token owns keeps
+// the cache's poison (0xFF) on the GPU, as on the CPU.
 TEST(DsaKernels, IndexKeysMatchTheCpuPathToOneCode) {
   const int d = 128, rope = 64, tokens = 500, pages = 12;
+  const IndexKeyInputs in(d, rope, 4);
   std::vector<float> k = random_floats(static_cast<size_t>(tokens * d), 3, -3.0f, 3.0f);
-  std::vector<float> gamma = random_floats(d, 4, 0.5f, 1.5f), beta = random_floats(d, 5, -0.3f, 0.3f);
-  std::vector<uint16_t> kb = to_bf16(k), gb = to_bf16(gamma), bb = to_bf16(beta);
+  std::vector<uint16_t> kb = to_bf16(k);
   std::vector<int32_t> positions(tokens), slots(tokens);
   std::vector<int32_t> perm(pages * kDsaPageSize);
   std::iota(perm.begin(), perm.end(), 0);
   std::shuffle(perm.begin(), perm.end(), std::mt19937(6));
   for (int t = 0; t < tokens; ++t) {
     positions[t] = 1000 + 37 * t;
-    slots[t] = perm[t];
+    slots[t] = t % 7 == 3 ? -1 : perm[t];
   }
-  std::vector<float> inv_freq = inv_freq_table(rope);
   size_t cache_bytes = pages * cpu::dsa_index_page_bytes(d);
-  Dev dk(kb), dg(gb), db(bb), dpos(positions), dslots(slots), dfreq(inv_freq), dcache(cache_bytes);
-  kernels::DsaIndexKeyParams p;
-  p.k_raw = dk.ptr;
-  p.gamma = dg.ptr;
-  p.beta = db.ptr;
-  p.positions = dpos.as<int>();
-  p.slots = dslots.as<int>();
-  p.inv_freq = dfreq.as<float>();
-  p.hadamard_scale = 1.0f / std::sqrt(static_cast<float>(d));
-  p.cache = dcache.as<uint8_t>();
-  p.tokens = tokens;
-  p.head_dim = d;
-  p.rope_dim = rope;
-  CUDA_OK(kernels::launch_dsa_index_keys(p, nullptr));
+  Dev dk(kb), dpos(positions), dslots(slots), dcache(cache_bytes);
+  CUDA_OK(kernels::launch_dsa_index_keys(in.params(dk, dpos, dslots, dcache, tokens), nullptr));
   std::vector<uint8_t> got = dcache.get<uint8_t>();
   std::vector<uint8_t> ref(cache_bytes, 0xFF);
-  cpu::DsaIndexKeyArgs a;
-  a.k_raw = k.data();
-  a.gamma = gamma.data();
-  a.beta = beta.data();
-  a.positions = positions.data();
-  a.slots = slots.data();
-  a.inv_freq = inv_freq.data();
-  a.tokens = tokens;
-  a.head_dim = d;
-  a.rope_dim = rope;
-  a.fp8_cache = ref.data();
-  cpu::dsa_write_index_keys(a);
-  int value_mismatch = 0, scale_mismatch = 0, far = 0;
+  in.cpu_keys(k, positions, slots, ref);
+  int value_mismatch = 0, scale_mismatch = 0, far = 0, written = 0;
+  std::vector<bool> owned(static_cast<size_t>(pages) * kDsaPageSize, false);
   for (int t = 0; t < tokens; ++t) {
+    if (slots[t] < 0) continue;
+    ++written;
+    owned[static_cast<size_t>(slots[t])] = true;
     size_t page = static_cast<size_t>(slots[t] / kDsaPageSize) * cpu::dsa_index_page_bytes(d);
     int off = slots[t] % kDsaPageSize;
     float gs, rs;
@@ -208,11 +267,20 @@ TEST(DsaKernels, IndexKeysMatchTheCpuPathToOneCode) {
       if (gs == rs && std::abs(static_cast<int>(g & 0x7F) - static_cast<int>(r & 0x7F)) > 1) ++far;
     }
   }
-  std::printf("[ index keys ] %d of %d values and %d of %d scales differ from the CPU path\n", value_mismatch,
-              tokens * d, scale_mismatch, tokens);
+  int touched = 0;  // bytes of slots no token owns that changed
+  for (int slot = 0; slot < pages * kDsaPageSize; ++slot) {
+    if (owned[static_cast<size_t>(slot)]) continue;
+    size_t page = static_cast<size_t>(slot / kDsaPageSize) * cpu::dsa_index_page_bytes(d);
+    int off = slot % kDsaPageSize;
+    for (int e = 0; e < d; ++e) touched += got[page + off * d + e] != 0xFF ? 1 : 0;
+    for (int e = 0; e < 4; ++e) touched += got[page + kDsaPageSize * d + off * 4 + e] != 0xFF ? 1 : 0;
+  }
+  std::printf("[ index keys ] %d of %d values and %d of %d scales differ from the CPU path; %d slot -1 rows\n",
+              value_mismatch, written * d, scale_mismatch, written, tokens - written);
   EXPECT_EQ(far, 0);
-  EXPECT_LE(value_mismatch, tokens * d / 1000);
+  EXPECT_LE(value_mismatch, written * d / 1000);
   EXPECT_LE(scale_mismatch, 1);
+  EXPECT_EQ(touched, 0) << "bytes written outside the real tokens' slots";
 }
 
 // A random FP8 index cache (finite codes, power-of-two scales) and random queries for `lens`.
@@ -241,27 +309,14 @@ struct LogitsCase {
     std::vector<int32_t> perm(pages);
     std::iota(perm.begin(), perm.end(), 0);
     std::shuffle(perm.begin(), perm.end(), rng);
-    tables.assign(context_lens.size() * max_pages, 0);
+    tables.assign(context_lens.size() * max_pages, -1);  // -1 past a row's pages: never read
     int next = 0;
     for (size_t s = 0; s < context_lens.size(); ++s) {
       for (int b = 0; b < (context_lens[s] + 63) / 64; ++b) tables[s * max_pages + b] = perm[next++];
     }
-    auto finite_code = [&] {
-      uint8_t c;
-      do c = static_cast<uint8_t>(rng() & 0xFF); while ((c & 0x7F) == 0x7F || (c & 0x78) > 0x58);  // |v| <= 2^4
-      return c;
-    };
-    cache.resize(pages * cpu::dsa_index_page_bytes(d));
-    for (int pg = 0; pg < pages; ++pg) {
-      uint8_t* base = cache.data() + pg * cpu::dsa_index_page_bytes(d);
-      for (int i = 0; i < 64 * d; ++i) base[i] = finite_code();
-      for (int i = 0; i < 64; ++i) {
-        float s = std::ldexp(1.0f, static_cast<int>(rng() % 6) - 8);
-        std::memcpy(base + 64 * d + 4 * i, &s, 4);
-      }
-    }
+    cache = random_index_cache(pages, d, rng);
     q8.resize(static_cast<size_t>(rows) * heads * d);
-    for (uint8_t& c : q8) c = finite_code();
+    for (uint8_t& c : q8) c = finite_fp8_code(rng);
     w = random_floats(static_cast<size_t>(rows) * heads, seed + 1, -1.0f, 1.0f);
   }
 
@@ -401,6 +456,63 @@ TEST(DsaKernels, Fp8LogitsOtherShapesMatchTheCpuEmulation) {
   }
 }
 
+// Context-0 rows (padding) among real rows, launched for a tight bound and for a bound of 131072:
+// both kernels leave a context-0 row's logits and every entry past a row's length untouched (NaN
+// poison), its block-table row is all -1 (an out-of-pool read would fault or corrupt), the bound
+// launch's scores equal the tight launch's bit for bit, and both top-k schedules give the padding
+// rows all -1 and the real rows cpu::dsa_topk of the same scores.
+TEST(DsaKernels, ContextZeroRowsAndABoundFarAboveTheContexts) {
+  LogitsCase c({0, 3000, 0, 70, 4100, 0}, {1, 1, 1, 1, 1, 1}, 51);
+  const DeviceLogitsCase dev(c);
+  const int64_t bound = 131072;
+  auto poisoned = [](const std::vector<float>& v, size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, &v[i], 4);
+      if (bits != 0xFFFFFFFFu) return false;
+    }
+    return true;
+  };
+  for (const char* variant : {"default", "portable"}) {
+    for (int skip : {0, 64}) {
+      if (std::strcmp(variant, "portable") == 0) setenv("LONGBOW_DSA_LOGITS", "portable", 1);
+      Dev tight(static_cast<size_t>(c.rows) * c.stride * 4), wide(static_cast<size_t>(c.rows) * bound * 4);
+      kernels::DsaIndexLogitsParams p = dev.params(tight);
+      p.skip_len = skip;
+      CUDA_OK(kernels::launch_dsa_index_logits(p, nullptr));
+      kernels::DsaIndexLogitsParams pw = dev.params(wide);
+      pw.skip_len = skip;
+      pw.logits_stride = bound;
+      pw.max_context_len = static_cast<int>(bound);
+      CUDA_OK(kernels::launch_dsa_index_logits(pw, nullptr));
+      CUDA_OK(cudaDeviceSynchronize());
+      unsetenv("LONGBOW_DSA_LOGITS");
+      const std::vector<float> t = tight.get<float>(), w = wide.get<float>();
+      for (int r = 0; r < c.rows; ++r) {
+        const auto len = static_cast<size_t>(row_len(c, r)), ru = static_cast<size_t>(r);
+        const bool scored = len > static_cast<size_t>(skip);
+        const size_t kept = scored ? len : 0;  // entries written
+        EXPECT_TRUE(poisoned(w, ru * bound + kept, (ru + 1) * bound)) << variant << " row " << r << " skip " << skip;
+        EXPECT_TRUE(poisoned(t, ru * c.stride + kept, (ru + 1) * c.stride)) << variant << " row " << r;
+        EXPECT_EQ(0, std::memcmp(&t[ru * c.stride], &w[ru * bound], kept * 4)) << variant << " row " << r;
+      }
+      if (skip != 0) continue;
+      for (bool split : {false, true}) {
+        const std::vector<int32_t> idx = gpu_topk(wide.as<float>(), dev.query_start.as<int>(), dev.lens.as<int>(),
+                                                  static_cast<int>(c.lens.size()), c.rows, bound, 64,
+                                                  static_cast<int>(bound), split);
+        for (int r = 0; r < c.rows; ++r) {
+          std::vector<int32_t> expect(64);
+          cpu::dsa_topk(w.data() + static_cast<size_t>(r) * bound, row_len(c, r), 64, expect.data());
+          EXPECT_TRUE(std::equal(expect.begin(), expect.end(), idx.begin() + r * 64))
+              << variant << (split ? " split" : " one block") << " row " << r << " length " << row_len(c, r);
+          if (row_len(c, r) == 0) EXPECT_EQ(expect, std::vector<int32_t>(64, -1));
+        }
+      }
+    }
+  }
+}
+
 // Rows of logits (host) through both top-k schedules against cpu::dsa_topk.
 void expect_topk_exact(const std::vector<std::vector<float>>& rows, int k, int num_sms, const char* what) {
   const int n = static_cast<int>(rows.size());
@@ -511,7 +623,7 @@ struct AttnCase {
     std::vector<int32_t> perm(pages);
     std::iota(perm.begin(), perm.end(), 0);
     std::shuffle(perm.begin(), perm.end(), std::mt19937(seed));
-    tables.assign(ctx.size() * max_pages, 0);
+    tables.assign(ctx.size() * max_pages, -1);  // -1 past a row's pages (all of a context-0 row's)
     int next = 0;
     for (size_t s = 0; s < ctx.size(); ++s) {
       for (int b = 0; b < (ctx[s] + 63) / 64; ++b) tables[s * max_pages + b] = perm[next++];
@@ -580,7 +692,7 @@ void run_sparse(const AttnCase& c, const std::vector<int32_t>& indices, int topk
 TEST(DsaKernels, SparseAttentionMatchesTheCpu) {
   struct Shape { int qh, kvh, d; };
   for (Shape sh : {Shape{32, 8, 128}, Shape{16, 2, 64}}) {
-    AttnCase c(sh.qh, sh.kvh, sh.d, {1, 63, 2047, 2049, 9000}, 21);
+    AttnCase c(sh.qh, sh.kvh, sh.d, {1, 0, 63, 2047, 2049, 9000}, 21);  // row 1: context 0 (no index)
     const int topk = 2048;
     std::mt19937 rng(5);
     std::vector<int32_t> idx(c.ctx.size() * topk, -1);
@@ -598,6 +710,9 @@ TEST(DsaKernels, SparseAttentionMatchesTheCpu) {
       std::printf("[ error ] sparse attention Hq=%d Hkv=%d d=%d splits=%d rel_l2 %.3g (budget 1e-2)\n", sh.qh, sh.kvh,
                   sh.d, splits, err);
       EXPECT_LT(err, 1e-2);
+      const int row = sh.qh * sh.d;  // the context-0 row: output 0 over the NaN poison
+      EXPECT_EQ(std::vector<float>(got.begin() + row, got.begin() + 2 * row), std::vector<float>(row, 0.0f))
+          << "splits " << splits;
     }
     std::fill(idx.begin(), idx.begin() + topk, -1);  // row 0 selects nothing: zeros
     std::vector<float> got;
@@ -658,29 +773,15 @@ TEST(DsaKernels, TopkAtLeastContextEqualsDenseDecode) {
 // after the context lengths, block tables and inputs changed in place: every replay must equal an
 // eager run of the same launches on the same inputs, bit for bit (all kernels are deterministic).
 TEST(DsaKernels, DecodeSequenceCapturedInAGraphEqualsEager) {
-  constexpr int kSeqs = 3, kBound = 9000, kMaxPages = (kBound + 63) / 64, kPages = kSeqs * kMaxPages;
+  constexpr int kSeqs = 4, kBound = 9000, kMaxPages = (kBound + 63) / 64, kPages = kSeqs * kMaxPages;
   constexpr int kIdxHeads = 64, kIdxDim = 128, kHq = 32, kHkv = 8, kD = 128, kTopk = 2048, kRope = 64;
   constexpr int kSms = 132;
   std::mt19937 rng(41);
   // Pools: index cache of random finite codes and power-of-two scales; K/V random bf16.
-  std::vector<uint8_t> cache(static_cast<size_t>(kPages) * cpu::dsa_index_page_bytes(kIdxDim));
-  for (int pg = 0; pg < kPages; ++pg) {
-    uint8_t* base = cache.data() + static_cast<size_t>(pg) * cpu::dsa_index_page_bytes(kIdxDim);
-    for (int i = 0; i < 64 * kIdxDim; ++i) {
-      uint8_t c;
-      do c = static_cast<uint8_t>(rng() & 0xFF); while ((c & 0x7F) == 0x7F || (c & 0x78) > 0x58);
-      base[i] = c;
-    }
-    for (int i = 0; i < 64; ++i) {
-      float sc = std::ldexp(1.0f, static_cast<int>(rng() % 6) - 8);
-      std::memcpy(base + 64 * kIdxDim + 4 * i, &sc, 4);
-    }
-  }
   std::vector<float> k = random_floats(static_cast<size_t>(kPages) * 64 * kHkv * kD, 42, -1.0f, 1.0f);
   std::vector<float> v = random_floats(k.size(), 43, -1.0f, 1.0f);
-  Dev dcache(cache), dk(to_bf16(k)), dv(to_bf16(v));
-  std::vector<float> gamma = random_floats(kIdxDim, 44, 0.5f, 1.5f), beta = random_floats(kIdxDim, 45, -0.3f, 0.3f);
-  Dev dgamma(to_bf16(gamma)), dbeta(to_bf16(beta)), dfreq(inv_freq_table(kRope));
+  Dev dcache(random_index_cache(kPages, kIdxDim, rng)), dk(to_bf16(k)), dv(to_bf16(v));
+  const IndexKeyInputs keys(kIdxDim, kRope, 44);
   // Per-step inputs, rewritten in place before each replay.
   Dev dkraw(kSeqs * kIdxDim * 2), dqidx(kSeqs * kIdxHeads * kIdxDim * 2), dwraw(kSeqs * kIdxHeads * 2);
   Dev dq(kSeqs * kHq * kD * 2), dpos(kSeqs * 4), dslots(kSeqs * 4), dlens(kSeqs * 4), dtables(kPages * 4);
@@ -695,23 +796,12 @@ TEST(DsaKernels, DecodeSequenceCapturedInAGraphEqualsEager) {
   const int splits = kernels::dsa_sparse_choose_splits(kSeqs, kHkv, kTopk, kSms);
   Dev dattn_ws(kernels::dsa_sparse_workspace_bytes(kSeqs, kHq, kD, splits));
 
-  kernels::DsaIndexKeyParams kp;
-  kp.k_raw = dkraw.ptr;
-  kp.gamma = dgamma.ptr;
-  kp.beta = dbeta.ptr;
-  kp.positions = dpos.as<int>();
-  kp.slots = dslots.as<int>();
-  kp.inv_freq = dfreq.as<float>();
-  kp.hadamard_scale = 1.0f / std::sqrt(static_cast<float>(kIdxDim));
-  kp.cache = dcache.as<uint8_t>();
-  kp.tokens = kSeqs;
-  kp.head_dim = kIdxDim;
-  kp.rope_dim = kRope;
+  const kernels::DsaIndexKeyParams kp = keys.params(dkraw, dpos, dslots, dcache, kSeqs);
   kernels::DsaIndexQueryParams qp;
   qp.q = dqidx.ptr;
   qp.w_raw = dwraw.ptr;
   qp.positions = dpos.as<int>();
-  qp.inv_freq = dfreq.as<float>();
+  qp.inv_freq = keys.dfreq.as<float>();
   qp.hadamard_scale = kp.hadamard_scale;
   qp.weight_scale = 1.0f / std::sqrt(static_cast<float>(kIdxHeads)) * (1.0f / std::sqrt(static_cast<float>(kIdxDim)));
   qp.q_fp8 = dq8.as<uint8_t>();
@@ -778,13 +868,16 @@ TEST(DsaKernels, DecodeSequenceCapturedInAGraphEqualsEager) {
     EXPECT_EQ(kernels::launch_dsa_sparse_attention(sp, stream), cudaSuccess);
   };
   // New step inputs: contexts, a fresh page permutation, fresh activations (all bf16 from floats).
+  // Context 0 is a padding row as the runtime pads graphs: position 0, slot -1, a table row of -1.
   auto new_inputs = [&](const std::vector<int>& ctx, uint32_t seed) {
-    std::vector<int32_t> perm(kPages), tables(kPages, 0), pos(kSeqs), slots(kSeqs);
+    std::vector<int32_t> perm(kPages), tables(kPages, -1), pos(kSeqs), slots(kSeqs);
     std::iota(perm.begin(), perm.end(), 0);
     std::shuffle(perm.begin(), perm.end(), std::mt19937(seed));
     for (int s = 0; s < kSeqs; ++s) {
+      pos[s] = std::max(ctx[s] - 1, 0);
+      slots[s] = -1;
+      if (ctx[s] == 0) continue;
       for (int b = 0; b < kMaxPages; ++b) tables[s * kMaxPages + b] = perm[s * kMaxPages + b];
-      pos[s] = ctx[s] - 1;
       slots[s] = tables[s * kMaxPages + pos[s] / 64] * 64 + pos[s] % 64;
     }
     auto put = [&](const Dev& d, const void* src, size_t bytes) {
@@ -809,7 +902,7 @@ TEST(DsaKernels, DecodeSequenceCapturedInAGraphEqualsEager) {
     ASSERT_EQ(cudaMemset(dout.ptr, 0xFF, dout.bytes), cudaSuccess);
   };
 
-  new_inputs({5000, 2049, 17}, 100);
+  new_inputs({5000, 2049, 17, 0}, 100);
   step();  // eager first, as the runtime does: one-time launcher set-up stays out of the capture
   CUDA_OK(cudaStreamSynchronize(stream));
   cudaGraph_t graph = nullptr;
@@ -819,7 +912,8 @@ TEST(DsaKernels, DecodeSequenceCapturedInAGraphEqualsEager) {
   cudaGraphExec_t exec = nullptr;
   CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
 
-  const std::vector<std::vector<int>> contexts = {{5000, 2049, 17}, {9000, 4097, 2048}, {64, 8999, 6000}};
+  const std::vector<std::vector<int>> contexts = {
+      {5000, 2049, 17, 0}, {9000, 4097, 2048, 0}, {64, 0, 8999, 6000}, {0, 0, 0, 0}};
   for (size_t c = 0; c < contexts.size(); ++c) {
     new_inputs(contexts[c], 200 + static_cast<uint32_t>(c));
     poison();
@@ -838,6 +932,11 @@ TEST(DsaKernels, DecodeSequenceCapturedInAGraphEqualsEager) {
       std::vector<int32_t> row(graph_idx.begin() + s * kTopk, graph_idx.begin() + (s + 1) * kTopk);
       const int valid = static_cast<int>(std::count_if(row.begin(), row.end(), [&](int j) { return j >= 0 && j < len; }));
       EXPECT_EQ(valid, std::min(len, kTopk)) << "replay " << c << " seq " << s;
+      if (len == 0) {  // a padding row: nothing selected, output 0 (poisoned before the replay)
+        EXPECT_EQ(row, std::vector<int32_t>(kTopk, -1)) << "replay " << c << " seq " << s;
+        const std::vector<uint16_t> out(graph_out.begin() + s * kHq * kD, graph_out.begin() + (s + 1) * kHq * kD);
+        EXPECT_EQ(out, std::vector<uint16_t>(kHq * kD, 0)) << "replay " << c << " seq " << s;
+      }
     }
   }
   cudaGraphExecDestroy(exec);
