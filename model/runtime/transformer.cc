@@ -184,7 +184,8 @@ Status LlamaTransformer::init(const WeightSource& source) {
 }
 
 // The DSA layers' RoPE table (built for index_rope_dim dims), row-block index buffer and scratch,
-// and the backend's op scratch for padded decode steps, all counted in the workspace. Nothing when no layer has indexer tensors.
+// and the backend's op scratch for padded decode steps, all counted in the workspace. Nothing when
+// no layer has indexer tensors.
 Status LlamaTransformer::init_dsa() {
   for (const LayerWeights& layer : weights_.layers) num_dsa_layers_ += layer.indexer.has_value() ? 1 : 0;
   if (num_dsa_layers_ == 0) return Status::Ok();
