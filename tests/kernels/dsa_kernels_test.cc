@@ -506,7 +506,9 @@ TEST(DsaKernels, ContextZeroRowsAndABoundFarAboveTheContexts) {
           cpu::dsa_topk(w.data() + static_cast<size_t>(r) * bound, row_len(c, r), 64, expect.data());
           EXPECT_TRUE(std::equal(expect.begin(), expect.end(), idx.begin() + r * 64))
               << variant << (split ? " split" : " one block") << " row " << r << " length " << row_len(c, r);
-          if (row_len(c, r) == 0) EXPECT_EQ(expect, std::vector<int32_t>(64, -1));
+          if (row_len(c, r) == 0) {
+            EXPECT_EQ(expect, std::vector<int32_t>(64, -1));
+          }
         }
       }
     }
