@@ -5,7 +5,7 @@
 //   longbow_runtime_bench --config CONFIG [--json OUT] [--backend auto] [--chunk 2048]
 //       [--prompt-lens 8192,32768,131072] [--decode-contexts 8192,131072] [--decode-batches 1,8]
 //       [--ttft-repeats 3] [--decode-steps 30] [--warmup 2] [--gpu-memory-utilization 0.9]
-//       [--num-kv-pages 0] [--seed 0] [--enforce-eager] [--dsa-prefill sparse|dense]
+//       [--num-kv-pages 0] [--seed 0] [--enforce-eager] [--dsa-prefill sparse|dense] [--max-model-len 0]
 //
 // CONFIG is a config.json file or a model directory holding one.
 //
@@ -22,7 +22,9 @@
 // prompt, not eight. Every step writes the token at the same position, so the context stays L; the
 // figure is the median step time over --decode-steps steps after --warmup, and tokens/s = B / step.
 // Decode steps replay CUDA graphs where the runtime captures them (RuntimeOptions::enable_cuda_graphs);
-// --enforce-eager turns that off.
+// --enforce-eager turns that off. A graph's launches are sized for the runtime's context bound,
+// max_model_len: the longest prompt unless --max-model-len sets it (e.g. 131072 with 8K contexts, as a
+// server configured for 128K runs 8K requests).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -60,6 +62,7 @@ struct BenchOptions {
   int warmup = 2;
   double gpu_memory_utilization = 0.9;
   int num_kv_pages = 0;
+  int max_model_len = 0;  // 0: the longest prompt
   uint64_t seed = 0;
   bool enforce_eager = false;  // decode steps without CUDA graphs
   std::string dsa_prefill = "sparse";  // DSA layers' prefill (RuntimeOptions::dsa_prefill)
@@ -128,6 +131,8 @@ StatusOr<BenchOptions> parse_options(int argc, char** argv) {
       o.dsa_prefill = value;
     } else if (flag == "--num-kv-pages") {
       ASSIGN_OR_RETURN(o.num_kv_pages, parse_positive(flag, value));
+    } else if (flag == "--max-model-len") {
+      ASSIGN_OR_RETURN(o.max_model_len, parse_positive(flag, value));
     } else if (flag == "--seed") {
       ASSIGN_OR_RETURN(int seed, parse_positive(flag, value));
       o.seed = static_cast<uint64_t>(seed);
@@ -142,6 +147,10 @@ StatusOr<BenchOptions> parse_options(int argc, char** argv) {
     }
   }
   if (o.config_path.empty()) return invalid_argument("--config is required");
+  if (o.max_model_len > 0 && o.max_model_len < o.prompt_lens.back()) {
+    return invalid_argument("--max-model-len " + std::to_string(o.max_model_len) + " is below the longest prompt " +
+                            std::to_string(o.prompt_lens.back()));
+  }
   for (int context : o.decode_contexts) {
     if (std::find(o.prompt_lens.begin(), o.prompt_lens.end(), context) == o.prompt_lens.end()) {
       return invalid_argument("decode context " + std::to_string(context) +
@@ -256,7 +265,7 @@ Status run(const BenchOptions& o) {
   options.num_kv_pages = o.num_kv_pages;
   options.max_num_seqs = max_batch;
   options.max_batched_tokens = std::max(o.chunk, max_batch * (kPageSize - 1));
-  options.max_model_len = max_prompt;
+  options.max_model_len = o.max_model_len > 0 ? o.max_model_len : max_prompt;
   options.gpu_memory_utilization = o.gpu_memory_utilization;
   options.enable_cuda_graphs = !o.enforce_eager;
   ASSIGN_OR_RETURN(options.dsa_prefill, parse_dsa_prefill_mode(o.dsa_prefill));
@@ -289,6 +298,7 @@ Status run(const BenchOptions& o) {
                         {"dsa_prefill", o.dsa_prefill},
                         {"chunk", o.chunk},
                         {"decode_graphs", model->num_decode_graphs()},
+                        {"max_model_len", options.max_model_len},
                         {"kv_pages", model->num_kv_pages()},
                         {"load_seconds", load_seconds},
                         {"timing", "host wall time around Transformer::forward (returns with logits on the host)"},
