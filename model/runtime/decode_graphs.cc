@@ -48,6 +48,21 @@ StatusOr<StepInputs> pad_decode_step(const StepInputs& in, int bucket, const Dec
                             std::to_string(in.max_context_len) + " tokens; the graph shape has " +
                             std::to_string(shape.table_width) + " and " + std::to_string(shape.max_context_len));
   }
+  StepInputs out = padding_decode_step(bucket, shape);
+  std::copy(in.token_ids.begin(), in.token_ids.end(), out.token_ids.begin());
+  std::copy(in.positions.begin(), in.positions.end(), out.positions.begin());
+  std::copy(in.slots.begin(), in.slots.end(), out.slots.begin());
+  std::copy(in.context_lens.begin(), in.context_lens.end(), out.context_lens.begin());
+  const auto w = static_cast<size_t>(shape.table_width);
+  const auto in_w = static_cast<size_t>(in.pages_per_seq);
+  for (size_t row = 0; row < static_cast<size_t>(s); ++row) {
+    std::copy_n(in.block_tables.begin() + static_cast<std::ptrdiff_t>(row * in_w), in_w,
+                out.block_tables.begin() + static_cast<std::ptrdiff_t>(row * w));
+  }
+  return out;
+}
+
+StepInputs padding_decode_step(int bucket, const DecodeShape& shape) {
   StepInputs out;
   const auto b = static_cast<size_t>(bucket);
   out.token_ids.assign(b, 0);
@@ -58,17 +73,7 @@ StatusOr<StepInputs> pad_decode_step(const StepInputs& in, int bucket, const Dec
   out.logit_rows.resize(b);
   for (size_t i = 0; i <= b; ++i) out.query_start[i] = static_cast<int32_t>(i);
   for (size_t i = 0; i < b; ++i) out.logit_rows[i] = static_cast<int32_t>(i);
-  std::copy(in.token_ids.begin(), in.token_ids.end(), out.token_ids.begin());
-  std::copy(in.positions.begin(), in.positions.end(), out.positions.begin());
-  std::copy(in.slots.begin(), in.slots.end(), out.slots.begin());
-  std::copy(in.context_lens.begin(), in.context_lens.end(), out.context_lens.begin());
-  const auto w = static_cast<size_t>(shape.table_width);
-  out.block_tables.assign(b * w, -1);
-  const auto in_w = static_cast<size_t>(in.pages_per_seq);
-  for (size_t row = 0; row < static_cast<size_t>(s); ++row) {
-    std::copy_n(in.block_tables.begin() + static_cast<std::ptrdiff_t>(row * in_w), in_w,
-                out.block_tables.begin() + static_cast<std::ptrdiff_t>(row * w));
-  }
+  out.block_tables.assign(b * static_cast<size_t>(shape.table_width), -1);
   out.pages_per_seq = shape.table_width;
   out.max_query_len = 1;
   out.max_context_len = shape.max_context_len;
@@ -116,6 +121,12 @@ Status DecodeGraphCache::run(int bucket, const std::function<Status()>& issue) {
   spdlog::info("decode graphs: captured batch size {} in {:.1f} ms ({:.2f} MiB of graph memory; {} captured)", bucket,
                ms, static_cast<double>(entry.graph->num_bytes()) / 1048576.0, num_captured());
   return Status::Ok();
+}
+
+size_t DecodeGraphCache::graph_bytes() const {
+  size_t bytes = 0;
+  for (const Entry& e : entries_) bytes += e.graph ? e.graph->num_bytes() : 0;
+  return bytes;
 }
 
 }  // namespace longbow

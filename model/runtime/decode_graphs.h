@@ -1,5 +1,6 @@
 // Decode steps as replayed graphs: bucket sizes, padding a decode step to its bucket, and the cache
-// of captured graphs (one per bucket, captured lazily on the bucket's first step).
+// of captured graphs (one per bucket, captured on the bucket's first step: the runtime runs a
+// padding-only step of every bucket at load).
 //
 // A decode step (every sequence one new token, logits wanted) of S sequences runs with the launches
 // of the smallest bucket B >= S. A graph's launches have fixed arguments, so the padded step has a
@@ -38,6 +39,10 @@ struct DecodeShape {
   int max_context_len = 0;  // the bound passed as max_context_len (>= any real context)
 };
 
+// A decode step of `bucket` padding rows only, with the shape above: what capturing a bucket's graph
+// before any request arrives runs (every launch of a real step, no K/V written, no context read).
+StepInputs padding_decode_step(int bucket, const DecodeShape& shape);
+
 // `in` (a decode step of S <= bucket sequences from build_step_inputs) padded to `bucket` rows with
 // the shape above; every row wants logits (rows >= S are padding). INVALID_ARGUMENT when `in` is not a
 // decode step or does not fit the shape.
@@ -60,6 +65,9 @@ class DecodeGraphCache {
   // failed capture is logged once and the bucket runs eagerly from then on; the step's results are
   // complete on return either way.
   Status run(int bucket, const std::function<Status()>& issue);
+
+  bool captures() const { return capture_; }
+  size_t graph_bytes() const;  // device memory held by the captured graphs
 
   int num_captured() const;
 

@@ -60,20 +60,8 @@ Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const
                         step.slots, step.inv_freq,         step.attention_scaling, step.index_cache};
   RETURN_IF_ERROR(backend.dsa_index_keys(keys));
 
-  if (mode == DsaPrefillMode::kDense && step.max_query_len > 1) {
-    PagedAttentionArgs dense;
-    dense.q = step.q;
-    dense.k_cache = step.k_cache;
-    dense.v_cache = step.v_cache;
-    dense.query_start = step.query_start;
-    dense.context_lens = step.context_lens;
-    dense.block_tables = step.block_tables;
-    dense.out = step.out;
-    dense.max_query_len = step.max_query_len;
-    dense.max_context_len = step.max_context_len;
-    dense.scale = step.scale;
-    return backend.paged_attention(dense);
-  }
+  const PagedAttentionArgs& attn = step.attention;
+  if (mode == DsaPrefillMode::kDense && attn.max_query_len > 1) return backend.paged_attention(attn);
 
   Tensor q_index = scratch.q_index.rows(0, tokens);
   Tensor head_weights = scratch.weights.rows(0, tokens);
@@ -83,10 +71,10 @@ Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const
 
   DsaRowBlockTensors whole;
   whole.row_end = static_cast<int>(tokens);
-  whole.seq_end = static_cast<int>(step.context_lens.dim(0));
-  whole.query_start = step.query_start;
-  whole.context_lens = step.context_lens;
-  whole.max_context_len = step.max_context_len;
+  whole.seq_end = static_cast<int>(attn.context_lens.dim(0));
+  whole.query_start = attn.query_start;
+  whole.context_lens = attn.context_lens;
+  whole.max_context_len = attn.max_context_len;
   std::span<const DsaRowBlockTensors> blocks = step.blocks.empty() ? std::span(&whole, 1) : step.blocks;
   for (const DsaRowBlockTensors& block : blocks) {
     const int64_t rows = block.row_end - block.row_begin;
@@ -99,7 +87,7 @@ Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const
     }
     Tensor logits = scratch.logits.rows(0, rows * width).reshape({rows, width});
     Tensor indices = scratch.indices.rows(block.row_begin, rows);
-    Tensor block_tables = step.block_tables.rows(block.seq_begin, seqs);
+    Tensor block_tables = attn.block_tables.rows(block.seq_begin, seqs);
     DsaIndexScoresArgs scores;
     scores.q = q_heads.rows(block.row_begin, rows);
     scores.weights = head_weights.rows(block.row_begin, rows);
@@ -116,8 +104,8 @@ Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const
     RETURN_IF_ERROR(backend.dsa_index_scores(scores));
     RETURN_IF_ERROR(backend.dsa_topk(DsaTopkArgs{logits, block.query_start, block.context_lens, indices}));
     RETURN_IF_ERROR(backend.dsa_sparse_attention(
-        DsaSparseAttentionArgs{step.q.rows(block.row_begin, rows), step.k_cache, step.v_cache, indices,
-                               block.query_start, block_tables, step.out.rows(block.row_begin, rows), step.scale}));
+        DsaSparseAttentionArgs{attn.q.rows(block.row_begin, rows), attn.k_cache, attn.v_cache, indices,
+                               block.query_start, block_tables, attn.out.rows(block.row_begin, rows), attn.scale}));
   }
   return Status::Ok();
 }

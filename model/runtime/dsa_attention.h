@@ -47,22 +47,17 @@ struct DsaRowBlockTensors {
 };
 
 struct DsaAttentionStep {
-  Tensor x;             // [T, hidden] the layer's normed input (what q/k/v read)
-  Tensor q;             // [T, Hq, D] attention queries after RoPE
-  Tensor k_cache;       // [P, kPageSize, Hkv, D], this step's K/V already appended
-  Tensor v_cache;
-  Tensor index_cache;   // [P, kPageSize · (index_head_dim + 4)] kFP8E4M3
-  Tensor positions;     // [T] I32
-  Tensor slots;         // [T] I32 physical slots of the new tokens
-  Tensor query_start;   // [S + 1] I32
-  Tensor context_lens;  // [S] I32 (after this step)
-  Tensor block_tables;  // [S, max_pages] I32
-  Tensor inv_freq;      // [index_rope_dim / 2] F32, a RoPE table built for index_rope_dim dims
+  // The layer's attention as a dense layer would run it: q [T, Hq, D] after RoPE, the K/V pools
+  // [P, kPageSize, Hkv, D] with this step's K/V appended, query_start [S + 1], context_lens [S]
+  // (after this step), block_tables [S, max_pages], max_query_len, max_context_len, scale, out
+  // [T, Hq, D]. Dense prefill runs exactly this; sparse attention reads the same tensors.
+  PagedAttentionArgs attention;
+  Tensor x;            // [T, hidden] the layer's normed input (what q/k/v read)
+  Tensor index_cache;  // [P, kPageSize · (index_head_dim + 4)] kFP8E4M3
+  Tensor positions;    // [T] I32
+  Tensor slots;        // [T] I32 physical slots of the new tokens
+  Tensor inv_freq;     // [index_rope_dim / 2] F32, a RoPE table built for index_rope_dim dims
   float attention_scaling = 1.0f;
-  int max_query_len = 0;
-  int max_context_len = 0;
-  float scale = 0.0f;   // attention softmax scale
-  Tensor out;           // [T, Hq, D]
   // The rows in the order they are scored; each block's logits must fit scratch.logits. Empty: one
   // block of every row with the step's own query_start, context_lens and max_context_len.
   std::span<const DsaRowBlockTensors> blocks;

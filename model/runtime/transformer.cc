@@ -12,6 +12,7 @@
 // A DSA layer (its checkpoint has self_attn.indexer.* tensors) replaces paged attention with
 // run_dsa_attention (dsa_attention.h) over its own FP8 index-cache pool, which shares the K/V page ids.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -79,7 +80,7 @@ class LlamaTransformer final : public Transformer {
   Status init_dsa();
   Status allocate_index_pool();
   Status plan_dsa_blocks(const StepInputs& in, StepViews& v);
-  Status run_attention(int layer, StepViews& s, const StepInputs& in, const PagedAttentionArgs& attention);
+  Status run_attention(int layer, StepViews& s, const PagedAttentionArgs& attention);
   StatusOr<StepViews> prepare_step(const StepInputs& in);
   Status run_layer(int layer, StepViews& s, const StepInputs& in);
   // Every launch of a step whose inputs are on the device, up to the logits (no host synchronisation).
@@ -89,6 +90,8 @@ class LlamaTransformer final : public Transformer {
   std::vector<int> decode_batch_sizes() const;
   Status reserve_dsa_graph_workspace(int64_t rows_per_block);
   void init_decode_graphs();
+  // Captures every decode batch size's graph before the first request (CUDA graphs on).
+  Status capture_decode_graphs();
 
   StatusOr<Tensor> allocate(DType dtype, std::initializer_list<int64_t> dims, size_t* counter) {
     StatusOr<Tensor> t = backend_.allocate(dtype, dims);
@@ -180,7 +183,7 @@ Status LlamaTransformer::init(const WeightSource& source) {
   limits_.num_pages = options_.num_kv_pages;
   RETURN_IF_ERROR(allocate_index_pool());
   init_decode_graphs();
-  return Status::Ok();
+  return capture_decode_graphs();
 }
 
 // The DSA layers' RoPE table (built for index_rope_dim dims), row-block index buffer and scratch,
@@ -284,10 +287,30 @@ void LlamaTransformer::init_decode_graphs() {
   for (int b : graphs_->buckets()) sizes += (sizes.empty() ? "" : ",") + std::to_string(b);
   spdlog::info("runtime: decode steps of up to {} sequences {} (batch sizes {}; block tables {} pages wide, "
                "context bound {})",
-               max_bs, capture ? "run as CUDA graphs, each batch size captured on its first step"
-                               : "are padded to graph batch sizes and run eagerly",
+               max_bs, capture ? "run as CUDA graphs" : "are padded to graph batch sizes and run eagerly",
                sizes,
                decode_shape_.table_width, decode_shape_.max_context_len);
+}
+
+Status LlamaTransformer::capture_decode_graphs() {
+  if (graphs_ == nullptr || !graphs_->captures()) return Status::Ok();
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<int>& buckets = graphs_->buckets();
+  // Largest first: its eager step sizes the backend's scratch once for every smaller bucket.
+  for (auto it = buckets.rbegin(); it != buckets.rend(); ++it) {
+    // Padding rows only: no K/V or index key is written and no context is read, so the pool is
+    // untouched; the logits are discarded.
+    const StepInputs padding = padding_decode_step(*it, decode_shape_);
+    StatusOr<StepViews> s = prepare_step(padding);
+    Status status = s.ok() ? graphs_->run(*it, [this, &s, &padding] { return run_model(*s, padding); }) : s.status();
+    if (!status.ok()) return status.with_context("runtime: capturing the decode graph of batch size " +
+                                                 std::to_string(*it) + " at load");
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("runtime: {} of {} decode batch sizes captured as CUDA graphs in {:.2f} s ({:.1f} MiB of graph memory)",
+               graphs_->num_captured(), buckets.size(), seconds,
+               static_cast<double>(graphs_->graph_bytes()) / 1048576.0);
+  return Status::Ok();
 }
 
 Status LlamaTransformer::allocate_workspace() {
@@ -479,7 +502,7 @@ Status LlamaTransformer::run_layer(int layer, StepViews& s, const StepInputs& in
   attention.max_context_len = in.max_context_len;
   attention.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   attention.sliding_window = config_.sliding_window.value_or(0);
-  RETURN_IF_ERROR(run_attention(layer, s, in, attention));
+  RETURN_IF_ERROR(run_attention(layer, s, attention));
   RETURN_IF_ERROR(b.matmul(s.attn, w.o_proj, w.o_bias, s.proj));
 
   RETURN_IF_ERROR(b.add_rms_norm(s.hidden, s.proj, w.post_norm, eps, s.normed));
@@ -491,27 +514,17 @@ Status LlamaTransformer::run_layer(int layer, StepViews& s, const StepInputs& in
 }
 
 // Paged attention on a dense layer; on a DSA layer the indexer, then sparse (or dense) attention.
-Status LlamaTransformer::run_attention(int layer, StepViews& s, const StepInputs& in,
-                                       const PagedAttentionArgs& attention) {
+Status LlamaTransformer::run_attention(int layer, StepViews& s, const PagedAttentionArgs& attention) {
   const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
   if (!w.indexer) return backend_.paged_attention(attention);
   DsaAttentionStep step;
+  step.attention = attention;
   step.x = s.normed;
-  step.q = attention.q;
-  step.k_cache = attention.k_cache;
-  step.v_cache = attention.v_cache;
   step.index_cache = index_cache_[static_cast<size_t>(layer)];
   step.positions = s.positions;
   step.slots = s.slots;
-  step.query_start = s.query_start;
-  step.context_lens = s.context_lens;
-  step.block_tables = s.block_tables;
   step.inv_freq = dsa_inv_freq_;
   step.attention_scaling = dsa_attention_scaling_;
-  step.max_query_len = in.max_query_len;
-  step.max_context_len = in.max_context_len;
-  step.scale = attention.scale;
-  step.out = attention.out;
   step.blocks = s.dsa_blocks;
   return run_dsa_attention(backend_, *config_.dsa, *w.indexer, options_.dsa_prefill, step, dsa_scratch_);
 }

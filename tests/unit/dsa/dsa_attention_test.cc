@@ -57,9 +57,9 @@ class DsaAttentionTest : public ::testing::Test {
     for (int i = 0; i < 8; ++i) inv[i] = std::pow(10000.0f, -2.0f * i / 16.0f);
     DsaAttentionStep s;
     s.x = make_tensor(*be, DType::kF32, {tokens, kHidden}, random_floats(tokens * kHidden, 6));
-    s.q = make_tensor(*be, DType::kF32, {tokens, kHq, kD}, random_floats(tokens * kHq * kD, 7, -2, 2));
-    s.k_cache = make_tensor(*be, DType::kF32, {kPages, 64, kHkv, kD}, random_floats(kPages * 64 * kHkv * kD, 8));
-    s.v_cache = make_tensor(*be, DType::kF32, {kPages, 64, kHkv, kD}, random_floats(kPages * 64 * kHkv * kD, 9));
+    s.attention.q = make_tensor(*be, DType::kF32, {tokens, kHq, kD}, random_floats(tokens * kHq * kD, 7, -2, 2));
+    s.attention.k_cache = make_tensor(*be, DType::kF32, {kPages, 64, kHkv, kD}, random_floats(kPages * 64 * kHkv * kD, 8));
+    s.attention.v_cache = make_tensor(*be, DType::kF32, {kPages, 64, kHkv, kD}, random_floats(kPages * 64 * kHkv * kD, 9));
     s.index_cache = make_tensor(*be, DType::kFP8E4M3, {kPages, 64 * (kId + 4)},
                          std::vector<uint8_t>(kPages * 64 * (kId + 4), 0x7F));  // NaN codes: must be overwritten
     // Sequence 1's cached context (positions 0..98) has index keys from an earlier step: write them.
@@ -77,14 +77,14 @@ class DsaAttentionTest : public ::testing::Test {
     }
     s.positions = make_tensor(*be, DType::kI32, {tokens}, positions);
     s.slots = make_tensor(*be, DType::kI32, {tokens}, slots);
-    s.query_start = make_tensor(*be, DType::kI32, {3}, std::vector<int32_t>{0, t0, tokens});
-    s.context_lens = make_tensor(*be, DType::kI32, {2}, std::vector<int32_t>{t0, ctx1});
-    s.block_tables = make_tensor(*be, DType::kI32, {2, 3}, tables);
+    s.attention.query_start = make_tensor(*be, DType::kI32, {3}, std::vector<int32_t>{0, t0, tokens});
+    s.attention.context_lens = make_tensor(*be, DType::kI32, {2}, std::vector<int32_t>{t0, ctx1});
+    s.attention.block_tables = make_tensor(*be, DType::kI32, {2, 3}, tables);
     s.inv_freq = make_tensor(*be, DType::kF32, {8}, inv);
-    s.max_query_len = t0;
-    s.max_context_len = t0;
-    s.scale = 1.0f / std::sqrt(static_cast<float>(kD));
-    s.out = *be->allocate(DType::kF32, {tokens, kHq, kD});
+    s.attention.max_query_len = t0;
+    s.attention.max_context_len = t0;
+    s.attention.scale = 1.0f / std::sqrt(static_cast<float>(kD));
+    s.attention.out = *be->allocate(DType::kF32, {tokens, kHq, kD});
     const size_t budget = max_rows > 0 ? static_cast<size_t>(max_rows) * dsa_logits_width(t0) * 4 : size_t{1} << 20;
     StatusOr<DsaScratch> allocated = allocate_dsa_scratch(*be, cfg, tokens, t0, budget);
     ASSERT_TRUE(allocated.ok()) << allocated.status().to_string();
@@ -112,24 +112,15 @@ class DsaAttentionTest : public ::testing::Test {
     }
     Status st = run_dsa_attention(*be, cfg, w, mode, s, scratch);
     ASSERT_TRUE(st.ok()) << st.to_string();
-    *dsa = to_host(*be, s.out);
+    *dsa = to_host(*be, s.attention.out);
     if (scratch.indices.data != nullptr) {
       indices->resize(static_cast<size_t>(scratch.indices.numel()));
       ASSERT_TRUE(be->download(scratch.indices, indices->data()).ok());
     }
     index_cache->resize(s.index_cache.num_bytes());
     ASSERT_TRUE(be->download(s.index_cache, index_cache->data()).ok());
-    PagedAttentionArgs p;
-    p.q = s.q;
-    p.k_cache = s.k_cache;
-    p.v_cache = s.v_cache;
-    p.query_start = s.query_start;
-    p.context_lens = s.context_lens;
-    p.block_tables = s.block_tables;
+    PagedAttentionArgs p = s.attention;  // the same attention, densely, into its own output
     p.out = *be->allocate(DType::kF32, {tokens, kHq, kD});
-    p.max_query_len = t0;
-    p.max_context_len = t0;
-    p.scale = s.scale;
     ASSERT_TRUE(be->paged_attention(p).ok());
     *dense = to_host(*be, p.out);
   }
