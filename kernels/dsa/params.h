@@ -139,4 +139,17 @@ int dsa_sparse_choose_splits(int rows, int kv_heads, int topk, int num_sms);
 size_t dsa_sparse_workspace_bytes(int rows, int q_heads, int head_dim, int num_splits);
 cudaError_t launch_dsa_sparse_attention(const DsaSparseAttentionParams& params, cudaStream_t stream);
 
+// The same attention for prefill steps (many rows per sequence; sparse_prefill_attention.cu): flash
+// attention over each row's context in which key j is visible to row r iff j is among indices[r],
+// so a tile of 128 rows of one sequence reads each K/V page once for all its rows instead of every
+// row gathering its own topk rows. Same result as launch_dsa_sparse_attention when each row's
+// indices are distinct (the top-k's are); a repeated index counts once here. The key range is
+// [0, 1 + the largest selected index of the tile's rows): every selected token must be written in
+// the caches (it is: selections lie in the row's causal context). num_splits is ignored; workspace
+// (required) is dsa_sparse_prefill_workspace_bytes(rows, max_pages) bytes, 8-byte aligned.
+// max_rows_per_seq bounds any one sequence's rows (rows always does; it sizes the grid).
+size_t dsa_sparse_prefill_workspace_bytes(int rows, int max_pages);
+cudaError_t launch_dsa_sparse_prefill_attention(const DsaSparseAttentionParams& params, int max_rows_per_seq,
+                                                cudaStream_t stream);
+
 }  // namespace longbow::kernels
