@@ -148,8 +148,12 @@ cudaError_t launch_dsa_sparse_attention(const DsaSparseAttentionParams& params, 
 // the caches (it is: selections lie in the row's causal context). num_splits is ignored; workspace
 // (required) is dsa_sparse_prefill_workspace_bytes(rows, max_pages) bytes, 8-byte aligned.
 // max_rows_per_seq bounds any one sequence's rows (rows always does; it sizes the grid).
+// kernel: kAuto takes the Hopper (TMA/wgmma) flash kernel on compute capability 9.x unless
+// LONGBOW_PREFILL_KERNEL=sm80, else the mma.sync one; tests and benchmarks name one.
+enum class SparsePrefillKernel { kAuto, kMmaSync, kHopper };
 size_t dsa_sparse_prefill_workspace_bytes(int rows, int max_pages);
 cudaError_t launch_dsa_sparse_prefill_attention(const DsaSparseAttentionParams& params, int max_rows_per_seq,
-                                                cudaStream_t stream);
+                                                cudaStream_t stream,
+                                                SparsePrefillKernel kernel = SparsePrefillKernel::kAuto);
 
 }  // namespace longbow::kernels

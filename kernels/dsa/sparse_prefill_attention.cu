@@ -11,7 +11,9 @@
 //  1. selection_kernel (block per row): the row's indices → a bitmap over logical positions
 //     [0, max_pages · 64) (bit j of word j / 32 set iff j is selected) and the row's largest selected
 //     index (-1 for none).
-//  2. masked_flash_kernel: the mma.sync flash prefill (kernels/flash_prefill/flash_prefill.cu) with
+//  2. On compute capability 9.x the Hopper flash prefill kernel with its causal mask replaced by the
+//     bitmaps (launch_flash_prefill_sm90_selected, kernels/flash_prefill/flash_prefill_sm90.cu);
+//     elsewhere, or when asked, masked_flash_kernel here: the mma.sync flash prefill (kernels/flash_prefill/flash_prefill.cu) with
 //     its causal mask replaced by the rows' bitmaps. Block = 128 query rows of one (sequence, query
 //     head), 8 warps of 16 rows; KV tiles are one page (64 tokens) double-buffered by cp.async; keys
 //     run over [0, 1 + the largest index any of the block's rows selected), so the causal bound
@@ -22,8 +24,12 @@
 #include <cfloat>
 #include <cstdint>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "kernels/common/device_utils.cuh"
 #include "kernels/dsa/params.h"
+#include "kernels/flash_prefill/flash_prefill_variants.h"
 
 namespace longbow::kernels {
 namespace {
@@ -41,7 +47,9 @@ struct Selection {
   int* last;
 };
 
-__host__ __device__ inline int words_per_row(int max_pages) { return max_pages * (kDsaPageSize / 32); }
+// Two words per page, rounded up to a multiple of four (the Hopper kernel reads 128-key tiles); the
+// padding words are zeroed with the rest, so a tile past the row's pages selects nothing.
+__host__ __device__ inline int words_per_row(int max_pages) { return (max_pages + 1) / 2 * 4; }
 
 __host__ __device__ inline Selection carve(void* base, int rows, int max_pages) {
   Selection s;
@@ -297,16 +305,56 @@ __global__ void __launch_bounds__(kThreads, 1) masked_flash_kernel(DsaSparseAtte
 }
 
 template <int D>
-cudaError_t launch_for_dim(const DsaSparseAttentionParams& p, int max_rows_per_seq, cudaStream_t stream) {
+cudaError_t launch_mma_sync(const DsaSparseAttentionParams& p, int max_rows_per_seq, cudaStream_t stream) {
   constexpr int kSmem = Smem<D>::kTotalBytes;
   // Set once per process and head_dim (thread-safe static initialisation).
   static const cudaError_t attribute_status =
       cudaFuncSetAttribute(masked_flash_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (attribute_status != cudaSuccess) return attribute_status;
-  selection_kernel<<<p.rows, kSelectThreads, 0, stream>>>(p);
   const dim3 grid((max_rows_per_seq + kBlockM - 1) / kBlockM, p.q_heads, p.seqs);
   masked_flash_kernel<D><<<grid, kThreads, kSmem, stream>>>(p);
   return cudaGetLastError();
+}
+
+cudaError_t launch_hopper(const DsaSparseAttentionParams& p, int max_rows_per_seq, cudaStream_t stream) {
+  FlashPrefillParams f;
+  f.q = p.q;
+  f.k_cache = p.k_cache;
+  f.v_cache = p.v_cache;
+  f.query_start = p.query_start;
+  f.block_tables = p.block_tables;
+  f.out = p.out;
+  f.num_seqs = p.seqs;
+  f.num_q_heads = p.q_heads;
+  f.num_kv_heads = p.kv_heads;
+  f.head_dim = p.head_dim;
+  f.max_pages_per_seq = p.max_pages;
+  f.max_query_len = max_rows_per_seq;
+  f.max_context_len = p.max_pages * kDsaPageSize;
+  f.scale = p.scale;
+  const Selection sel = carve(p.workspace, p.rows, p.max_pages);
+  PrefillSelection mask;
+  mask.bits = sel.bits;
+  mask.last = sel.last;
+  mask.words_per_row = words_per_row(p.max_pages);
+  return launch_flash_prefill_sm90_selected(f, mask, stream);
+}
+
+// kAuto: the Hopper kernel on compute capability 9.x unless LONGBOW_PREFILL_KERNEL=sm80 (the switch
+// flash prefill also obeys), the mma.sync one elsewhere.
+SparsePrefillKernel resolve(SparsePrefillKernel kernel) {
+  if (kernel != SparsePrefillKernel::kAuto) return kernel;
+  static const SparsePrefillKernel chosen = [] {
+    const char* forced = std::getenv("LONGBOW_PREFILL_KERNEL");
+    if (forced != nullptr && std::strcmp(forced, "sm80") == 0) return SparsePrefillKernel::kMmaSync;
+    int device = 0, major = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+      return SparsePrefillKernel::kMmaSync;
+    }
+    return major == 9 ? SparsePrefillKernel::kHopper : SparsePrefillKernel::kMmaSync;
+  }();
+  return chosen;
 }
 
 }  // namespace
@@ -316,18 +364,18 @@ size_t dsa_sparse_prefill_workspace_bytes(int rows, int max_pages) {
 }
 
 cudaError_t launch_dsa_sparse_prefill_attention(const DsaSparseAttentionParams& p, int max_rows_per_seq,
-                                                cudaStream_t stream) {
+                                                cudaStream_t stream, SparsePrefillKernel kernel) {
   if (p.rows == 0) return cudaSuccess;
   if (p.rows < 0 || p.seqs <= 0 || p.seqs > 65535 || p.q_heads <= 0 || p.q_heads > 65535 || p.kv_heads <= 0 ||
       p.q_heads % p.kv_heads != 0 || p.topk <= 0 || p.max_pages <= 0 || p.workspace == nullptr ||
       max_rows_per_seq <= 0 || max_rows_per_seq > p.rows) {
     return cudaErrorInvalidValue;
   }
-  switch (p.head_dim) {
-    case 64: return launch_for_dim<64>(p, max_rows_per_seq, stream);
-    case 128: return launch_for_dim<128>(p, max_rows_per_seq, stream);
-    default: return cudaErrorInvalidValue;
-  }
+  if (p.head_dim != 64 && p.head_dim != 128) return cudaErrorInvalidValue;
+  selection_kernel<<<p.rows, kSelectThreads, 0, stream>>>(p);
+  if (resolve(kernel) == SparsePrefillKernel::kHopper) return launch_hopper(p, max_rows_per_seq, stream);
+  return p.head_dim == 64 ? launch_mma_sync<64>(p, max_rows_per_seq, stream)
+                          : launch_mma_sync<128>(p, max_rows_per_seq, stream);
 }
 
 }  // namespace longbow::kernels

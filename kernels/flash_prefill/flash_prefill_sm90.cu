@@ -66,10 +66,15 @@ __device__ __forceinline__ int sw128_offset(int rows, int row, int chunk) {
   return (chunk >> 3) * rows * 128 + row * 128 + (((chunk & 7) ^ (row & 7)) << 4);
 }
 
-template <int D>
+// kSelected = false: causal (and sliding-window) attention, the contract of launch_flash_prefill.
+// kSelected = true: the selection-masked variant (launch_flash_prefill_sm90_selected): a key is
+// visible to a row iff its bit is set in the row's bitmap; the block's keys run over [0, 1 + the
+// largest index its rows selected), which stands in for the context (context_lens is not read).
+template <int D, bool kSelected>
 __global__ void __launch_bounds__(kThreads, 1)
     flash_prefill_sm90_kernel(const __grid_constant__ FlashPrefillParams p, const __grid_constant__ CUtensorMap k_map,
-                                  const __grid_constant__ CUtensorMap v_map) {
+                                  const __grid_constant__ CUtensorMap v_map,
+                                  const __grid_constant__ PrefillSelection sel) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using L = TmaLayout<D>;
   constexpr float kLog2e = 1.4426950408889634f;
@@ -93,12 +98,29 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int q_len = p.query_start[seq + 1] - q_begin;
   const int m0 = m_tile * kBlockM;
   if (m0 >= q_len) return;
-  const int ctx = p.context_lens[seq];
   const int kv_head = head / (p.num_q_heads / p.num_kv_heads);
   const int rows_here = min(kBlockM, q_len - m0);
+  int ctx;
+  if constexpr (kSelected) {
+    __shared__ int block_last;
+    if (threadIdx.x == 0) block_last = -1;
+    __syncthreads();
+    if (threadIdx.x < rows_here) atomicMax(&block_last, sel.last[q_begin + m0 + threadIdx.x]);
+    __syncthreads();
+    ctx = block_last + 1;
+    if (ctx == 0) {  // no row of the block selects anything: every output row is 0 (no tile to wait on)
+      auto* out = static_cast<__nv_bfloat16*>(p.out);
+      for (int i = threadIdx.x; i < rows_here * D; i += kThreads) {
+        out[(static_cast<int64_t>(q_begin + m0 + i / D) * p.num_q_heads + head) * D + i % D] = __float2bfloat16(0.0f);
+      }
+      return;
+    }
+  } else {
+    ctx = p.context_lens[seq];
+  }
   const int pos_first = ctx - q_len + m0;
   const int pos_last = pos_first + rows_here - 1;
-  const int kv_end = min(ctx, pos_last + 1);
+  const int kv_end = kSelected ? ctx : min(ctx, pos_last + 1);  // selected: ctx is already the block's bound
   const int kv_begin = p.sliding_window > 0 ? max(0, pos_first - p.sliding_window + 1) : 0;
   const int tile_begin = kv_begin / kBlockN;
   const int num_tiles = (kv_end + kBlockN - 1) / kBlockN - tile_begin;
@@ -202,6 +224,15 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int wg_pos_first = pos_first + wg_row0;
   const int wg_pos_last = wg_pos_first + 63;
   const int row_pos[2] = {wg_pos_first + warp_in_wg * 16 + g, wg_pos_first + warp_in_wg * 16 + g + 8};
+  // kSelected: this thread's two rows' bitmaps (nullptr past q_len: nothing visible, never stored).
+  const uint32_t* row_bits[2] = {nullptr, nullptr};
+  if constexpr (kSelected) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = wg_row0 + warp_in_wg * 16 + g + 8 * r;
+      if (row < rows_here) row_bits[r] = sel.bits + static_cast<int64_t>(q_begin + m0 + row) * sel.words_per_row;
+    }
+  }
   const uint32_t q_addr = smem_addr + wg_row0 * 128;  // this warpgroup's 64 rows in each column block
   // Turn-taking: warpgroup w waits on barrier 1 + w before issuing GEMMs and, after issuing, lets
   // the other one go. Warpgroup 1 opens barrier 1 once so that warpgroup 0 goes first; each
@@ -263,9 +294,33 @@ __global__ void __launch_bounds__(kThreads, 1)
   // scores; exp2 works on score · scale · log2(e) − max · scale · log2(e), one FFMA per element.
   auto softmax = [&](int tile, float (&correction)[2]) {
     const int key0 = tile * kBlockN;
-    const bool need_mask = key0 + kBlockN - 1 > wg_pos_first ||
+    if constexpr (kSelected) {
+      // The tile's 128 bits of each row (four words, two 8-byte loads: rows are an even number of words).
+      uint32_t w[2][4];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        w[r][0] = w[r][1] = w[r][2] = w[r][3] = 0u;
+        if (row_bits[r] != nullptr) {
+          const uint2 lo = *reinterpret_cast<const uint2*>(row_bits[r] + 4 * tile);
+          const uint2 hi = *reinterpret_cast<const uint2*>(row_bits[r] + 4 * tile + 2);
+          w[r][0] = lo.x;
+          w[r][1] = lo.y;
+          w[r][2] = hi.x;
+          w[r][3] = hi.y;
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int bit = 8 * (j & 3) + 2 * t + (e & 1);  // column 8j + 2t + (e & 1) lies in word j / 4
+          if (((w[e >> 1][j >> 2] >> bit) & 1u) == 0u) s_acc[4 * j + e] = -INFINITY;
+        }
+      }
+    }
+    const bool need_mask = !kSelected && (key0 + kBlockN - 1 > wg_pos_first ||
                            (p.sliding_window > 0 && key0 <= wg_pos_last - p.sliding_window) || key0 < kv_begin ||
-                           key0 + kBlockN > kv_end;
+                           key0 + kBlockN > kv_end);
     if (need_mask) {
 #pragma unroll
       for (int j = 0; j < 16; ++j) {
@@ -386,6 +441,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   (void)p;
   (void)k_map;
   (void)v_map;
+  (void)sel;
   __trap();  // never launched: this translation unit is built for sm_90a only
 #endif
 }
@@ -428,12 +484,12 @@ cudaError_t make_pool_map(const void* pool, int num_kv_heads, int head_dim, CUte
   return result == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
-template <int D>
-cudaError_t launch_for_dim(const FlashPrefillParams& p, cudaStream_t stream) {
+template <int D, bool kSelected>
+cudaError_t launch_for_dim(const FlashPrefillParams& p, const PrefillSelection& sel, cudaStream_t stream) {
   constexpr int kSmem = TmaLayout<D>::kTotalBytes;
   static_assert(kSmem <= 227 * 1024, "shared memory per block");
-  static const cudaError_t attribute_status =
-      cudaFuncSetAttribute(flash_prefill_sm90_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+  static const cudaError_t attribute_status = cudaFuncSetAttribute(
+      flash_prefill_sm90_kernel<D, kSelected>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (attribute_status != cudaSuccess) return attribute_status;
   alignas(64) CUtensorMap k_map;
   alignas(64) CUtensorMap v_map;
@@ -442,7 +498,7 @@ cudaError_t launch_for_dim(const FlashPrefillParams& p, cudaStream_t stream) {
   status = make_pool_map(p.v_cache, p.num_kv_heads, D, &v_map);
   if (status != cudaSuccess) return status;
   const dim3 grid((p.max_query_len + kBlockM - 1) / kBlockM, p.num_q_heads, p.num_seqs);
-  flash_prefill_sm90_kernel<D><<<grid, kThreads, kSmem, stream>>>(p, k_map, v_map);
+  flash_prefill_sm90_kernel<D, kSelected><<<grid, kThreads, kSmem, stream>>>(p, k_map, v_map, sel);
   return cudaGetLastError();
 }
 
@@ -451,8 +507,21 @@ cudaError_t launch_for_dim(const FlashPrefillParams& p, cudaStream_t stream) {
 cudaError_t launch_flash_prefill_sm90(const FlashPrefillParams& p, cudaStream_t stream) {
   if (p.num_seqs == 0 || p.max_query_len == 0) return cudaSuccess;  // an empty grid is a launch error
   switch (p.head_dim) {
-    case 64: return launch_for_dim<64>(p, stream);
-    case 128: return launch_for_dim<128>(p, stream);
+    case 64: return launch_for_dim<64, false>(p, PrefillSelection{}, stream);
+    case 128: return launch_for_dim<128, false>(p, PrefillSelection{}, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t launch_flash_prefill_sm90_selected(const FlashPrefillParams& p, const PrefillSelection& sel,
+                                               cudaStream_t stream) {
+  if (p.num_seqs == 0 || p.max_query_len == 0) return cudaSuccess;
+  if (sel.bits == nullptr || sel.last == nullptr || sel.words_per_row <= 0 || sel.words_per_row % 4 != 0) {
+    return cudaErrorInvalidValue;
+  }
+  switch (p.head_dim) {
+    case 64: return launch_for_dim<64, true>(p, sel, stream);
+    case 128: return launch_for_dim<128, true>(p, sel, stream);
     default: return cudaErrorInvalidValue;
   }
 }

@@ -1,7 +1,7 @@
 // The prefill path of DSA sparse attention (launch_dsa_sparse_prefill_attention, kernels/dsa/params.h)
 // against the CPU reference cpu::dsa_sparse_attention, on the GPU machine.
 //
-// Steps of several sequences, each a prefill chunk of q_len rows (1, 63, 97, 300) at the end of its
+// Both kernels of that path (the mma.sync one and the Hopper TMA/wgmma one). Steps of several sequences, each a prefill chunk of q_len rows (1, 63, 97, 300) at the end of its
 // context (row i at position ctx - q_len + i, selecting only within [0, position]); contexts below
 // and above topk; GQA groups 1 and 4; head_dim 64 and 128. Selections: distinct random indices in
 // random order (the top-k's set, unsorted on purpose), the whole context when it is shorter than
@@ -137,7 +137,7 @@ struct PrefillCase {
     qb = round_to_bf16(q);
   }
 
-  std::vector<float> run_gpu(cudaError_t* launch) const {
+  std::vector<float> run_gpu(kernels::SparsePrefillKernel kernel, cudaError_t* launch) const {
     DeviceBuffer dq(qb), dk(kb), dv(vb), didx(indices), dstart(starts), dtab(tables);
     DeviceBuffer dout(static_cast<size_t>(rows) * q_heads * d * 2);
     DeviceBuffer ws(kernels::dsa_sparse_prefill_workspace_bytes(rows, max_pages));
@@ -158,7 +158,7 @@ struct PrefillCase {
     p.q_heads = q_heads;
     p.kv_heads = kv_heads;
     p.head_dim = d;
-    *launch = kernels::launch_dsa_sparse_prefill_attention(p, max_q_len, nullptr);
+    *launch = kernels::launch_dsa_sparse_prefill_attention(p, max_q_len, nullptr, kernel);
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     std::vector<uint16_t> bits(static_cast<size_t>(rows) * q_heads * d);
     EXPECT_EQ(cudaMemcpy(bits.data(), dout.get(), bits.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
@@ -199,18 +199,24 @@ struct PrefillCase {
   }
 };
 
+// Both kernels behind the prefill path: mma.sync (any sm_80+) and the Hopper TMA/wgmma one.
 void expect_matches_cpu(const PrefillCase& c, const char* label) {
-  cudaError_t launch = cudaErrorUnknown;
-  const std::vector<float> got = c.run_gpu(&launch);
-  ASSERT_EQ(launch, cudaSuccess) << label;
   const std::vector<float> ref = c.run_cpu();
-  const double err = relative_l2(got, ref);
-  std::printf("[ error ] sparse prefill %s Hq=%d Hkv=%d d=%d topk=%d rows=%d rel_l2 %.3g (budget 1e-2)\n", label,
-              c.q_heads, c.kv_heads, c.d, c.topk, c.rows, err);
-  EXPECT_LT(err, 1e-2) << label;
   const size_t row_size = static_cast<size_t>(c.q_heads) * c.d;
-  for (int r : c.empty_rows()) {
-    for (size_t i = 0; i < row_size; ++i) ASSERT_EQ(got[r * row_size + i], 0.0f) << label << " empty row " << r;
+  for (auto kernel : {kernels::SparsePrefillKernel::kMmaSync, kernels::SparsePrefillKernel::kHopper}) {
+    const char* name = kernel == kernels::SparsePrefillKernel::kMmaSync ? "mma.sync" : "hopper";
+    cudaError_t launch = cudaErrorUnknown;
+    const std::vector<float> got = c.run_gpu(kernel, &launch);
+    ASSERT_EQ(launch, cudaSuccess) << label << " " << name;
+    const double err = relative_l2(got, ref);
+    std::printf("[ error ] sparse prefill %s %s Hq=%d Hkv=%d d=%d topk=%d rows=%d rel_l2 %.3g (budget 1e-2)\n", name,
+                label, c.q_heads, c.kv_heads, c.d, c.topk, c.rows, err);
+    EXPECT_LT(err, 1e-2) << label << " " << name;
+    for (int r : c.empty_rows()) {
+      for (size_t i = 0; i < row_size; ++i) {
+        ASSERT_EQ(got[r * row_size + i], 0.0f) << label << " " << name << " empty row " << r;
+      }
+    }
   }
 }
 
@@ -244,6 +250,15 @@ TEST(DsaSparsePrefill, SeveralSequencesInOneStepMatchTheCpu) {
     ASSERT_FALSE(padded.empty_rows().empty()) << "the padded case should hold a row that selects nothing";
     expect_matches_cpu(padded, "mixed step, -1 tails");
   }
+}
+
+TEST(DsaSparsePrefill, TilesThatSelectNothingGiveZeros) {
+  // 200 rows whose first 130 select nothing: the first 128-row tile has no key at all (the Hopper
+  // kernel's early exit); an odd page count (the bitmap's padding words).
+  PrefillCase c(8, 2, 128, 64, {{200, 2450}}, Selection::kRandom, 500);
+  std::fill(c.indices.begin(), c.indices.begin() + 130 * c.topk, -1);
+  ASSERT_EQ(c.max_pages % 2, 1);
+  expect_matches_cpu(c, "empty tile");
 }
 
 TEST(DsaSparsePrefill, ModelShapeTopk2048MatchesTheCpu) {

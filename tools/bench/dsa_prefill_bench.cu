@@ -7,7 +7,7 @@
 // pages shuffled over the pools, index cache filled through the index-key kernel. Timed with CUDA
 // events after a warm-up, median of 15 samples of 5 launches: index-query quantization, FP8 index
 // logits, top-k, sparse attention by the per-row gather kernel and by the masked flash kernel
-// (selection bitmaps included), and dense causal flash prefill of the same chunk (default variant:
+// (selection bitmaps included; the Hopper kernel and the mma.sync one), and dense causal flash prefill of the same chunk (default variant:
 // the sm90 kernel on Hopper; and the sm80 kernel the masked one is built on). The two sparse
 // outputs are compared (relative L2) on the real selection.
 #include <cuda_bf16.h>
@@ -97,7 +97,7 @@ std::vector<float> bf16_host(const Buf& b) {
 
 struct ChunkTimes {
   int ctx;
-  double query, logits, topk, gather, masked, dense, dense_sm80, rel_l2;
+  double query, logits, topk, gather, masked, masked_sm80, dense, dense_sm80, rel_l2, rel_l2_sm80;
 };
 
 ChunkTimes measure_chunk(int ctx, int num_sms) {
@@ -247,17 +247,28 @@ ChunkTimes measure_chunk(int ctx, int num_sms) {
   t.logits = time_ms([&] { CK(k::launch_dsa_index_logits(lp, nullptr)); });
   t.topk = time_ms([&] { CK(k::launch_dsa_topk(tp, nullptr)); });
   t.gather = time_ms([&] { CK(k::launch_dsa_sparse_attention(sp, nullptr)); });
-  t.masked = time_ms([&] { CK(k::launch_dsa_sparse_prefill_attention(mp, kRows, nullptr)); });
+  Buf out_masked_sm80(q.bytes);
+  k::DsaSparseAttentionParams mp80 = mp;
+  mp80.out = out_masked_sm80.ptr;
+  t.masked = time_ms(
+      [&] { CK(k::launch_dsa_sparse_prefill_attention(mp, kRows, nullptr, k::SparsePrefillKernel::kHopper)); });
+  t.masked_sm80 = time_ms(
+      [&] { CK(k::launch_dsa_sparse_prefill_attention(mp80, kRows, nullptr, k::SparsePrefillKernel::kMmaSync)); });
   t.dense = time_ms([&] { CK(k::launch_flash_prefill(fp, nullptr)); });
   t.dense_sm80 = time_ms([&] { CK(k::launch_flash_prefill_sm80(fp, nullptr)); });
   CK(cudaDeviceSynchronize());
-  const std::vector<float> a = bf16_host(out_gather), b = bf16_host(out_masked);
-  double err = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    err += (static_cast<double>(b[i]) - a[i]) * (static_cast<double>(b[i]) - a[i]);
-    norm += static_cast<double>(a[i]) * a[i];
-  }
-  t.rel_l2 = std::sqrt(err / std::max(norm, 1e-30));
+  const std::vector<float> a = bf16_host(out_gather);
+  auto rel_l2_to_gather = [&](const Buf& out) {
+    const std::vector<float> b = bf16_host(out);
+    double err = 0, norm = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      err += (static_cast<double>(b[i]) - a[i]) * (static_cast<double>(b[i]) - a[i]);
+      norm += static_cast<double>(a[i]) * a[i];
+    }
+    return std::sqrt(err / std::max(norm, 1e-30));
+  };
+  t.rel_l2 = rel_l2_to_gather(out_masked);
+  t.rel_l2_sm80 = rel_l2_to_gather(out_masked_sm80);
   return t;
 }
 
@@ -275,17 +286,18 @@ int main(int argc, char** argv) {
     const double total_masked = t.query + t.logits + t.topk + t.masked;
     std::printf(
         "sparse prefill chunk rows=%d ctx=%d: index query %.3f ms, logits %.3f ms, topk %.3f ms, gather attention "
-        "%.3f ms, masked flash attention %.3f ms (total %.3f -> %.3f ms); dense flash %.3f ms (sm80 %.3f ms); "
-        "masked vs gather rel_l2 %.3g\n",
-        kRows, ctx, t.query, t.logits, t.topk, t.gather, t.masked, total_gather, total_masked, t.dense, t.dense_sm80,
-        t.rel_l2);
-    char row[512];
+        "%.3f ms, masked flash attention %.3f ms (mma.sync %.3f ms) (total %.3f -> %.3f ms); dense flash %.3f ms "
+        "(sm80 %.3f ms); masked vs gather rel_l2 %.3g (mma.sync %.3g)\n",
+        kRows, ctx, t.query, t.logits, t.topk, t.gather, t.masked, t.masked_sm80, total_gather, total_masked, t.dense,
+        t.dense_sm80, t.rel_l2, t.rel_l2_sm80);
+    char row[640];
     std::snprintf(row, sizeof(row),
                   "%s{\"ctx\": %d, \"rows\": %d, \"index_query_ms\": %.4f, \"logits_ms\": %.4f, \"topk_ms\": %.4f, "
-                  "\"gather_ms\": %.4f, \"masked_flash_ms\": %.4f, \"dense_flash_ms\": %.4f, "
-                  "\"dense_flash_sm80_ms\": %.4f, \"masked_vs_gather_rel_l2\": %.4g}",
-                  ctx == 4096 ? "" : ", ", ctx, kRows, t.query, t.logits, t.topk, t.gather, t.masked, t.dense,
-                  t.dense_sm80, t.rel_l2);
+                  "\"gather_ms\": %.4f, \"masked_flash_ms\": %.4f, \"masked_flash_sm80_ms\": %.4f, "
+                  "\"dense_flash_ms\": %.4f, \"dense_flash_sm80_ms\": %.4f, \"masked_vs_gather_rel_l2\": %.4g, "
+                  "\"masked_sm80_vs_gather_rel_l2\": %.4g}",
+                  ctx == 4096 ? "" : ", ", ctx, kRows, t.query, t.logits, t.topk, t.gather, t.masked, t.masked_sm80,
+                  t.dense, t.dense_sm80, t.rel_l2, t.rel_l2_sm80);
     json += row;
   }
   json += "]}\n";

@@ -18,6 +18,9 @@ timeout 120 "$here/longbow_dsa_kernel_tests" --gtest_filter='DsaSparsePrefill*' 
 echo "== other DSA kernel tests"
 timeout 200 "$here/longbow_dsa_kernel_tests" --gtest_filter='-DsaSparsePrefill*' >"$out/dsa_tests.log" 2>&1
 grep -E "FAILED|PASSED" "$out/dsa_tests.log" | head -10
+echo "== flash prefill kernel tests (the sm90 kernel gained the selection variant)"
+timeout 200 "$here/longbow_kernel_tests" --gtest_filter='PagedAttention*' >"$out/flash_tests.log" 2>&1
+grep -E "FAILED|PASSED" "$out/flash_tests.log" | head -10
 echo "== chunk breakdown"
 timeout 120 "$here/longbow_dsa_prefill_bench" "$out/dsa_prefill_bench.json"
 echo "== parity"
