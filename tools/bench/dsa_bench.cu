@@ -30,42 +30,16 @@
 #include "kernels/elementwise/params.h"
 #include "kernels/paged_decode/params.h"
 #include "model/backend/cpu/cpu_dsa.h"
+#include "tools/bench/device_bench.cuh"
 
 namespace {
 
 namespace k = longbow::kernels;
+namespace bench = longbow::bench;
+using bench::Buf;
+using bench::fill_bf16;
 
 constexpr int kCtx = 131072, kHq = 32, kHkv = 8, kD = 128, kIdxHeads = 64, kIdxDim = 128, kTopk = 2048;
-
-void check(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return;
-  std::fprintf(stderr, "CUDA error in %s: %s\n", what, cudaGetErrorString(err));
-  std::exit(1);
-}
-#define CK(call) check((call), #call)
-
-struct Buf {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  explicit Buf(size_t n) : bytes(n) { CK(cudaMalloc(&ptr, std::max<size_t>(n, 16))); }
-  ~Buf() { cudaFree(ptr); }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-  template <typename T>
-  T* as() const { return static_cast<T*>(ptr); }
-  template <typename T>
-  void put(const std::vector<T>& v) { CK(cudaMemcpy(ptr, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice)); }
-};
-
-void fill_bf16(Buf& b, uint64_t seed, float scale) {
-  k::FillRandomParams p;
-  p.out = b.ptr;
-  p.count = static_cast<int64_t>(b.bytes / 2);
-  p.seed = seed;
-  p.low = -scale;
-  p.high = scale;
-  CK(k::launch_fill_random_bf16(p, nullptr));
-}
 
 // DSA_BENCH_QUICK=1 (for profilers: ncu replays every launch) times each case once, one launch.
 bool quick() {
@@ -75,26 +49,7 @@ bool quick() {
 
 template <typename Fn>
 double time_ms(Fn&& fn, int reps = 15, int inner = 10) {
-  if (quick()) reps = inner = 1;
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  fn();
-  CK(cudaDeviceSynchronize());
-  std::vector<double> samples;
-  for (int r = 0; r < reps; ++r) {
-    CK(cudaEventRecord(a));
-    for (int i = 0; i < inner; ++i) fn();
-    CK(cudaEventRecord(b));
-    CK(cudaEventSynchronize(b));
-    float ms = 0;
-    CK(cudaEventElapsedTime(&ms, a, b));
-    samples.push_back(ms / inner);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
+  return quick() ? bench::time_ms(fn, 1, 1) : bench::time_ms(fn, reps, inner);
 }
 
 // Everything one DSA decode step of one layer touches, for B sequences at kCtx.
