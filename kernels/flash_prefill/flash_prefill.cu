@@ -6,6 +6,11 @@
 // tiles, updates the running max and sum (log2 domain), and accumulates O += P·V with P rounded to
 // bf16. Shared-memory rows are XOR-swizzled in 16-byte chunks (chunk ^ row % 8) so that ldmatrix is
 // conflict-free. Grid: (query tiles, query heads, sequences); tiles past a sequence's q_len exit.
+//
+// kSelected = true is the selection-masked variant (launch_flash_prefill_sm80_selected, DSA sparse
+// prefill): a key is visible to a row iff the row's bitmap has its bit, the block's keys run over
+// [0, 1 + the largest last[] of its rows), and a warp none of whose rows selects a key of the tile
+// skips its arithmetic.
 #include <cuda_bf16.h>
 
 #include <cfloat>
@@ -65,8 +70,8 @@ __device__ __forceinline__ void load_kv_tile(const FlashPrefillParams& p, char* 
   }
 }
 
-template <int D>
-__global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefillParams p) {
+template <int D, bool kSelected>
+__global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefillParams p, PrefillSelection sel) {
   extern __shared__ __align__(128) char smem[];
   constexpr int kRowBytes = Smem<D>::kRowBytes;
   constexpr int kChunks = Smem<D>::kChunks;
@@ -81,13 +86,23 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
   const int q_len = p.query_start[seq + 1] - q_begin;
   const int m0 = m_tile * kBlockM;
   if (m0 >= q_len) return;
-  const int ctx = p.context_lens[seq];
   const int kv_head = head / (p.num_q_heads / p.num_kv_heads);
   const int rows_here = min(kBlockM, q_len - m0);
-  const int pos_first = ctx - q_len + m0;          // position of the block's first query row
-  const int pos_last = pos_first + rows_here - 1;  // and of its last valid one
-  const int kv_end = min(ctx, pos_last + 1);
-  const int kv_begin = p.sliding_window > 0 ? max(0, pos_first - p.sliding_window + 1) : 0;
+  int kv_end = 0, kv_begin = 0, pos_first = 0;
+  if constexpr (kSelected) {  // context_lens is not read: the selections bound the keys
+    __shared__ int block_last;
+    if (threadIdx.x == 0) block_last = -1;
+    __syncthreads();
+    if (threadIdx.x < rows_here) atomicMax(&block_last, sel.last[q_begin + m0 + threadIdx.x]);
+    __syncthreads();
+    kv_end = block_last + 1;
+  } else {
+    const int ctx = p.context_lens[seq];
+    pos_first = ctx - q_len + m0;                    // position of the block's first query row
+    const int pos_last = pos_first + rows_here - 1;  // and of its last valid one
+    kv_end = min(ctx, pos_last + 1);
+    kv_begin = p.sliding_window > 0 ? max(0, pos_first - p.sliding_window + 1) : 0;
+  }
   const int tile_begin = kv_begin / kBlockN;
   const int tile_end = (kv_end + kBlockN - 1) / kBlockN;
   const int* block_table = p.block_tables + static_cast<int64_t>(seq) * p.max_pages_per_seq;
@@ -108,8 +123,10 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
       cp_async_16_zfill(swizzled_ptr<D>(q_smem, row, chunk), valid ? q_base + offset : q_base, valid);
     }
   }
-  load_kv_tile<D>(p, k_stage(0), v_stage(0), block_table[tile_begin], tile_begin * kBlockN, kv_begin, kv_end,
-                  kv_head);
+  if (tile_begin < tile_end) {  // a selected block may select nothing
+    load_kv_tile<D>(p, k_stage(0), v_stage(0), block_table[tile_begin], tile_begin * kBlockN, kv_begin, kv_end,
+                    kv_head);
+  }
   cp_async_commit();
 
   const int warp = threadIdx.x >> 5;
@@ -122,6 +139,15 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
   const int row_pos[2] = {pos_first + warp * 16 + g, pos_first + warp * 16 + g + 8};
   const int warp_pos_first = pos_first + warp * 16;
   const int warp_pos_last = warp_pos_first + 15;
+  // kSelected: this thread's two rows' bitmaps (nullptr past q_len: nothing visible, never stored).
+  const uint32_t* row_bits[2] = {nullptr, nullptr};
+  if constexpr (kSelected) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = warp * 16 + g + 8 * r;
+      if (row < rows_here) row_bits[r] = sel.bits + static_cast<int64_t>(q_begin + m0 + row) * sel.words_per_row;
+    }
+  }
 
   float o[kDTiles][4];
 #pragma unroll
@@ -143,10 +169,23 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
     __syncthreads();
 
     const int key0 = tile * kBlockN;
-    // A warp with no valid rows, or whose rows all precede the tile (causal) or all see none of it
-    // (window), skips it.
-    const bool warp_skips = warp * 16 >= rows_here || key0 > warp_pos_last ||
-                            (p.sliding_window > 0 && key0 + kBlockN - 1 <= warp_pos_first - p.sliding_window);
+    // kSelected: this tile's 64 selection bits of each of the thread's rows (two aligned words).
+    uint64_t mask[2] = {0, 0};
+    if constexpr (kSelected) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        if (row_bits[r] != nullptr) {
+          const uint2 w = *reinterpret_cast<const uint2*>(row_bits[r] + 2 * tile);
+          mask[r] = (static_cast<uint64_t>(w.y) << 32) | w.x;
+        }
+      }
+    }
+    // A warp with no valid rows, or whose rows all precede the tile (causal), all see none of it
+    // (window) or select none of it, skips it.
+    const bool warp_skips =
+        kSelected ? !__any_sync(0xffffffffu, (mask[0] | mask[1]) != 0)
+                  : warp * 16 >= rows_here || key0 > warp_pos_last ||
+                        (p.sliding_window > 0 && key0 + kBlockN - 1 <= warp_pos_first - p.sliding_window);
     if (!warp_skips) {
       const uint32_t k_addr = smem_u32(k_stage(stage));
       const uint32_t v_addr = smem_u32(v_stage(stage));
@@ -168,7 +207,7 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
       }
 
       // Mask only where the tile crosses a row's causal edge or window start.
-      const bool need_mask = key0 + kBlockN - 1 > warp_pos_first ||
+      const bool need_mask = kSelected || key0 + kBlockN - 1 > warp_pos_first ||
                              (p.sliding_window > 0 && key0 <= warp_pos_last - p.sliding_window) || key0 < kv_begin ||
                              key0 + kBlockN > kv_end;
 #pragma unroll
@@ -177,10 +216,12 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
         for (int e = 0; e < 4; ++e) {
           float v = s[nt][e] * scale_log2;
           if (need_mask) {
-            const int key = key0 + nt * 8 + 2 * t + (e & 1);
+            const int column = nt * 8 + 2 * t + (e & 1);
+            const int key = key0 + column;
             const int pos = row_pos[e >> 1];
-            const bool visible = key <= pos && key < kv_end && key >= kv_begin &&
-                                 (p.sliding_window <= 0 || key > pos - p.sliding_window);
+            const bool visible = kSelected ? ((mask[e >> 1] >> column) & 1u) != 0
+                                           : key <= pos && key < kv_end && key >= kv_begin &&
+                                                 (p.sliding_window <= 0 || key > pos - p.sliding_window);
             v = visible ? v : -INFINITY;
           }
           s[nt][e] = v;
@@ -233,8 +274,9 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
     }
     __syncthreads();  // the next iteration's prefetch overwrites this stage
   }
+  cp_async_wait<0>();  // the Q copy when no tile ran
 
-  // Normalise and store the valid rows.
+  // Normalise and store the valid rows (0 for a row that sees no key).
   auto* out = static_cast<__nv_bfloat16*>(p.out);
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -254,15 +296,15 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
   }
 }
 
-template <int D>
-cudaError_t launch_for_dim(const FlashPrefillParams& p, cudaStream_t stream) {
+template <int D, bool kSelected>
+cudaError_t launch_for_dim(const FlashPrefillParams& p, const PrefillSelection& sel, cudaStream_t stream) {
   constexpr int kSmem = Smem<D>::kTotalBytes;
-  // Set once per process and head_dim (thread-safe static initialisation).
+  // Set once per process, head_dim and variant (thread-safe static initialisation).
   static const cudaError_t attribute_status =
-      cudaFuncSetAttribute(flash_prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+      cudaFuncSetAttribute(flash_prefill_kernel<D, kSelected>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (attribute_status != cudaSuccess) return attribute_status;
   const dim3 grid((p.max_query_len + kBlockM - 1) / kBlockM, p.num_q_heads, p.num_seqs);
-  flash_prefill_kernel<D><<<grid, kThreads, kSmem, stream>>>(p);
+  flash_prefill_kernel<D, kSelected><<<grid, kThreads, kSmem, stream>>>(p, sel);
   return cudaGetLastError();
 }
 
@@ -293,8 +335,22 @@ cudaError_t launch_flash_prefill_sm80(const FlashPrefillParams& p, cudaStream_t 
   if (p.num_seqs == 0 || p.max_query_len == 0) return cudaSuccess;
   if (!valid_params(p)) return cudaErrorInvalidValue;
   switch (p.head_dim) {
-    case 64: return launch_for_dim<64>(p, stream);
-    case 128: return launch_for_dim<128>(p, stream);
+    case 64: return launch_for_dim<64, false>(p, PrefillSelection{}, stream);
+    case 128: return launch_for_dim<128, false>(p, PrefillSelection{}, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t launch_flash_prefill_sm80_selected(const FlashPrefillParams& p, const PrefillSelection& selection,
+                                               cudaStream_t stream) {
+  if (p.num_seqs == 0 || p.max_query_len == 0) return cudaSuccess;
+  if (!valid_params(p) || selection.bits == nullptr || selection.last == nullptr || selection.words_per_row <= 0 ||
+      selection.words_per_row % 4 != 0) {
+    return cudaErrorInvalidValue;
+  }
+  switch (p.head_dim) {
+    case 64: return launch_for_dim<64, true>(p, selection, stream);
+    case 128: return launch_for_dim<128, true>(p, selection, stream);
     default: return cudaErrorInvalidValue;
   }
 }

@@ -18,7 +18,7 @@ cudaError_t launch_flash_prefill_sm80(const FlashPrefillParams& params, cudaStre
 // sm_90a image only: cudaErrorNoKernelImageForDevice or similar elsewhere.
 cudaError_t launch_flash_prefill_sm90(const FlashPrefillParams& params, cudaStream_t stream);
 
-// Per-row key bitmaps for launch_flash_prefill_sm90_selected: row r (a row of q) sees key j iff bit
+// Per-row key bitmaps for the *_selected launchers: row r (a row of q) sees key j iff bit
 // j % 32 of bits[r · words_per_row + j / 32] is set; last[r] is the largest such j (-1: none).
 struct PrefillSelection {
   const uint32_t* bits = nullptr;
@@ -31,6 +31,9 @@ struct PrefillSelection {
 // with none. A block's keys run over [0, 1 + the largest last[] of its rows); those tokens must be
 // in the caches. context_lens and sliding_window are not read; max_query_len sizes the grid.
 cudaError_t launch_flash_prefill_sm90_selected(const FlashPrefillParams& params, const PrefillSelection& selection,
+                                               cudaStream_t stream);
+// The same contract on the mma.sync kernel (any sm_80+ GPU).
+cudaError_t launch_flash_prefill_sm80_selected(const FlashPrefillParams& params, const PrefillSelection& selection,
                                                cudaStream_t stream);
 
 }  // namespace longbow::kernels
