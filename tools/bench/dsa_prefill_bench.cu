@@ -8,8 +8,8 @@
 // events after a warm-up, median of 15 samples of 5 launches: index-query quantization, FP8 index
 // logits, top-k, sparse attention by the per-row gather kernel and by the masked flash kernel
 // (selection bitmaps included; the Hopper kernel and the mma.sync one), and dense causal flash
-// prefill of the same chunk (default variant: the sm90 kernel on Hopper; and the sm80 kernel). The two sparse
-// outputs are compared (relative L2) on the real selection.
+// prefill of the same chunk (default variant: the sm90 kernel on Hopper; and the sm80 kernel). The
+// two sparse outputs are compared (relative L2) on the real selection.
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
