@@ -57,7 +57,16 @@ struct PagedAttentionArgs {
   int max_context_len = 0;  // max over s of context_lens[s] (likewise)
   float scale = 0.0f;       // softmax scale, usually 1/sqrt(D)
   int sliding_window = 0;   // 0: attend to the whole causal prefix
+  // Logit soft-cap (Gemma 2): each scaled score x becomes softcap · tanh(x / softcap) before the
+  // softmax. 0: none; otherwise > 0.
+  float softcap = 0.0f;
 };
+
+// The activation of a gated MLP: out = act(gate) · up.
+//   kSilu      x · sigmoid(x)                                   (Llama, Qwen, Mistral, MiniMax)
+//   kGeluTanh  0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³))) (Gemma's gelu_pytorch_tanh)
+//   kGelu      0.5 · x · (1 + erf(x / √2))                       (exact GELU: ModernBERT's "gelu")
+enum class Activation { kSilu, kGeluTanh, kGelu };
 
 // ---- DeepSeek Sparse Attention (DESIGN §4, §5; reference model/backend/cpu/cpu_dsa.h) ----
 // A DSA layer's index cache is [P, kPageSize · (Di + 4)] kFP8E4M3 raw page bytes: the page's 64 e4m3
@@ -189,8 +198,11 @@ class Backend {
   // scaled by attention_scaling. inv_freq [rotary_dim/2] is F32.
   virtual Status rope(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
                       float attention_scaling) = 0;
-  // out = silu(gate) * up; all [T, I].
-  virtual Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // out = act(gate) * up (Activation above); all [T, I]. out may equal gate or up.
+  virtual Status gated_activation(Activation act, const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
+    return gated_activation(Activation::kSilu, gate, up, out);
+  }
   // Writes k, v [T, Hkv, D] to slots[t] of k_cache, v_cache [P, kPageSize, Hkv, D]; a token whose
   // slot is -1 (a graph batch's padding row) is not written.
   virtual Status append_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
@@ -204,6 +216,31 @@ class Backend {
   // backend writes the same values for the same seed (dummy weights, `--load-format dummy`).
   virtual Status fill_random(Tensor& tensor, uint64_t seed, float mean, float std) = 0;
 
+  // ---- ops of the local/global families (Gemma, ModernBERT); UNIMPLEMENTED where a backend lacks them ----
+  // out[r] = (x[r] − mean(x[r])) / sqrt(var(x[r]) + eps) · weight (+ bias); x, out [R, C], weight and
+  // bias [C] (bias empty: none), biased variance as torch.nn.LayerNorm. out may alias x.
+  virtual Status layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& out) {
+    (void)x, (void)weight, (void)bias, (void)eps, (void)out;
+    return missing_op("layer_norm");
+  }
+  // residual += delta, then out = layer_norm(residual); all [R, C].
+  virtual Status add_layer_norm(Tensor& residual, const Tensor& delta, const Tensor& weight, const Tensor& bias,
+                                float eps, Tensor& out) {
+    (void)residual, (void)delta, (void)weight, (void)bias, (void)eps, (void)out;
+    return missing_op("add_layer_norm");
+  }
+  // x *= factor, element-wise in place; x F32 or compute_dtype() (Gemma's embedding × √hidden).
+  virtual Status scale(Tensor& x, float factor) {
+    (void)x, (void)factor;
+    return missing_op("scale");
+  }
+  // x = cap · tanh(x / cap), element-wise in place, cap > 0; x F32 or compute_dtype() (final logit
+  // soft-cap).
+  virtual Status softcap(Tensor& x, float cap) {
+    (void)x, (void)cap;
+    return missing_op("softcap");
+  }
+
   // ---- graphs: whether capture_graph works here (CUDA: yes; CPU: no, the runtime runs eagerly) ----
   virtual bool supports_graphs() const { return false; }
   // Records, without running them, the launches that `issue` makes through this backend's ops.
@@ -216,10 +253,10 @@ class Backend {
   }
 
   // ---- DSA ops (contracts above the class); UNIMPLEMENTED on a backend that has no DSA path ----
-  virtual Status dsa_index_keys(const DsaIndexKeysArgs&) { return no_dsa("dsa_index_keys"); }
-  virtual Status dsa_index_scores(const DsaIndexScoresArgs&) { return no_dsa("dsa_index_scores"); }
-  virtual Status dsa_topk(const DsaTopkArgs&) { return no_dsa("dsa_topk"); }
-  virtual Status dsa_sparse_attention(const DsaSparseAttentionArgs&) { return no_dsa("dsa_sparse_attention"); }
+  virtual Status dsa_index_keys(const DsaIndexKeysArgs&) { return missing_op("dsa_index_keys"); }
+  virtual Status dsa_index_scores(const DsaIndexScoresArgs&) { return missing_op("dsa_index_scores"); }
+  virtual Status dsa_topk(const DsaTopkArgs&) { return missing_op("dsa_topk"); }
+  virtual Status dsa_sparse_attention(const DsaSparseAttentionArgs&) { return missing_op("dsa_sparse_attention"); }
   // Allocates now the op scratch that the DSA ops need for blocks of each of these shapes (a graph's
   // padded decode steps), so that running or capturing them later never grows it; returns the
   // scratch's size in bytes afterwards (0 for a backend whose ops need none), for the memory plan.
@@ -229,7 +266,7 @@ class Backend {
   }
 
  private:
-  Status no_dsa(std::string_view op) const {
+  Status missing_op(std::string_view op) const {
     return unimplemented(std::string(name()) + " backend: " + std::string(op) + " is not implemented");
   }
 };

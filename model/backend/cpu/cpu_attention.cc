@@ -131,6 +131,9 @@ Status CpuBackend::paged_attention(const PagedAttentionArgs& args) {
     return invalid_argument("paged_attention: sliding_window " + std::to_string(args.sliding_window) +
                             " is negative");
   }
+  if (args.softcap < 0.0f || !std::isfinite(args.softcap)) {
+    return invalid_argument("paged_attention: softcap must be finite and >= 0");
+  }
   RETURN_IF_ERROR(check_attention_indices(args, tokens, pages));
 
   const int32_t* starts = args.query_start.as<int32_t>();
@@ -163,6 +166,7 @@ Status CpuBackend::paged_attention(const PagedAttentionArgs& args) {
         double max_score = -std::numeric_limits<double>::infinity();
         for (int64_t j = first; j <= pos; ++j) {
           double score = cpu::dot(q, cache_row(args.k_cache, j, kv_head), head_dim) * args.scale;
+          if (args.softcap > 0.0f) score = args.softcap * std::tanh(score / args.softcap);
           weights[static_cast<size_t>(j - first)] = score;
           max_score = std::max(max_score, score);
         }

@@ -46,7 +46,12 @@ class CpuBackend final : public Backend {
   Status matmul(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out) override;
   Status rope(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& inv_freq,
               float attention_scaling) override;
-  Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  Status gated_activation(Activation act, const Tensor& gate, const Tensor& up, Tensor& out) override;
+  Status layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& out) override;
+  Status add_layer_norm(Tensor& residual, const Tensor& delta, const Tensor& weight, const Tensor& bias, float eps,
+                        Tensor& out) override;
+  Status scale(Tensor& x, float factor) override;
+  Status softcap(Tensor& x, float cap) override;
   Status append_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
                    Tensor& v_cache) override;
   Status paged_attention(const PagedAttentionArgs& args) override;

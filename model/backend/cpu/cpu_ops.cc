@@ -1,8 +1,11 @@
-// CpuBackend's row-wise ops: embedding, RMSNorm, RoPE, SwiGLU activation, row gather.
+// CpuBackend's row-wise ops: embedding, RMSNorm and LayerNorm, RoPE, gated activations, scale and
+// soft-cap, row gather.
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "model/backend/cpu/cpu_backend.h"
 #include "model/backend/cpu/cpu_checks.h"
@@ -42,6 +45,27 @@ void rms_norm_row(const float* x, const float* weight, float eps, int64_t cols, 
   for (int64_t c = 0; c < cols; ++c) sum_squares += static_cast<double>(x[c]) * x[c];
   double inv_rms = 1.0 / std::sqrt(sum_squares / static_cast<double>(cols) + eps);
   for (int64_t c = 0; c < cols; ++c) out[c] = static_cast<float>(x[c] * inv_rms * weight[c]);
+}
+
+// INVALID_ARGUMENT unless x is F32 with memory behind it (element-wise ops take any rank).
+Status check_f32_data(std::string_view op, const Tensor& x) {
+  if (x.dtype != kF32 || (x.data == nullptr && x.numel() > 0)) {
+    return invalid_argument(fmt::format("{}: tensor 'x' must be F32 with memory behind it", op));
+  }
+  return Status::Ok();
+}
+
+// out[c] = (x[c] − mean) / sqrt(var + eps) · weight[c] (+ bias[c]) for one row; out may equal x.
+void layer_norm_row(const float* x, const float* weight, const float* bias, float eps, int64_t cols, float* out) {
+  double sum = 0.0;
+  for (int64_t c = 0; c < cols; ++c) sum += x[c];
+  const double mean = sum / static_cast<double>(cols);
+  double sum_squares = 0.0;
+  for (int64_t c = 0; c < cols; ++c) sum_squares += (x[c] - mean) * (x[c] - mean);
+  const double inv_std = 1.0 / std::sqrt(sum_squares / static_cast<double>(cols) + eps);
+  for (int64_t c = 0; c < cols; ++c) {
+    out[c] = static_cast<float>((x[c] - mean) * inv_std * weight[c] + (bias != nullptr ? bias[c] : 0.0f));
+  }
 }
 
 // Rotates the leading 2·half dims of one head vector in place with the per-pair cos and sin.
@@ -141,18 +165,85 @@ Status CpuBackend::rope(Tensor& q, Tensor& k, const Tensor& positions, const Ten
   return Status::Ok();
 }
 
-Status CpuBackend::silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
-  RETURN_IF_ERROR(check_tensor("silu_mul", "gate", gate, kF32, {kAnyDim, kAnyDim}));
+Status CpuBackend::gated_activation(Activation act, const Tensor& gate, const Tensor& up, Tensor& out) {
+  constexpr std::string_view op = "gated_activation";
+  RETURN_IF_ERROR(check_tensor(op, "gate", gate, kF32, {kAnyDim, kAnyDim}));
   int64_t rows = gate.dim(0), cols = gate.dim(1);
-  RETURN_IF_ERROR(check_tensor("silu_mul", "up", up, kF32, {rows, cols}));
-  RETURN_IF_ERROR(check_tensor("silu_mul", "out", out, kF32, {rows, cols}));
+  RETURN_IF_ERROR(check_tensor(op, "up", up, kF32, {rows, cols}));
+  RETURN_IF_ERROR(check_tensor(op, "out", out, kF32, {rows, cols}));
   // Element i reads only gate[i] and up[i], so out may equal either; partial overlap is refused.
-  if (out.data != gate.data) RETURN_IF_ERROR(cpu::check_disjoint("silu_mul", "out", out, "gate", gate));
-  if (out.data != up.data) RETURN_IF_ERROR(cpu::check_disjoint("silu_mul", "out", out, "up", up));
-  int64_t n = gate.numel();
+  if (out.data != gate.data) RETURN_IF_ERROR(cpu::check_disjoint(op, "out", out, "gate", gate));
+  if (out.data != up.data) RETURN_IF_ERROR(cpu::check_disjoint(op, "out", out, "up", up));
+  const int64_t n = gate.numel();
   for (int64_t i = 0; i < n; ++i) {
-    double g = gate.as<float>()[i];
-    out.as<float>()[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up.as<float>()[i]);
+    const double g = gate.as<float>()[i];
+    double a = 0.0;
+    switch (act) {
+      case Activation::kSilu:
+        a = g / (1.0 + std::exp(-g));
+        break;
+      case Activation::kGeluTanh:
+        a = 0.5 * g * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (g + 0.044715 * g * g * g)));
+        break;
+      case Activation::kGelu:
+        a = 0.5 * g * (1.0 + std::erf(g / std::sqrt(2.0)));
+        break;
+    }
+    out.as<float>()[i] = static_cast<float>(a * up.as<float>()[i]);
+  }
+  return Status::Ok();
+}
+
+Status CpuBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& out) {
+  constexpr std::string_view op = "layer_norm";
+  RETURN_IF_ERROR(check_tensor(op, "x", x, kF32, {kAnyDim, kAnyDim}));
+  int64_t rows = x.dim(0), cols = x.dim(1);
+  RETURN_IF_ERROR(check_tensor(op, "weight", weight, kF32, {cols}));
+  if (bias.data != nullptr) RETURN_IF_ERROR(check_tensor(op, "bias", bias, kF32, {cols}));
+  RETURN_IF_ERROR(check_tensor(op, "out", out, kF32, {rows, cols}));
+  RETURN_IF_ERROR(check_eps(op, eps));
+  if (out.data != x.data) RETURN_IF_ERROR(cpu::check_disjoint(op, "out", out, "x", x));
+  const float* b = bias.data != nullptr ? bias.as<float>() : nullptr;
+  for (int64_t r = 0; r < rows; ++r) {
+    layer_norm_row(x.as<float>() + r * cols, weight.as<float>(), b, eps, cols, out.as<float>() + r * cols);
+  }
+  return Status::Ok();
+}
+
+Status CpuBackend::add_layer_norm(Tensor& residual, const Tensor& delta, const Tensor& weight, const Tensor& bias,
+                                  float eps, Tensor& out) {
+  constexpr std::string_view op = "add_layer_norm";
+  RETURN_IF_ERROR(check_tensor(op, "residual", residual, kF32, {kAnyDim, kAnyDim}));
+  int64_t rows = residual.dim(0), cols = residual.dim(1);
+  RETURN_IF_ERROR(check_tensor(op, "delta", delta, kF32, {rows, cols}));
+  RETURN_IF_ERROR(check_tensor(op, "weight", weight, kF32, {cols}));
+  if (bias.data != nullptr) RETURN_IF_ERROR(check_tensor(op, "bias", bias, kF32, {cols}));
+  RETURN_IF_ERROR(check_tensor(op, "out", out, kF32, {rows, cols}));
+  RETURN_IF_ERROR(check_eps(op, eps));
+  RETURN_IF_ERROR(cpu::check_disjoint(op, "out", out, "residual", residual));
+  if (out.data != delta.data) RETURN_IF_ERROR(cpu::check_disjoint(op, "out", out, "delta", delta));
+  const float* b = bias.data != nullptr ? bias.as<float>() : nullptr;
+  for (int64_t r = 0; r < rows; ++r) {
+    float* res = residual.as<float>() + r * cols;
+    const float* d = delta.as<float>() + r * cols;
+    for (int64_t c = 0; c < cols; ++c) res[c] += d[c];
+    layer_norm_row(res, weight.as<float>(), b, eps, cols, out.as<float>() + r * cols);
+  }
+  return Status::Ok();
+}
+
+Status CpuBackend::scale(Tensor& x, float factor) {
+  RETURN_IF_ERROR(check_f32_data("scale", x));
+  if (!std::isfinite(factor)) return invalid_argument("scale: factor is not finite");
+  for (int64_t i = 0; i < x.numel(); ++i) x.as<float>()[i] *= factor;
+  return Status::Ok();
+}
+
+Status CpuBackend::softcap(Tensor& x, float cap) {
+  RETURN_IF_ERROR(check_f32_data("softcap", x));
+  if (!(cap > 0.0f) || !std::isfinite(cap)) return invalid_argument("softcap: cap must be finite and > 0");
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    x.as<float>()[i] = static_cast<float>(cap * std::tanh(static_cast<double>(x.as<float>()[i]) / cap));
   }
   return Status::Ok();
 }

@@ -293,8 +293,9 @@ class CudaBackend final : public Backend {
     return cuda_status(kernels::launch_rope(p, stream_), op);
   }
 
-  Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
-    constexpr std::string_view op = "silu_mul";
+  Status gated_activation(Activation act, const Tensor& gate, const Tensor& up, Tensor& out) override {
+    constexpr std::string_view op = "gated_activation";
+    if (act != Activation::kSilu) return unimplemented("cuda backend: gated_activation has only SiLU");
     RETURN_IF_ERROR(check_bf16_matrix(op, "gate", gate));
     RETURN_IF_ERROR(check_bf16(op, "up", up, {gate.dim(0), gate.dim(1)}));
     RETURN_IF_ERROR(check_bf16(op, "out", out, {gate.dim(0), gate.dim(1)}));
@@ -328,6 +329,7 @@ class CudaBackend final : public Backend {
 
   Status paged_attention(const PagedAttentionArgs& args) override {
     constexpr std::string_view op = "paged_attention";
+    if (args.softcap != 0.0f) return unimplemented("cuda backend: paged_attention has no logit soft-cap yet");
     RETURN_IF_ERROR(check_bf16(op, "q", args.q, {-1, -1, -1}));
     const int64_t total_q = args.q.dim(0), num_q_heads = args.q.dim(1), head_dim = args.q.dim(2);
     RETURN_IF_ERROR(check_bf16(op, "k_cache", args.k_cache, {-1, kPageSize, -1, head_dim}));

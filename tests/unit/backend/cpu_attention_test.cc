@@ -36,6 +36,7 @@ struct AttentionProblem {
   std::string name;
   int q_heads, kv_heads, head_dim, sliding_window;
   std::vector<SeqCase> seqs;
+  float softcap = 0.0f;  // logit soft-cap (0: none)
 };
 
 void PrintTo(const AttentionProblem& p, std::ostream* os) {
@@ -130,6 +131,7 @@ class PagedAttentionHarness {
     args.max_context_len = max_ctx;
     args.scale = 1.0f / std::sqrt(static_cast<float>(p_.head_dim));
     args.sliding_window = p_.sliding_window;
+    args.softcap = p_.softcap;
     return args;
   }
 
@@ -154,7 +156,9 @@ class PagedAttentionHarness {
               dot += double{queries_[static_cast<size_t>((row * p_.q_heads + h) * p_.head_dim + d)]} *
                      keys_[s][static_cast<size_t>((j * p_.kv_heads + g) * p_.head_dim + d)];
             }
-            scores.push_back(dot * scale);
+            double score = dot * scale;
+            if (p_.softcap > 0.0f) score = p_.softcap * std::tanh(score / p_.softcap);
+            scores.push_back(score);
             visible.push_back(j);
           }
           double top = *std::max_element(scores.begin(), scores.end());
@@ -216,7 +220,10 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionProblem{"SlidingWindow17", 4, 2, 32, 17, kMixed},
                       AttentionProblem{"SlidingWindowOnePage", 4, 2, 32, 64, kMixed},
                       AttentionProblem{"SlidingWindowOfOne", 2, 1, 8, 1, {{7, 70}, {1, 3}}},  // itself only
-                      AttentionProblem{"Smallest", 2, 2, 1, 0, {{1, 1}}}),
+                      AttentionProblem{"Smallest", 2, 2, 1, 0, {{1, 1}}},
+                      // Scores of these random inputs reach ~±2, so a cap of 0.7 changes every softmax.
+                      AttentionProblem{"SoftcapWindow", 4, 2, 24, 33, kMixed, 0.7f},
+                      AttentionProblem{"SoftcapHeadDim256", 2, 1, 256, 0, {{3, 70}, {1, 5}}, 1.5f}),
     [](const ::testing::TestParamInfo<AttentionProblem>& param_info) { return param_info.param.name; });
 
 // The sliding-window contract (backend.h, PagedAttentionArgs::block_tables): entries released behind

@@ -259,7 +259,79 @@ TEST_F(CpuOpsTest, SiluMulMatchesNaive) {
   for (size_t i = 0; i < gate.size(); ++i) want[i] = gate[i] * up[i] / (1.0 + std::exp(-double{gate[i]}));
   EXPECT_LT(max_abs_diff(to_host(backend_, out), want), 1e-6);
   expect_invalid(backend_.silu_mul(make_f32(backend_, {rows, cols}, gate), make_f32(backend_, {1, cols}, random_floats(cols, 32)), out),
-                 {"silu_mul", "up"});
+                 {"gated_activation", "up"});
+}
+
+TEST_F(CpuOpsTest, GeluActivationsMatchTheirDefinitions) {
+  const int rows = 2, cols = 37;
+  std::vector<float> gate = random_floats(rows * cols, 33, -6.0f, 6.0f);
+  std::vector<float> up = random_floats(rows * cols, 34);
+  Tensor g = make_f32(backend_, {rows, cols}, gate), u = make_f32(backend_, {rows, cols}, up);
+  Tensor out = make_poisoned(backend_, {rows, cols});
+  std::vector<double> want(gate.size());
+  ASSERT_TRUE(backend_.gated_activation(Activation::kGeluTanh, g, u, out).ok());
+  for (size_t i = 0; i < gate.size(); ++i) {
+    double x = gate[i];
+    want[i] = 0.5 * x * (1.0 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))) * up[i];
+  }
+  EXPECT_LT(max_abs_diff(to_host(backend_, out), want), 1e-6);
+  ASSERT_TRUE(backend_.gated_activation(Activation::kGelu, g, u, out).ok());
+  for (size_t i = 0; i < gate.size(); ++i) want[i] = 0.5 * gate[i] * std::erfc(-gate[i] / std::sqrt(2.0)) * up[i];
+  EXPECT_LT(max_abs_diff(to_host(backend_, out), want), 1e-6);
+  // The two GELUs differ by up to ~1e-3 around |x| ~ 2: the test would notice a swapped formula.
+  std::vector<float> exact = to_host(backend_, out);
+  ASSERT_TRUE(backend_.gated_activation(Activation::kGeluTanh, g, u, out).ok());
+  EXPECT_GT(max_abs_diff(to_host(backend_, out), std::vector<double>(exact.begin(), exact.end())), 1e-5);
+}
+
+TEST_F(CpuOpsTest, LayerNormMatchesNaiveWithAndWithoutBias) {
+  const int rows = 3, cols = 50;
+  std::vector<float> x = random_floats(rows * cols, 35, -3.0f, 5.0f);
+  std::vector<float> w = random_floats(cols, 36), b = random_floats(cols, 37);
+  const float eps = 1e-5f;
+  auto naive = [&](const std::vector<float>& in, bool with_bias) {
+    std::vector<double> out(in.size());
+    for (int r = 0; r < rows; ++r) {
+      double mean = 0.0, var = 0.0;
+      for (int c = 0; c < cols; ++c) mean += in[r * cols + c] / double{cols};
+      for (int c = 0; c < cols; ++c) var += (in[r * cols + c] - mean) * (in[r * cols + c] - mean) / double{cols};
+      for (int c = 0; c < cols; ++c) {
+        out[r * cols + c] = (in[r * cols + c] - mean) / std::sqrt(var + eps) * w[c] + (with_bias ? b[c] : 0.0);
+      }
+    }
+    return out;
+  };
+  Tensor out = make_poisoned(backend_, {rows, cols});
+  Tensor weight = make_f32(backend_, {cols}, w), bias = make_f32(backend_, {cols}, b);
+  ASSERT_TRUE(backend_.layer_norm(make_f32(backend_, {rows, cols}, x), weight, bias, eps, out).ok());
+  EXPECT_LT(max_abs_diff(to_host(backend_, out), naive(x, true)), 1e-5);
+  ASSERT_TRUE(backend_.layer_norm(make_f32(backend_, {rows, cols}, x), weight, Tensor{}, eps, out).ok());
+  EXPECT_LT(max_abs_diff(to_host(backend_, out), naive(x, false)), 1e-5);
+
+  std::vector<float> delta = random_floats(rows * cols, 38);
+  Tensor residual = make_f32(backend_, {rows, cols}, x);
+  ASSERT_TRUE(backend_.add_layer_norm(residual, make_f32(backend_, {rows, cols}, delta), weight, bias, eps, out).ok());
+  std::vector<float> sum(x.size());
+  for (size_t i = 0; i < x.size(); ++i) sum[i] = x[i] + delta[i];
+  EXPECT_EQ(to_host(backend_, residual), sum);
+  EXPECT_LT(max_abs_diff(to_host(backend_, out), naive(sum, true)), 1e-5);
+  expect_invalid(backend_.layer_norm(make_f32(backend_, {rows, cols}, x), make_f32(backend_, {cols - 1}, random_floats(cols - 1, 40)), bias, eps, out),
+                 {"layer_norm", "weight"});
+}
+
+TEST_F(CpuOpsTest, ScaleAndSoftcapAreElementWise) {
+  std::vector<float> x = random_floats(41, 39, -200.0f, 200.0f);
+  Tensor t = make_f32(backend_, {41}, x);
+  ASSERT_TRUE(backend_.scale(t, 0.5f).ok());
+  std::vector<float> got = to_host(backend_, t);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(got[i], x[i] * 0.5f);
+  ASSERT_TRUE(backend_.softcap(t, 30.0f).ok());
+  std::vector<float> capped = to_host(backend_, t);
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_NEAR(capped[i], 30.0 * std::tanh(got[i] / 30.0), 1e-5);
+    EXPECT_LT(std::abs(capped[i]), 30.0f);
+  }
+  expect_invalid(backend_.softcap(t, 0.0f), {"softcap"});
 }
 
 TEST_F(CpuOpsTest, GatherRowsPicksRows) {
