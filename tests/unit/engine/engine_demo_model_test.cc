@@ -13,6 +13,7 @@
 #include "model/tokenizer/tokenizer.h"
 #include "model/weights/safetensors.h"
 #include "server/engine/engine.h"
+#include "tests/unit/engine/step_gate.h"
 
 namespace longbow {
 namespace {
@@ -60,8 +61,14 @@ class DemoModelEngineTest : public ::testing::Test {
     demo = nullptr;
   }
 
-  void make(int num_pages, int max_batched_tokens, bool start = true) {
+  ~DemoModelEngineTest() override { stop_engine(); }
+  // Stops the engine before its runtime goes; a runtime held at its step gate is let go first.
+  void stop_engine() {
+    if (gated_) gated_->gate().open();
     engine_.reset();
+  }
+  void make(int num_pages, int max_batched_tokens, bool start = true) {
+    stop_engine();
     RuntimeOptions options;
     options.num_kv_pages = num_pages;
     options.max_batched_tokens = max_batched_tokens;
@@ -69,11 +76,12 @@ class DemoModelEngineTest : public ::testing::Test {
     auto runtime = Transformer::load(demo->config, *demo->checkpoint, *demo->backend, options);
     ASSERT_TRUE(runtime.ok()) << runtime.status().to_string();
     runtime_ = std::move(runtime).value();
+    gated_ = std::make_unique<fakes::GatedTransformer>(*runtime_);
     EngineConfig config;
     config.scheduler.max_batched_tokens = max_batched_tokens;
     config.scheduler.max_num_seqs = 64;
     config.check_kv_integrity = true;
-    auto engine = Engine::create(config, *runtime_, *demo->tokenizer);
+    auto engine = Engine::create(config, *gated_, *demo->tokenizer);
     ASSERT_TRUE(engine.ok()) << engine.status().to_string();
     engine_ = std::move(engine).value();
     if (start) {
@@ -134,6 +142,7 @@ class DemoModelEngineTest : public ::testing::Test {
   }
 
   std::unique_ptr<Transformer> runtime_;
+  std::unique_ptr<fakes::GatedTransformer> gated_;  // runtime_ behind a step gate; the engine runs this
   std::unique_ptr<Engine> engine_;
 };
 
@@ -185,10 +194,15 @@ TEST_F(DemoModelEngineTest, CancellingMidGenerationReturnsThePagesToTheirIdleCou
   ASSERT_TRUE(wait_for_idle_pages());
   int idle_used = engine_->metrics().kv_pages_used;
   EXPECT_EQ(idle_used, 0);
+  // The runtime takes only the steps granted here: the request is mid-generation when cancelled.
+  gated_->gate().close();
   RequestHandle handle = submit(greedy(prompt(1000, 200), 3000));
+  gated_->gate().grant(8);  // the prefill (the first token) and 7 decodes
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(handle.events->next(60s).has_value());
+  ASSERT_TRUE(gated_->gate().wait_blocked());  // the gauges of step 8 are published
   EXPECT_GE(engine_->metrics().kv_pages_used, 4);  // 200 prompt tokens + outputs
   engine_->cancel(handle.request_id);
+  gated_->gate().open();  // the cancellation is queued: it ends the request at the next step
   Result rest = collect(handle);
   EXPECT_EQ(rest.error.code(), StatusCode::kCancelled);
   EXPECT_TRUE(wait_for_idle_pages());
@@ -203,27 +217,45 @@ TEST_F(DemoModelEngineTest, RepeatedLongPromptHitsThePrefixCacheAndStartsSooner)
   make(/*num_pages=*/64, /*max_batched_tokens=*/512);
   const std::vector<TokenId> long_prompt = prompt(2000, 1000);
   ASSERT_EQ(long_prompt.size(), 1000u);
+  // Work before the first token is counted (model steps and tokens computed), not timed.
+  struct FirstToken {
+    int64_t steps = 0;
+    int64_t tokens_computed = 0;
+  };
   auto first_token_after = [&](Result* result) {
-    Clock::time_point start = Clock::now();
-    RequestHandle handle = submit(greedy(long_prompt, 4));
-    std::optional<GenerateEvent> first = handle.events->next(120s);
-    Clock::duration ttft = Clock::now() - start;
-    EXPECT_TRUE(first.has_value());
+    FirstToken cost;
+    gated_->gate().close();
+    int64_t steps_before = gated_->gate().steps_taken();
+    int64_t computed_before = gated_->tokens_computed();
+    RequestHandle handle = submit(greedy(long_prompt, 4));  // the first token is never the last
+    std::optional<GenerateEvent> first;
+    while (!first) {
+      gated_->gate().grant(1);
+      if (!gated_->gate().wait_blocked()) {
+        ADD_FAILURE() << "the engine did not come back to the runtime";
+        break;
+      }
+      first = handle.events->try_next();
+    }
+    cost.steps = gated_->gate().steps_taken() - steps_before;
+    cost.tokens_computed = gated_->tokens_computed() - computed_before;
+    gated_->gate().open();
     *result = collect(handle);
     if (first) result->tokens.insert(result->tokens.begin(), first->token_ids.begin(), first->token_ids.end());
-    return std::chrono::duration<double>(ttft).count();
+    return cost;
   };
   Result cold, warm;
-  double cold_ttft = first_token_after(&cold);
-  double warm_ttft = first_token_after(&warm);
+  FirstToken cold_cost = first_token_after(&cold);
+  FirstToken warm_cost = first_token_after(&warm);
   EXPECT_EQ(warm.tokens, cold.tokens);
   EXPECT_EQ(cold.usage.cached_prompt_tokens, 0);
   EXPECT_EQ(warm.usage.cached_prompt_tokens, 960);  // 15 full pages; the last 40 tokens are recomputed
   MetricsSnapshot m = engine_->metrics();
   EXPECT_NEAR(m.prefix_cache_hit_rate(), 960.0 / 2000.0, 1e-9);
-  EXPECT_LT(warm_ttft * 4, cold_ttft) << "cold TTFT " << cold_ttft << " s, warm TTFT " << warm_ttft << " s";
-  std::printf("demo model, 1000-token prompt: TTFT cold %.1f ms, warm (prefix cache) %.1f ms\n", cold_ttft * 1e3,
-              warm_ttft * 1e3);
+  EXPECT_EQ(cold_cost.steps, 2);  // 1000 tokens in chunks of 512
+  EXPECT_EQ(cold_cost.tokens_computed, 1000);
+  EXPECT_EQ(warm_cost.steps, 1);
+  EXPECT_EQ(warm_cost.tokens_computed, 40);
 }
 
 TEST_F(DemoModelEngineTest, SeededSamplingIsReproducibleAndStreamsValidText) {

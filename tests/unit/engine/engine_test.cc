@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <thread>
 
 #include "server/engine/rng.h"
@@ -107,8 +108,14 @@ EngineConfig test_config() {
 
 class EngineTest : public ::testing::Test {
  protected:
+  ~EngineTest() override { stop_engine(); }
+  // Stops the engine before its model goes; a model held at its step gate is let go first.
+  void stop_engine() {
+    if (model_) model_->gate().open();
+    engine_.reset();
+  }
   void make(EngineConfig config = test_config(), int num_pages = 256, bool start = true) {
-    engine_.reset();  // before the model it runs on
+    stop_engine();
     model_ = std::make_unique<FakeTransformer>(FakeTransformer::default_config(), num_pages);
     configure_model(*model_);
     auto engine = Engine::create(config, *model_, tokenizer_);
@@ -289,20 +296,30 @@ TEST_F(EngineTest, CancellingMidGenerationReturnsEveryPage) {
   ASSERT_TRUE(wait_for_idle_pages());
   GenerateRequest request = greedy_request(make_prompt(200, 3), 3000);
   request.sampling.ignore_eos = true;
+  // The model takes only the steps granted here: the request is mid-generation when cancelled,
+  // however fast the machine.
+  model_->gate().close();
   RequestHandle handle = submit(request);
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(handle.events->next(5s).has_value());
+  model_->gate().grant(5);  // the prefill (the first token) and 4 decodes
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(handle.events->next(20s).has_value());
+  ASSERT_TRUE(model_->gate().wait_blocked());  // the gauges of step 5 are published
   EXPECT_GT(engine_->metrics().kv_pages_used, 0);
   engine_->cancel(handle.request_id);
+  model_->gate().open();  // the cancellation is queued: it ends the request at the next step
   Collected rest = collect(handle);
   EXPECT_EQ(rest.error.code(), StatusCode::kCancelled);
+  EXPECT_LT(rest.tokens[0].size(), 10u);
   EXPECT_TRUE(wait_for_idle_pages());
   EXPECT_EQ(engine_->metrics().requests_failed, 1);
 
   // Dropping the handle cancels too.
+  model_->gate().close();
   {
     RequestHandle dropped = submit(request);
-    ASSERT_TRUE(dropped.events->next(5s).has_value());
+    model_->gate().grant(1);
+    ASSERT_TRUE(dropped.events->next(20s).has_value());
   }
+  model_->gate().open();
   // The engine notices at its next step; gauges may still show the state before it.
   EXPECT_TRUE(wait_until([](const MetricsSnapshot& m) { return m.requests_failed == 2; }));
   EXPECT_TRUE(wait_for_idle_pages());
@@ -312,34 +329,44 @@ TEST_F(EngineTest, CancellingMidGenerationReturnsEveryPage) {
   EXPECT_TRUE(collect(submit(greedy_request(make_prompt(10, 1), 2))).error.ok());
 }
 
-class SlowEngineTest : public EngineTest {
-  void configure_model(FakeTransformer& model) override { model.set_delay_per_token(20us); }
-};
-
-TEST_F(SlowEngineTest, RepeatedLongPromptHitsThePrefixCache) {
+// A warm prompt reaches its first token in fewer model steps than a cold one. Steps are counted at
+// the step gate (granted one at a time), not timed.
+TEST_F(EngineTest, RepeatedLongPromptHitsThePrefixCache) {
   make();
   std::vector<TokenId> prompt = make_prompt(2000, 4);
-  auto timed = [&]() {
-    auto start = std::chrono::steady_clock::now();
-    RequestHandle handle = submit(greedy_request(prompt, 3));
-    EXPECT_TRUE(handle.events->next(20s).has_value());
-    auto ttft = std::chrono::steady_clock::now() - start;
+  auto run = [&](int64_t* steps_to_first_token) {
+    model_->gate().close();
+    int64_t steps_before = model_->gate().steps_taken();
+    int64_t computed_before = model_->tokens_computed();
+    RequestHandle handle = submit(greedy_request(prompt, 3));  // the first token is never the last
+    std::optional<GenerateEvent> first;
+    while (!first) {
+      model_->gate().grant(1);
+      if (!model_->gate().wait_blocked()) {
+        ADD_FAILURE() << "the engine did not come back to the model";
+        break;
+      }
+      first = handle.events->try_next();
+    }
+    *steps_to_first_token = model_->gate().steps_taken() - steps_before;
+    int64_t computed = model_->tokens_computed() - computed_before;
+    model_->gate().open();
     Collected rest = collect(handle);
     EXPECT_TRUE(rest.error.ok());
-    return std::make_pair(ttft, rest);
+    return std::make_pair(computed, rest);
   };
-  auto [cold_ttft, cold] = timed();
-  int64_t computed_cold = model_->tokens_computed();
-  auto [warm_ttft, warm] = timed();
-  int64_t computed_warm = model_->tokens_computed() - computed_cold;
+  int64_t cold_steps = 0, warm_steps = 0;
+  auto [computed_cold, cold] = run(&cold_steps);
+  auto [computed_warm, warm] = run(&warm_steps);
   MetricsSnapshot m = engine_->metrics();
   EXPECT_EQ(m.prefix_cache_hit_tokens, 1984);  // 31 full pages; the last 16 tokens are recomputed
   EXPECT_NEAR(m.prefix_cache_hit_rate(), 1984.0 / 4000.0, 1e-9);
   ASSERT_TRUE(warm.usage.has_value());
   EXPECT_EQ(warm.usage->cached_prompt_tokens, 1984);
-  EXPECT_LT(computed_warm, 50);
-  EXPECT_LT(warm_ttft * 3, cold_ttft) << "cold " << std::chrono::duration<double>(cold_ttft).count() << " s, warm "
-                                      << std::chrono::duration<double>(warm_ttft).count() << " s";
+  EXPECT_EQ(computed_cold, 2000);  // tokens computed up to the first token: the whole prompt
+  EXPECT_EQ(computed_warm, 16);    // only what the prefix cache did not hold
+  EXPECT_EQ(cold_steps, 8);  // 2000 tokens in chunks of max_batched_tokens = 256
+  EXPECT_EQ(warm_steps, 1);
   EXPECT_EQ(m.time_to_first_token.count, 2u);
 }
 
@@ -491,13 +518,29 @@ TEST_F(EngineTest, DrainFinishesInFlightRequestsOrAbortsThemAtTheDeadline) {
   EXPECT_TRUE(collect(quick).error.ok());
   EXPECT_EQ(engine_->submit(greedy_request(make_prompt(30, 1), 8)).status().code(), StatusCode::kUnavailable);
 
-  make();
-  GenerateRequest endless = greedy_request(make_prompt(30, 1), 3000);
+  // A request that needs 16,000 model steps, while the test grants at most one step per
+  // millisecond of waiting: it cannot finish within the 50 ms deadline (it would need 16 s), and
+  // the steps granted after the deadline let the engine apply the drain's abort.
+  EngineConfig config = test_config();
+  config.max_model_len = 16384;
+  make(config, /*num_pages=*/256);  // 16384 tokens of KV
+  GenerateRequest endless = greedy_request(make_prompt(30, 1), 16000);
   endless.sampling.ignore_eos = true;
+  model_->gate().close();
   RequestHandle slow = submit(endless);
-  Status drained = engine_->drain(50ms);
-  EXPECT_EQ(drained.code(), StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(collect(slow).error.code(), StatusCode::kUnavailable);
+  std::promise<void> draining;
+  std::future<Status> drained = std::async(std::launch::async, [&] {
+    draining.set_value();
+    return engine_->drain(50ms);
+  });
+  draining.get_future().wait();
+  while (drained.wait_for(1ms) != std::future_status::ready) model_->gate().grant(1);
+  Status status = drained.get();
+  EXPECT_EQ(status.code(), StatusCode::kDeadlineExceeded) << status.to_string();
+  model_->gate().open();
+  Collected rest = collect(slow);
+  EXPECT_EQ(rest.error.code(), StatusCode::kUnavailable);
+  EXPECT_LT(rest.tokens[0].size(), 16000u);
   EXPECT_TRUE(wait_for_idle_pages());
 }
 

@@ -3,17 +3,17 @@
 // reads back through its block table. So a wrong block table, a page reused while still shared, or
 // a prefix-cache page holding other tokens changes the logits, and reading a slot nobody wrote is an
 // error. reference_logits() gives the logits a context should produce, for solo reference runs.
+// Every forward() passes gate() first (step_gate.h), so a test can hold the model between steps.
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "model/runtime/transformer.h"
+#include "tests/unit/engine/step_gate.h"
 
 namespace longbow::fakes {
 
@@ -36,8 +36,7 @@ class FakeTransformer : public Transformer {
   }
 
   void set_favorite(Favorite favorite) { favorite_ = std::move(favorite); }
-  // Sleeps this long per computed token, so prefill cost shows in latencies.
-  void set_delay_per_token(std::chrono::microseconds delay) { delay_per_token_ = delay; }
+  StepGate& gate() { return gate_; }
   void fail_forward_calls(bool fail) { fail_ = fail; }
 
   std::vector<float> reference_logits(std::span<const int32_t> context) const {
@@ -60,6 +59,7 @@ class FakeTransformer : public Transformer {
   }
 
   Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) override {
+    gate_.pass();
     ++num_forward_calls_;
     if (fail_) return internal_error("fake forward failure");
     int64_t computed = 0;
@@ -78,7 +78,6 @@ class FakeTransformer : public Transformer {
       computed += static_cast<int64_t>(step.tokens.size());
     }
     tokens_computed_ += computed;
-    if (delay_per_token_.count() > 0) std::this_thread::sleep_for(delay_per_token_ * computed);
     logits->clear();
     for (const SequenceStep& step : steps) {
       if (!step.want_logits) continue;
@@ -107,7 +106,7 @@ class FakeTransformer : public Transformer {
   int num_pages_;
   std::vector<int32_t> slots_;
   Favorite favorite_;
-  std::chrono::microseconds delay_per_token_{0};
+  StepGate gate_;
   std::atomic<bool> fail_{false};
   std::atomic<int64_t> tokens_computed_{0};
   std::atomic<int64_t> num_forward_calls_{0};
