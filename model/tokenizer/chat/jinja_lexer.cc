@@ -16,9 +16,11 @@ int count_lines(std::string_view s, size_t end) {
   return 1 + static_cast<int>(std::count(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(end), '\n'));
 }
 
-// End of the tag whose inside starts at `pos` (the offset of `close`), skipping string literals.
+// End of the tag whose inside starts at `pos` (the offset of `close`), skipping string literals
+// and balanced brackets (as jinja2's lexer: "{{ {'a': {}} }}" ends at the last "}}").
 size_t find_tag_end(std::string_view source, size_t pos, std::string_view close) {
   char quote = 0;
+  int depth = 0;
   for (size_t i = pos; i < source.size(); ++i) {
     const char c = source[i];
     if (quote != 0) {
@@ -29,8 +31,12 @@ size_t find_tag_end(std::string_view source, size_t pos, std::string_view close)
       }
     } else if (c == '\'' || c == '"') {
       quote = c;
-    } else if (source.compare(i, close.size(), close) == 0) {
+    } else if (depth == 0 && source.compare(i, close.size(), close) == 0) {
       return i;
+    } else if (c == '{' || c == '[' || c == '(') {
+      ++depth;
+    } else if ((c == '}' || c == ']' || c == ')') && depth > 0) {
+      --depth;
     }
   }
   return std::string_view::npos;

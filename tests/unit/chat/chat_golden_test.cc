@@ -82,7 +82,7 @@ void check_golden_dir(const fs::path& dir) {
 }
 
 TEST(ChatGoldenTest, MatchesTransformers) {
-  const fs::path dir = fs::path(LONGBOW_BINARY_DIR) / "hf_goldens/chat";
+  const fs::path dir = fs::path(LONGBOW_BINARY_DIR) / "hf-tokenizers/hf_goldens/chat";
   if (!fs::is_directory(dir)) GTEST_SKIP() << "no transformers goldens extracted at " << dir;
   check_golden_dir(dir);
 }
