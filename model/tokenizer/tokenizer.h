@@ -1,6 +1,8 @@
-// Tokenizer: sentencepiece `tokenizer.model` files parsed and run by longbow's own code.
+// Tokenizer: the interface the server tokenizes through, with two implementations written in
+// longbow: sentencepiece `tokenizer.model` files (below) and Hugging Face `tokenizer.json` files
+// (hf_tokenizer.h); load_tokenizer() (tokenizer_factory.h) picks one for a model directory.
 //
-// Debian's libsentencepiece cannot share a process with gRPC (it embeds protobuf 3.14), so this
+// Sentencepiece: Debian's libsentencepiece cannot share a process with gRPC (it embeds protobuf 3.14), so this
 // reimplements what the server needs: the ModelProto wire format, the normalizer (precompiled
 // charsmap, whitespace rules), BPE and unigram segmentation, byte fallback, user-defined and control
 // pieces. encode() and decode() are byte-identical to sentencepiece's Encode/Decode (tests compare
@@ -46,6 +48,14 @@ class Tokenizer {
   virtual std::optional<TokenId> bos_id() const = 0;
   virtual std::optional<TokenId> eos_id() const = 0;
   virtual std::optional<TokenId> unk_id() const = 0;
+
+  // Token ids with the tokenizer's own special tokens around them (Hugging Face's
+  // add_special_tokens=True: the post-processor's template; sentencepiece: BOS when it has one).
+  virtual std::vector<TokenId> encode_with_special_tokens(std::string_view text) const;
+  // decode(), but special tokens keep their text (Hugging Face's skip_special_tokens=False).
+  virtual std::string decode_keeping_special(std::span<const TokenId> ids) const { return decode(ids); }
+  // The id whose piece (vocabulary string or added token) is exactly `piece`.
+  virtual std::optional<TokenId> token_to_id(std::string_view piece) const;
 };
 
 // Loads a sentencepiece model file (BPE or unigram). INVALID_ARGUMENT on a malformed file,

@@ -1,0 +1,80 @@
+// AddedVocabulary: tokenizer.json's "added_tokens", which are matched in the input before the
+// model sees it. Tokens with normalized=false are found in the raw text first; the text between
+// them is normalized and searched again for tokens with normalized=true (their content normalized
+// the same way). Matching is leftmost-longest; single_word, lstrip and rstrip behave as in
+// Hugging Face tokenizers (lstrip/rstrip swallow adjacent Unicode whitespace into the token).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "model/tokenizer/hf/normalizer.h"
+#include "model/tokenizer/hf/string_map.h"
+#include "model/tokenizer/tokenizer.h"
+
+namespace longbow::hf {
+
+struct AddedToken {
+  TokenId id = 0;
+  std::string content;
+  bool special = false;
+  bool lstrip = false;
+  bool rstrip = false;
+  bool normalized = false;
+  bool single_word = false;
+};
+
+// A stretch of input: an added token, or text still to be normalized/pre-tokenized.
+struct InputSegment {
+  std::optional<TokenId> token;
+  std::string text;       // the text (for a token: the matched text)
+  bool at_start = false;  // begins at offset 0 of the input
+  bool normalized = false;  // text already went through the normalizer
+};
+
+class AddedVocabulary {
+ public:
+  // `normalizer` (may be null) normalizes the content of normalized=true tokens; it must outlive
+  // this object.
+  static StatusOr<AddedVocabulary> from_json(const nlohmann::json& added_tokens, const Normalizer* normalizer);
+
+  // `text` split into added tokens and the text between them (whose `normalized` is true: the
+  // normalizer was applied to it, as the second pass needs).
+  std::vector<InputSegment> split(std::string_view text) const;
+
+  const std::vector<AddedToken>& tokens() const { return tokens_; }
+  const AddedToken* find(TokenId id) const;
+  std::optional<TokenId> find(std::string_view content) const;
+
+ private:
+  // A byte trie over token contents; matches() returns the longest token starting at `pos`.
+  struct Trie {
+    struct Node {
+      std::vector<std::pair<unsigned char, int>> edges;  // sorted by byte
+      int token = -1;                                    // index into tokens_
+    };
+    std::vector<Node> nodes;
+    bool first_byte[256] = {};
+    void insert(std::string_view key, int token);
+    // Index into tokens_ and length of the longest key at text[pos..], or (-1, 0).
+    std::pair<int, size_t> longest(std::string_view text, size_t pos) const;
+  };
+
+  // One leftmost-longest pass over `text` with `trie`, appending to `out`.
+  void split_pass(const Trie& trie, const InputSegment& segment, std::vector<InputSegment>* out) const;
+
+  std::vector<AddedToken> tokens_;
+  StringMap<size_t> by_content_;
+  std::vector<std::pair<TokenId, size_t>> by_id_;  // sorted by id
+  Trie raw_trie_;         // normalized=false tokens, by content
+  Trie normalized_trie_;  // normalized=true tokens, by normalized content
+  const Normalizer* normalizer_ = nullptr;
+};
+
+}  // namespace longbow::hf

@@ -1,0 +1,141 @@
+#include "model/tokenizer/hf/unicode.h"
+
+#include <utf8proc.h>
+
+#include <cstdlib>
+#include <memory>
+
+namespace longbow::hf {
+namespace {
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+
+// Length of the well-formed character at the front of `s`, or -n for a maximal ill-formed
+// subpart of n bytes (Unicode 15, table 3-7).
+int well_formed_length(std::string_view s) {
+  const auto b0 = static_cast<unsigned char>(s[0]);
+  if (b0 < 0x80) return 1;
+  int length;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    length = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    length = 3;
+    if (b0 == 0xE0) lo = 0xA0;
+    if (b0 == 0xED) hi = 0x9F;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    length = 4;
+    if (b0 == 0xF0) lo = 0x90;
+    if (b0 == 0xF4) hi = 0x8F;
+  } else {
+    return -1;
+  }
+  for (int i = 1; i < length; ++i) {
+    if (static_cast<size_t>(i) >= s.size()) return -i;
+    const auto b = static_cast<unsigned char>(s[static_cast<size_t>(i)]);
+    if (b < (i == 1 ? lo : 0x80) || b > (i == 1 ? hi : 0xBF)) return -i;
+  }
+  return length;
+}
+
+bool category_in(char32_t cp, int first, int last) {
+  const int category = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
+  return category >= first && category <= last;
+}
+
+}  // namespace
+
+char32_t next_code_point(std::string_view s, size_t* length) {
+  const auto b0 = static_cast<unsigned char>(s[0]);
+  if (b0 < 0x80) {
+    *length = 1;
+    return b0;
+  }
+  utf8proc_int32_t cp = 0xFFFD;
+  const utf8proc_ssize_t n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
+                                              static_cast<utf8proc_ssize_t>(s.size()), &cp);
+  *length = n > 0 ? static_cast<size_t>(n) : 1;
+  return n > 0 ? static_cast<char32_t>(cp) : 0xFFFD;
+}
+
+void append_utf8(char32_t cp, std::string* out) {
+  utf8proc_uint8_t buffer[4];
+  const utf8proc_ssize_t n = utf8proc_encode_char(static_cast<utf8proc_int32_t>(cp), buffer);
+  out->append(reinterpret_cast<const char*>(buffer), static_cast<size_t>(n));
+}
+
+std::string to_valid_utf8(std::string_view text) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const int n = well_formed_length(text.substr(pos));
+    if (n < 0) break;
+    pos += static_cast<size_t>(n);
+  }
+  if (pos == text.size()) return std::string(text);
+  std::string out(text.substr(0, pos));
+  while (pos < text.size()) {
+    const int n = well_formed_length(text.substr(pos));
+    if (n > 0) {
+      out.append(text.substr(pos, static_cast<size_t>(n)));
+      pos += static_cast<size_t>(n);
+    } else {
+      out += kReplacement;
+      pos += static_cast<size_t>(-n);
+    }
+  }
+  return out;
+}
+
+bool is_whitespace(char32_t cp) {
+  // Unicode's White_Space property (what Rust's char::is_whitespace tests).
+  switch (cp) {
+    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20: case 0x85: case 0xA0:
+    case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
+      return true;
+    default:
+      return cp >= 0x2000 && cp <= 0x200A;
+  }
+}
+
+bool is_alphanumeric(char32_t cp) {
+  return category_in(cp, UTF8PROC_CATEGORY_LU, UTF8PROC_CATEGORY_LO) ||
+         category_in(cp, UTF8PROC_CATEGORY_ND, UTF8PROC_CATEGORY_NO);
+}
+
+bool is_numeric(char32_t cp) { return category_in(cp, UTF8PROC_CATEGORY_ND, UTF8PROC_CATEGORY_NO); }
+
+std::string normalize(std::string_view text, NormalForm form) {
+  int options = UTF8PROC_STABLE;
+  switch (form) {
+    case NormalForm::kNfc: options |= UTF8PROC_COMPOSE; break;
+    case NormalForm::kNfd: options |= UTF8PROC_DECOMPOSE; break;
+    case NormalForm::kNfkc: options |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
+    case NormalForm::kNfkd: options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
+  }
+  // Pure ASCII is already in every normal form.
+  bool ascii = true;
+  for (const char c : text) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
+  if (ascii) return std::string(text);
+  utf8proc_uint8_t* mapped = nullptr;
+  const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                          static_cast<utf8proc_ssize_t>(text.size()), &mapped,
+                                          static_cast<utf8proc_option_t>(options));
+  if (n < 0) return std::string(text);  // only on invalid UTF-8, which callers never pass
+  std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(mapped, &std::free);
+  return std::string(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
+}
+
+std::string lowercase(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t length;
+    const char32_t cp = next_code_point(text.substr(pos), &length);
+    append_utf8(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp))), &out);
+    pos += length;
+  }
+  return out;
+}
+
+}  // namespace longbow::hf
