@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/bounded_json.h"
 #include "server/engine/metrics.h"
 #include "server/frontend/http/http_error.h"
 
@@ -30,12 +31,12 @@ void set_json(httplib::Response& res, const json& body) {
 
 // The body as a JSON object, or a 400 already written to `res`.
 std::optional<json> parse_object(const httplib::Request& req, httplib::Response& res) {
-  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded() || !body.is_object()) {
-    set_error(res, invalid_argument("the request body must be a JSON object"));
+  StatusOr<json> body = parse_json(req.body, "the request body");
+  if (!body.ok() || !body->is_object()) {
+    set_error(res, invalid_argument(body.ok() ? "the request body must be a JSON object" : body.status().message()));
     return std::nullopt;
   }
-  return body;
+  return std::move(*body);
 }
 
 json model_card(const ServedModel& model) {
