@@ -8,7 +8,7 @@ Scenarios (expected outcome in brackets):
   loader     deep JSON in config.json and in a safetensors header; heads = head_dim = 2^28;
              num_hidden_layers 1e9; 1e400 in config.json; a FIFO named model.safetensors
              [exit 1 within seconds, the message naming the file and the field; no signal]
-  ports      a second server on the gRPC port of a running one [refused, exit 1]
+  ports      a second server on the HTTP or the gRPC port of a running one [refused, exit 1]
   transport  (attack_transport.py) slowloris, idle flood, 1,500 streams, oversized and chunked bodies,
              gzip bodies, endless header lines, 100k headers, multi-range, connection cap, SIGTERM with
              a slow client [service maintained: /health within 1 s; RSS growth < 100 MB; bounded exit]
@@ -210,7 +210,7 @@ def check_loader(c, exe):
 
 def check_ports(c, exe):
     with LongbowServer(exe) as first:
-        for flag, port in (("--grpc-port", first.grpc_port),):
+        for flag, port in (("--port", first.http_port), ("--grpc-port", first.grpc_port)):
             other = "--grpc-port" if flag == "--port" else "--port"
             p = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", flag, str(port), other, "0"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
