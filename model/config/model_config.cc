@@ -8,7 +8,9 @@
 #include <limits>
 #include <string_view>
 
+#include "common/bounded_json.h"
 #include "common/json_file.h"
+#include "model/config/config_limits.h"
 
 namespace longbow {
 namespace {
@@ -25,11 +27,11 @@ const char* json_type_name(const json& value) {
   return "an object";
 }
 
-// "a string "abc"" — the type and a short rendering of the value, for error messages.
+// "a string "abc"" — the type and a short rendering of the value, for error messages (never
+// serializes a container: describe_json does not recurse).
 std::string describe(const json& value) {
-  std::string text = value.dump();
-  if (text.size() > 40) text = text.substr(0, 37) + "...";
-  return std::string(json_type_name(value)) + " " + text;
+  if (value.is_structured()) return describe_json(value);
+  return std::string(json_type_name(value)) + " " + describe_json(value, 37);
 }
 
 // Typed access to the fields of one JSON object. Every error names the field by its full path
@@ -251,7 +253,7 @@ Status parse_sliding_window(const Fields& fields, const FamilyDefaults& defaults
       if (entry == "sliding_attention") {
         windowed[i] = true;
       } else if (entry != "full_attention") {
-        return invalid_argument("layer_types[" + std::to_string(i) + "]: " + entry.dump() +
+        return invalid_argument("layer_types[" + std::to_string(i) + "]: " + describe_json(entry) +
                                 " is not supported (supported: full_attention, sliding_attention)");
       }
     }
@@ -390,6 +392,7 @@ StatusOr<ModelConfig> parse_model_config(const nlohmann::json& config_json) {
   if (!config_json.is_object()) {
     return invalid_argument("config must be a JSON object, got " + describe(config_json));
   }
+  RETURN_IF_ERROR(check_config_limits(config_json));  // before any field sizes anything
   Fields fields(config_json, "");
   ModelConfig config;
 
@@ -454,6 +457,7 @@ StatusOr<ModelConfig> parse_model_config(const nlohmann::json& config_json) {
   RETURN_IF_ERROR(parse_dsa_indexer(fields, config));
   RETURN_IF_ERROR(parse_token_ids(fields, *defaults, config));
   RETURN_IF_ERROR(parse_rope(fields, config));
+  RETURN_IF_ERROR(check_config_sizes(config));
   return config;
 }
 

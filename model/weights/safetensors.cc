@@ -20,6 +20,7 @@
 #include <set>
 #include <string_view>
 
+#include "common/bounded_json.h"
 #include "common/half.h"
 #include "common/json_file.h"
 #include "common/logging.h"
@@ -69,6 +70,10 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 
 std::string in_quotes(std::string_view name) { return "\"" + std::string(name) + "\""; }
 
+std::string offsets_string(uint64_t begin, uint64_t end) {
+  return "[" + std::to_string(begin) + "," + std::to_string(end) + "]";
+}
+
 // A JSON integer in [0, 2^63).
 std::optional<uint64_t> non_negative_integer(const json& value) {
   if (value.is_number_unsigned()) {
@@ -92,23 +97,25 @@ struct HeaderEntry {
 Status parse_entry(const std::string& path, const std::string& name, const json& value, uint64_t data_size,
                    HeaderEntry* entry) {
   const std::string where = path + ": tensor " + in_quotes(name);
-  if (!value.is_object()) return invalid_argument(where + ": expected an object, got " + value.dump());
+  if (!value.is_object()) return invalid_argument(where + ": expected an object, got " + describe_json(value));
   entry->name = name;
 
   auto dtype_it = value.find("dtype");
   if (dtype_it == value.end()) return invalid_argument(where + ": missing \"dtype\"");
-  if (!dtype_it->is_string()) return invalid_argument(where + ": dtype must be a string, got " + dtype_it->dump());
+  if (!dtype_it->is_string()) return invalid_argument(where + ": dtype must be a string, got " + describe_json(*dtype_it));
   entry->dtype = find_dtype(dtype_it->get<std::string>());
-  if (entry->dtype == nullptr) return invalid_argument(where + ": unknown dtype " + dtype_it->dump());
+  if (entry->dtype == nullptr) return invalid_argument(where + ": unknown dtype " + describe_json(*dtype_it));
 
   auto shape_it = value.find("shape");
   if (shape_it == value.end()) return invalid_argument(where + ": missing \"shape\"");
-  if (!shape_it->is_array()) return invalid_argument(where + ": shape must be an array, got " + shape_it->dump());
+  if (!shape_it->is_array()) return invalid_argument(where + ": shape must be an array, got " + describe_json(*shape_it));
   uint64_t numel = 1;
   bool overflow = false;
   for (const json& dim : *shape_it) {
     std::optional<uint64_t> extent = non_negative_integer(dim);
-    if (!extent) return invalid_argument(where + ": shape " + shape_it->dump() + " has a non-integer or negative entry");
+    if (!extent) {
+      return invalid_argument(where + ": shape has a non-integer or negative entry: " + describe_json(dim));
+    }
     entry->shape.push_back(static_cast<int64_t>(*extent));
     overflow = overflow || __builtin_mul_overflow(numel, *extent, &numel);
   }
@@ -118,24 +125,25 @@ Status parse_entry(const std::string& path, const std::string& name, const json&
   auto offsets_it = value.find("data_offsets");
   if (offsets_it == value.end()) return invalid_argument(where + ": missing \"data_offsets\"");
   if (!offsets_it->is_array() || offsets_it->size() != 2) {
-    return invalid_argument(where + ": data_offsets must be [begin, end], got " + offsets_it->dump());
+    return invalid_argument(where + ": data_offsets must be [begin, end], got " + describe_json(*offsets_it));
   }
   std::optional<uint64_t> begin = non_negative_integer((*offsets_it)[0]);
   std::optional<uint64_t> end = non_negative_integer((*offsets_it)[1]);
   if (!begin || !end || *end < *begin) {
-    return invalid_argument(where + ": data_offsets must be integers 0 <= begin <= end, got " + offsets_it->dump());
+    return invalid_argument(where + ": data_offsets must be integers 0 <= begin <= end, got [" +
+                            describe_json((*offsets_it)[0]) + ", " + describe_json((*offsets_it)[1]) + "]");
   }
   entry->begin = *begin;
   entry->end = *end;
 
   if (overflow || *end - *begin != num_bytes) {
-    return invalid_argument(where + ": data_offsets " + offsets_it->dump() + " span " +
+    return invalid_argument(where + ": data_offsets " + offsets_string(*begin, *end) + " span " +
                             std::to_string(*end - *begin) + " bytes, but shape " + shape_string(entry->shape) +
                             " of " + std::string(entry->dtype->name) + " needs " +
                             (overflow ? std::string("more than 2^64") : std::to_string(num_bytes)));
   }
   if (*end > data_size) {
-    return data_loss(where + ": data_offsets " + offsets_it->dump() + " reach past the end of the data section (" +
+    return data_loss(where + ": data_offsets " + offsets_string(*begin, *end) + " reach past the end of the data section (" +
                      std::to_string(data_size) + " bytes): the file is truncated or the offsets are corrupt");
   }
   return Status::Ok();
@@ -161,13 +169,7 @@ Status parse_header(const std::string& path, const std::byte* base, uint64_t fil
   const uint64_t data_size = file_size - *data_start;
 
   const char* text = reinterpret_cast<const char*>(base + 8);
-  json header;
-  // nlohmann reports the error position only through its exception; it does not leave this function.
-  try {
-    header = json::parse(text, text + header_size);
-  } catch (const json::exception& e) {
-    return invalid_argument(path + ": header is not valid JSON: " + e.what());
-  }
+  ASSIGN_OR_RETURN(json header, parse_json(std::string_view(text, header_size), path + ": header"));
   if (!header.is_object()) return invalid_argument(path + ": header must be a JSON object, got " + header.type_name());
 
   entries->clear();
@@ -246,7 +248,9 @@ Checkpoint::~Checkpoint() = default;
 Status Checkpoint::add_file(const std::string& path, const std::vector<std::string>* names) {
   auto file = std::make_unique<MappedFile>();
   file->path = path;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever; the fstat
+  // below then rejects anything but a regular file (for which the flag changes nothing).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     int error = errno;
     std::string message = path + ": cannot open: " + std::strerror(error);
@@ -346,7 +350,7 @@ StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::open_sharded(const std::string
   for (auto it = map_it->begin(); it != map_it->end(); ++it) {
     if (!it.value().is_string() || !is_plain_relative_path(it.value().get<std::string>())) {
       return invalid_argument(index_path + ": weight_map[" + in_quotes(it.key()) +
-                              "] must be a file name inside the model directory, got " + it.value().dump());
+                              "] must be a file name inside the model directory, got " + describe_json(it.value()));
     }
     tensors_by_shard[it.value().get<std::string>()].push_back(it.key());
   }

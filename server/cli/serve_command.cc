@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -61,7 +62,8 @@ struct ServeConfig {
   double gpu_memory_utilization = 0.9;
   int num_kv_pages = 0;     // 0: planned from memory (model/runtime/memory_plan.h)
   int kv_cache_tokens = 0;  // the same as num_kv_pages, in tokens (rounded up to whole pages)
-  int http_threads = 512;
+  int http_threads = 4;              // REST worker threads (parsing, tokenizing); connections cost none
+  int http_max_connections = 8192;  // open HTTP connections; more are refused with 503
   int max_body_mib = 32;
   int drain_timeout = 30;  // seconds
   std::string log_level = "info";
@@ -90,6 +92,7 @@ Status apply_config_file(const std::string& path, ServeConfig* config) {
       {"kv_cache_tokens", &config->kv_cache_tokens},
       {"num_kv_pages", &config->num_kv_pages},
       {"http_threads", &config->http_threads},
+      {"http_max_connections", &config->http_max_connections},
       {"max_body_mib", &config->max_body_mib},
       {"drain_timeout", &config->drain_timeout},
       {"cuda_graph_max_bs", &config->cuda_graph_max_bs}};
@@ -149,8 +152,10 @@ void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* confi
                 1 << 30, &c.num_kv_pages);
   flags.add_int("kv-cache-tokens", "--num-kv-pages in tokens, rounded up to whole pages (default 0: planned)", 0,
                 1 << 30, &c.kv_cache_tokens);
-  flags.add_int("http-threads", "HTTP worker threads = concurrent connections (default 512)", 1, 1 << 16,
+  flags.add_int("http-threads", "REST worker threads that parse and tokenize requests (default 4)", 1, 1 << 12,
                 &c.http_threads);
+  flags.add_int("http-max-connections", "open HTTP connections; more get 503 (default 8192)", 1, 1 << 20,
+                &c.http_max_connections);
   flags.add_int("max-body-mib", "largest accepted request body in MiB (default 32)", 1, 4096, &c.max_body_mib);
   flags.add_int("drain-timeout", "seconds SIGTERM waits for in-flight requests (default 30)", 0, 86400,
                 &c.drain_timeout);
@@ -181,6 +186,7 @@ json effective_config(const ServeConfig& c, const std::string& model_dir) {
               {"num_kv_pages", c.num_kv_pages},
               {"kv_cache_tokens", c.kv_cache_tokens},
               {"http_threads", c.http_threads},
+              {"http_max_connections", c.http_max_connections},
               {"max_body_mib", c.max_body_mib},
               {"drain_timeout", c.drain_timeout},
               {"log_level", c.log_level},
@@ -288,6 +294,18 @@ StatusOr<LoadedModel> load_model(const ServeConfig& c, const ModelLocation& loca
 
 std::string signal_name(int number) { return number == SIGINT ? "SIGINT" : number == SIGTERM ? "SIGTERM" : "signal"; }
 
+// Each HTTP connection is a descriptor: lift the soft limit to the hard one (many systems default
+// to 1024 soft) so that the connection cap, not EMFILE, is what refuses clients.
+void raise_open_file_limit(int max_connections) {
+  struct rlimit limit {};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < static_cast<rlim_t>(max_connections) + 256) {
+    spdlog::warn("open-file limit {} is below --http-max-connections {} + 256", limit.rlim_cur, max_connections);
+  }
+}
+
 int serve(const ServeConfig& c) {
   StatusOr<ModelLocation> location = resolve_model(c.model);
   if (!location.ok()) {
@@ -311,6 +329,8 @@ int serve(const ServeConfig& c) {
   http_options.port = c.port;
   http_options.threads = c.http_threads;
   http_options.max_body_bytes = static_cast<size_t>(c.max_body_mib) << 20;
+  http_options.limits.max_connections = c.http_max_connections;
+  raise_open_file_limit(c.http_max_connections);
   http::HttpServer http_server(context, http_options);
   StatusOr<int> http_port = http_server.start();
   if (!http_port.ok()) {
@@ -351,8 +371,8 @@ int serve(const ServeConfig& c) {
   grpc_server.set_serving(false);
   Status drained = model->engine->drain(std::chrono::seconds(c.drain_timeout));
   if (!drained.ok()) spdlog::warn("drain: {}", drained.message());
-  // The engine is idle; let handlers write their last events before the listeners close.
-  if (!context.wait_idle(std::chrono::seconds(5))) spdlog::warn("drain: some responses were still being written");
+  // The engine is idle. HTTP responses still being written get the server's stop grace (slow
+  // readers are then cut off); gRPC calls a second. Bounded whatever clients do.
   http_server.stop();
   grpc_server.shutdown(std::chrono::seconds(1));
   model->engine->stop();

@@ -1,5 +1,7 @@
 #include "server/engine/request_validation.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -31,13 +33,14 @@ Status validate_sampling(const SamplingParams& p, const RequestLimits& limits) {
   if (p.n < 1 || p.n > limits.max_n) {
     return invalid_argument("n must be in [1, " + std::to_string(limits.max_n) + "], got " + std::to_string(p.n));
   }
-  RETURN_IF_ERROR(check_range("temperature", p.temperature, 0.0, 100.0));
+  RETURN_IF_ERROR(check_range("temperature", p.temperature, 0.0, kMaxTemperature));
   if (p.top_k < -1) return invalid_argument("top_k must be -1 (off), 0 (off) or positive, got " + std::to_string(p.top_k));
   RETURN_IF_ERROR(check_range("top_p", p.top_p, 0.0, 1.0, /*lo_open=*/true));
   RETURN_IF_ERROR(check_range("min_p", p.min_p, 0.0, 1.0));
   RETURN_IF_ERROR(check_range("repetition_penalty", p.repetition_penalty, 0.0, 100.0, /*lo_open=*/true));
   RETURN_IF_ERROR(check_range("presence_penalty", p.presence_penalty, -2.0, 2.0));
   RETURN_IF_ERROR(check_range("frequency_penalty", p.frequency_penalty, -2.0, 2.0));
+  RETURN_IF_ERROR(check_request_counts(p.stop.size(), p.stop_token_ids.size(), p.logit_bias.size()));
   for (const auto& [token, bias] : p.logit_bias) {
     RETURN_IF_ERROR(check_token("logit_bias token", token, limits.vocab_size));
     RETURN_IF_ERROR(check_range("logit_bias value", bias, -100.0, 100.0));
@@ -45,6 +48,9 @@ Status validate_sampling(const SamplingParams& p, const RequestLimits& limits) {
   for (TokenId token : p.stop_token_ids) RETURN_IF_ERROR(check_token("stop_token_ids entry", token, limits.vocab_size));
   for (const std::string& stop : p.stop) {
     if (stop.empty()) return invalid_argument("stop strings must not be empty");
+    if (stop.size() > kMaxStopStringBytes) {
+      return invalid_argument(fmt::format("stop strings are at most {} bytes, got one of {}", kMaxStopStringBytes, stop.size()));
+    }
   }
   if (p.min_tokens < 0) return invalid_argument("min_tokens must be >= 0, got " + std::to_string(p.min_tokens));
   if (p.max_tokens) {
@@ -62,6 +68,20 @@ Status validate_sampling(const SamplingParams& p, const RequestLimits& limits) {
 }
 
 }  // namespace
+
+Status check_request_counts(size_t num_stop, size_t num_stop_token_ids, size_t num_logit_bias) {
+  if (num_stop > static_cast<size_t>(kMaxStopStrings)) {
+    return invalid_argument(fmt::format("stop holds at most {} strings, got {}", kMaxStopStrings, num_stop));
+  }
+  if (num_stop_token_ids > static_cast<size_t>(kMaxStopTokenIds)) {
+    return invalid_argument(
+        fmt::format("stop_token_ids holds at most {} token ids, got {}", kMaxStopTokenIds, num_stop_token_ids));
+  }
+  if (num_logit_bias > static_cast<size_t>(kMaxLogitBias)) {
+    return invalid_argument(fmt::format("logit_bias holds at most {} entries, got {}", kMaxLogitBias, num_logit_bias));
+  }
+  return Status::Ok();
+}
 
 StatusOr<int> validate_request(const GenerateRequest& request, const RequestLimits& limits) {
   const std::vector<TokenId>& prompt = request.prompt_tokens;

@@ -116,6 +116,15 @@ class LongbowServer:
             values[name] = float(value)
         return values
 
+    def wait_metric(self, predicate, timeout=60):
+        """Polls /metrics until predicate(metrics) holds (the timeout is a liveness bound)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if predicate(self.metrics()):
+                return True
+            time.sleep(0.02)
+        return False
+
     def wait_idle(self, timeout=20):
         """Waits until no request runs or waits and no KV page is used; returns the metrics."""
         deadline = time.time() + timeout

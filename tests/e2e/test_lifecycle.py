@@ -23,14 +23,19 @@ def raw_post(port, path, body):
     return s
 
 
-def wait_running(server, timeout=20):
+def wait_metric(server, predicate, timeout=60):
+    """Polls /metrics until predicate(metrics) holds; the timeout is a liveness bound, not a speed guess."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        m = server.metrics()
-        if m["longbow_num_requests_running"] >= 1 and m["longbow_kv_cache_pages_used"] >= 1:
+        if predicate(server.metrics()):
             return True
         time.sleep(0.02)
     return False
+
+
+def wait_running(server):
+    return wait_metric(server, lambda m: m["longbow_num_requests_running"] >= 1 and
+                       m["longbow_kv_cache_pages_used"] >= 1)
 
 
 def main():
@@ -41,7 +46,8 @@ def main():
     import health_pb2, health_pb2_grpc  # noqa: E401
     from proto import longbow_pb2 as pb, longbow_pb2_grpc as pb_grpc
     c = Checks()
-    with LongbowServer(args.longbow) as server:
+    # One sequence at a time: the SIGTERM check below queues a request behind a running one.
+    with LongbowServer(args.longbow, "--max-num-seqs", "1", "--drain-timeout", "120") as server:
         model = requests.get(server.url + "/v1/models").json()["data"][0]["id"]
         endless = {"model": model, "prompt": "Once upon a time", "max_tokens": 50000, "ignore_eos": True}
 
@@ -67,19 +73,25 @@ def main():
         server.wait_idle(timeout=10)
         c.check(time.time() - t0 < 5, "streaming disconnect cancelled promptly")
 
-        # SIGTERM while a stream runs: readiness off, new requests 503, the stream finishes, exit 0.
+        # SIGTERM while requests are in flight: readiness off, new requests 503, in-flight requests finish,
+        # exit 0. Nothing here depends on how fast the model runs: a blocker stream generates until its
+        # client hangs up, and a short stream waits behind it (--max-num-seqs 1), so the drain lasts as
+        # long as the checks need; then the blocker hangs up and the short stream runs to its length.
         result = {}
 
         def run_stream():
-            r = requests.post(server.url + "/v1/completions", json=dict(endless, max_tokens=150, stream=True),
+            r = requests.post(server.url + "/v1/completions", json=dict(endless, max_tokens=20, stream=True),
                               stream=True, timeout=120)
             result["status"] = r.status_code
             result["body"] = r.text
+        blocker = raw_post(server.http_port, "/v1/completions", dict(endless, stream=True))
+        c.check(wait_running(server), "blocker stream running before SIGTERM")
         t = threading.Thread(target=run_stream)
         t.start()
-        c.check(wait_running(server), "stream running before SIGTERM")
+        c.check(wait_metric(server, lambda m: m["longbow_num_requests_waiting"] >= 1),
+                "short stream waiting behind the blocker")
         server.terminate(signal.SIGTERM)
-        deadline = time.time() + 10
+        deadline = time.time() + 60
         health = None
         while time.time() < deadline:
             health = requests.get(server.url + "/health").status_code
@@ -102,6 +114,7 @@ def main():
         r = requests.post(server.url + "/v1/completions", json=dict(endless, max_tokens=2))
         c.equal(r.status_code, 503, "new request refused while draining")
         c.check("error" in r.json() and r.headers.get("Retry-After"), "503 carries an error body and Retry-After")
+        blocker.close()  # its request is cancelled; the short stream starts
         t.join(timeout=120)
         c.equal(result.get("status"), 200, "in-flight stream status")
         body = result.get("body", "")

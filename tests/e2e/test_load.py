@@ -1,4 +1,9 @@
-"""256 concurrent streaming requests complete without error; /metrics returns to idle."""
+"""256 concurrent streaming requests complete without error; /metrics returns to idle.
+
+Every client reads its first event, then waits until all 256 have theirs before reading on: so 256
+streams are open at once whatever the machine's speed (a sampled "peak running" gauge is printed for
+information only, since a fast machine can finish requests between samples).
+"""
 
 import concurrent.futures
 import http.client
@@ -12,7 +17,16 @@ from longbow_server import Checks, LongbowServer, parse_args
 CONCURRENCY = 256
 
 
-def stream_one(port, model, i, barrier):
+def stream_one(port, model, i, barrier, opened):
+    try:
+        return stream_one_unguarded(port, model, i, barrier, opened)
+    except Exception as e:  # noqa: BLE001 (reported as this stream's failure)
+        barrier.abort()
+        opened.abort()
+        return "exception: %r" % e
+
+
+def stream_one_unguarded(port, model, i, barrier, opened):
     chat = i % 2 == 1
     body = {"model": model, "max_tokens": 8, "stream": True, "stream_options": {"include_usage": True},
             "temperature": 0.7, "seed": i}
@@ -26,8 +40,20 @@ def stream_one(port, model, i, barrier):
                  {"Content-Type": "application/json"})
     r = conn.getresponse()
     if r.status != 200:
+        opened.abort()  # the others stop waiting for this one
         return "status %d: %s" % (r.status, r.read()[:200])
-    raw = r.read().decode()
+    first = b""
+    while not first.endswith(b"\n\n"):
+        line = r.readline()
+        if not line:
+            opened.abort()
+            return "stream ended before its first event"
+        first += line
+    try:
+        opened.wait(timeout=240)
+    except threading.BrokenBarrierError:
+        return "not every stream got its first event"
+    raw = (first + r.read()).decode()
     conn.close()
     events = [e[len("data: "):] for e in raw.split("\n\n") if e]
     if events[-1] != "[DONE]":
@@ -51,6 +77,7 @@ def main():
         model = json.loads(__import__("requests").get(server.url + "/v1/models").text)["data"][0]["id"]
         before = server.metrics()
         barrier = threading.Barrier(CONCURRENCY)
+        opened = threading.Barrier(CONCURRENCY)
         start = time.time()
         peak = {"running": 0}
         stop = threading.Event()
@@ -63,14 +90,13 @@ def main():
         watcher = threading.Thread(target=watch)
         watcher.start()
         with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool:
-            results = list(pool.map(lambda i: stream_one(server.http_port, model, i, barrier), range(CONCURRENCY)))
+            results = list(pool.map(lambda i: stream_one(server.http_port, model, i, barrier, opened), range(CONCURRENCY)))
         stop.set()
         watcher.join()
         elapsed = time.time() - start
         errors = [(i, r) for i, r in enumerate(results) if r]
         c.check(not errors, "%d streams failed: %s" % (len(errors), errors[:5]))
         print("%d streams in %.1f s, peak running %d" % (CONCURRENCY, elapsed, peak["running"]))
-        c.check(peak["running"] >= 64, "requests ran concurrently (peak %d)" % peak["running"])
         after = server.wait_idle(timeout=30)
         c.equal(after["longbow_request_failure_total"] - before["longbow_request_failure_total"], 0, "no failures")
         c.equal(after["longbow_request_rejected_total"] - before["longbow_request_rejected_total"], 0, "no rejections")

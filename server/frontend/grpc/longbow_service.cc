@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/engine/request_validation.h"
 #include "server/frontend/grpc/grpc_status.h"
 
 namespace longbow::grpc_frontend {
@@ -20,7 +21,12 @@ namespace pb = longbow::v1;
 constexpr std::chrono::milliseconds kPollInterval(50);
 constexpr char kRetryAfterSeconds[] = "1";
 
+// Limits are the engine's (request_validation.h), the same as REST's; the counts are checked first so
+// that nothing is encoded or copied for a request that asks too much.
 StatusOr<GenerateRequest> to_engine_request(const pb::GenerateRequest& request, const ServingContext& context) {
+  RETURN_IF_ERROR(check_request_counts(static_cast<size_t>(request.stop().stop_size()),
+                                       static_cast<size_t>(request.stop().stop_token_ids_size()),
+                                       static_cast<size_t>(request.sampling().logit_bias_size())));
   GenerateRequest out;
   switch (request.prompt_case()) {
     case pb::GenerateRequest::kText:

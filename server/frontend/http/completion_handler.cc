@@ -3,22 +3,18 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <exception>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "server/frontend/http/connection_watch.h"
 #include "server/frontend/http/event_merger.h"
 #include "server/frontend/http/http_error.h"
 #include "server/frontend/http/openai_response.h"
 
 namespace longbow::http {
 namespace {
-
-// How often a waiting handler checks whether its client is still connected.
-constexpr std::chrono::milliseconds kPollInterval(50);
 
 int64_t unix_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -46,184 +42,197 @@ struct Submitted {
   std::chrono::steady_clock::time_point start;
 };
 
-void answer_blocking(ServingContext& context, const httplib::Request& req, httplib::Response& res, Submitted s) {
-  ServingContext::InFlight in_flight(context);
-  const ConnectionWatch watch = ConnectionWatch::for_request(req);
-  if (!watch.found()) {
-    spdlog::warn("[{}] cannot watch the connection from {}:{} to port {}; a disconnect will not cancel", s.meta.id,
-                 req.remote_addr, req.remote_port, req.local_port);
-  }
-  const size_t num_prompts = s.echo_texts.empty() ? 0 : s.echo_texts.size();
-  std::vector<ChoiceOutput> choices;
-  Usage usage;
-  Status failure;
-  auto next_check = std::chrono::steady_clock::now() + kPollInterval;
-  while (true) {
-    std::optional<EventMerger::Tagged> tagged = s.merger->next(kPollInterval);
-    // Events may arrive every step without pause: check the connection by the clock, not on timeouts.
-    if (std::chrono::steady_clock::now() >= next_check) {
-      next_check = std::chrono::steady_clock::now() + kPollInterval;
-      if (watch.peer_closed()) {
-        s.merger->cancel(context.engine());
-        spdlog::info("[{}] client disconnected after {:.3f} s; cancelled", s.meta.id, seconds_since(s.start));
-        res.status = 499;
-        return;
-      }
-    }
-    if (!tagged) {
-      if (s.merger->done()) break;
-      continue;
-    }
-    const GenerateEvent& event = tagged->event;
-    if (!event.error.ok()) {
-      failure = event.error;
-      s.merger->cancel(context.engine());
-      break;
-    }
-    const size_t index = tagged->stream * static_cast<size_t>(s.n) + static_cast<size_t>(event.index);
-    if (index >= choices.size()) choices.resize(index + 1);
-    choices[index].append(event);
-    if (event.usage) add_usage(&usage, *event.usage);
-  }
-  if (!failure.ok()) {
-    spdlog::warn("[{}] failed: {}", s.meta.id, failure.to_string());
-    set_error(res, failure);
-    return;
-  }
-  for (size_t p = 0; p < num_prompts; ++p) {
-    for (int i = 0; i < s.n; ++i) {
-      const size_t index = p * static_cast<size_t>(s.n) + static_cast<size_t>(i);
-      if (index < choices.size()) choices[index].text.insert(0, s.echo_texts[p]);
-    }
-  }
-  res.set_content(to_json_text(full_response(s.meta, choices, usage, context.tokenizer())), "application/json");
-  spdlog::info("[{}] done in {:.3f} s: {} prompt + {} completion tokens", s.meta.id, seconds_since(s.start),
-               usage.prompt_tokens, usage.completion_tokens);
-}
-
-// The state of one SSE response, shared by httplib's content provider and its releaser.
-class SseStream {
+// What both answers share: the submitted requests, cancelled when the connection gives up.
+class CompletionProducer : public ResponseProducer {
  public:
-  SseStream(ServingContext& context, const httplib::Request& req, Submitted s)
-      : context_(context), in_flight_(context), watch_(ConnectionWatch::for_request(req)), s_(std::move(s)) {}
+  CompletionProducer(ServingContext& context, Submitted s) : context_(context), in_flight_(context), s_(std::move(s)) {}
 
-  // One call of httplib's chunked content provider: writes what is ready; false aborts the response.
-  bool provide(httplib::DataSink& sink) {
-    try {
-      return provide_unguarded(sink);
-    } catch (const std::exception& e) {
-      spdlog::error("[{}] stream failed: {}", s_.meta.id, e.what());
-      return false;
-    }
-  }
+  void start(std::function<void()> wake) override { s_.merger->set_wake(std::move(wake)); }
 
-  // httplib is done with the response (written, failed, or the client went away).
-  void release(bool success) {
-    if (!finished_) {
-      s_.merger->cancel(context_.engine());
-      spdlog::info("[{}] stream ended early after {:.3f} s ({}); cancelled", s_.meta.id, seconds_since(s_.start),
-                   success ? "server" : "client disconnected");
-    }
+  void abandon() override {
+    if (finished_ || !s_.merger) return;
+    s_.merger->cancel(context_.engine());
+    spdlog::info("[{}] client disconnected after {:.3f} s; cancelled", s_.meta.id, seconds_since(s_.start));
     s_.merger.reset();
   }
 
- private:
-  bool write_event(httplib::DataSink& sink, const std::string& data) {
-    const std::string event = "data: " + data + "\n\n";
-    return sink.write(event.data(), event.size());
-  }
-
-  bool finish(httplib::DataSink& sink) {
-    if (s_.include_usage && !write_event(sink, to_json_text(usage_chunk(s_.meta, usage_)))) return false;
-    if (!write_event(sink, "[DONE]")) return false;
-    finished_ = true;
-    sink.done();
-    spdlog::info("[{}] stream done in {:.3f} s: {} prompt + {} completion tokens", s_.meta.id,
-                 seconds_since(s_.start), usage_.prompt_tokens, usage_.completion_tokens);
-    return true;
-  }
-
-  bool open(httplib::DataSink& sink) {
-    static const std::string kAssistant = "assistant";
-    const bool chat = s_.meta.endpoint == Endpoint::kChatCompletions;
-    const size_t num_prompts = s_.merger_streams;
-    for (size_t p = 0; p < num_prompts; ++p) {
-      for (int i = 0; i < s_.n; ++i) {
-        const int index = static_cast<int>(p) * s_.n + i;
-        if (chat) {
-          if (!write_event(sink, to_json_text(stream_chunk(s_.meta, index, &kAssistant, "", nullptr,
-                                                           context_.tokenizer())))) {
-            return false;
-          }
-        } else if (!s_.echo_texts.empty()) {
-          if (!write_event(sink, to_json_text(stream_chunk(s_.meta, index, nullptr, s_.echo_texts[p], nullptr,
-                                                           context_.tokenizer())))) {
-            return false;
-          }
-        }
-      }
-    }
-    return true;
-  }
-
-  bool provide_unguarded(httplib::DataSink& sink) {
-    if (!opened_) {
-      opened_ = true;
-      return open(sink);
-    }
-    std::optional<EventMerger::Tagged> tagged = s_.merger->next(kPollInterval);
-    if (!tagged) {
-      if (s_.merger->done()) return finish(sink);
-      return !watch_.peer_closed();
-    }
-    const GenerateEvent& event = tagged->event;
-    if (!event.error.ok()) {
-      spdlog::warn("[{}] stream failed: {}", s_.meta.id, event.error.to_string());
-      s_.merger->cancel(context_.engine());
-      if (!write_event(sink, error_json(event.error))) return false;
-      if (!write_event(sink, "[DONE]")) return false;
-      finished_ = true;
-      sink.done();
-      return true;
-    }
-    const int index = static_cast<int>(tagged->stream) * s_.n + event.index;
-    const bool has_content = !event.text.empty() || !event.logprobs.empty() ||
-                             (s_.meta.return_token_ids && !event.token_ids.empty());
-    if (has_content &&
-        !write_event(sink, to_json_text(stream_chunk(s_.meta, index, nullptr, event.text, &event,
-                                                     context_.tokenizer())))) {
-      return false;
-    }
-    if (event.finish_reason) {
-      ChoiceOutput end;
-      end.finish_reason = event.finish_reason;
-      end.stop_string = event.stop_string;
-      end.stop_token = event.stop_token;
-      if (!write_event(sink, to_json_text(finish_chunk(s_.meta, index, end)))) return false;
-    }
-    if (event.usage) add_usage(&usage_, *event.usage);
-    return true;
-  }
-
+ protected:
   ServingContext& context_;
   ServingContext::InFlight in_flight_;
-  ConnectionWatch watch_;
   Submitted s_;
   Usage usage_;
-  bool opened_ = false;
   bool finished_ = false;
 };
 
+// A non-streaming answer: collects every event, then the whole JSON body (or the error).
+class BlockingCompletion : public CompletionProducer {
+ public:
+  using CompletionProducer::CompletionProducer;
+
+  Output poll() override {
+    Output out;
+    if (finished_ || !s_.merger) return out;
+    while (std::optional<EventMerger::Tagged> tagged = s_.merger->try_next()) {
+      const GenerateEvent& event = tagged->event;
+      if (!event.error.ok()) {
+        s_.merger->cancel(context_.engine());
+        spdlog::warn("[{}] failed: {}", s_.meta.id, event.error.to_string());
+        HttpResponse error;
+        error.set_header("x-request-id", s_.meta.id);
+        set_error(error, event.error);
+        return finish(std::move(error));
+      }
+      const size_t index = tagged->stream * static_cast<size_t>(s_.n) + static_cast<size_t>(event.index);
+      if (index >= choices_.size()) choices_.resize(index + 1);
+      choices_[index].append(event);
+      if (event.usage) add_usage(&usage_, *event.usage);
+    }
+    if (!s_.merger->done()) return out;
+    for (size_t p = 0; p < s_.echo_texts.size(); ++p) {
+      for (int i = 0; i < s_.n; ++i) {
+        const size_t index = p * static_cast<size_t>(s_.n) + static_cast<size_t>(i);
+        if (index < choices_.size()) choices_[index].text.insert(0, s_.echo_texts[p]);
+      }
+    }
+    HttpResponse response;
+    response.set_header("x-request-id", s_.meta.id);
+    response.set_content(to_json_text(full_response(s_.meta, choices_, usage_, context_.tokenizer())),
+                         "application/json");
+    spdlog::info("[{}] done in {:.3f} s: {} prompt + {} completion tokens", s_.meta.id, seconds_since(s_.start),
+                 usage_.prompt_tokens, usage_.completion_tokens);
+    return finish(std::move(response));
+  }
+
+ private:
+  Output finish(HttpResponse response) {
+    finished_ = true;
+    s_.merger.reset();
+    Output out;
+    out.head = std::move(response);
+    out.done = true;
+    return out;
+  }
+
+  std::vector<ChoiceOutput> choices_;
+};
+
+// An SSE answer: the head and the opening chunks at once, then the events as they come, at most
+// `batch_bytes` per poll (the connection polls again once that is written).
+class StreamingCompletion : public CompletionProducer {
+ public:
+  StreamingCompletion(ServingContext& context, Submitted s, size_t batch_bytes)
+      : CompletionProducer(context, std::move(s)), batch_bytes_(batch_bytes) {}
+
+  Output poll() override {
+    Output out;
+    if (finished_ || !s_.merger) return out;
+    if (!opened_) {
+      opened_ = true;
+      HttpResponse head;
+      // Exactly this type: SSE is UTF-8 by spec, and proxies must not buffer it.
+      head.content_type = "text/event-stream";
+      head.set_header("Cache-Control", "no-cache");
+      head.set_header("X-Accel-Buffering", "no");
+      head.set_header("x-request-id", s_.meta.id);
+      out.head = std::move(head);
+      out.streaming = true;
+      open(&out.chunk);
+    }
+    while (out.chunk.size() < batch_bytes_) {
+      std::optional<EventMerger::Tagged> tagged = s_.merger->try_next();
+      if (!tagged) {
+        if (s_.merger->done()) finish(&out);
+        break;
+      }
+      const GenerateEvent& event = tagged->event;
+      if (!event.error.ok()) {
+        spdlog::warn("[{}] stream failed: {}", s_.meta.id, event.error.to_string());
+        s_.merger->cancel(context_.engine());
+        add_event(&out.chunk, error_json(event.error));
+        add_event(&out.chunk, "[DONE]");
+        finished_ = true;
+        out.done = true;
+        s_.merger.reset();
+        break;
+      }
+      const int index = static_cast<int>(tagged->stream) * s_.n + event.index;
+      const bool has_content = !event.text.empty() || !event.logprobs.empty() ||
+                               (s_.meta.return_token_ids && !event.token_ids.empty());
+      if (has_content) {
+        add_event(&out.chunk, to_json_text(stream_chunk(s_.meta, index, nullptr, event.text, &event,
+                                                        context_.tokenizer())));
+      }
+      if (event.finish_reason) {
+        ChoiceOutput end;
+        end.finish_reason = event.finish_reason;
+        end.stop_string = event.stop_string;
+        end.stop_token = event.stop_token;
+        add_event(&out.chunk, to_json_text(finish_chunk(s_.meta, index, end)));
+      }
+      if (event.usage) add_usage(&usage_, *event.usage);
+    }
+    return out;
+  }
+
+ private:
+  static void add_event(std::string* chunk, const std::string& data) {
+    *chunk += "data: ";
+    *chunk += data;
+    *chunk += "\n\n";
+  }
+
+  void open(std::string* chunk) {
+    static const std::string kAssistant = "assistant";
+    const bool chat = s_.meta.endpoint == Endpoint::kChatCompletions;
+    for (size_t p = 0; p < s_.merger_streams; ++p) {
+      for (int i = 0; i < s_.n; ++i) {
+        const int index = static_cast<int>(p) * s_.n + i;
+        if (chat) {
+          add_event(chunk, to_json_text(stream_chunk(s_.meta, index, &kAssistant, "", nullptr, context_.tokenizer())));
+        } else if (!s_.echo_texts.empty()) {
+          add_event(chunk, to_json_text(stream_chunk(s_.meta, index, nullptr, s_.echo_texts[p], nullptr,
+                                                     context_.tokenizer())));
+        }
+      }
+    }
+  }
+
+  void finish(Output* out) {
+    if (s_.include_usage) add_event(&out->chunk, to_json_text(usage_chunk(s_.meta, usage_)));
+    add_event(&out->chunk, "[DONE]");
+    finished_ = true;
+    out->done = true;
+    s_.merger.reset();
+    spdlog::info("[{}] stream done in {:.3f} s: {} prompt + {} completion tokens", s_.meta.id,
+                 seconds_since(s_.start), usage_.prompt_tokens, usage_.completion_tokens);
+  }
+
+  size_t batch_bytes_;
+  bool opened_ = false;
+};
+
+constexpr size_t kStreamBatchBytes = 64 << 10;
+
 }  // namespace
 
-void CompletionHandler::handle(Endpoint endpoint, const httplib::Request& req, httplib::Response& res) {
+HttpResponse CompletionHandler::handle(Endpoint endpoint, const HttpRequest& req) {
+  HttpResponse res;
   const auto start = std::chrono::steady_clock::now();
-  if (Status serving = context_.check_serving(); !serving.ok()) return set_error(res, serving);
+  if (Status serving = context_.check_serving(); !serving.ok()) {
+    set_error(res, serving);
+    return res;
+  }
   std::string param;
   StatusOr<OpenAiRequest> parsed = parse_openai_request(endpoint, req.body, context_, &param);
-  if (!parsed.ok()) return set_error(res, parsed.status(), param);
+  if (!parsed.ok()) {
+    set_error(res, parsed.status(), param);
+    return res;
+  }
   OpenAiRequest& request = *parsed;
-  if (Status model = context_.check_model(request.model); !model.ok()) return set_error(res, model, "model");
+  if (Status model = context_.check_model(request.model); !model.ok()) {
+    set_error(res, model, "model");
+    return res;
+  }
 
   const bool chat = endpoint == Endpoint::kChatCompletions;
   Submitted s;
@@ -252,27 +261,21 @@ void CompletionHandler::handle(Endpoint endpoint, const httplib::Request& req, h
     if (!handle.ok()) {
       spdlog::info("[{}] rejected: {}", s.meta.id, handle.status().to_string());
       for (const RequestHandle& submitted : handles) context_.engine().cancel(submitted.request_id);
-      return set_error(res, handle.status());
+      set_error(res, handle.status());
+      return res;
     }
     handles.push_back(std::move(*handle));
   }
-  spdlog::info("[{}] {} {}: {} prompt(s), {} prompt tokens, n={}{}", s.meta.id, req.method, req.path,
-               handles.size(), prompt_tokens, s.n, request.stream ? ", stream" : "");
-  const size_t num_streams = handles.size();
+  spdlog::info("[{}] {} {}: {} prompt(s), {} prompt tokens, n={}{}", s.meta.id, req.method, req.path, handles.size(),
+               prompt_tokens, s.n, request.stream ? ", stream" : "");
+  s.merger_streams = handles.size();
   s.merger = std::make_unique<EventMerger>(std::move(handles));
-  s.merger_streams = num_streams;
-
-  if (!request.stream) return answer_blocking(context_, req, res, std::move(s));
-
-  auto stream = std::make_shared<SseStream>(context_, req, std::move(s));
-  res.set_header("Cache-Control", "no-cache");
-  res.set_header("X-Accel-Buffering", "no");
-  res.set_chunked_content_provider(
-      // Exactly this type: cpp-httplib compresses any other text/* type for clients that accept gzip
-      // or br (as fetch does), which holds events back until the stream ends. SSE is UTF-8 by spec.
-      "text/event-stream",
-      [stream](size_t /*offset*/, httplib::DataSink& sink) { return stream->provide(sink); },
-      [stream](bool success) { stream->release(success); });
+  if (request.stream) {
+    res.producer = std::make_shared<StreamingCompletion>(context_, std::move(s), kStreamBatchBytes);
+  } else {
+    res.producer = std::make_shared<BlockingCompletion>(context_, std::move(s));
+  }
+  return res;
 }
 
 }  // namespace longbow::http

@@ -4,12 +4,13 @@
 // Streams: `data: <chunk>\n\n` events; chat choices open with a role chunk, each choice ends with a
 // chunk carrying finish_reason (its delta empty), then an optional usage chunk (`choices: []`,
 // stream_options.include_usage) and `data: [DONE]`. An error after the 200 goes out as
-// `data: {"error": {...}}` before [DONE]. A client that disconnects (streaming or not) cancels its
-// engine requests within one poll interval, which frees their KV pages at the engine's next step.
+// `data: {"error": {...}}` before [DONE]. Both kinds of answer are ResponseProducers woken by the
+// engine's events (no thread waits for a request): a client that disconnects (streaming or not)
+// abandons its producer, which cancels its engine requests; their KV pages return at the engine's
+// next step.
 #pragma once
 
-#include <httplib.h>
-
+#include "server/frontend/http/http_message.h"
 #include "server/frontend/http/openai_request.h"
 #include "server/frontend/serving_context.h"
 
@@ -19,7 +20,8 @@ class CompletionHandler {
  public:
   explicit CompletionHandler(ServingContext& context) : context_(context) {}
 
-  void handle(Endpoint endpoint, const httplib::Request& req, httplib::Response& res);
+  // An error response, or one whose producer answers when the engine has.
+  HttpResponse handle(Endpoint endpoint, const HttpRequest& request);
 
  private:
   ServingContext& context_;

@@ -4,8 +4,8 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,7 +31,13 @@ class EventMerger {
   // The next event of any stream, waiting up to `timeout`; nullopt on timeout or when every stream
   // has ended (then done() is true).
   std::optional<Tagged> next(std::chrono::milliseconds timeout);
+  // The next event that has arrived, without waiting.
+  std::optional<Tagged> try_next();
   bool done() const;
+
+  // `wake` is called (on the engine thread) after every event pushed to any stream, and once now:
+  // for consumers that run on an event loop instead of waiting in next().
+  void set_wake(std::function<void()> wake);
 
   // Cancels every stream that has not ended (they end at the engine's next step).
   void cancel(Engine& engine);
@@ -41,6 +47,7 @@ class EventMerger {
     std::mutex mutex;
     std::condition_variable cv;
     uint64_t pushes = 0;
+    std::function<void()> wake;
   };
 
   std::vector<RequestHandle> handles_;

@@ -68,7 +68,7 @@ std::string error_json(const Status& status, std::string_view param) {
   return dump(error_object(status.message(), mapped.type, mapped.code, derived));
 }
 
-void set_error(httplib::Response& res, const Status& status, std::string_view param) {
+void set_error(HttpResponse& res, const Status& status, std::string_view param) {
   const HttpError mapped = http_error_for(status.code());
   res.status = mapped.http_status;
   if (mapped.http_status == 429 || mapped.http_status == 503) {
@@ -77,7 +77,7 @@ void set_error(httplib::Response& res, const Status& status, std::string_view pa
   res.set_content(error_json(status, param), "application/json");
 }
 
-void set_error(httplib::Response& res, int http_status, std::string_view type, std::string_view code,
+void set_error(HttpResponse& res, int http_status, std::string_view type, std::string_view code,
                std::string_view message) {
   res.status = http_status;
   res.set_content(dump(error_object(message, type, code, {})), "application/json");

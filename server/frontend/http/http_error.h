@@ -5,12 +5,12 @@
 // automatic retries back off.
 #pragma once
 
-#include <httplib.h>
 
 #include <string>
 #include <string_view>
 
 #include "common/status.h"
+#include "server/frontend/http/http_message.h"
 
 namespace longbow::http {
 
@@ -29,10 +29,10 @@ std::string param_from_message(std::string_view message);
 
 // Fills `res` with the status, the OpenAI error body and (for 429/503) Retry-After. `param` empty:
 // derived from the message when it names a request field, else null.
-void set_error(httplib::Response& res, const Status& status, std::string_view param = {});
+void set_error(HttpResponse& res, const Status& status, std::string_view param = {});
 
 // An error that is not a Status (transport-level: 404 route, 405, 413): given status, type, code.
-void set_error(httplib::Response& res, int http_status, std::string_view type, std::string_view code,
+void set_error(HttpResponse& res, int http_status, std::string_view type, std::string_view code,
                std::string_view message);
 
 // The JSON text of an error body (also sent as an SSE event when a stream fails after its 200).

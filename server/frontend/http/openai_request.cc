@@ -8,15 +8,17 @@
 #include <limits>
 #include <utility>
 
+#include "common/bounded_json.h"
+#include "server/engine/request_validation.h"
+
 namespace longbow::http {
 namespace {
 
 using nlohmann::json;
 
+// Stop, stop-id and logit-bias counts and the temperature range are the engine's
+// (request_validation.h), shared with gRPC; they are checked here too, before values are copied.
 constexpr int kMaxPrompts = 256;        // prompts in one completions request
-constexpr int kMaxStopStrings = 16;
-constexpr int kMaxStopTokenIds = 1024;
-constexpr int kMaxLogitBias = 1024;
 constexpr int64_t kMaxN = 128;          // OpenAI's bound; the engine's own limit applies after
 
 std::string type_name(const json& value) {
@@ -159,7 +161,7 @@ StatusOr<std::vector<TokenId>> parse_token_list(const json& list, const Fields& 
   ids.reserve(list.size());
   for (const json& item : list) {
     if (!is_token_id(item)) {
-      return fields.fail("prompt", "prompt token ids must be integers in [0, 2^31), got " + item.dump(-1, ' ', false, json::error_handler_t::replace));
+      return fields.fail("prompt", "prompt token ids must be integers in [0, 2^31), got " + describe_json(item));
     }
     ids.push_back(static_cast<TokenId>(item.get<int64_t>()));
   }
@@ -183,14 +185,14 @@ Status parse_prompt(const json& prompt, const ServingContext& context, const Fie
   }
   if (!prompt.is_array()) return fields.wrong_type("prompt", "a string, a list of strings or a list of token ids", prompt);
   if (prompt.empty()) return fields.fail("prompt", "prompt must not be an empty list");
-  if (prompt.size() > static_cast<size_t>(kMaxPrompts)) {
-    return fields.fail("prompt", "at most " + std::to_string(kMaxPrompts) + " prompts per request");
-  }
   const json& first = prompt.front();
-  if (first.is_number()) {
+  if (first.is_number()) {  // one prompt of token ids, as long as the context allows
     ASSIGN_OR_RETURN(std::vector<TokenId> ids, parse_token_list(prompt, fields));
     add_ids(std::move(ids));
     return Status::Ok();
+  }
+  if (prompt.size() > static_cast<size_t>(kMaxPrompts)) {
+    return fields.fail("prompt", "at most " + std::to_string(kMaxPrompts) + " prompts per request");
   }
   for (const json& item : prompt) {
     if (item.is_string()) {
@@ -216,7 +218,8 @@ StatusOr<std::string> message_content(const json& content, size_t index, const F
     auto type = part.find("type");
     if (type == part.end() || !type->is_string()) return fields.fail(param, param + " parts need a string \"type\"");
     if (*type != "text") {
-      return fields.unsupported(param, param + ": content parts of type " + type->dump() + " are not supported (text only)");
+      return fields.unsupported(param, param + ": content parts of type " + describe_json(*type) +
+                                           " are not supported (text only)");
     }
     auto part_text = part.find("text");
     if (part_text == part.end() || !part_text->is_string()) {
@@ -259,9 +262,7 @@ Status parse_stop(const Fields& fields, SamplingParams* sampling) {
   if (stop->is_string()) {
     sampling->stop.push_back(stop->get<std::string>());
   } else if (stop->is_array()) {
-    if (stop->size() > static_cast<size_t>(kMaxStopStrings)) {
-      return fields.fail("stop", "stop holds at most " + std::to_string(kMaxStopStrings) + " strings");
-    }
+    if (Status counts = check_request_counts(stop->size(), 0, 0); !counts.ok()) return fields.attribute("stop", counts);
     for (const json& item : *stop) {
       if (!item.is_string()) return fields.wrong_type("stop", "a string or a list of strings", item);
       sampling->stop.push_back(item.get<std::string>());
@@ -278,9 +279,9 @@ Status parse_stop(const Fields& fields, SamplingParams* sampling) {
 Status parse_stop_token_ids(const Fields& fields, SamplingParams* sampling) {
   const json* ids = fields.find("stop_token_ids");
   if (!ids) return Status::Ok();
-  if (!ids->is_array() || ids->size() > static_cast<size_t>(kMaxStopTokenIds)) {
-    return fields.fail("stop_token_ids", "stop_token_ids must be a list of at most " +
-                                             std::to_string(kMaxStopTokenIds) + " token ids");
+  if (!ids->is_array()) return fields.wrong_type("stop_token_ids", "a list of token ids", *ids);
+  if (Status counts = check_request_counts(0, ids->size(), 0); !counts.ok()) {
+    return fields.attribute("stop_token_ids", counts);
   }
   for (const json& id : *ids) {
     if (!is_token_id(id)) return fields.fail("stop_token_ids", "stop_token_ids entries must be token ids");
@@ -293,9 +294,7 @@ Status parse_logit_bias(const Fields& fields, SamplingParams* sampling) {
   const json* bias = fields.find("logit_bias");
   if (!bias) return Status::Ok();
   if (!bias->is_object()) return fields.wrong_type("logit_bias", "an object {token id: bias}", *bias);
-  if (bias->size() > static_cast<size_t>(kMaxLogitBias)) {
-    return fields.fail("logit_bias", "logit_bias holds at most " + std::to_string(kMaxLogitBias) + " entries");
-  }
+  if (Status counts = check_request_counts(0, 0, bias->size()); !counts.ok()) return fields.attribute("logit_bias", counts);
   for (const auto& [key, value] : bias->items()) {
     TokenId token = 0;
     auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), token);
@@ -348,7 +347,7 @@ Status parse_sampling(Endpoint endpoint, const Fields& fields, OpenAiRequest* ou
     s.max_tokens = static_cast<int>(*max_tokens);
   }
 
-  RETURN_IF_ERROR(fields.get_float("temperature", 0.0, 2.0, &s.temperature));
+  RETURN_IF_ERROR(fields.get_float("temperature", 0.0, kMaxTemperature, &s.temperature));
   RETURN_IF_ERROR(fields.get_float("top_p", 0.0, 1.0, &s.top_p));
   if (s.top_p <= 0.0f) return fields.fail("top_p", "top_p must be in (0, 1]");
   RETURN_IF_ERROR(fields.get_int("top_k", -1, INT32_MAX, &s.top_k));
@@ -437,10 +436,11 @@ Status parse_fields(Endpoint endpoint, const ServingContext& context, const Fiel
 StatusOr<OpenAiRequest> parse_openai_request(Endpoint endpoint, std::string_view body, const ServingContext& context,
                                              std::string* error_param) {
   error_param->clear();
-  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) {
-    return invalid_argument("the request body is not valid JSON (or not valid UTF-8)");
+  StatusOr<json> document = parse_json(body, "the request body");
+  if (!document.ok()) {
+    return invalid_argument(document.status().message() + " (the body must be a JSON object in UTF-8)");
   }
+  const json& parsed = *document;
   if (!parsed.is_object()) return invalid_argument("the request body must be a JSON object");
   OpenAiRequest request;
   request.endpoint = endpoint;

@@ -265,7 +265,7 @@ TEST(ModelConfig, ErrorsNameTheField) {
       {"hidden_size", "4096", StatusCode::kInvalidArgument, "hidden_size: expected an integer, got a string \"4096\""},
       {"hidden_size", 4096.0, StatusCode::kInvalidArgument, "hidden_size: expected an integer, got a number 4096.0"},
       {"num_hidden_layers", -2, StatusCode::kInvalidArgument, "num_hidden_layers: -2 is out of range"},
-      {"vocab_size", 5000000000LL, StatusCode::kInvalidArgument, "vocab_size: 5000000000 is out of range"},
+      {"vocab_size", 5000000000LL, StatusCode::kInvalidArgument, "vocab_size: 5000000000 is not a plausible value"},
       {"rms_norm_eps", "small", StatusCode::kInvalidArgument, "rms_norm_eps: expected a number, got a string"},
       {"rms_norm_eps", 0.0, StatusCode::kInvalidArgument, "rms_norm_eps: must be positive"},
       {"tie_word_embeddings", "yes", StatusCode::kInvalidArgument, "tie_word_embeddings: expected a boolean"},

@@ -31,9 +31,16 @@ using nlohmann::json;
 constexpr char kCompletionBody[] = R"({"prompt": "hello", "max_tokens": 4})";
 
 // Both listeners over one context, on ports the kernel picks.
+http::HttpOptions loopback_any_port() {
+  http::HttpOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  return options;
+}
+
 struct Listeners {
   explicit Listeners(ServingContext& context)
-      : http(context, http::HttpOptions{"127.0.0.1", 0, 8}), grpc(context, grpc_frontend::GrpcOptions{"127.0.0.1", 0}) {
+      : http(context, loopback_any_port()), grpc(context, grpc_frontend::GrpcOptions{"127.0.0.1", 0}) {
     StatusOr<int> port = http.start();
     EXPECT_TRUE(port.ok()) << port.status().to_string();
     http_port = port.ok() ? *port : 0;

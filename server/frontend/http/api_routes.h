@@ -1,0 +1,56 @@
+// ApiRoutes: the REST API's routes and handlers, on HttpRequest/HttpResponse (no transport here).
+//
+// Routes: POST /v1/completions, POST /v1/chat/completions, GET /v1/models[/{id}], GET /health (200
+// ready, 503 loading or draining), GET /metrics (Prometheus text, longbow_*), POST /tokenize,
+// POST /detokenize, GET /version. With an API key configured, /v1/*, /tokenize and /detokenize need
+// "Authorization: Bearer <key>"; /health, /metrics and /version never do (probes and scrapers).
+// Cheap routes (probes, metrics, model cards) are answered on the connection's I/O thread, so they
+// answer while every worker is busy; routes that parse bodies or tokenize run on worker threads.
+// Every handler is guarded: an exception becomes a 500 with an OpenAI error body, never a crash.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "server/frontend/http/completion_handler.h"
+#include "server/frontend/http/http_message.h"
+#include "server/frontend/serving_context.h"
+
+namespace longbow::http {
+
+class ApiRoutes {
+ public:
+  struct Route {
+    const char* method;
+    const char* path;        // exact, or a prefix ending in '/' when `prefix`
+    bool prefix = false;     // the rest of the path is HttpRequest::route_param
+    bool authenticated = false;
+    bool on_worker = false;  // parses a body or tokenizes: not on an I/O thread
+    std::function<HttpResponse(const HttpRequest&)> run;
+  };
+
+  explicit ApiRoutes(ServingContext& context);
+
+  // The route for the request's method and path (filling route_param), or nullptr.
+  const Route* match(HttpRequest& request) const;
+  // Before the body is read: the 404 or 401 the request will get whatever its body, if any. So an
+  // unauthenticated client cannot make the server read (and hold) a body.
+  std::optional<HttpResponse> precheck(HttpRequest& request) const;
+  // Runs `route` with the API-key check and the exception guard.
+  HttpResponse run(const Route& route, const HttpRequest& request) const;
+
+ private:
+  std::optional<HttpResponse> check_key(const HttpRequest& request) const;
+  HttpResponse health() const;
+  HttpResponse metrics() const;
+  HttpResponse models(const HttpRequest& request) const;
+  HttpResponse tokenize(const HttpRequest& request) const;
+  HttpResponse detokenize(const HttpRequest& request) const;
+
+  ServingContext& context_;
+  mutable CompletionHandler completions_;
+  std::vector<Route> routes_;
+};
+
+}  // namespace longbow::http
