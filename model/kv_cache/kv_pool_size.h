@@ -25,6 +25,11 @@ size_t kv_page_bytes(const ModelConfig& config, DType kv_dtype, int page_size);
 StatusOr<int> kv_pages_for_memory(const ModelConfig& config, DType kv_dtype, int page_size, size_t free_bytes,
                                   double memory_fraction);
 
+// Pages needed to hold `num_tokens` tokens.
+constexpr int pages_for_tokens(int64_t num_tokens, int page_size) {
+  return static_cast<int>((num_tokens + page_size - 1) / page_size);
+}
+
 // What the engine will ask of the KV cache, the input of the per-group memory plan (DESIGN §5).
 struct GroupDemand {
   int64_t max_model_len = 0;       // longest sequence (prompt + output), tokens
