@@ -240,7 +240,9 @@ Status KvCacheManager::check_integrity() const {
     for (const auto& [seq, record] : seqs_) {
       const bool held = groups_[g].is_state ? state_[static_cast<size_t>(member_[g])].slot(seq) >= 0
                                             : paged_[static_cast<size_t>(member_[g])].has_table(seq);
-      if (!held) return internal_error(fmt::format("kv cache integrity: sequence {} holds nothing in group {}", seq, g));
+      if (!held) {
+        return internal_error(fmt::format("kv cache integrity: sequence {} holds nothing in group {}", seq, g));
+      }
     }
   }
   return Status::Ok();

@@ -115,7 +115,8 @@ int PageGroup::hit_pages(const PageChain& chain, std::span<const int32_t> tokens
   // pages ending at page i, contiguous.
   std::vector<int> run(static_cast<size_t>(max_pages), 0);
   for (int i = 0; i < max_pages; ++i) {
-    if (find_cached(chain, tokens, i) != kNone) run[static_cast<size_t>(i)] = (i > 0 ? run[static_cast<size_t>(i - 1)] : 0) + 1;
+    if (find_cached(chain, tokens, i) == kNone) continue;
+    run[static_cast<size_t>(i)] = (i > 0 ? run[static_cast<size_t>(i - 1)] : 0) + 1;
   }
   for (int hit = max_pages; hit > 0; --hit) {
     if (run[static_cast<size_t>(hit - 1)] >= hit - first_live_page(hit)) return hit;
@@ -253,7 +254,9 @@ Status PageGroup::check_integrity() const {
   std::vector<int32_t> refs(pages_.size(), 0);
   for (const auto& [seq, table] : tables_) {
     const int size = static_cast<int>(table.pages.size());
-    if (table.num_committed_pages > size) return fail(fmt::format("sequence {} committed more pages than it holds", seq));
+    if (table.num_committed_pages > size) {
+      return fail(fmt::format("sequence {} committed more pages than it holds", seq));
+    }
     if (table.num_released_pages > size) return fail(fmt::format("sequence {} released more pages than it holds", seq));
     if (window_ == 0 && table.num_released_pages > 0) {
       return fail(fmt::format("sequence {} has released entries in a full group", seq));
@@ -266,7 +269,9 @@ Status PageGroup::check_integrity() const {
                                 table.num_released_pages));
       }
       if (released) continue;
-      if (page < 1 || page >= pool_size()) return fail(fmt::format("sequence {} holds page {} out of range", seq, page));
+      if (page < 1 || page >= pool_size()) {
+        return fail(fmt::format("sequence {} holds page {} out of range", seq, page));
+      }
       ++refs[static_cast<size_t>(page)];
     }
   }
@@ -296,7 +301,8 @@ Status PageGroup::check_integrity() const {
       return fail(fmt::format("page {} has refcount {} but {} references", i, p.ref_count, refs[i]));
     }
     if ((p.ref_count == 0) != in_queue[i]) {
-      return fail(fmt::format("page {} {}", i, in_queue[i] ? "is referenced and free" : "is neither referenced nor free"));
+      return fail(
+          fmt::format("page {} {}", i, in_queue[i] ? "is referenced and free" : "is neither referenced nor free"));
     }
     if (p.has_key) {
       ++keyed;

@@ -39,7 +39,9 @@ PageKey chain_page_key(const PageKey& parent, std::span<const int32_t> tokens) {
 
 void PageChain::extend(std::span<const int32_t> tokens, size_t num_pages, size_t page_size) {
   keys.reserve(num_pages);
-  for (size_t i = keys.size(); i < num_pages; ++i) keys.push_back(chain_page_key(parent(i), tokens.subspan(i * page_size, page_size)));
+  for (size_t i = keys.size(); i < num_pages; ++i) {
+    keys.push_back(chain_page_key(parent(i), tokens.subspan(i * page_size, page_size)));
+  }
 }
 
 uint64_t cache_salt_from_string(std::string_view text) {

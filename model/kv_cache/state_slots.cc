@@ -13,7 +13,8 @@ StateSlots::StateSlots(int num_slots) : num_slots_(std::max(0, num_slots)) {
 Status StateSlots::allocate(SeqId seq) {
   if (held_.count(seq)) return invalid_argument(fmt::format("kv cache: sequence {} already holds a state slot", seq));
   if (free_.empty()) {
-    return resource_exhausted(fmt::format("kv cache: no free state slot for sequence {} (all {} held)", seq, num_slots_));
+    return resource_exhausted(
+        fmt::format("kv cache: no free state slot for sequence {} (all {} held)", seq, num_slots_));
   }
   held_.emplace(seq, free_.back());
   free_.pop_back();
@@ -35,7 +36,9 @@ int32_t StateSlots::slot(SeqId seq) const {
 Status StateSlots::check_integrity() const {
   std::vector<int> owners(static_cast<size_t>(num_slots_), 0);
   auto count = [&](int32_t slot) -> Status {
-    if (slot < 0 || slot >= num_slots_) return internal_error(fmt::format("kv cache integrity: state slot {} out of range", slot));
+    if (slot < 0 || slot >= num_slots_) {
+      return internal_error(fmt::format("kv cache integrity: state slot {} out of range", slot));
+    }
     if (++owners[static_cast<size_t>(slot)] > 1) {
       return internal_error(fmt::format("kv cache integrity: state slot {} is held twice or held and free", slot));
     }

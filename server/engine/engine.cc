@@ -28,7 +28,9 @@ std::vector<TokenId> eos_tokens(const ModelConfig& model, const Tokenizer& token
 KvCacheOptions kv_cache_options(const Transformer& runtime, bool enable_prefix_caching) {
   KvCacheOptions options;
   options.groups = runtime.cache_groups();
-  for (size_t g = 0; g < options.groups.size(); ++g) options.pool_sizes.push_back(runtime.num_pages(static_cast<int>(g)));
+  for (size_t g = 0; g < options.groups.size(); ++g) {
+    options.pool_sizes.push_back(runtime.num_pages(static_cast<int>(g)));
+  }
   options.page_size = kPageSize;
   options.enable_prefix_caching = enable_prefix_caching;
   return options;
@@ -102,7 +104,8 @@ Status Engine::start() {
   started_ = true;
   spdlog::info("engine: started ({} KV pages of {} tokens in {} cache groups, max_batched_tokens {}, max_num_seqs {}, "
                "prefix caching {})",
-               kv_->num_pages(), kPageSize, kv_->groups().size(), config_.scheduler.max_batched_tokens, config_.scheduler.max_num_seqs,
+               kv_->num_pages(), kPageSize, kv_->groups().size(), config_.scheduler.max_batched_tokens,
+               config_.scheduler.max_num_seqs,
                config_.enable_prefix_caching ? "on" : "off");
   return Status::Ok();
 }
