@@ -49,8 +49,8 @@ struct PagedAttentionArgs {
   Tensor context_lens;  // [S] I32, >= q_len; 0 only for a one-query padding row (output 0, reads nothing)
   // [S, max_pages_per_seq] I32 physical page ids. With sliding_window > 0 the first
   // pages_behind_window(context_lens[s] - q_len, sliding_window, kPageSize) entries of row s may be
-  // kReleasedPage (-1): pages released behind the window (model/kv_cache/window_pages.h), which no
-  // implementation may read, not even to load and mask them.
+  // kNullPage (0): pages released behind the window (model/kv_cache/window_pages.h), whose entries
+  // point at the reserved null page; an implementation may load them, but the window masks them.
   Tensor block_tables;
   Tensor out;           // [T, Hq, D]
   int max_query_len = 0;    // max over s of q_len (a launch hint; must be an upper bound)

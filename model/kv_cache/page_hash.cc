@@ -37,6 +37,13 @@ PageKey chain_page_key(const PageKey& parent, std::span<const int32_t> tokens) {
   return PageKey{mix64(hi ^ length ^ mix64(lo)), mix64(lo ^ rotl(length, 17) ^ mix64(hi + 1))};
 }
 
+void PageChain::extend(std::span<const int32_t> tokens, size_t num_pages, size_t page_size) {
+  keys.reserve(num_pages);
+  for (size_t i = keys.size(); i < num_pages; ++i) {
+    keys.push_back(chain_page_key(parent(i), tokens.subspan(i * page_size, page_size)));
+  }
+}
+
 uint64_t cache_salt_from_string(std::string_view text) {
   if (text.empty()) return 0;
   uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a, then a finalizer

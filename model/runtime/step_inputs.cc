@@ -4,7 +4,6 @@
 #include <string>
 
 #include "model/backend/backend.h"
-#include "model/kv_cache/window_pages.h"
 
 namespace longbow {
 namespace {
@@ -39,16 +38,21 @@ StatusOr<StepInputs> build_step_inputs(std::span<const SequenceStep> steps, cons
                           ", beyond the limit of " + std::to_string(limits.max_context_len) +
                           " tokens (max_position_embeddings, or the KV pool size)");
     }
+    // [kv: interim until the layer-kind runtime] the model's one cache group.
+    if (step.block_tables.size() != 1) {
+      return invalid_argument("forward: " + step_name(s) + " has " + std::to_string(step.block_tables.size()) +
+                              " block tables for the model's 1 cache group");
+    }
+    std::span<const int32_t> block_table = step.block_tables[0];
     int needed_pages = static_cast<int>((context + kPageSize - 1) / kPageSize);
-    if (step.block_table.size() < static_cast<size_t>(needed_pages)) {
+    if (block_table.size() < static_cast<size_t>(needed_pages)) {
       return invalid_argument("forward: " + step_name(s) + " has a block table of " +
-                              std::to_string(step.block_table.size()) + " pages for " + std::to_string(context) +
+                              std::to_string(block_table.size()) + " pages for " + std::to_string(context) +
                               " tokens (needs " + std::to_string(needed_pages) + ")");
     }
-    const int64_t released = pages_behind_window(step.num_cached, limits.sliding_window, kPageSize);
+    // Entries behind a window are kNullPage (0): an ordinary, readable page id.
     for (int b = 0; b < needed_pages; ++b) {
-      int32_t page = step.block_table[static_cast<size_t>(b)];
-      if (b < released && page == kReleasedPage) continue;  // behind the window: no kernel reads it
+      int32_t page = block_table[static_cast<size_t>(b)];
       if (page < 0 || page >= limits.num_pages) {
         return invalid_argument("forward: " + step_name(s) + " block_table[" + std::to_string(b) + "] = " +
                                 std::to_string(page) + " is outside the KV pool [0, " +
@@ -65,7 +69,7 @@ StatusOr<StepInputs> build_step_inputs(std::span<const SequenceStep> steps, cons
       int32_t pos = step.num_cached + static_cast<int32_t>(i);
       in.token_ids.push_back(id);
       in.positions.push_back(pos);
-      in.slots.push_back(step.block_table[static_cast<size_t>(pos / kPageSize)] * kPageSize + pos % kPageSize);
+      in.slots.push_back(block_table[static_cast<size_t>(pos / kPageSize)] * kPageSize + pos % kPageSize);
     }
     in.query_start.push_back(static_cast<int32_t>(in.token_ids.size()));
     in.context_lens.push_back(static_cast<int32_t>(context));
@@ -86,7 +90,7 @@ StatusOr<StepInputs> build_step_inputs(std::span<const SequenceStep> steps, cons
   in.block_tables.assign(steps.size() * static_cast<size_t>(in.pages_per_seq), -1);
   for (size_t s = 0; s < steps.size(); ++s) {
     int needed = (in.context_lens[s] + kPageSize - 1) / kPageSize;
-    std::copy_n(steps[s].block_table.begin(), needed,
+    std::copy_n(steps[s].block_tables[0].begin(), needed,
                 in.block_tables.begin() + static_cast<std::ptrdiff_t>(s * static_cast<size_t>(in.pages_per_seq)));
   }
   return in;

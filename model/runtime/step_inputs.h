@@ -20,8 +20,8 @@ struct StepLimits {
   int vocab_size = 0;       // token ids must lie in [0, vocab_size)
   int num_pages = 0;        // page ids must lie in [0, num_pages)
   int max_context_len = 0;  // num_cached + new tokens per sequence (max_position_embeddings)
-  // The model's sliding window (0: none): block-table entries behind it may be kReleasedPage
-  // (model/kv_cache/window_pages.h).
+  // The model's sliding window (0: none). Entries behind it are kNullPage
+  // (model/kv_cache/window_pages.h), an ordinary page id: nothing is checked differently.
   int sliding_window = 0;
 };
 
@@ -44,8 +44,7 @@ struct StepInputs {
 
 // INVALID_ARGUMENT naming the step and field for: a step without tokens, negative num_cached, a
 // token id outside the vocabulary, a block table too short for its context or holding a page outside
-// the pool (kReleasedPage is accepted only for the pages pages_behind_window(num_cached, ...)
-// releases), two new tokens mapped to the same slot, or more tokens / sequences than the limits.
+// the pool, a step without exactly one block table (the model's one cache group), two new tokens mapped to the same slot, or more tokens / sequences than the limits.
 // OUT_OF_RANGE when a sequence's context exceeds max_context_len.
 StatusOr<StepInputs> build_step_inputs(std::span<const SequenceStep> steps, const StepLimits& limits);
 

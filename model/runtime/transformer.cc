@@ -21,7 +21,6 @@
 #include "common/logging.h"
 #include "model/config/rope.h"
 #include "model/kv_cache/kv_pool_size.h"
-#include "model/kv_cache/page_allocator.h"
 #include "model/runtime/decode_graphs.h"
 #include "model/runtime/dsa_row_blocks.h"
 #include "model/runtime/memory_plan.h"
@@ -70,6 +69,9 @@ class LlamaTransformer final : public Transformer {
   Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) override;
   const ModelConfig& config() const override { return config_; }
   int num_kv_pages() const override { return options_.num_kv_pages; }
+  // [kv: interim until the layer-kind runtime] One group: every layer, the config's window (0: full).
+  const std::vector<CacheGroup>& cache_groups() const override { return cache_groups_; }
+  int num_pages(int group) const override { return group == 0 ? options_.num_kv_pages : 0; }
   int num_decode_graphs() const override { return graphs_ ? graphs_->num_captured() : 0; }
   Status read_index_cache(int layer, std::vector<uint8_t>* bytes) override;
   Status read_dsa_selection(std::vector<int32_t>* selection) override;
@@ -103,6 +105,7 @@ class LlamaTransformer final : public Transformer {
   Backend& backend_;
   RuntimeOptions options_;
   StepLimits limits_;
+  std::vector<CacheGroup> cache_groups_;  // [kv: interim] set once the pool is allocated
   ModelWeights weights_;
   Tensor inv_freq_;  // [rotary_dim / 2] F32
   float attention_scaling_ = 1.0f;
@@ -181,6 +184,14 @@ Status LlamaTransformer::init(const WeightSource& source) {
   RETURN_IF_ERROR(init_dsa());
   RETURN_IF_ERROR(allocate_kv_pool());
   limits_.num_pages = options_.num_kv_pages;
+  {  // [kv: interim until the layer-kind runtime] the one cache group of a Llama-shaped model
+    CacheGroup group;
+    group.window = config_.sliding_window.value_or(0);
+    group.bytes_per_page =
+        static_cast<int64_t>(kv_page_bytes(config_, backend_.compute_dtype(), kPageSize));
+    for (int l = 0; l < config_.num_hidden_layers; ++l) group.layers.push_back(l);
+    cache_groups_ = {group};
+  }
   RETURN_IF_ERROR(allocate_index_pool());
   init_decode_graphs();
   return capture_decode_graphs();
@@ -365,7 +376,8 @@ Status LlamaTransformer::allocate_kv_pool() {
   request.max_model_len = options_.max_model_len;
   if (backend_.name() == "cpu") {  // host RAM: bounded like vLLM's CPU KV space, and by what can be used
     request.space_cap_bytes = options_.cpu_kv_cache_bytes;
-    request.useful_pages = int64_t{options_.max_num_seqs} * pages_for_tokens(options_.max_model_len, kPageSize);
+    // [kv: interim] + the null page (page 0, never handed out: model/kv_cache/window_pages.h).
+    request.useful_pages = int64_t{options_.max_num_seqs} * pages_for_tokens(options_.max_model_len, kPageSize) + 1;
   }
   ASSIGN_OR_RETURN(KvPoolPlan plan, plan_kv_pool(request));
   if (!plan.warning.empty()) spdlog::warn("{}", plan.warning);

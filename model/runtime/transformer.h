@@ -15,6 +15,7 @@
 #include "common/status.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
+#include "model/kv_cache/cache_spec.h"
 #include "model/runtime/dsa_attention.h"
 #include "model/runtime/weight_source.h"
 #include "model/weights/safetensors.h"
@@ -52,10 +53,17 @@ struct RuntimeOptions {
 
 // One sequence's part of a step.
 struct SequenceStep {
-  std::span<const int32_t> tokens;       // the new tokens: a prefill chunk, or one decode token
-  int32_t num_cached = 0;                // tokens of this sequence already in the KV cache
-  std::span<const int32_t> block_table;  // physical pages covering num_cached + tokens.size() tokens
-  bool want_logits = true;               // return logits for the last new token
+  std::span<const int32_t> tokens;  // the new tokens: a prefill chunk, or one decode token
+  int32_t num_cached = 0;           // tokens of this sequence already in the KV cache
+  // One block table per paged cache group, in cache_groups() order, each covering num_cached +
+  // tokens.size() tokens (page ids of that group's pool). Entries behind a window group's window
+  // are kNullPage (page 0 of every pool: reserved, readable, never written by the engine's pages).
+  std::vector<std::span<const int32_t>> block_tables;
+  // The sequence's slot in the model's state group (-1: the model has none). The slot is fresh, and
+  // must be zeroed before use, exactly when num_cached == 0: state groups take no prefix hit, and a
+  // preempted sequence restarts from token 0 with a new slot (model/kv_cache/state_slots.h).
+  int32_t state_slot = -1;
+  bool want_logits = true;  // return logits for the last new token
 };
 
 class Transformer {
@@ -75,6 +83,11 @@ class Transformer {
 
   virtual const ModelConfig& config() const = 0;
   virtual int num_kv_pages() const = 0;
+  // The model's cache groups (cache_spec.h): the engine keeps one page group per paged group and one
+  // slot pool per state group, and passes one block table per paged group in each SequenceStep.
+  virtual const std::vector<CacheGroup>& cache_groups() const = 0;
+  // Pool size of cache group `group`: paged, its pages with the null page 0 included; state, its slots.
+  virtual int num_pages(int group) const = 0;
   // Decode batch sizes captured as graphs so far (0 when decode steps run eagerly).
   virtual int num_decode_graphs() const { return 0; }
 

@@ -11,13 +11,13 @@
 #include "common/logging.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
-#include "model/kv_cache/page_allocator.h"
 #include "model/runtime/transformer.h"
 #include "model/runtime/weight_source.h"
 #include "model/tokenizer/tokenizer.h"
 #include "model/weights/safetensors.h"
 #include "server/cli/flags.h"
 #include "server/cli/model_path.h"
+#include "server/engine/engine.h"
 
 namespace longbow::cli {
 namespace {
@@ -95,42 +95,24 @@ StatusOr<std::vector<TokenId>> parse_prompt_ids(const std::string& text) {
   return ids;
 }
 
-// Writes bytes to stdout as they arrive, holding back a trailing incomplete UTF-8 sequence so a
-// character split across tokens is never printed in halves.
-class Utf8Stream {
+// The tokenizer of a --prompt-ids run, which may have no tokenizer file: ids in, no text out.
+class IdsOnlyTokenizer final : public Tokenizer {
  public:
-  void add(const std::string& bytes) {
-    pending_ += bytes;
-    size_t complete = complete_prefix(pending_);
-    std::fwrite(pending_.data(), 1, complete, stdout);
-    std::fflush(stdout);
-    pending_.erase(0, complete);
-  }
-  void finish() {
-    std::fwrite(pending_.data(), 1, pending_.size(), stdout);
-    std::fputc('\n', stdout);
-    std::fflush(stdout);
-    pending_.clear();
-  }
+  explicit IdsOnlyTokenizer(int vocab_size) : vocab_size_(vocab_size) {}
+  std::vector<TokenId> encode(std::string_view) const override { return {}; }
+  std::string decode(std::span<const TokenId>) const override { return {}; }
+  StatusOr<std::string> decode_checked(std::span<const TokenId>) const override { return std::string(); }
+  std::string token_bytes(TokenId) const override { return {}; }
+  int vocab_size() const override { return vocab_size_; }
+  std::string_view piece(TokenId) const override { return {}; }
+  bool is_control(TokenId) const override { return false; }
+  std::optional<TokenId> bos_id() const override { return std::nullopt; }
+  std::optional<TokenId> eos_id() const override { return std::nullopt; }
+  std::optional<TokenId> unk_id() const override { return std::nullopt; }
 
  private:
-  // Length of the longest prefix that does not end inside a multi-byte sequence.
-  static size_t complete_prefix(const std::string& s) {
-    size_t n = s.size();
-    for (size_t back = 1; back <= std::min<size_t>(4, n); ++back) {
-      auto byte = static_cast<unsigned char>(s[n - back]);
-      if ((byte & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead byte
-      size_t length = byte < 0x80 ? 1 : (byte & 0xE0) == 0xC0 ? 2 : (byte & 0xF0) == 0xE0 ? 3 : (byte & 0xF8) == 0xF0 ? 4 : 1;
-      return back < length ? n - back : n;
-    }
-    return n;
-  }
-  std::string pending_;
+  int vocab_size_;
 };
-
-int32_t argmax(const std::vector<float>& logits) {
-  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -165,9 +147,6 @@ Status run_generate(const GenerateOptions& o) {
                         std::to_string(o.max_tokens) + " exceeds the model's context of " +
                         std::to_string(config.max_position_embeddings) + " tokens");
   }
-  std::vector<TokenId> eos_ids(config.eos_token_ids.begin(), config.eos_token_ids.end());
-  if (eos_ids.empty() && tokenizer && tokenizer->eos_id()) eos_ids.push_back(*tokenizer->eos_id());
-
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(o.backend));
   std::unique_ptr<Checkpoint> checkpoint;
   if (format != LoadFormat::kDummy) {
@@ -186,50 +165,52 @@ Status run_generate(const GenerateOptions& o) {
                    Transformer::load(config, checkpoint ? WeightSource(*checkpoint) : WeightSource::dummy(0),
                                      *backend, runtime_options));
 
-  PageAllocator allocator(model->num_kv_pages());
-  std::vector<int32_t> block_table;
-  auto ensure_pages = [&](int64_t tokens) -> Status {
-    int missing = pages_for_tokens(tokens, kPageSize) - static_cast<int>(block_table.size());
-    if (missing <= 0) return Status::Ok();
-    std::optional<std::vector<int32_t>> pages = allocator.allocate(missing);
-    if (!pages) return resource_exhausted("out of KV pages at " + std::to_string(tokens) + " tokens");
-    block_table.insert(block_table.end(), pages->begin(), pages->end());
-    return Status::Ok();
-  };
+  // The engine runs the one request: chunked prefill, greedy decode, the KV manager's page groups.
+  EngineConfig engine_config;
+  engine_config.scheduler.max_batched_tokens = runtime_options.max_batched_tokens;
+  engine_config.scheduler.max_num_seqs = 1;
+  engine_config.max_waiting_requests = 1;
+  engine_config.enable_prefix_caching = false;  // one request: nothing to share
+  engine_config.max_model_len = static_cast<int>(total);
+  engine_config.max_n = 1;
+  engine_config.max_logprobs = 0;
+  engine_config.default_seed = 1;  // greedy: the seed is never used
+  IdsOnlyTokenizer ids_only(config.vocab_size);
+  ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
+                   Engine::create(engine_config, *model, tokenizer ? *tokenizer : ids_only));
+  RETURN_IF_ERROR(engine->start());
 
-  // Prefill in chunks; only the last chunk's last token needs logits.
-  auto prefill_start = std::chrono::steady_clock::now();
-  std::vector<TokenId> sequence = prompt;
-  std::vector<float> logits;
-  const auto prompt_len = static_cast<int64_t>(prompt.size());
-  for (int64_t done = 0; done < prompt_len;) {
-    int64_t n = std::min<int64_t>(runtime_options.max_batched_tokens, prompt_len - done);
-    RETURN_IF_ERROR(ensure_pages(done + n));
-    SequenceStep step{std::span(sequence).subspan(static_cast<size_t>(done), static_cast<size_t>(n)),
-                      static_cast<int32_t>(done), block_table, done + n == prompt_len};
-    RETURN_IF_ERROR(model->forward(std::span(&step, 1), &logits));
-    done += n;
-  }
-  double prefill_seconds = seconds_since(prefill_start);
-
-  auto decode_start = std::chrono::steady_clock::now();
-  Utf8Stream text;
+  GenerateRequest request;
+  request.prompt_tokens = prompt;
+  request.sampling.temperature = 0.0f;
+  request.sampling.max_tokens = o.max_tokens;
+  request.sampling.ignore_eos = o.ignore_eos;
+  const auto prefill_start = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(RequestHandle handle, engine->submit(std::move(request)));
   std::vector<TokenId> generated;
+  double prefill_seconds = 0.0;
+  auto decode_start = prefill_start;
   while (true) {
-    TokenId next = argmax(logits);
-    generated.push_back(next);
-    bool stop = !o.ignore_eos && std::find(eos_ids.begin(), eos_ids.end(), next) != eos_ids.end();
-    if (tokenizer && !stop) text.add(tokenizer->token_bytes(next));
-    if (stop || static_cast<int>(generated.size()) == o.max_tokens) break;
-    sequence.push_back(next);
-    RETURN_IF_ERROR(ensure_pages(static_cast<int64_t>(sequence.size())));
-    SequenceStep step{std::span(sequence).last(1), static_cast<int32_t>(sequence.size() - 1), block_table, true};
-    RETURN_IF_ERROR(model->forward(std::span(&step, 1), &logits));
+    std::optional<GenerateEvent> event = handle.events->next(std::chrono::seconds(60));
+    if (!event) continue;  // a long step; the engine always ends a request with a last event
+    if (!event->error.ok()) return event->error;
+    if (generated.empty() && !event->token_ids.empty()) {
+      prefill_seconds = seconds_since(prefill_start);  // the first token comes with the prompt's logits
+      decode_start = std::chrono::steady_clock::now();
+    }
+    generated.insert(generated.end(), event->token_ids.begin(), event->token_ids.end());
+    if (tokenizer && !event->text.empty()) {  // complete UTF-8 only (the engine's detokenizer)
+      std::fwrite(event->text.data(), 1, event->text.size(), stdout);
+      std::fflush(stdout);
+    }
+    if (event->last) break;
   }
-  double decode_seconds = seconds_since(decode_start);
+  const double decode_seconds = seconds_since(decode_start);
+  engine->stop();
 
   if (tokenizer) {
-    text.finish();
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
   } else {
     std::string line;
     for (TokenId id : generated) line += (line.empty() ? "" : " ") + std::to_string(id);

@@ -1,8 +1,9 @@
 // `longbow generate`: greedy generation from one prompt, for trying a model from the shell.
 //
-// Loads the model, prefills the prompt in chunks of --max-batched-tokens, then decodes one token per
-// step until --max-tokens or an EOS id. A deliberately small loop: the engine (server/engine) is the
-// real scheduler; this is its smoke test and a debugging aid.
+// Loads the model and runs the prompt as one greedy request through the engine (server/engine): the
+// prompt is prefilled in chunks of --max-batched-tokens, then one token per step until --max-tokens
+// or an EOS id, over the engine's KV manager (page groups, window release). The same path as
+// `longbow serve`, so it is also that path's smoke test and a debugging aid.
 #pragma once
 
 #include <span>

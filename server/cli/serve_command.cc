@@ -23,7 +23,7 @@
 #include "common/logging.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
-#include "model/kv_cache/page_allocator.h"
+#include "model/kv_cache/kv_pool_size.h"
 #include "model/runtime/transformer.h"
 #include "model/runtime/weight_source.h"
 #include "model/tokenizer/tokenizer.h"

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
 #include <system_error>
 
 #include "server/engine/rng.h"
@@ -23,11 +24,22 @@ std::vector<TokenId> eos_tokens(const ModelConfig& model, const Tokenizer& token
   return ids;
 }
 
-// The scheduler's config with the model's sliding window, which is every layer's: parse_model_config
-// rejects models that mix sliding and full-attention layers (those could release no page).
-SchedulerConfig scheduler_config(SchedulerConfig config, const ModelConfig& model) {
-  config.sliding_window = model.sliding_window.value_or(0);
-  return config;
+// The KV cache of the runtime's cache groups, group g with the runtime's pool g.
+KvCacheOptions kv_cache_options(const Transformer& runtime, bool enable_prefix_caching) {
+  KvCacheOptions options;
+  options.groups = runtime.cache_groups();
+  for (size_t g = 0; g < options.groups.size(); ++g) {
+    options.pool_sizes.push_back(runtime.num_pages(static_cast<int>(g)));
+  }
+  options.page_size = kPageSize;
+  options.enable_prefix_caching = enable_prefix_caching;
+  return options;
+}
+
+// The longest step of one sequence (a prefill chunk), which a window group's pages must cover.
+int max_step_tokens(const SchedulerConfig& config) {
+  return config.max_prefill_chunk > 0 ? std::min(config.max_prefill_chunk, config.max_batched_tokens)
+                                      : config.max_batched_tokens;
 }
 
 }  // namespace
@@ -46,34 +58,38 @@ Status EngineConfig::validate() const {
 StatusOr<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, Transformer& runtime,
                                                  const Tokenizer& tokenizer) {
   RETURN_IF_ERROR(config.validate());
-  if (runtime.num_kv_pages() < 1) return invalid_argument("engine: the runtime has no KV pages");
   const ModelConfig& model = runtime.config();
   if (model.vocab_size < 1) return invalid_argument("engine: the model's vocab_size is " + std::to_string(model.vocab_size));
   if (config.max_model_len == 0 && model.max_position_embeddings < 2) {
     return invalid_argument("engine: the model's max_position_embeddings is " +
                             std::to_string(model.max_position_embeddings) + "; set max_model_len");
   }
-  return std::unique_ptr<Engine>(new Engine(config, runtime, tokenizer));
+  StatusOr<std::unique_ptr<KvCacheManager>> kv =
+      KvCacheManager::create(kv_cache_options(runtime, config.enable_prefix_caching));
+  if (!kv.ok()) return kv.status().with_context("engine");
+  return std::unique_ptr<Engine>(new Engine(config, runtime, tokenizer, std::move(kv).value()));
 }
 
-Engine::Engine(const EngineConfig& config, Transformer& runtime, const Tokenizer& tokenizer)
+Engine::Engine(const EngineConfig& config, Transformer& runtime, const Tokenizer& tokenizer,
+               std::unique_ptr<KvCacheManager> kv)
     : config_(config),
       runtime_(runtime),
       tokenizer_(tokenizer),
-      kv_(KvCacheOptions{runtime.num_kv_pages(), kPageSize, config.enable_prefix_caching}),
-      scheduler_(scheduler_config(config.scheduler, runtime.config()), kv_),
+      kv_(std::move(kv)),
+      scheduler_(config.scheduler, *kv_),
       eos_token_ids_(eos_tokens(runtime.config(), tokenizer)),
       sampler_(runtime.config().vocab_size, eos_token_ids_) {
   const ModelConfig& model = runtime.config();
   limits_.vocab_size = model.vocab_size;
   limits_.max_model_len = config.max_model_len > 0 ? config.max_model_len : model.max_position_embeddings;
-  limits_.max_kv_tokens = runtime.num_kv_pages() * kPageSize;
+  limits_.max_kv_tokens = static_cast<int>(
+      std::min<int64_t>(kv_->max_sequence_tokens(max_step_tokens(config.scheduler)), std::numeric_limits<int>::max()));
   limits_.max_n = config.max_n;
   limits_.max_logprobs = config.max_logprobs;
   default_seed_ = config.default_seed != 0
                       ? config.default_seed
                       : splitmix64_mix(static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
-  metrics_.update([&](MetricsSnapshot& m) { m.kv_pages_total = kv_.num_pages(); });
+  metrics_.update([&](MetricsSnapshot& m) { m.kv_pages_total = kv_->num_pages(); });
 }
 
 Engine::~Engine() { stop(); }
@@ -86,8 +102,10 @@ Status Engine::start() {
     return internal_error(std::string("engine: cannot start the engine thread: ") + e.what());
   }
   started_ = true;
-  spdlog::info("engine: started ({} KV pages of {} tokens, max_batched_tokens {}, max_num_seqs {}, prefix caching {})",
-               kv_.num_pages(), kPageSize, config_.scheduler.max_batched_tokens, config_.scheduler.max_num_seqs,
+  spdlog::info("engine: started ({} KV pages of {} tokens in {} cache groups, max_batched_tokens {}, max_num_seqs {}, "
+               "prefix caching {})",
+               kv_->num_pages(), kPageSize, kv_->groups().size(), config_.scheduler.max_batched_tokens,
+               config_.scheduler.max_num_seqs,
                config_.enable_prefix_caching ? "on" : "off");
   return Status::Ok();
 }
@@ -250,7 +268,7 @@ Status Engine::step() {
     steps_.push_back(SequenceStep{
         std::span<const int32_t>(seq->tokens).subspan(static_cast<size_t>(scheduled.start),
                                                       static_cast<size_t>(scheduled.num_tokens)),
-        scheduled.start, kv_.block_table(scheduled.id), scheduled.want_logits});
+        scheduled.start, kv_->block_tables(scheduled.id), kv_->state_slot(scheduled.id), scheduled.want_logits});
   }
   Status forward = runtime_.forward(steps_, &logits_);
   size_t num_rows = static_cast<size_t>(std::count_if(plan.seqs.begin(), plan.seqs.end(),
@@ -273,7 +291,7 @@ Status Engine::step() {
   metrics_.update([](MetricsSnapshot& m) { ++m.steps; });
   publish_sampled(plan);
   if (config_.check_kv_integrity) {
-    Status integrity = kv_.check_integrity();
+    Status integrity = kv_->check_integrity();
     if (!integrity.ok()) {
       std::vector<std::string> ids;
       for (const auto& [id, state] : requests_) ids.push_back(id);
@@ -370,7 +388,12 @@ void Engine::finish_request(const std::string& id, Status error) {
 void Engine::update_gauges() {
   int running = 0;
   for (const auto& [id, state] : requests_) running += state->started ? 1 : 0;
-  KvCacheStats kv = kv_.stats();
+  KvCacheStats kv = kv_->stats();
+  std::vector<KvGroupPages> groups;
+  for (const KvGroupStats& g : kv.groups) {
+    groups.push_back(KvGroupPages{g.is_state ? "state" : g.window > 0 ? "window" : "full", g.window, g.num_used,
+                                  g.num_pages});
+  }
   int waiting = num_waiting_.load();
   int64_t preemptions = scheduler_.num_preemptions();
   metrics_.update([&](MetricsSnapshot& m) {
@@ -379,6 +402,7 @@ void Engine::update_gauges() {
     m.kv_pages_used = kv.num_used;
     m.kv_pages_total = kv.num_pages;
     m.kv_pages_cached = kv.num_cached;
+    m.kv_groups = std::move(groups);
     m.prefix_cache_query_tokens = kv.prefix_query_tokens;
     m.prefix_cache_hit_tokens = kv.prefix_hit_tokens;
     m.preemptions = preemptions;

@@ -57,8 +57,8 @@ struct EngineConfig {
 
 class Engine {
  public:
-  // `runtime` and `tokenizer` must outlive the engine. The KV pool is runtime.num_kv_pages() pages;
-  // EOS tokens are the model config's eos_token_ids plus the tokenizer's eos_id.
+  // `runtime` and `tokenizer` must outlive the engine. The KV cache has the runtime's cache groups
+  // (Transformer::cache_groups()), group g with a pool of runtime.num_pages(g); EOS tokens are the model config's eos_token_ids plus the tokenizer's eos_id.
   static StatusOr<std::unique_ptr<Engine>> create(const EngineConfig& config, Transformer& runtime,
                                                   const Tokenizer& tokenizer);
   ~Engine();  // stop()
@@ -74,7 +74,8 @@ class Engine {
 
   MetricsSnapshot metrics() const { return metrics_.snapshot(); }
   const RequestLimits& limits() const { return limits_; }
-  int num_kv_pages() const { return kv_.num_pages(); }
+  // Usable KV pages over every paged cache group.
+  int num_kv_pages() const { return kv_->num_pages(); }
 
   // Stops admission (submit() returns UNAVAILABLE), then waits up to `timeout` for the requests in
   // flight to finish. Requests still running then end with UNAVAILABLE errors and drain() returns
@@ -100,7 +101,8 @@ class Engine {
     int num_preemptions = 0;
   };
 
-  Engine(const EngineConfig& config, Transformer& runtime, const Tokenizer& tokenizer);
+  Engine(const EngineConfig& config, Transformer& runtime, const Tokenizer& tokenizer,
+         std::unique_ptr<KvCacheManager> kv);
 
   void run_loop();
   Status step();
@@ -118,7 +120,7 @@ class Engine {
   RequestLimits limits_;
 
   // Owned by the engine thread.
-  KvCacheManager kv_;
+  std::unique_ptr<KvCacheManager> kv_;
   Scheduler scheduler_;
   std::vector<TokenId> eos_token_ids_;
   Sampler sampler_;

@@ -1,5 +1,7 @@
 #include "server/engine/metrics.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -112,6 +114,17 @@ std::string render_prometheus(const MetricsSnapshot& m) {
   gauge(out, "kv_cache_pages_cached", m.kv_pages_cached, "KV-cache pages holding a reusable prefix.");
   gauge(out, "kv_cache_usage_ratio", m.kv_pages_total ? static_cast<double>(m.kv_pages_used) / m.kv_pages_total : 0.0,
         "Fraction of KV-cache pages in use.");
+  for (const char* what : {"used", "total"}) {
+    const std::string name = fmt::format("longbow_kv_cache_group_pages_{}", what);
+    header(out, name, "gauge",
+           *what == 'u' ? "KV-cache pages (state groups: slots) in use, per cache group."
+                        : "KV-cache pages (state groups: slots) in the pool, per cache group.");
+    for (size_t g = 0; g < m.kv_groups.size(); ++g) {
+      const KvGroupPages& group = m.kv_groups[g];
+      out += fmt::format("{}{{group=\"{}\",kind=\"{}\",window=\"{}\"}} {}\n", name, g, group.kind, group.window,
+                         *what == 'u' ? group.used : group.total);
+    }
+  }
   gauge(out, "prefix_cache_hit_rate", m.prefix_cache_hit_rate(),
         "Prompt tokens served by the prefix cache / prompt tokens looked up.");
 

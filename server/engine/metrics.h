@@ -32,12 +32,22 @@ class Histogram {
   HistogramSnapshot data_;
 };
 
+// KV pages of one cache group (DESIGN §5): a full group (window 0), a window group, or a state
+// group (its slots).
+struct KvGroupPages {
+  std::string kind;  // "full", "window" or "state"
+  int window = 0;
+  int used = 0;
+  int total = 0;
+};
+
 struct MetricsSnapshot {
   // Gauges.
   int num_requests_running = 0;  // requests with at least one choice scheduled since submission
   int num_requests_waiting = 0;  // submitted, not yet started
-  int kv_pages_used = 0;
-  int kv_pages_total = 0;
+  int kv_pages_used = 0;   // over every paged group
+  int kv_pages_total = 0;  // usable pages over every paged group (null pages not counted)
+  std::vector<KvGroupPages> kv_groups;  // per cache group, in the runtime's order
   int kv_pages_cached = 0;  // pages holding a reusable prefix (in use or not)
   // Counters.
   int64_t requests_finished_stop = 0;

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cassert>
 
-#include "model/kv_cache/window_pages.h"
-
 namespace longbow {
 
 Status SchedulerConfig::validate() const {
@@ -13,9 +11,6 @@ Status SchedulerConfig::validate() const {
   }
   if (max_num_seqs < 1) {
     return invalid_argument("scheduler: max_num_seqs must be >= 1, got " + std::to_string(max_num_seqs));
-  }
-  if (sliding_window < 0) {
-    return invalid_argument("scheduler: sliding_window must be >= 0, got " + std::to_string(sliding_window));
   }
   if (max_prefill_chunk < 0) {
     return invalid_argument("scheduler: max_prefill_chunk must be >= 0, got " + std::to_string(max_prefill_chunk));
@@ -116,8 +111,8 @@ ScheduleResult Scheduler::schedule() {
     PrefixMatch match = kv_.match_prefix(s.tokens, s.cache_salt);
     int cached = match.num_tokens(kv_.page_size());
     int n = std::min(s.num_tokens() - cached, chunk_limit(budget));
-    if (!kv_.can_allocate(match, cached + n)) break;
-    Status allocated = kv_.allocate(s.id, match, cached + n, s.num_tokens());
+    if (!kv_.can_allocate(match, s.tokens, cached + n)) break;
+    Status allocated = kv_.allocate(s.id, match, s.tokens, cached + n, s.num_tokens());
     assert(allocated.ok());
     (void)allocated;
     s.status = SeqStatus::kRunning;
@@ -145,9 +140,6 @@ void Scheduler::complete_step(const ScheduleResult& result) {
     bool had_prompt = s.num_computed >= s.num_prompt_tokens;
     s.num_computed = scheduled.start + scheduled.num_tokens;
     kv_.commit(s.id, s.tokens, s.num_computed);
-    // The next step's queries start at num_computed (a decode, or the next prefill chunk).
-    kv_.release_leading(
-        s.id, static_cast<int>(pages_behind_window(s.num_computed, config_.sliding_window, kv_.page_size())));
     if (!had_prompt && s.num_computed >= s.num_prompt_tokens) release_waiters(s.id);
   }
 }

@@ -11,6 +11,11 @@
 // pages are released (full pages stay in the prefix cache), num_computed returns to 0 and it goes
 // back to the waiting queue in arrival order, to resume with the same tokens. No sequence is admitted
 // in a step that preempted one.
+//
+// Pages are accounted per cache group by the KV manager: a sequence is admitted or grown only when
+// every group can serve it (a full group its whole length, a window group the pages of its window
+// and the step, a state group one slot). Releasing the pages behind a window is the window group's
+// own policy (KvCacheManager::commit), not the scheduler's.
 #pragma once
 
 #include <cstdint>
@@ -29,10 +34,6 @@ struct SchedulerConfig {
   int max_batched_tokens = 8192;  // tokens in one forward(), decodes and prefill chunks together
   int max_num_seqs = 256;         // running sequences
   int max_prefill_chunk = 0;      // tokens of one sequence per step; 0: up to max_batched_tokens
-  // The model's sliding window when every layer has one (ModelConfig::sliding_window), else 0.
-  // With a window, complete_step() releases each sequence's pages that no later query reads
-  // (model/kv_cache/window_pages.h), so a long generation holds about window + chunk tokens of pages.
-  int sliding_window = 0;
 
   // INVALID_ARGUMENT naming the field.
   Status validate() const;
@@ -66,8 +67,8 @@ class Scheduler {
   // Decides the next step and reserves its pages. Does not advance num_computed.
   ScheduleResult schedule();
 
-  // After forward() succeeded: advances num_computed by each scheduled chunk, enters newly full
-  // pages into the prefix cache and, with a sliding window, releases the pages behind it.
+  // After forward() succeeded: advances num_computed by each scheduled chunk and commits it to the
+  // KV manager (newly full pages enter the prefix cache; window groups release what is behind).
   void complete_step(const ScheduleResult& result);
 
   // Appends a sampled token to a running sequence.

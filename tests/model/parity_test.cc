@@ -15,7 +15,7 @@
 #include "common/json_file.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
-#include "model/kv_cache/page_allocator.h"
+#include "model/kv_cache/kv_pool_size.h"
 #include "model/runtime/transformer.h"
 #include "model/weights/safetensors.h"
 
@@ -110,7 +110,7 @@ TEST_P(ParityTest, CpuRuntimeMatchesTransformers) {
     ASSERT_FALSE(c.generated_ids.empty());
     std::vector<int32_t> sequence = c.prompt_ids;
     std::vector<float> logits;
-    SequenceStep prefill{sequence, 0, table, true};
+    SequenceStep prefill{sequence, 0, {table}, -1, true};
     ASSERT_TRUE((*model)->forward(std::span(&prefill, 1), &logits).ok());
     double prompt_error = relative_l2(logits, c.prompt_logits);
     EXPECT_LT(prompt_error, kMaxRelativeL2) << "prompt logits";
@@ -118,7 +118,7 @@ TEST_P(ParityTest, CpuRuntimeMatchesTransformers) {
     std::vector<int32_t> generated = {argmax(logits)};
     while (generated.size() < c.generated_ids.size()) {
       sequence.push_back(generated.back());
-      SequenceStep decode{std::span(sequence).last(1), static_cast<int32_t>(sequence.size() - 1), table, true};
+      SequenceStep decode{std::span(sequence).last(1), static_cast<int32_t>(sequence.size() - 1), {table}, -1, true};
       ASSERT_TRUE((*model)->forward(std::span(&decode, 1), &logits).ok());
       generated.push_back(argmax(logits));
     }

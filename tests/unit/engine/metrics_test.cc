@@ -32,6 +32,7 @@ TEST(EngineMetrics, RendersPrometheusText) {
     m.num_requests_running = 3;
     m.kv_pages_used = 5;
     m.kv_pages_total = 20;
+    m.kv_groups = {KvGroupPages{"window", 512, 2, 8}, KvGroupPages{"full", 0, 3, 12}};
     m.requests_finished_stop = 7;
     m.prefix_cache_query_tokens = 400;
     m.prefix_cache_hit_tokens = 100;
@@ -46,6 +47,9 @@ TEST(EngineMetrics, RendersPrometheusText) {
   EXPECT_EQ(sample(text, "longbow_num_requests_running"), "3");
   EXPECT_EQ(sample(text, "longbow_kv_cache_usage_ratio"), "0.25");
   EXPECT_EQ(sample(text, "longbow_prefix_cache_hit_rate"), "0.25");
+  EXPECT_EQ(sample(text, "longbow_kv_cache_pages_used"), "5");  // the total over groups, as before
+  EXPECT_EQ(sample(text, "longbow_kv_cache_group_pages_used{group=\"0\",kind=\"window\",window=\"512\"}"), "2");
+  EXPECT_EQ(sample(text, "longbow_kv_cache_group_pages_total{group=\"1\",kind=\"full\",window=\"0\"}"), "12");
   EXPECT_EQ(sample(text, "longbow_request_success_total{finished_reason=\"stop\"}"), "7");
   EXPECT_EQ(sample(text, "longbow_num_preemptions_total"), "2");
   // Cumulative buckets, then +Inf, sum and count.

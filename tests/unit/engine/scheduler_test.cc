@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -18,8 +19,11 @@ constexpr int kPage = 4;
 
 class Harness {
  public:
+  // One full group of `num_pages` usable pages (its pool also holds the null page).
   Harness(SchedulerConfig config, int num_pages, bool prefix_caching = false)
-      : kv_(KvCacheOptions{num_pages, kPage, prefix_caching}), scheduler_(config, kv_) {}
+      : Harness(config, KvCacheOptions::single_group(num_pages + 1, kPage, prefix_caching)) {}
+  Harness(SchedulerConfig config, const KvCacheOptions& options)
+      : kv_(KvCacheManager::create(options).value()), scheduler_(config, *kv_) {}
 
   // Adds sequence `name` with a prompt of `prompt_len` tokens (distinct per name unless `prompt`
   // is given) that finishes after `max_tokens` outputs.
@@ -63,7 +67,7 @@ class Harness {
         scheduler_.remove(s.id);
       }
     }
-    Status integrity = kv_.check_integrity();
+    Status integrity = kv_->check_integrity();
     EXPECT_TRUE(integrity.ok()) << integrity.to_string();
     return row.empty() ? "idle" : row;
   }
@@ -90,10 +94,10 @@ class Harness {
 
   SeqId id(const std::string& name) const { return ids_.at(name); }
   Scheduler& scheduler() { return scheduler_; }
-  KvCacheManager& kv() { return kv_; }
+  KvCacheManager& kv() { return *kv_; }
 
  private:
-  KvCacheManager kv_;
+  std::unique_ptr<KvCacheManager> kv_;
   Scheduler scheduler_;
   std::map<SeqId, std::string> names_;
   std::map<std::string, SeqId> ids_;
@@ -251,8 +255,8 @@ TEST(Scheduler, RejectsBadConfigAndDuplicateIds) {
   EXPECT_FALSE((SchedulerConfig{.max_num_seqs = 0}).validate().ok());
   EXPECT_FALSE((SchedulerConfig{.max_prefill_chunk = -1}).validate().ok());
   EXPECT_TRUE(SchedulerConfig{}.validate().ok());
-  KvCacheManager kv(KvCacheOptions{4, kPage, false});
-  Scheduler scheduler(SchedulerConfig{}, kv);
+  auto kv = KvCacheManager::create(KvCacheOptions::single_group(5, kPage, false)).value();
+  Scheduler scheduler(SchedulerConfig{}, *kv);
   Sequence s;
   s.id = 1;
   s.tokens = {1, 2};
@@ -262,6 +266,39 @@ TEST(Scheduler, RejectsBadConfigAndDuplicateIds) {
   s.id = 2;
   s.tokens.clear();
   EXPECT_EQ(scheduler.add(s).code(), StatusCode::kInvalidArgument);
+}
+
+// A local/global model: a window group of 8 tokens next to a full group. Admission and growth need
+// pages in both groups; the window group holds a bounded number per sequence however long it gets,
+// so the full group's pool is what preempts.
+TEST(Scheduler, AccountsPagesPerGroupWithAWindowGroup) {
+  KvCacheOptions options;
+  CacheGroup full, local;
+  full.layers = {1};
+  local.window = 8;
+  local.layers = {0};
+  options.groups = {local, full};
+  // Full: 12 usable pages (48 tokens); window: 2 sequences × window_live_pages_bound(8, 4, 4) = 5.
+  options.pool_sizes = {11, 13};
+  options.page_size = kPage;
+  options.enable_prefix_caching = false;
+  ASSERT_EQ(window_live_pages_bound(8, 4, kPage), 5);
+  Harness h(SchedulerConfig{.max_batched_tokens = 8, .max_num_seqs = 4, .max_prefill_chunk = 4}, options);
+  h.add("a", 10, 20);  // 30 tokens: 8 full pages
+  h.add("b", 10, 20);
+  int max_window_used = 0;
+  int max_full_used = 0;
+  for (int i = 0; i < 200 && !h.scheduler().idle(); ++i) {
+    h.step();
+    KvCacheStats stats = h.kv().stats();
+    max_window_used = std::max(max_window_used, stats.groups[0].num_used);
+    max_full_used = std::max(max_full_used, stats.groups[1].num_used);
+  }
+  EXPECT_TRUE(h.scheduler().idle());
+  EXPECT_LE(max_window_used, 10);   // never more than both sequences' windows
+  EXPECT_EQ(max_full_used, 12);     // the full group ran out ...
+  EXPECT_GT(h.scheduler().num_preemptions(), 0);  // ... and preempted
+  EXPECT_EQ(h.kv().num_used(), 0);
 }
 
 }  // namespace

@@ -34,8 +34,12 @@ using testing::write_tiny_checkpoint;
 // behaviour before release existed) while the runtime still attends through the window.
 class PageWatcher final : public Transformer {
  public:
-  PageWatcher(Transformer& inner, bool hide_window) : inner_(inner), config_(inner.config()) {
-    if (hide_window) config_.sliding_window.reset();
+  PageWatcher(Transformer& inner, bool hide_window)
+      : inner_(inner), config_(inner.config()), groups_(inner.cache_groups()) {
+    if (hide_window) {
+      config_.sliding_window.reset();
+      for (CacheGroup& g : groups_) g.window = 0;
+    }
   }
 
   Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) override {
@@ -43,7 +47,7 @@ class PageWatcher final : public Transformer {
     for (const SequenceStep& step : steps) {
       const int64_t context = step.num_cached + static_cast<int64_t>(step.tokens.size());
       for (int64_t b = 0; b < (context + kPageSize - 1) / kPageSize; ++b) {
-        if (step.block_table[static_cast<size_t>(b)] == kReleasedPage) {
+        if (step.block_tables[0][static_cast<size_t>(b)] == kNullPage) {
           ++released_entries_;
         } else {
           ++live;
@@ -55,6 +59,8 @@ class PageWatcher final : public Transformer {
   }
   const ModelConfig& config() const override { return config_; }
   int num_kv_pages() const override { return inner_.num_kv_pages(); }
+  const std::vector<CacheGroup>& cache_groups() const override { return groups_; }
+  int num_pages(int group) const override { return inner_.num_pages(group); }
 
   int max_live_pages() const { return max_live_pages_; }
   int64_t released_entries() const { return released_entries_; }
@@ -62,6 +68,7 @@ class PageWatcher final : public Transformer {
  private:
   Transformer& inner_;
   ModelConfig config_;
+  std::vector<CacheGroup> groups_;
   int max_live_pages_ = 0;  // the most non-released table entries of one step's sequences
   int64_t released_entries_ = 0;
 };

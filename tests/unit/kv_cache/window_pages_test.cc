@@ -33,5 +33,26 @@ TEST(WindowPages, ReleasesWholeTilesBehindTheFirstVisibleKey) {
   EXPECT_EQ(pages_behind_window(226, 100, 64), 0);  // first key 127: page 1 is still read
 }
 
+// window_live_pages_bound is the most live entries a window group's table holds in a step of n
+// tokens starting at any num_computed, when the entries behind pages_behind_window(num_computed) are
+// released; and some position reaches it.
+TEST(WindowPages, LivePagesBoundIsTightForEveryStartingPosition) {
+  for (int64_t page : {4, 64}) {
+    for (int64_t window : {1, 5, 8, 63, 64, 100, 128, 300}) {
+      for (int64_t n : {1, 3, 64, 100}) {
+        int64_t most = 0;
+        for (int64_t computed = 0; computed < window + 40 * page; ++computed) {
+          const int64_t covered = (computed + n + page - 1) / page;
+          most = std::max(most, covered - pages_behind_window(computed, window, page));
+        }
+        EXPECT_LE(most, window_live_pages_bound(window, n, page)) << page << " " << window << " " << n;
+        EXPECT_GE(most + 1, window_live_pages_bound(window, n, page)) << page << " " << window << " " << n;
+      }
+    }
+  }
+  EXPECT_EQ(window_live_pages_bound(0, 64, 64), 0);
+  EXPECT_EQ(kNullPage, 0);
+}
+
 }  // namespace
 }  // namespace longbow

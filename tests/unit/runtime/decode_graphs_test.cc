@@ -53,11 +53,11 @@ TEST(DecodeGraphBuckets, Lookup) {
 
 TEST(DecodeStep, OnlyOneTokenStepsWithLogits) {
   std::vector<int32_t> one = {3}, two = {3, 4}, table = {0};
-  std::vector<SequenceStep> decode = {{one, 5, table, true}, {one, 9, table, true}};
+  std::vector<SequenceStep> decode = {{one, 5, {table}, -1, true}, {one, 9, {table}, -1, true}};
   EXPECT_TRUE(is_decode_step(decode));
-  std::vector<SequenceStep> prefill = {{one, 5, table, true}, {two, 0, table, true}};
+  std::vector<SequenceStep> prefill = {{one, 5, {table}, -1, true}, {two, 0, {table}, -1, true}};
   EXPECT_FALSE(is_decode_step(prefill));
-  std::vector<SequenceStep> no_logits = {{one, 5, table, false}};
+  std::vector<SequenceStep> no_logits = {{one, 5, {table}, -1, false}};
   EXPECT_FALSE(is_decode_step(no_logits));
   EXPECT_FALSE(is_decode_step({}));
 }
@@ -75,7 +75,7 @@ StepLimits limits() {
 TEST(PadDecodeStep, PadsRowsAndWidensTables) {
   std::vector<int32_t> a = {7}, b = {8}, c = {9};
   std::vector<int32_t> ta = {3, 11}, tb = {5}, tc = {2, 4, 6};
-  std::vector<SequenceStep> steps = {{a, 64, ta, true}, {b, 0, tb, true}, {c, 130, tc, true}};
+  std::vector<SequenceStep> steps = {{a, 64, {ta}, -1, true}, {b, 0, {tb}, -1, true}, {c, 130, {tc}, -1, true}};
   auto in = build_step_inputs(steps, limits());
   ASSERT_TRUE(in.ok()) << in.status().to_string();
   auto padded = pad_decode_step(*in, 4, DecodeShape{4, 4 * kPageSize});
@@ -98,16 +98,16 @@ TEST(PadDecodeStep, PadsRowsAndWidensTables) {
 TEST(PadDecodeStep, RejectsWhatDoesNotFit) {
   std::vector<int32_t> a = {7}, two = {7, 8};
   std::vector<int32_t> ta = {3, 11, 12};
-  std::vector<SequenceStep> decode = {{a, 150, ta, true}};
+  std::vector<SequenceStep> decode = {{a, 150, {ta}, -1, true}};
   auto in = build_step_inputs(decode, limits());
   ASSERT_TRUE(in.ok());
   EXPECT_FALSE(pad_decode_step(*in, 1, DecodeShape{2, 4 * kPageSize}).ok());  // table too narrow
   EXPECT_FALSE(pad_decode_step(*in, 1, DecodeShape{4, 100}).ok());            // bound below the context
-  std::vector<SequenceStep> both = {{a, 150, ta, true}, {a, 3, ta, true}};
+  std::vector<SequenceStep> both = {{a, 150, {ta}, -1, true}, {a, 3, {ta}, -1, true}};
   auto in2 = build_step_inputs(both, limits());
   ASSERT_TRUE(in2.ok());
   EXPECT_FALSE(pad_decode_step(*in2, 1, DecodeShape{4, 4 * kPageSize}).ok());  // bucket < sequences
-  std::vector<SequenceStep> prefill = {{two, 0, ta, true}};
+  std::vector<SequenceStep> prefill = {{two, 0, {ta}, -1, true}};
   auto in3 = build_step_inputs(prefill, limits());
   ASSERT_TRUE(in3.ok());
   EXPECT_FALSE(pad_decode_step(*in3, 2, DecodeShape{4, 4 * kPageSize}).ok());  // not a decode step

@@ -26,8 +26,8 @@ TEST(StepInputs, MixedPrefillAndDecode) {
   std::vector<int32_t> decode = {9};                      // decode token at position 128
   std::vector<int32_t> decode_table = {0, 1, 4, 8};       // one spare page
   std::vector<SequenceStep> steps = {
-      {chunk, 62, chunk_table, false},
-      {decode, 128, decode_table, true},
+      {chunk, 62, {chunk_table}, -1, false},
+      {decode, 128, {decode_table}, -1, true},
   };
   auto in = build_step_inputs(steps, limits());
   ASSERT_TRUE(in.ok()) << in.status().to_string();
@@ -44,25 +44,26 @@ TEST(StepInputs, MixedPrefillAndDecode) {
   EXPECT_EQ(in->max_context_len, 129);
 }
 
-// Sliding window 100, decode at position 300: keys from 201 on are read, so pages 0 and 1 (tokens
-// 0..127, a whole 128-key tile) may be released; page 2 holds keys 128..191, behind the window but in
-// the tile with key 201, and must stay valid.
-TEST(StepInputs, ReleasedPagesOnlyBehindTheWindow) {
+// Sliding window 100, decode at position 300: the engine released pages 0 and 1 (tokens 0..127),
+// whose entries read the null page 0, an ordinary page id; -1 (a padding row's marker) is never a
+// valid entry.
+TEST(StepInputs, ReleasedEntriesAreTheNullPage) {
   std::vector<int32_t> decode = {9};
-  std::vector<int32_t> released = {kReleasedPage, kReleasedPage, 3, 5, 6};
+  std::vector<int32_t> released = {kNullPage, kNullPage, 3, 5, 6};
   StepLimits windowed = limits();
   windowed.sliding_window = 100;
-  auto in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, released, true}}, windowed);
+  auto in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, {released}, -1, true}}, windowed);
   ASSERT_TRUE(in.ok()) << in.status().to_string();
-  EXPECT_EQ(in->block_tables, (std::vector<int32_t>{-1, -1, 3, 5, 6}));
+  EXPECT_EQ(in->block_tables, (std::vector<int32_t>{0, 0, 3, 5, 6}));
   EXPECT_EQ(in->slots, (std::vector<int32_t>{6 * kPageSize + 300 % kPageSize}));
 
-  std::vector<int32_t> too_many = {kReleasedPage, kReleasedPage, kReleasedPage, 5, 6};
-  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, too_many, true}}, windowed);
+  std::vector<int32_t> padding = {-1, kNullPage, 3, 5, 6};
+  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, {padding}, -1, true}}, windowed);
   EXPECT_EQ(in.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(in.status().message().find("block_table[2] = -1"), std::string::npos) << in.status().to_string();
-  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, released, true}}, limits());  // no window
   EXPECT_NE(in.status().message().find("block_table[0] = -1"), std::string::npos) << in.status().to_string();
+  // One block table per cache group: this model has one.
+  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, {released, released}, -1, true}}, windowed);
+  EXPECT_NE(in.status().message().find("2 block tables"), std::string::npos) << in.status().to_string();
 }
 
 TEST(StepInputs, RejectsBadSteps) {
@@ -75,21 +76,21 @@ TEST(StepInputs, RejectsBadSteps) {
     EXPECT_EQ(in.status().code(), code) << in.status().to_string();
     EXPECT_NE(in.status().message().find(fragment), std::string::npos) << in.status().to_string();
   };
-  expect({{empty, 0, table, true}}, StatusCode::kInvalidArgument, "no tokens");
-  expect({{tokens, 63, table, true}}, StatusCode::kInvalidArgument, "block table of 1 pages");
+  expect({{empty, 0, {table}, -1, true}}, StatusCode::kInvalidArgument, "no tokens");
+  expect({{tokens, 63, {table}, -1, true}}, StatusCode::kInvalidArgument, "block table of 1 pages");
   std::vector<int32_t> bad_page = {10};
-  expect({{tokens, 0, bad_page, true}}, StatusCode::kInvalidArgument, "block_table[0] = 10");
+  expect({{tokens, 0, {bad_page}, -1, true}}, StatusCode::kInvalidArgument, "block_table[0] = 10");
   std::vector<int32_t> bad_token = {1, 100};
-  expect({{bad_token, 0, table, true}}, StatusCode::kInvalidArgument, "id 100");
-  expect({{tokens, 0, table, true}, {tokens, 1, table, true}}, StatusCode::kInvalidArgument, "slot 1");
-  expect({{tokens, -1, table, true}}, StatusCode::kInvalidArgument, "num_cached");
+  expect({{bad_token, 0, {table}, -1, true}}, StatusCode::kInvalidArgument, "id 100");
+  expect({{tokens, 0, {table}, -1, true}, {tokens, 1, {table}, -1, true}}, StatusCode::kInvalidArgument, "slot 1");
+  expect({{tokens, -1, {table}, -1, true}}, StatusCode::kInvalidArgument, "num_cached");
   std::vector<int32_t> long_table(9, 0);
-  expect({{tokens, 511, long_table, true}}, StatusCode::kOutOfRange, "513");
-  std::vector<SequenceStep> many(5, SequenceStep{tokens, 0, table, true});
+  expect({{tokens, 511, {long_table}, -1, true}}, StatusCode::kOutOfRange, "513");
+  std::vector<SequenceStep> many(5, SequenceStep{tokens, 0, {table}, -1, true});
   expect(many, StatusCode::kInvalidArgument, "max_num_seqs");
   std::vector<int32_t> big(257, 1);
   std::vector<int32_t> big_table = {0, 1, 2, 3, 4};
-  expect({{big, 0, big_table, true}}, StatusCode::kInvalidArgument, "max_batched_tokens");
+  expect({{big, 0, {big_table}, -1, true}}, StatusCode::kInvalidArgument, "max_batched_tokens");
 }
 
 }  // namespace
