@@ -25,6 +25,10 @@ namespace longbow {
 // A block-table entry whose page was released behind the window: never read by any kernel.
 constexpr int32_t kReleasedPage = -1;
 
+// Page 0 of every cache group's pool: never handed to a sequence; a window group's entries behind
+// the window point at it. Attention may read it but masks it by the window (backend.h).
+constexpr int32_t kNullPage = 0;
+
 // Pages per release unit (see above): 2 × 64 tokens, the largest key tile of any prefill kernel.
 constexpr int kWindowReleasePages = 2;
 

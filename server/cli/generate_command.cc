@@ -186,15 +186,23 @@ Status run_generate(const GenerateOptions& o) {
                    Transformer::load(config, checkpoint ? WeightSource(*checkpoint) : WeightSource::dummy(0),
                                      *backend, runtime_options));
 
-  PageAllocator allocator(model->num_kv_pages());
-  std::vector<int32_t> block_table;
+  // One allocator and block table per cache group (every page kept: one sequence, no window release).
+  const size_t num_groups = model->cache_groups().size();
+  std::vector<PageAllocator> allocators;
+  for (size_t g = 0; g < num_groups; ++g) allocators.emplace_back(model->num_pages(static_cast<int>(g)));
+  std::vector<std::vector<int32_t>> tables(num_groups);
   auto ensure_pages = [&](int64_t tokens) -> Status {
-    int missing = pages_for_tokens(tokens, kPageSize) - static_cast<int>(block_table.size());
-    if (missing <= 0) return Status::Ok();
-    std::optional<std::vector<int32_t>> pages = allocator.allocate(missing);
-    if (!pages) return resource_exhausted("out of KV pages at " + std::to_string(tokens) + " tokens");
-    block_table.insert(block_table.end(), pages->begin(), pages->end());
+    for (size_t g = 0; g < num_groups; ++g) {
+      int missing = pages_for_tokens(tokens, kPageSize) - static_cast<int>(tables[g].size());
+      if (missing <= 0) continue;
+      std::optional<std::vector<int32_t>> pages = allocators[g].allocate(missing);
+      if (!pages) return resource_exhausted("out of KV pages at " + std::to_string(tokens) + " tokens");
+      tables[g].insert(tables[g].end(), pages->begin(), pages->end());
+    }
     return Status::Ok();
+  };
+  auto block_tables = [&tables] {
+    return std::vector<std::span<const int32_t>>(tables.begin(), tables.end());
   };
 
   // Prefill in chunks; only the last chunk's last token needs logits.
@@ -206,7 +214,7 @@ Status run_generate(const GenerateOptions& o) {
     int64_t n = std::min<int64_t>(runtime_options.max_batched_tokens, prompt_len - done);
     RETURN_IF_ERROR(ensure_pages(done + n));
     SequenceStep step{std::span(sequence).subspan(static_cast<size_t>(done), static_cast<size_t>(n)),
-                      static_cast<int32_t>(done), block_table, done + n == prompt_len};
+                      static_cast<int32_t>(done), block_tables(), -1, done + n == prompt_len};
     RETURN_IF_ERROR(model->forward(std::span(&step, 1), &logits));
     done += n;
   }
@@ -223,7 +231,8 @@ Status run_generate(const GenerateOptions& o) {
     if (stop || static_cast<int>(generated.size()) == o.max_tokens) break;
     sequence.push_back(next);
     RETURN_IF_ERROR(ensure_pages(static_cast<int64_t>(sequence.size())));
-    SequenceStep step{std::span(sequence).last(1), static_cast<int32_t>(sequence.size() - 1), block_table, true};
+    SequenceStep step{std::span(sequence).last(1), static_cast<int32_t>(sequence.size() - 1), block_tables(), -1,
+                      true};
     RETURN_IF_ERROR(model->forward(std::span(&step, 1), &logits));
   }
   double decode_seconds = seconds_since(decode_start);

@@ -23,10 +23,10 @@ std::vector<TokenId> eos_tokens(const ModelConfig& model, const Tokenizer& token
   return ids;
 }
 
-// The scheduler's config with the model's sliding window, which is every layer's: parse_model_config
-// rejects models that mix sliding and full-attention layers (those could release no page).
+// The scheduler's config with the model's sliding window when every layer has it (a model that mixes
+// sliding and full-attention layers has several cache groups, which Engine::create refuses for now).
 SchedulerConfig scheduler_config(SchedulerConfig config, const ModelConfig& model) {
-  config.sliding_window = model.sliding_window.value_or(0);
+  config.sliding_window = model.uniform_sliding_window();
   return config;
 }
 
@@ -46,7 +46,13 @@ Status EngineConfig::validate() const {
 StatusOr<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, Transformer& runtime,
                                                  const Tokenizer& tokenizer) {
   RETURN_IF_ERROR(config.validate());
-  if (runtime.num_kv_pages() < 1) return invalid_argument("engine: the runtime has no KV pages");
+  if (runtime.cache_groups().size() != 1) {
+    return unimplemented(fmt::format("engine: the model has {} cache groups (local/global layers); one KV manager "
+                                     "per group is not wired into the engine yet", runtime.cache_groups().size()));
+  }
+  if (runtime.num_kv_pages() < 2) {
+    return invalid_argument("engine: the runtime's KV pool has no page besides the null page");
+  }
   const ModelConfig& model = runtime.config();
   if (model.vocab_size < 1) return invalid_argument("engine: the model's vocab_size is " + std::to_string(model.vocab_size));
   if (config.max_model_len == 0 && model.max_position_embeddings < 2) {
@@ -60,14 +66,14 @@ Engine::Engine(const EngineConfig& config, Transformer& runtime, const Tokenizer
     : config_(config),
       runtime_(runtime),
       tokenizer_(tokenizer),
-      kv_(KvCacheOptions{runtime.num_kv_pages(), kPageSize, config.enable_prefix_caching}),
+      kv_(KvCacheOptions{runtime.num_kv_pages() - 1, kPageSize, config.enable_prefix_caching}),
       scheduler_(scheduler_config(config.scheduler, runtime.config()), kv_),
       eos_token_ids_(eos_tokens(runtime.config(), tokenizer)),
       sampler_(runtime.config().vocab_size, eos_token_ids_) {
   const ModelConfig& model = runtime.config();
   limits_.vocab_size = model.vocab_size;
   limits_.max_model_len = config.max_model_len > 0 ? config.max_model_len : model.max_position_embeddings;
-  limits_.max_kv_tokens = runtime.num_kv_pages() * kPageSize;
+  limits_.max_kv_tokens = kv_.num_pages() * kPageSize;
   limits_.max_n = config.max_n;
   limits_.max_logprobs = config.max_logprobs;
   default_seed_ = config.default_seed != 0
@@ -238,6 +244,7 @@ Status Engine::step() {
   if (plan.empty()) return Status::Ok();
   Clock::time_point now = Clock::now();
   steps_.clear();
+  tables_.resize(std::max(tables_.size(), plan.seqs.size()));
   for (const ScheduledSeq& scheduled : plan.seqs) {
     RequestState* request = seq_owner_.at(scheduled.id).first;
     if (!request->started) {
@@ -247,10 +254,13 @@ Status Engine::step() {
       metrics_.update([&](MetricsSnapshot& m) { m.prompt_tokens += request->num_prompt_tokens; });
     }
     const Sequence* seq = scheduler_.find(scheduled.id);
+    std::vector<int32_t>& table = tables_[steps_.size()];
+    table.clear();
+    for (int32_t page : kv_.block_table(scheduled.id)) table.push_back(page == kReleasedPage ? kNullPage : page + 1);
     steps_.push_back(SequenceStep{
         std::span<const int32_t>(seq->tokens).subspan(static_cast<size_t>(scheduled.start),
                                                       static_cast<size_t>(scheduled.num_tokens)),
-        scheduled.start, kv_.block_table(scheduled.id), scheduled.want_logits});
+        scheduled.start, {std::span<const int32_t>(table)}, -1, scheduled.want_logits});
   }
   Status forward = runtime_.forward(steps_, &logits_);
   size_t num_rows = static_cast<size_t>(std::count_if(plan.seqs.begin(), plan.seqs.end(),

@@ -55,7 +55,7 @@ StatusOr<double> median_step_ms(Transformer& model, int batch, const Options& o,
     for (int done = 0; done < o.context; done += kChunk) {
       const int n = std::min(kChunk, o.context - done);
       SequenceStep step{std::span(tokens[static_cast<size_t>(b)]).subspan(static_cast<size_t>(done), static_cast<size_t>(n)),
-                        done, tables[static_cast<size_t>(b)], done + n == o.context};
+                        done, {tables[static_cast<size_t>(b)]}, -1, done + n == o.context};
       RETURN_IF_ERROR(model.forward(std::span(&step, 1), &logits));
     }
   }
@@ -65,7 +65,7 @@ StatusOr<double> median_step_ms(Transformer& model, int batch, const Options& o,
     std::vector<SequenceStep> steps;
     for (int b = 0; b < batch; ++b) {
       steps.push_back({std::span(tokens[static_cast<size_t>(b)]).subspan(static_cast<size_t>(cached), 1), cached,
-                       tables[static_cast<size_t>(b)], true});
+                       {tables[static_cast<size_t>(b)]}, -1, true});
     }
     const auto start = std::chrono::steady_clock::now();
     RETURN_IF_ERROR(model.forward(steps, &logits));

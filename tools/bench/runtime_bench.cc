@@ -190,7 +190,7 @@ class RuntimeBench {
       const int n = std::min(o_.chunk, length - done);
       const auto used = static_cast<size_t>(pages_for_tokens(done + n, kPageSize));
       SequenceStep step{std::span(tokens_).subspan(static_cast<size_t>(done), static_cast<size_t>(n)), done,
-                        std::span(table).first(used), done + n == length};
+                        {std::span(table).first(used)}, -1, done + n == length};
       RETURN_IF_ERROR(model_.forward(std::span(&step, 1), &logits));
       done += n;
     }
@@ -219,13 +219,13 @@ class RuntimeBench {
       for (int b = 0; b < batch; ++b) {
         steps[static_cast<size_t>(b)] = {
             std::span(tokens_).subspan(static_cast<size_t>(shared_pages) * kPageSize, static_cast<size_t>(tail)),
-            shared_pages * kPageSize, tables[static_cast<size_t>(b)], false};
+            shared_pages * kPageSize, {tables[static_cast<size_t>(b)]}, -1, false};
       }
       RETURN_IF_ERROR(model_.forward(steps, &logits));
     }
     for (int b = 0; b < batch; ++b) {
       steps[static_cast<size_t>(b)] = {std::span(tokens_).subspan(static_cast<size_t>(b), 1), cached,
-                                       tables[static_cast<size_t>(b)], true};
+                                       {tables[static_cast<size_t>(b)]}, -1, true};
     }
     std::vector<double> times;
     for (int i = 0; i < o_.warmup + o_.decode_steps; ++i) {

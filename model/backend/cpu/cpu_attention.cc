@@ -9,7 +9,6 @@
 #include "model/backend/cpu/cpu_backend.h"
 #include "model/backend/cpu/cpu_checks.h"
 #include "model/backend/cpu/cpu_dot.h"
-#include "model/kv_cache/window_pages.h"
 
 namespace longbow {
 
@@ -67,10 +66,9 @@ Status check_attention_indices(const PagedAttentionArgs& args, int64_t tokens, i
                               std::to_string(needed) + " pages but block_tables has " +
                               std::to_string(max_pages) + " columns" + seq);
     }
-    const int64_t released = pages_behind_window(ctx - q_len, args.sliding_window, kPageSize);
     for (int64_t b = 0; b < needed; ++b) {
+      // Entries behind the window are the null page (kNullPage), a page of the pool like any other.
       int32_t page = tables[s * max_pages + b];
-      if (b < released && page == kReleasedPage) continue;  // behind every query's window: never read
       if (page < 0 || page >= pages) {
         return invalid_argument("paged_attention: block_tables[" + std::to_string(s) + "][" + std::to_string(b) +
                                 "] = " + std::to_string(page) + " is outside the pool [0, " +

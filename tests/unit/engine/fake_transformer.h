@@ -65,13 +65,14 @@ class FakeTransformer : public Transformer {
     int64_t computed = 0;
     for (const SequenceStep& step : steps) {
       int32_t total = step.num_cached + static_cast<int32_t>(step.tokens.size());
-      if (static_cast<int64_t>(step.block_table.size()) * kPageSize < total) {
-        return invalid_argument("block table of " + std::to_string(step.block_table.size()) + " pages for " +
+      if (step.block_tables.size() != 1) return invalid_argument("one block table per step expected");
+      if (static_cast<int64_t>(step.block_tables[0].size()) * kPageSize < total) {
+        return invalid_argument("block table of " + std::to_string(step.block_tables[0].size()) + " pages for " +
                                 std::to_string(total) + " tokens");
       }
       for (size_t i = 0; i < step.tokens.size(); ++i) {
         int32_t pos = step.num_cached + static_cast<int32_t>(i);
-        int32_t page = step.block_table[static_cast<size_t>(pos / kPageSize)];
+        int32_t page = step.block_tables[0][static_cast<size_t>(pos / kPageSize)];
         if (page < 0 || page >= num_pages_) return invalid_argument("page " + std::to_string(page) + " out of range");
         slots_[static_cast<size_t>(page) * kPageSize + static_cast<size_t>(pos % kPageSize)] = step.tokens[i];
       }
@@ -85,7 +86,7 @@ class FakeTransformer : public Transformer {
       int32_t total = step.num_cached + static_cast<int32_t>(step.tokens.size());
       std::vector<int32_t> context;
       for (int32_t pos = 0; pos < total; ++pos) {
-        int32_t page = step.block_table[static_cast<size_t>(pos / kPageSize)];
+        int32_t page = step.block_tables[0][static_cast<size_t>(pos / kPageSize)];
         int32_t token = slots_[static_cast<size_t>(page) * kPageSize + static_cast<size_t>(pos % kPageSize)];
         if (token < 0) return internal_error("read an unwritten KV slot at position " + std::to_string(pos));
         context.push_back(token);
@@ -97,13 +98,15 @@ class FakeTransformer : public Transformer {
   }
 
   const ModelConfig& config() const override { return config_; }
-  int num_kv_pages() const override { return num_pages_; }
+  const std::vector<CacheGroup>& cache_groups() const override { return groups_; }
+  int num_pages(int group) const override { return group == 0 ? num_pages_ : 0; }
 
   int64_t tokens_computed() const { return tokens_computed_; }
   int64_t num_forward_calls() const { return num_forward_calls_; }
 
  private:
   ModelConfig config_;
+  std::vector<CacheGroup> groups_ = {CacheGroup{}};  // one full-attention group
   int num_pages_;
   std::vector<int32_t> slots_;
   Favorite favorite_;

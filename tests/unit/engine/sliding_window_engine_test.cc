@@ -43,7 +43,7 @@ class PageWatcher final : public Transformer {
     for (const SequenceStep& step : steps) {
       const int64_t context = step.num_cached + static_cast<int64_t>(step.tokens.size());
       for (int64_t b = 0; b < (context + kPageSize - 1) / kPageSize; ++b) {
-        if (step.block_table[static_cast<size_t>(b)] == kReleasedPage) {
+        if (step.block_tables[0][static_cast<size_t>(b)] == kNullPage) {
           ++released_entries_;
         } else {
           ++live;
@@ -54,7 +54,8 @@ class PageWatcher final : public Transformer {
     return inner_.forward(steps, logits);
   }
   const ModelConfig& config() const override { return config_; }
-  int num_kv_pages() const override { return inner_.num_kv_pages(); }
+  const std::vector<CacheGroup>& cache_groups() const override { return inner_.cache_groups(); }
+  int num_pages(int group) const override { return inner_.num_pages(group); }
 
   int max_live_pages() const { return max_live_pages_; }
   int64_t released_entries() const { return released_entries_; }

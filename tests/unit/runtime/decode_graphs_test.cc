@@ -53,11 +53,11 @@ TEST(DecodeGraphBuckets, Lookup) {
 
 TEST(DecodeStep, OnlyOneTokenStepsWithLogits) {
   std::vector<int32_t> one = {3}, two = {3, 4}, table = {0};
-  std::vector<SequenceStep> decode = {{one, 5, table, true}, {one, 9, table, true}};
+  std::vector<SequenceStep> decode = {{one, 5, {table}, -1, true}, {one, 9, {table}, -1, true}};
   EXPECT_TRUE(is_decode_step(decode));
-  std::vector<SequenceStep> prefill = {{one, 5, table, true}, {two, 0, table, true}};
+  std::vector<SequenceStep> prefill = {{one, 5, {table}, -1, true}, {two, 0, {table}, -1, true}};
   EXPECT_FALSE(is_decode_step(prefill));
-  std::vector<SequenceStep> no_logits = {{one, 5, table, false}};
+  std::vector<SequenceStep> no_logits = {{one, 5, {table}, -1, false}};
   EXPECT_FALSE(is_decode_step(no_logits));
   EXPECT_FALSE(is_decode_step({}));
 }
@@ -67,7 +67,7 @@ StepLimits limits() {
   l.max_tokens = 64;
   l.max_seqs = 8;
   l.vocab_size = 100;
-  l.num_pages = 16;
+  l.num_pages = {16};
   l.max_context_len = 4 * kPageSize;
   return l;
 }
@@ -75,21 +75,21 @@ StepLimits limits() {
 TEST(PadDecodeStep, PadsRowsAndWidensTables) {
   std::vector<int32_t> a = {7}, b = {8}, c = {9};
   std::vector<int32_t> ta = {3, 11}, tb = {5}, tc = {2, 4, 6};
-  std::vector<SequenceStep> steps = {{a, 64, ta, true}, {b, 0, tb, true}, {c, 130, tc, true}};
+  std::vector<SequenceStep> steps = {{a, 64, {ta}, -1, true}, {b, 0, {tb}, -1, true}, {c, 130, {tc}, -1, true}};
   auto in = build_step_inputs(steps, limits());
   ASSERT_TRUE(in.ok()) << in.status().to_string();
   auto padded = pad_decode_step(*in, 4, DecodeShape{4, 4 * kPageSize});
   ASSERT_TRUE(padded.ok()) << padded.status().to_string();
   EXPECT_EQ(padded->token_ids, (std::vector<int32_t>{7, 8, 9, 0}));
   EXPECT_EQ(padded->positions, (std::vector<int32_t>{64, 0, 130, 0}));
-  EXPECT_EQ(padded->slots, (std::vector<int32_t>{11 * kPageSize, 5 * kPageSize, 6 * kPageSize + 2, -1}));
+  EXPECT_EQ(padded->slots[0], (std::vector<int32_t>{11 * kPageSize, 5 * kPageSize, 6 * kPageSize + 2, -1}));
   EXPECT_EQ(padded->query_start, (std::vector<int32_t>{0, 1, 2, 3, 4}));
   EXPECT_EQ(padded->context_lens, (std::vector<int32_t>{65, 1, 131, 0}));
   EXPECT_EQ(padded->logit_rows, (std::vector<int32_t>{0, 1, 2, 3}));
-  EXPECT_EQ(padded->block_tables, (std::vector<int32_t>{3, 11, -1, -1,  //
-                                                        5, -1, -1, -1,   //
-                                                        2, 4, 6, -1,     //
-                                                        -1, -1, -1, -1}));
+  EXPECT_EQ(padded->block_tables[0], (std::vector<int32_t>{3, 11, -1, -1,  //
+                                                           5, -1, -1, -1,   //
+                                                           2, 4, 6, -1,     //
+                                                           -1, -1, -1, -1}));
   EXPECT_EQ(padded->pages_per_seq, 4);
   EXPECT_EQ(padded->max_query_len, 1);
   EXPECT_EQ(padded->max_context_len, 4 * kPageSize);
@@ -98,16 +98,16 @@ TEST(PadDecodeStep, PadsRowsAndWidensTables) {
 TEST(PadDecodeStep, RejectsWhatDoesNotFit) {
   std::vector<int32_t> a = {7}, two = {7, 8};
   std::vector<int32_t> ta = {3, 11, 12};
-  std::vector<SequenceStep> decode = {{a, 150, ta, true}};
+  std::vector<SequenceStep> decode = {{a, 150, {ta}, -1, true}};
   auto in = build_step_inputs(decode, limits());
   ASSERT_TRUE(in.ok());
   EXPECT_FALSE(pad_decode_step(*in, 1, DecodeShape{2, 4 * kPageSize}).ok());  // table too narrow
   EXPECT_FALSE(pad_decode_step(*in, 1, DecodeShape{4, 100}).ok());            // bound below the context
-  std::vector<SequenceStep> both = {{a, 150, ta, true}, {a, 3, ta, true}};
+  std::vector<SequenceStep> both = {{a, 150, {ta}, -1, true}, {a, 3, {ta}, -1, true}};
   auto in2 = build_step_inputs(both, limits());
   ASSERT_TRUE(in2.ok());
   EXPECT_FALSE(pad_decode_step(*in2, 1, DecodeShape{4, 4 * kPageSize}).ok());  // bucket < sequences
-  std::vector<SequenceStep> prefill = {{two, 0, ta, true}};
+  std::vector<SequenceStep> prefill = {{two, 0, {ta}, -1, true}};
   auto in3 = build_step_inputs(prefill, limits());
   ASSERT_TRUE(in3.ok());
   EXPECT_FALSE(pad_decode_step(*in3, 2, DecodeShape{4, 4 * kPageSize}).ok());  // not a decode step

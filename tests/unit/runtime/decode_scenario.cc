@@ -49,7 +49,7 @@ StatusOr<std::vector<ScenarioStep>> run_decode_scenario(Transformer& transformer
   };
   for (size_t s = 0; s < n; ++s) {
     std::vector<SequenceStep> steps = {
-        {std::span(tokens[s]).first(static_cast<size_t>(scenario.prompt_lens[s])), 0, tables[s], true}};
+        {std::span(tokens[s]).first(static_cast<size_t>(scenario.prompt_lens[s])), 0, {tables[s]}, -1, true}};
     RETURN_IF_ERROR(run(steps, false));
     done[s] = scenario.prompt_lens[s];
   }
@@ -63,7 +63,7 @@ StatusOr<std::vector<ScenarioStep>> run_decode_scenario(Transformer& transformer
     std::vector<SequenceStep> steps;
     for (size_t s : members) {
       const auto at = static_cast<size_t>(done[s]);
-      steps.push_back({std::span(tokens[s]).subspan(at, 1), done[s], tables[s], true});
+      steps.push_back({std::span(tokens[s]).subspan(at, 1), done[s], {tables[s]}, -1, true});
       ++done[s];
     }
     RETURN_IF_ERROR(run(steps, true));

@@ -82,7 +82,7 @@ std::vector<float> prefill_logits(const ModelConfig& config, uint64_t seed, int 
   std::vector<int32_t> ids(static_cast<size_t>(tokens));
   for (int i = 0; i < tokens; ++i) ids[static_cast<size_t>(i)] = (i * 37 + 11) % config.vocab_size;
   std::vector<int32_t> table = {2, 0, 3};
-  SequenceStep step{ids, 0, table, true};
+  SequenceStep step{ids, 0, {table}, -1, true};
   std::vector<float> logits;
   Status status = (*model)->forward(std::span(&step, 1), &logits);
   EXPECT_TRUE(status.ok()) << status.to_string();

@@ -15,7 +15,7 @@ StepLimits limits() {
   l.max_tokens = 256;
   l.max_seqs = 4;
   l.vocab_size = 100;
-  l.num_pages = 10;
+  l.num_pages = {10};
   l.max_context_len = 512;
   return l;
 }
@@ -26,43 +26,51 @@ TEST(StepInputs, MixedPrefillAndDecode) {
   std::vector<int32_t> decode = {9};                      // decode token at position 128
   std::vector<int32_t> decode_table = {0, 1, 4, 8};       // one spare page
   std::vector<SequenceStep> steps = {
-      {chunk, 62, chunk_table, false},
-      {decode, 128, decode_table, true},
+      {chunk, 62, {chunk_table}, -1, false},
+      {decode, 128, {decode_table}, -1, true},
   };
   auto in = build_step_inputs(steps, limits());
   ASSERT_TRUE(in.ok()) << in.status().to_string();
   EXPECT_EQ(in->token_ids, (std::vector<int32_t>{5, 6, 7, 9}));
   EXPECT_EQ(in->positions, (std::vector<int32_t>{62, 63, 64, 128}));
-  EXPECT_EQ(in->slots, (std::vector<int32_t>{7 * kPageSize + 62, 7 * kPageSize + 63, 2 * kPageSize + 0,
-                                             4 * kPageSize + 0}));
+  EXPECT_EQ(in->slots[0], (std::vector<int32_t>{7 * kPageSize + 62, 7 * kPageSize + 63, 2 * kPageSize + 0,
+                                                4 * kPageSize + 0}));
   EXPECT_EQ(in->query_start, (std::vector<int32_t>{0, 3, 4}));
   EXPECT_EQ(in->context_lens, (std::vector<int32_t>{65, 129}));
   EXPECT_EQ(in->pages_per_seq, 3);
-  EXPECT_EQ(in->block_tables, (std::vector<int32_t>{7, 2, -1, 0, 1, 4}));  // only needed pages copied
+  EXPECT_EQ(in->block_tables[0], (std::vector<int32_t>{7, 2, -1, 0, 1, 4}));  // only needed pages copied
   EXPECT_EQ(in->logit_rows, (std::vector<int32_t>{3}));
   EXPECT_EQ(in->max_query_len, 3);
   EXPECT_EQ(in->max_context_len, 129);
 }
 
-// Sliding window 100, decode at position 300: keys from 201 on are read, so pages 0 and 1 (tokens
-// 0..127, a whole 128-key tile) may be released; page 2 holds keys 128..191, behind the window but in
-// the tile with key 201, and must stay valid.
-TEST(StepInputs, ReleasedPagesOnlyBehindTheWindow) {
+// Two cache groups (a full one and a window one): every group has its own table, slots and pool
+// size; entries behind the window are the null page, a page like any other here (attention masks
+// it); -1 is never a valid entry.
+TEST(StepInputs, OneTablePerCacheGroup) {
   std::vector<int32_t> decode = {9};
-  std::vector<int32_t> released = {kReleasedPage, kReleasedPage, 3, 5, 6};
-  StepLimits windowed = limits();
-  windowed.sliding_window = 100;
-  auto in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, released, true}}, windowed);
+  std::vector<int32_t> full = {3, 5, 6, 1, 2};
+  std::vector<int32_t> window = {kNullPage, kNullPage, kNullPage, 4, 7};
+  StepLimits two = limits();
+  two.num_pages = {10, 8};
+  auto in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, {full, window}, -1, true}}, two);
   ASSERT_TRUE(in.ok()) << in.status().to_string();
-  EXPECT_EQ(in->block_tables, (std::vector<int32_t>{-1, -1, 3, 5, 6}));
-  EXPECT_EQ(in->slots, (std::vector<int32_t>{6 * kPageSize + 300 % kPageSize}));
+  ASSERT_EQ(in->num_groups(), 2);
+  EXPECT_EQ(in->block_tables[0], full);
+  EXPECT_EQ(in->block_tables[1], window);
+  EXPECT_EQ(in->slots[0], (std::vector<int32_t>{2 * kPageSize + 300 % kPageSize}));
+  EXPECT_EQ(in->slots[1], (std::vector<int32_t>{7 * kPageSize + 300 % kPageSize}));
 
-  std::vector<int32_t> too_many = {kReleasedPage, kReleasedPage, kReleasedPage, 5, 6};
-  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, too_many, true}}, windowed);
-  EXPECT_EQ(in.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(in.status().message().find("block_table[2] = -1"), std::string::npos) << in.status().to_string();
-  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, released, true}}, limits());  // no window
+  std::vector<int32_t> outside = {0, 0, 0, 4, 9};  // page 9 is outside the window group's pool of 8
+  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, {full, outside}, -1, true}}, two);
+  EXPECT_NE(in.status().message().find("block_table[4] = 9 is outside the KV pool [0, 8) of cache group 1"),
+            std::string::npos) << in.status().to_string();
+  std::vector<int32_t> released = {-1, -1, 0, 4, 7};
+  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, {full, released}, -1, true}}, two);
   EXPECT_NE(in.status().message().find("block_table[0] = -1"), std::string::npos) << in.status().to_string();
+  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, {full}, -1, true}}, two);
+  EXPECT_NE(in.status().message().find("1 block tables for 2 cache groups"), std::string::npos)
+      << in.status().to_string();
 }
 
 TEST(StepInputs, RejectsBadSteps) {
@@ -75,21 +83,21 @@ TEST(StepInputs, RejectsBadSteps) {
     EXPECT_EQ(in.status().code(), code) << in.status().to_string();
     EXPECT_NE(in.status().message().find(fragment), std::string::npos) << in.status().to_string();
   };
-  expect({{empty, 0, table, true}}, StatusCode::kInvalidArgument, "no tokens");
-  expect({{tokens, 63, table, true}}, StatusCode::kInvalidArgument, "block table of 1 pages");
+  expect({{empty, 0, {table}, -1, true}}, StatusCode::kInvalidArgument, "no tokens");
+  expect({{tokens, 63, {table}, -1, true}}, StatusCode::kInvalidArgument, "block table of 1 pages");
   std::vector<int32_t> bad_page = {10};
-  expect({{tokens, 0, bad_page, true}}, StatusCode::kInvalidArgument, "block_table[0] = 10");
+  expect({{tokens, 0, {bad_page}, -1, true}}, StatusCode::kInvalidArgument, "block_table[0] = 10");
   std::vector<int32_t> bad_token = {1, 100};
-  expect({{bad_token, 0, table, true}}, StatusCode::kInvalidArgument, "id 100");
-  expect({{tokens, 0, table, true}, {tokens, 1, table, true}}, StatusCode::kInvalidArgument, "slot 1");
-  expect({{tokens, -1, table, true}}, StatusCode::kInvalidArgument, "num_cached");
+  expect({{bad_token, 0, {table}, -1, true}}, StatusCode::kInvalidArgument, "id 100");
+  expect({{tokens, 0, {table}, -1, true}, {tokens, 1, {table}, -1, true}}, StatusCode::kInvalidArgument, "slot 1");
+  expect({{tokens, -1, {table}, -1, true}}, StatusCode::kInvalidArgument, "num_cached");
   std::vector<int32_t> long_table(9, 0);
-  expect({{tokens, 511, long_table, true}}, StatusCode::kOutOfRange, "513");
-  std::vector<SequenceStep> many(5, SequenceStep{tokens, 0, table, true});
+  expect({{tokens, 511, {long_table}, -1, true}}, StatusCode::kOutOfRange, "513");
+  std::vector<SequenceStep> many(5, SequenceStep{tokens, 0, {table}, -1, true});
   expect(many, StatusCode::kInvalidArgument, "max_num_seqs");
   std::vector<int32_t> big(257, 1);
   std::vector<int32_t> big_table = {0, 1, 2, 3, 4};
-  expect({{big, 0, big_table, true}}, StatusCode::kInvalidArgument, "max_batched_tokens");
+  expect({{big, 0, {big_table}, -1, true}}, StatusCode::kInvalidArgument, "max_batched_tokens");
 }
 
 }  // namespace

@@ -81,7 +81,7 @@ void check_against_reference(const ModelConfig& config, const std::string& dir) 
   std::vector<std::pair<int, std::vector<float>>> got;  // (position, logits)
   auto run = [&](int begin, int end) {
     SequenceStep step{std::span(tokens).subspan(static_cast<size_t>(begin), static_cast<size_t>(end - begin)),
-                      begin, table, true};
+                      begin, {table}, -1, true};
     std::vector<float> logits;
     Status st = model->transformer->forward(std::span(&step, 1), &logits);
     ASSERT_TRUE(st.ok()) << st.to_string();
@@ -126,7 +126,7 @@ void check_mixed_batch(const ModelConfig& config, const std::string& dir) {
     while (done < static_cast<int>(seqs[s].tokens.size())) {
       int n = done == 0 ? seqs[s].prompt_len : 1;
       SequenceStep step{std::span(seqs[s].tokens).subspan(static_cast<size_t>(done), static_cast<size_t>(n)), done,
-                        seqs[s].table, true};
+                        {seqs[s].table}, -1, true};
       std::vector<float> logits;
       ASSERT_TRUE(alone_model->transformer->forward(std::span(&step, 1), &logits).ok());
       alone[s].push_back(logits);
@@ -149,7 +149,7 @@ void check_mixed_batch(const ModelConfig& config, const std::string& dir) {
       int n = done[s] < seqs[s].prompt_len ? std::min(budget, seqs[s].prompt_len - done[s]) : 1;
       bool want = done[s] + n >= seqs[s].prompt_len;  // a partial prompt chunk needs no logits
       steps.push_back({std::span(seqs[s].tokens).subspan(static_cast<size_t>(done[s]), static_cast<size_t>(n)),
-                       done[s], seqs[s].table, want});
+                       done[s], {seqs[s].table}, -1, want});
       owners.push_back(s);
       done[s] += n;
       budget -= n;
@@ -246,7 +246,7 @@ TEST(DemoModel, IndexerSelectsEveryMarkerThenTheEarliestTokens) {
   int markers_seen = 0, rows_checked = 0;
   for (int step = 0; step < 13; ++step) {
     const int begin = step == 0 ? 0 : static_cast<int>(tokens.size()) - 1;
-    SequenceStep s{std::span(tokens).subspan(static_cast<size_t>(begin)), begin, table, true};
+    SequenceStep s{std::span(tokens).subspan(static_cast<size_t>(begin)), begin, {table}, -1, true};
     std::vector<float> logits;
     ASSERT_TRUE(model->transformer->forward(std::span(&s, 1), &logits).ok());
     std::vector<int32_t> selection;
@@ -285,7 +285,7 @@ std::vector<std::vector<float>> run_chunks(Transformer& model, const std::vector
   std::vector<std::vector<float>> rows;
   for (const auto& [begin, end] : chunks) {
     SequenceStep step{std::span(tokens).subspan(static_cast<size_t>(begin), static_cast<size_t>(end - begin)), begin,
-                      table, true};
+                      {table}, -1, true};
     std::vector<float> logits;
     Status st = model.forward(std::span(&step, 1), &logits);
     EXPECT_TRUE(st.ok()) << st.to_string();
@@ -504,11 +504,11 @@ TEST(TransformerForward, RejectsOversizedSteps) {
   std::vector<int32_t> tokens(33, 3);
   std::vector<int32_t> table = {0, 1};
   std::vector<float> logits;
-  SequenceStep too_many{tokens, 0, table, true};
+  SequenceStep too_many{tokens, 0, {table}, -1, true};
   EXPECT_EQ(model->transformer->forward(std::span(&too_many, 1), &logits).code(), StatusCode::kInvalidArgument);
-  SequenceStep too_long{std::span(tokens).first(2), 99, table, true};
+  SequenceStep too_long{std::span(tokens).first(2), 99, {table}, -1, true};
   EXPECT_EQ(model->transformer->forward(std::span(&too_long, 1), &logits).code(), StatusCode::kOutOfRange);
-  SequenceStep fine{std::span(tokens).first(2), 0, table, true};
+  SequenceStep fine{std::span(tokens).first(2), 0, {table}, -1, true};
   EXPECT_TRUE(model->transformer->forward(std::span(&fine, 1), &logits).ok());
   EXPECT_EQ(logits.size(), static_cast<size_t>(config.vocab_size));
 }
