@@ -47,10 +47,11 @@ struct PagedAttentionArgs {
   Tensor v_cache;       // [P, kPageSize, Hkv, D]
   Tensor query_start;   // [S + 1] I32, query_start[0] = 0, query_start[S] = T
   Tensor context_lens;  // [S] I32, >= q_len; 0 only for a one-query padding row (output 0, reads nothing)
-  // [S, max_pages_per_seq] I32 physical page ids. With sliding_window > 0 the first
-  // pages_behind_window(context_lens[s] - q_len, sliding_window, kPageSize) entries of row s may be
-  // kNullPage (0): pages released behind the window (model/kv_cache/window_pages.h), whose entries
-  // point at the reserved null page; an implementation may load them, but the window masks them.
+  // [S, max_pages_per_seq] I32 physical page ids of this layer's pool. Every entry a context needs is a
+  // page of the pool; with sliding_window > 0 the entries behind the window are the null page
+  // (kNullPage, page 0, model/kv_cache/window_pages.h), which an implementation may read but must
+  // mask by the window, so its contents never matter. (-1 appears only past a row's context and in a
+  // graph batch's padding rows, which read nothing.)
   Tensor block_tables;
   Tensor out;           // [T, Hq, D]
   int max_query_len = 0;    // max over s of q_len (a launch hint; must be an upper bound)
@@ -160,6 +161,17 @@ class BackendGraph {
   virtual size_t num_bytes() const = 0;
 };
 
+// What a layer asks of a backend when it is built (llama.cpp's supports_op): `op` names a Backend
+// op ("paged_attention", "layer_norm", "softcap", "dsa", ...), and the fields its shape, where the
+// op has one (attention: heads, head_dim, rotary dims, window, soft-cap).
+struct OpQuery {
+  std::string_view op;
+  int head_dim = 0, num_heads = 0, num_kv_heads = 0, rotary_dim = 0;
+  int window = 0;
+  float softcap = 0.0f;
+  const DsaIndexerConfig* dsa = nullptr;  // "dsa": the indexer's shape
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -167,8 +179,19 @@ class Backend {
   virtual std::string_view name() const = 0;
   // The dtype of weights, activations and the KV cache: F32 on the CPU, BF16 on CUDA.
   virtual DType compute_dtype() const = 0;
-  // UNIMPLEMENTED naming the field when this backend cannot run `config` (e.g. a head_dim with no kernel).
-  virtual Status check_supported(const ModelConfig& config) const = 0;
+  // OK when this backend can run `query`, else UNIMPLEMENTED naming the op, the field and what is
+  // supported. The base answers OK: a backend that lacks an op says so in the op itself
+  // (UNIMPLEMENTED at the first call) until it answers here.
+  virtual Status supports(const OpQuery& query) const {
+    (void)query;
+    return Status::Ok();
+  }
+  // The whole-model check of a backend that does not yet answer supports() for each op (CUDA:
+  // model/backend/cuda/cuda_support.h); the runtime asks it once before building the layers.
+  virtual Status check_supported(const ModelConfig& config) const {
+    (void)config;
+    return Status::Ok();
+  }
 
   // ---- memory ----
   virtual StatusOr<Tensor> allocate(DType dtype, std::initializer_list<int64_t> dims) = 0;

@@ -1,7 +1,10 @@
 // ModelConfig: what the runtime needs from a Hugging Face config.json, parsed and validated once.
 //
-// Supported model_type values: llama, mistral, qwen2, qwen3 (DESIGN §3, family 1). Anything the
-// runtime cannot honour is rejected by parse_model_config with a message naming the field and value.
+// Supported model_type values: llama, mistral, qwen2, qwen3 (Llama-style GQA), gemma2, gemma3_text and
+// modernbert-decoder (local/global), DESIGN §3. The fields are the union of what those families'
+// config.json files say, parsed with each family's transformers defaults; model/arch/ turns them into
+// a per-layer plan. Anything the runtime cannot honour is rejected by parse_model_config with a
+// message naming the field and value.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -46,8 +49,14 @@ struct DsaIndexerConfig {
   int rope_dim = 64;  // leading dims rotated (half-split pairs); even, <= head_dim
 };
 
+// A layer's attention span (transformers' layer_types).
+enum class LayerAttention {
+  kFull,     // "full_attention": the whole causal prefix
+  kSliding,  // "sliding_attention": the last sliding_window tokens, itself included
+};
+
 struct ModelConfig {
-  std::string model_type;  // "llama", "mistral", "qwen2", "qwen3"
+  std::string model_type;  // "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "modernbert-decoder"
   int vocab_size = 0;
   int hidden_size = 0;
   int intermediate_size = 0;
@@ -56,19 +65,44 @@ struct ModelConfig {
   int num_key_value_heads = 0;  // GQA: num_attention_heads % num_key_value_heads == 0
   int head_dim = 0;             // explicit head_dim, else hidden_size / num_attention_heads
   int max_position_embeddings = 0;
-  double rms_norm_eps = 1e-6;
+  double rms_norm_eps = 1e-6;  // every norm's epsilon (ModernBERT: norm_eps, for its LayerNorms)
   bool tie_word_embeddings = false;
   bool qk_norm = false;       // qwen3: RMSNorm over each q and k head before RoPE
   bool qkv_bias = false;      // bias on q_proj, k_proj, v_proj (qwen2 always; llama attention_bias)
   bool o_bias = false;        // bias on o_proj (llama attention_bias)
   bool mlp_bias = false;      // bias on gate/up/down_proj (llama mlp_bias)
-  std::optional<int> sliding_window;  // every layer attends to the last W tokens (itself included)
+  // The window W of the kSliding layers: a query at position p attends to keys p - W + 1 .. p.
+  std::optional<int> sliding_window;
+  // One entry per layer. Mistral (and a qwen2/qwen3 config with use_sliding_window): every layer
+  // kSliding; llama and qwen without a window: every layer kFull; the local/global families mix them.
+  std::vector<LayerAttention> layer_types;
   std::optional<DsaIndexerConfig> dsa;  // set when the index_* keys are present
-  RopeConfig rope;
+  RopeConfig rope;        // full-attention layers, and every layer of a model with one RoPE
+  RopeConfig rope_local;  // sliding layers: equal to `rope` unless the config gives local RoPE parameters
+  // Gemma: the softmax scale is query_pre_attn_scalar^-0.5 instead of head_dim^-0.5.
+  std::optional<double> query_pre_attn_scalar;
+  std::optional<double> attn_logit_softcapping;   // Gemma 2: cap · tanh(score / cap) before the softmax
+  std::optional<double> final_logit_softcapping;  // Gemma 2: cap · tanh(logit / cap)
+  // The gated MLP's activation: "silu", "gelu_pytorch_tanh" or "gelu" (hidden_activation / hidden_act).
+  std::string hidden_activation = "silu";
+  // ModernBERT-decoder: LayerNorm biases, the prediction head's dense bias and activation, the
+  // output projection's (decoder.weight) bias.
+  bool norm_bias = false;
+  bool classifier_bias = false;
+  std::string classifier_activation = "gelu";
+  bool decoder_bias = false;
   std::optional<int> bos_token_id;
   std::vector<int> eos_token_ids;
 
   int num_query_groups() const { return num_attention_heads / num_key_value_heads; }
+  // W when every layer is a sliding layer (then every page behind the window can go), else 0.
+  int uniform_sliding_window() const {
+    if (!sliding_window || layer_types.empty()) return 0;
+    for (LayerAttention t : layer_types) {
+      if (t != LayerAttention::kSliding) return 0;
+    }
+    return *sliding_window;
+  }
 };
 
 // Parses a config.json document. INVALID_ARGUMENT / UNIMPLEMENTED name the offending field and value.

@@ -43,6 +43,10 @@ StatusOr<StepInputs> pad_decode_step(const StepInputs& in, int bucket, const Dec
     return invalid_argument("pad_decode_step: bucket " + std::to_string(bucket) + " < " + std::to_string(s) +
                             " sequences");
   }
+  if (in.num_groups() != shape.num_groups) {
+    return invalid_argument(fmt::format("pad_decode_step: the step has {} cache groups, the graph shape {}",
+                                        in.num_groups(), shape.num_groups));
+  }
   if (in.pages_per_seq > shape.table_width || in.max_context_len > shape.max_context_len) {
     return invalid_argument("pad_decode_step: the step needs " + std::to_string(in.pages_per_seq) + " pages and " +
                             std::to_string(in.max_context_len) + " tokens; the graph shape has " +
@@ -51,13 +55,15 @@ StatusOr<StepInputs> pad_decode_step(const StepInputs& in, int bucket, const Dec
   StepInputs out = padding_decode_step(bucket, shape);
   std::copy(in.token_ids.begin(), in.token_ids.end(), out.token_ids.begin());
   std::copy(in.positions.begin(), in.positions.end(), out.positions.begin());
-  std::copy(in.slots.begin(), in.slots.end(), out.slots.begin());
   std::copy(in.context_lens.begin(), in.context_lens.end(), out.context_lens.begin());
   const auto w = static_cast<size_t>(shape.table_width);
   const auto in_w = static_cast<size_t>(in.pages_per_seq);
-  for (size_t row = 0; row < static_cast<size_t>(s); ++row) {
-    std::copy_n(in.block_tables.begin() + static_cast<std::ptrdiff_t>(row * in_w), in_w,
-                out.block_tables.begin() + static_cast<std::ptrdiff_t>(row * w));
+  for (size_t g = 0; g < in.slots.size() && g < out.slots.size(); ++g) {
+    std::copy(in.slots[g].begin(), in.slots[g].end(), out.slots[g].begin());
+    for (size_t row = 0; row < static_cast<size_t>(s); ++row) {
+      std::copy_n(in.block_tables[g].begin() + static_cast<std::ptrdiff_t>(row * in_w), in_w,
+                  out.block_tables[g].begin() + static_cast<std::ptrdiff_t>(row * w));
+    }
   }
   return out;
 }
@@ -67,13 +73,14 @@ StepInputs padding_decode_step(int bucket, const DecodeShape& shape) {
   const auto b = static_cast<size_t>(bucket);
   out.token_ids.assign(b, 0);
   out.positions.assign(b, 0);
-  out.slots.assign(b, -1);
+  out.slots.assign(static_cast<size_t>(shape.num_groups), std::vector<int32_t>(b, -1));
   out.context_lens.assign(b, 0);
   out.query_start.resize(b + 1);
   out.logit_rows.resize(b);
   for (size_t i = 0; i <= b; ++i) out.query_start[i] = static_cast<int32_t>(i);
   for (size_t i = 0; i < b; ++i) out.logit_rows[i] = static_cast<int32_t>(i);
-  out.block_tables.assign(b * static_cast<size_t>(shape.table_width), -1);
+  out.block_tables.assign(static_cast<size_t>(shape.num_groups),
+                          std::vector<int32_t>(b * static_cast<size_t>(shape.table_width), -1));
   out.pages_per_seq = shape.table_width;
   out.max_query_len = 1;
   out.max_context_len = shape.max_context_len;

@@ -37,6 +37,7 @@ bool is_decode_step(std::span<const SequenceStep> steps);
 struct DecodeShape {
   int table_width = 0;      // W: block-table columns of every row (the workspace's width)
   int max_context_len = 0;  // the bound passed as max_context_len (>= any real context)
+  int num_groups = 1;       // cache groups: one slot array and one block table each
 };
 
 // A decode step of `bucket` padding rows only, with the shape above: what capturing a bucket's graph

@@ -4,6 +4,8 @@
 // The runtime uploads these arrays into its preallocated index tensors every step.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -18,21 +20,22 @@ struct StepLimits {
   int max_tokens = 0;       // RuntimeOptions::max_batched_tokens
   int max_seqs = 0;         // RuntimeOptions::max_num_seqs
   int vocab_size = 0;       // token ids must lie in [0, vocab_size)
-  int num_pages = 0;        // page ids must lie in [0, num_pages)
+  // One entry per cache group (Transformer::cache_groups()): the group's pool size; its page ids
+  // must lie in [0, num_pages[g]). Entries behind a window group's window are the null page 0.
+  std::vector<int> num_pages;
   int max_context_len = 0;  // num_cached + new tokens per sequence (max_position_embeddings)
-  // The model's sliding window (0: none). Entries behind it are kNullPage
-  // (model/kv_cache/window_pages.h), an ordinary page id: nothing is checked differently.
-  int sliding_window = 0;
 };
 
 struct StepInputs {
-  // T = total new tokens, S = sequences, W = pages_per_seq.
+  // T = total new tokens, S = sequences, W = pages_per_seq, G = cache groups.
   std::vector<int32_t> token_ids;     // [T]
   std::vector<int32_t> positions;     // [T] num_cached + i
-  std::vector<int32_t> slots;         // [T] block_table[pos / kPageSize] * kPageSize + pos % kPageSize
+  // [G][T] per group: block_table[pos / kPageSize] * kPageSize + pos % kPageSize
+  std::vector<std::vector<int32_t>> slots;
   std::vector<int32_t> query_start;   // [S + 1]
   std::vector<int32_t> context_lens;  // [S] num_cached + tokens.size()
-  std::vector<int32_t> block_tables;  // [S, W], each row the sequence's first W table entries, -1 padded
+  // [G][S, W] per group, each row the sequence's first W table entries, -1 padded
+  std::vector<std::vector<int32_t>> block_tables;
   std::vector<int32_t> logit_rows;    // token rows whose logits are wanted, in step order
   int pages_per_seq = 0;              // W: the most pages any sequence needs
   int max_query_len = 0;
@@ -40,11 +43,13 @@ struct StepInputs {
 
   int num_tokens() const { return static_cast<int>(token_ids.size()); }
   int num_seqs() const { return static_cast<int>(context_lens.size()); }
+  int num_groups() const { return static_cast<int>(block_tables.size()); }
 };
 
 // INVALID_ARGUMENT naming the step and field for: a step without tokens, negative num_cached, a
-// token id outside the vocabulary, a block table too short for its context or holding a page outside
-// the pool, a step without exactly one block table (the model's one cache group), two new tokens mapped to the same slot, or more tokens / sequences than the limits.
+// token id outside the vocabulary, a step without one block table per group, a block table too
+// short for its context or holding a page outside its group's pool, two new tokens mapped to the
+// same slot of a group, or more tokens / sequences than the limits.
 // OUT_OF_RANGE when a sequence's context exceeds max_context_len.
 StatusOr<StepInputs> build_step_inputs(std::span<const SequenceStep> steps, const StepLimits& limits);
 

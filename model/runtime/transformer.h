@@ -1,9 +1,13 @@
-// Transformer: the Llama-style decoder (llama, mistral, qwen2, qwen3) written only against Backend.
+// Transformer: the decoder of every architecture (model/arch/) written only against Backend: one
+// loop over the ModelPlan's layers (model/layers/), never a branch on model_type.
 //
 // One forward() runs a step: a batch that mixes prefill chunks and decode tokens of several
-// sequences over the paged KV cache this object owns (per layer K and V pools
-// [num_pages][kPageSize][Hkv][D]). Which pages a sequence uses is the caller's business (a page
-// allocator, later the engine's KV manager); the runtime only reads the block tables it is given.
+// sequences over the paged KV cache this object owns. Each layer declares its cache (a CacheSpec);
+// layers with the same spec form a cache group (cache_groups()) with its own pool of pages and its
+// own block table per sequence. Page 0 of every group's pool is the null page: a window group's
+// entries behind the window point at it, and attention masks it (kNullPage, window_pages.h). Which
+// pages a sequence uses is the caller's business (the engine's KV manager); the runtime only reads
+// the block tables it is given.
 #pragma once
 
 #include <cstdint>
@@ -16,15 +20,16 @@
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
 #include "model/kv_cache/cache_spec.h"
-#include "model/runtime/dsa_attention.h"
+#include "model/layers/dsa_indexer.h"
 #include "model/runtime/weight_source.h"
 #include "model/weights/safetensors.h"
 
 namespace longbow {
 
 struct RuntimeOptions {
-  // Pages in the KV pool (each holds kPageSize tokens of every layer). 0: planned from memory after
-  // the weights and the workspace (memory_plan.h); > 0 wins over the plan.
+  // Pages in each cache group's pool (a page holds kPageSize tokens of every layer of its group; the
+  // null page included). 0: planned per group from memory after the weights and the workspace
+  // (memory_plan.h); > 0 wins over the plan, for every group.
   int num_kv_pages = 0;
   int max_batched_tokens = 2048;  // upper bound on tokens in one forward(); sizes the workspace
   int max_num_seqs = 256;         // upper bound on sequences in one forward()
@@ -55,15 +60,14 @@ struct RuntimeOptions {
 struct SequenceStep {
   std::span<const int32_t> tokens;  // the new tokens: a prefill chunk, or one decode token
   int32_t num_cached = 0;           // tokens of this sequence already in the KV cache
-  // One block table per paged cache group, in cache_groups() order, each covering num_cached +
-  // tokens.size() tokens (page ids of that group's pool). Entries behind a window group's window
-  // are kNullPage (page 0 of every pool: reserved, readable, never written by the engine's pages).
+  // One per paged cache group, in cache_groups() order, each covering num_cached + tokens.size()
+  // tokens with page ids of that group's pool (entries behind a window group's window: kNullPage).
   std::vector<std::span<const int32_t>> block_tables;
   // The sequence's slot in the model's state group (-1: the model has none). The slot is fresh, and
   // must be zeroed before use, exactly when num_cached == 0: state groups take no prefix hit, and a
   // preempted sequence restarts from token 0 with a new slot (model/kv_cache/state_slots.h).
   int32_t state_slot = -1;
-  bool want_logits = true;  // return logits for the last new token
+  bool want_logits = true;   // return logits for the last new token
 };
 
 class Transformer {
@@ -82,12 +86,13 @@ class Transformer {
   virtual Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) = 0;
 
   virtual const ModelConfig& config() const = 0;
-  virtual int num_kv_pages() const = 0;
-  // The model's cache groups (cache_spec.h): the engine keeps one page group per paged group and one
-  // slot pool per state group, and passes one block table per paged group in each SequenceStep.
+  // group_cache_specs() of the layers' cache specs: which layers share a block table.
   virtual const std::vector<CacheGroup>& cache_groups() const = 0;
-  // Pool size of cache group `group`: paged, its pages with the null page 0 included; state, its slots.
+  // Pages in the pool of paged group `group` (the null page included); 0 for a state group or an
+  // index outside cache_groups().
   virtual int num_pages(int group) const = 0;
+  // The pool of group 0 (the only group of a model whose layers all cache alike).
+  int num_kv_pages() const { return num_pages(0); }
   // Decode batch sizes captured as graphs so far (0 when decode steps run eagerly).
   virtual int num_decode_graphs() const { return 0; }
 
@@ -108,8 +113,9 @@ class Transformer {
   }
 };
 
-// The tensors a checkpoint of `config` must hold, with their shapes (HF names). When config.dsa is
-// set every layer is a DSA layer (with indexer tensors).
+// The tensors a checkpoint of `config` must hold, with their shapes (HF names): plan_tensors of its
+// architecture's plan; empty when no architecture serves config.model_type. When config.dsa is set
+// every layer is a DSA layer (with indexer tensors).
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
 // The same with indexer tensors on exactly the layers l where dsa_layers[l] (a checkpoint's own
 // layout, from find_dsa_layers in model_weights.h).

@@ -127,6 +127,10 @@ class Engine {
   std::unordered_map<std::string, std::unique_ptr<RequestState>> requests_;
   std::unordered_map<SeqId, std::pair<RequestState*, int>> seq_owner_;  // seq -> (request, choice index)
   std::vector<SequenceStep> steps_;
+  // Each step's block table as the runtime reads it: page 0 of the runtime's pool is the null page
+  // (model/kv_cache/window_pages.h), so kv_ manages pages 1.. of it as its 0..; released entries
+  // (kReleasedPage) become kNullPage. Reused every step.
+  std::vector<std::vector<int32_t>> tables_;
   std::vector<float> logits_;
   SeqId next_seq_id_ = 1;
   int64_t num_steps_ = 0;

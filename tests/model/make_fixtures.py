@@ -13,14 +13,20 @@ prompt_logits are the logits after the prompt's last token (they pick generated_
 logits of the step that picked the last generated token. EOS is ignored. min_top2_margin is the smallest gap
 between the best and second-best logit over the greedy steps (a small gap means a near-tie).
 
-Usage: python3 tests/model/make_fixtures.py OUT_DIR
+The local/global families (gemma2, gemma3_text, modernbert-decoder) use odd head sizes (48, 256, 32), a sliding
+window (24) shorter than the longest prompt, soft-caps small enough to bend the scores, and biases/norm weights
+away from their identity values. Families are appended, never reordered: each one's seed is its index.
+
+Usage: python3 tests/model/make_fixtures.py OUT_DIR [NAME,NAME,...]   (default: every family)
 """
 import json
 import os
 import sys
+import traceback
 
 import torch
 import transformers
+
 from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config,
                           Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
@@ -34,20 +40,66 @@ COMMON = dict(vocab_size=VOCAB, hidden_size=128, intermediate_size=256, num_hidd
 
 
 def families():
-    yield "llama", LlamaForCausalLM, LlamaConfig(
+    """(name, make) in a fixed order; make() returns (model class, config), built only when its fixture is made."""
+    yield "llama", lambda: (LlamaForCausalLM, LlamaConfig(
         **COMMON, tie_word_embeddings=False,
         rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
-                         "high_freq_factor": 4.0, "original_max_position_embeddings": 64})
-    yield "qwen3", Qwen3ForCausalLM, Qwen3Config(
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 64}))
+    yield "qwen3", lambda: (Qwen3ForCausalLM, Qwen3Config(
         **COMMON, tie_word_embeddings=True, attention_bias=False,
-        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
-    yield "mistral", MistralForCausalLM, MistralConfig(
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}))
+    yield "mistral", lambda: (MistralForCausalLM, MistralConfig(
         **COMMON, tie_word_embeddings=False, sliding_window=32,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
-    yield "qwen2", Qwen2ForCausalLM, Qwen2Config(
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0}))
+    yield "qwen2", lambda: (Qwen2ForCausalLM, Qwen2Config(
         **COMMON, tie_word_embeddings=False, use_sliding_window=False,
         rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
-                         "original_max_position_embeddings": 1024})
+                         "original_max_position_embeddings": 1024}))
+    yield "gemma2", gemma2
+    yield "gemma3_text", gemma3_text
+    yield "modernbert-decoder", modernbert_decoder
+
+
+LOCAL = dict(vocab_size=VOCAB, max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+             initializer_range=0.1)
+WINDOW = 24  # < the longest prompt (70)
+
+
+def gemma2():
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+    return Gemma2ForCausalLM, Gemma2Config(
+        **LOCAL, hidden_size=96, intermediate_size=160, num_hidden_layers=4, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=48, rms_norm_eps=1e-6, hidden_activation="gelu_pytorch_tanh",
+        query_pre_attn_scalar=64, sliding_window=WINDOW, attn_logit_softcapping=5.0, final_logit_softcapping=3.0,
+        tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+
+
+def gemma3_text():
+    """5 local : 1 global (+ one more local), linear-scaled global RoPE, a local RoPE base of its own."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+    types = ["sliding_attention"] * 5 + ["full_attention", "sliding_attention"]
+    common = dict(**LOCAL, hidden_size=64, intermediate_size=128, num_hidden_layers=7, num_attention_heads=2,
+                  num_key_value_heads=1, head_dim=256, rms_norm_eps=1e-6, hidden_activation="gelu_pytorch_tanh",
+                  query_pre_attn_scalar=144, sliding_window=WINDOW, tie_word_embeddings=True)
+    try:
+        config = Gemma3TextConfig(**common, layer_types=types, rope_parameters={
+            "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 20000.0}})
+    except Exception:  # older signature: rope_scaling for the global layers, rope_local_base_freq
+        traceback.print_exc()
+        config = Gemma3TextConfig(**common, sliding_window_pattern=6, rope_theta=1000000.0,
+                                  rope_scaling={"rope_type": "linear", "factor": 8.0}, rope_local_base_freq=20000.0)
+    return Gemma3ForCausalLM, config
+
+
+def modernbert_decoder():
+    from transformers import ModernBertDecoderConfig, ModernBertDecoderForCausalLM
+    return ModernBertDecoderForCausalLM, ModernBertDecoderConfig(
+        **LOCAL, cls_token_id=1, sep_token_id=2, hidden_size=96, intermediate_size=160, num_hidden_layers=4,
+        num_attention_heads=3, hidden_activation="gelu", classifier_activation="gelu", norm_eps=1e-5,
+        norm_bias=True, attention_bias=True, mlp_bias=True, decoder_bias=True, classifier_bias=True,
+        local_attention=2 * WINDOW, global_attn_every_n_layers=3, global_rope_theta=160000.0,
+        local_rope_theta=10000.0)
 
 
 def randomize(model, generator):
@@ -78,30 +130,41 @@ def as_list(logits):
 
 def main():
     out_root = sys.argv[1]
+    only = set(sys.argv[2].split(",")) if len(sys.argv) > 2 else None
     torch.manual_seed(0)
-    for index, (name, cls, config) in enumerate(families()):
-        generator = torch.Generator().manual_seed(1234 + index)
-        torch.manual_seed(1234 + index)
-        model = cls(config)
-        randomize(model, generator)
-        out_dir = os.path.join(out_root, name)
-        model.to(torch.bfloat16).save_pretrained(out_dir, safe_serialization=True)
-        reference = cls.from_pretrained(out_dir, dtype=torch.float32, attn_implementation="eager").eval()
-        cases = []
-        for length in PROMPT_LENGTHS:
-            prompt = torch.randint(3, VOCAB, (length,), generator=generator).tolist()
-            generated, prompt_logits, final_logits, margin = greedy(reference, prompt)
-            cases.append({"prompt_ids": prompt, "generated_ids": generated, "prompt_logits": as_list(prompt_logits),
-                          "final_logits": as_list(final_logits), "min_top2_margin": margin})
-            print(f"{name}: prompt {length} -> {generated} (min top-2 margin {margin:.4f})")
-        with open(os.path.join(out_dir, "expected.json"), "w") as f:
-            json.dump({"transformers_version": transformers.__version__, "torch_version": torch.__version__,
-                       "dtype": "float32 compute on bf16-rounded weights", "attn_implementation": "eager",
-                       "cases": cases}, f)
-        for extra in ("generation_config.json",):
-            path = os.path.join(out_dir, extra)
-            if os.path.exists(path):
-                os.remove(path)
+    for index, (name, make) in enumerate(families()):
+        if only is not None and name not in only:
+            continue
+        try:
+            make_fixture(out_root, index, name, *make())
+        except Exception:
+            traceback.print_exc()
+            print(f"{name}: FAILED")
+
+
+def make_fixture(out_root, index, name, cls, config):
+    generator = torch.Generator().manual_seed(1234 + index)
+    torch.manual_seed(1234 + index)
+    model = cls(config)
+    randomize(model, generator)
+    out_dir = os.path.join(out_root, name)
+    model.to(torch.bfloat16).save_pretrained(out_dir, safe_serialization=True)
+    reference = cls.from_pretrained(out_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    cases = []
+    for length in PROMPT_LENGTHS:
+        prompt = torch.randint(3, VOCAB, (length,), generator=generator).tolist()
+        generated, prompt_logits, final_logits, margin = greedy(reference, prompt)
+        cases.append({"prompt_ids": prompt, "generated_ids": generated, "prompt_logits": as_list(prompt_logits),
+                      "final_logits": as_list(final_logits), "min_top2_margin": margin})
+        print(f"{name}: prompt {length} -> {generated} (min top-2 margin {margin:.4f})")
+    with open(os.path.join(out_dir, "expected.json"), "w") as f:
+        json.dump({"transformers_version": transformers.__version__, "torch_version": torch.__version__,
+                   "dtype": "float32 compute on bf16-rounded weights", "attn_implementation": "eager",
+                   "cases": cases}, f)
+    for extra in ("generation_config.json",):
+        path = os.path.join(out_dir, extra)
+        if os.path.exists(path):
+            os.remove(path)
 
 
 if __name__ == "__main__":

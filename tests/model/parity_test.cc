@@ -15,7 +15,7 @@
 #include "common/json_file.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
-#include "model/kv_cache/kv_pool_size.h"
+#include "model/kv_cache/page_allocator.h"
 #include "model/runtime/transformer.h"
 #include "model/weights/safetensors.h"
 
@@ -100,9 +100,11 @@ TEST_P(ParityTest, CpuRuntimeMatchesTransformers) {
   options.max_num_seqs = 1;
   auto model = Transformer::load(*config, **checkpoint, **backend, options);
   ASSERT_TRUE(model.ok()) << model.status().to_string();
-  // Pages in reverse order, so logical and physical positions differ.
+  // Pages in reverse order, so logical and physical positions differ; one table per cache group
+  // (a window group keeps every page here: the whole sequence fits).
   std::vector<int32_t> table(static_cast<size_t>(options.num_kv_pages));
   for (size_t i = 0; i < table.size(); ++i) table[i] = options.num_kv_pages - 1 - static_cast<int32_t>(i);
+  const std::vector<std::span<const int32_t>> tables((*model)->cache_groups().size(), table);
 
   for (size_t n = 0; n < cases->size(); ++n) {
     const ParityCase& c = (*cases)[n];
@@ -110,15 +112,16 @@ TEST_P(ParityTest, CpuRuntimeMatchesTransformers) {
     ASSERT_FALSE(c.generated_ids.empty());
     std::vector<int32_t> sequence = c.prompt_ids;
     std::vector<float> logits;
-    SequenceStep prefill{sequence, 0, {table}, -1, true};
-    ASSERT_TRUE((*model)->forward(std::span(&prefill, 1), &logits).ok());
+    SequenceStep prefill{sequence, 0, tables, -1, true};
+    Status status = (*model)->forward(std::span(&prefill, 1), &logits);
+    ASSERT_TRUE(status.ok()) << status.to_string();
     double prompt_error = relative_l2(logits, c.prompt_logits);
     EXPECT_LT(prompt_error, kMaxRelativeL2) << "prompt logits";
 
     std::vector<int32_t> generated = {argmax(logits)};
     while (generated.size() < c.generated_ids.size()) {
       sequence.push_back(generated.back());
-      SequenceStep decode{std::span(sequence).last(1), static_cast<int32_t>(sequence.size() - 1), {table}, -1, true};
+      SequenceStep decode{std::span(sequence).last(1), static_cast<int32_t>(sequence.size() - 1), tables, -1, true};
       ASSERT_TRUE((*model)->forward(std::span(&decode, 1), &logits).ok());
       generated.push_back(argmax(logits));
     }
@@ -131,7 +134,11 @@ TEST_P(ParityTest, CpuRuntimeMatchesTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ParityTest, ::testing::ValuesIn(fixture_names()),
-                         [](const ::testing::TestParamInfo<std::string>& param_info) { return param_info.param; });
+                         [](const ::testing::TestParamInfo<std::string>& param_info) {
+                           std::string name = param_info.param;  // gtest names: letters, digits, '_'
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(ParityTest);  // ParityFixtures.ArePresent fails instead
 
 }  // namespace

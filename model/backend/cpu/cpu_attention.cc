@@ -66,8 +66,8 @@ Status check_attention_indices(const PagedAttentionArgs& args, int64_t tokens, i
                               std::to_string(needed) + " pages but block_tables has " +
                               std::to_string(max_pages) + " columns" + seq);
     }
-    // Entries behind the window are kNullPage (0), an ordinary readable page.
     for (int64_t b = 0; b < needed; ++b) {
+      // Entries behind the window are the null page (kNullPage), a page of the pool like any other.
       int32_t page = tables[s * max_pages + b];
       if (page < 0 || page >= pages) {
         return invalid_argument("paged_attention: block_tables[" + std::to_string(s) + "][" + std::to_string(b) +

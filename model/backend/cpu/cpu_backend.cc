@@ -26,14 +26,6 @@ size_t meminfo_bytes(const std::string& text, const std::string& key) {
 CpuBackend::CpuBackend(const CpuBackendOptions& options)
     : memory_limit_bytes_(options.memory_limit_bytes), allocated_bytes_(std::make_shared<std::atomic<size_t>>(0)) {}
 
-Status CpuBackend::check_supported(const ModelConfig& config) const {
-  const std::string& type = config.model_type;
-  if (type != "llama" && type != "mistral" && type != "qwen2" && type != "qwen3") {
-    return unimplemented("cpu backend: model_type '" + type + "' is not supported");
-  }
-  return Status::Ok();
-}
-
 StatusOr<Tensor> CpuBackend::allocate(DType dtype, std::initializer_list<int64_t> dims) {
   if (dims.size() > static_cast<size_t>(kMaxTensorRank)) {
     return invalid_argument("cpu allocate: rank " + std::to_string(dims.size()) + " exceeds " +

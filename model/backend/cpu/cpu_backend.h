@@ -30,7 +30,6 @@ class CpuBackend final : public Backend {
 
   std::string_view name() const override { return "cpu"; }
   DType compute_dtype() const override { return DType::kF32; }
-  Status check_supported(const ModelConfig& config) const override;
 
   StatusOr<Tensor> allocate(DType dtype, std::initializer_list<int64_t> dims) override;
   StatusOr<MemoryInfo> memory_info() const override;

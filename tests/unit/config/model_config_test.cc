@@ -246,7 +246,8 @@ TEST(ModelConfig, ErrorsNameTheField) {
   no_type.erase("model_type");
   expect_error(no_type, StatusCode::kInvalidArgument, "model_type: required field is missing");
   expect_error(minimal("gpt2"), StatusCode::kUnimplemented,
-               "model_type: \"gpt2\" is not supported (supported: llama, mistral, qwen2, qwen3)");
+               "model_type: \"gpt2\" is not supported (supported: llama, mistral, qwen2, qwen3, gemma2, gemma3_text, "
+               "modernbert-decoder)");
 
   for (const char* field : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                             "num_attention_heads", "max_position_embeddings"}) {
@@ -284,8 +285,10 @@ TEST(ModelConfig, ErrorsNameTheField) {
        "rope_scaling.type: \"dynamic\" is not supported (supported: default, linear, llama3, yarn)"},
       {"rope_parameters", json{{"rope_type", "longrope"}}, StatusCode::kUnimplemented,
        "rope_parameters.rope_type: \"longrope\" is not supported"},
-      {"rope_parameters", json{{"full_attention", {{"rope_type", "default"}}}}, StatusCode::kUnimplemented,
-       "rope_parameters.full_attention: per-layer-type RoPE parameters are not supported"},
+      {"rope_parameters", json{{"full_attention", "default"}}, StatusCode::kInvalidArgument,
+       "rope_parameters.full_attention: expected an object, got a string"},
+      {"rope_parameters", json{{"sliding_attention", {{"rope_type", "longrope"}}}}, StatusCode::kUnimplemented,
+       "rope_parameters.sliding_attention.rope_type: \"longrope\" is not supported"},
       {"rope_scaling", json{{"rope_type", "linear"}}, StatusCode::kInvalidArgument,
        "rope_scaling.factor: required field is missing"},
       {"rope_scaling", json{{"rope_type", "linear"}, {"factor", "4"}}, StatusCode::kInvalidArgument,

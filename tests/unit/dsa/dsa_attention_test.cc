@@ -2,7 +2,7 @@
 // With index_topk >= context it equals dense paged attention; with a small index_topk every row
 // attends to exactly min(position + 1, topk) causal tokens and the result differs from dense; the
 // dense prefill mode equals paged attention; index keys are written for every new token.
-#include "model/runtime/dsa_attention.h"
+#include "model/layers/dsa_indexer.h"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "model/backend/cpu/cpu_backend.h"
-#include "model/runtime/dsa_row_blocks.h"
+#include "model/layers/dsa_row_blocks.h"
 #include "tests/unit/backend/backend_test_util.h"
 
 namespace longbow {

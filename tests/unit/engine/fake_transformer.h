@@ -144,7 +144,6 @@ class FakeTransformer : public Transformer {
   }
 
   const ModelConfig& config() const override { return config_; }
-  int num_kv_pages() const override { return pool_sizes_.front(); }
   const std::vector<CacheGroup>& cache_groups() const override { return groups_; }
   int num_pages(int group) const override { return pool_sizes_[static_cast<size_t>(group)]; }
   // Steps that began a sequence holding a state slot (the runtime zeroes the slot then).

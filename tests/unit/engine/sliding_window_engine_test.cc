@@ -58,7 +58,6 @@ class PageWatcher final : public Transformer {
     return inner_.forward(steps, logits);
   }
   const ModelConfig& config() const override { return config_; }
-  int num_kv_pages() const override { return inner_.num_kv_pages(); }
   const std::vector<CacheGroup>& cache_groups() const override { return groups_; }
   int num_pages(int group) const override { return inner_.num_pages(group); }
 

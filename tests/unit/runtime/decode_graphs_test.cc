@@ -67,7 +67,7 @@ StepLimits limits() {
   l.max_tokens = 64;
   l.max_seqs = 8;
   l.vocab_size = 100;
-  l.num_pages = 16;
+  l.num_pages = {16};
   l.max_context_len = 4 * kPageSize;
   return l;
 }
@@ -82,14 +82,14 @@ TEST(PadDecodeStep, PadsRowsAndWidensTables) {
   ASSERT_TRUE(padded.ok()) << padded.status().to_string();
   EXPECT_EQ(padded->token_ids, (std::vector<int32_t>{7, 8, 9, 0}));
   EXPECT_EQ(padded->positions, (std::vector<int32_t>{64, 0, 130, 0}));
-  EXPECT_EQ(padded->slots, (std::vector<int32_t>{11 * kPageSize, 5 * kPageSize, 6 * kPageSize + 2, -1}));
+  EXPECT_EQ(padded->slots[0], (std::vector<int32_t>{11 * kPageSize, 5 * kPageSize, 6 * kPageSize + 2, -1}));
   EXPECT_EQ(padded->query_start, (std::vector<int32_t>{0, 1, 2, 3, 4}));
   EXPECT_EQ(padded->context_lens, (std::vector<int32_t>{65, 1, 131, 0}));
   EXPECT_EQ(padded->logit_rows, (std::vector<int32_t>{0, 1, 2, 3}));
-  EXPECT_EQ(padded->block_tables, (std::vector<int32_t>{3, 11, -1, -1,  //
-                                                        5, -1, -1, -1,   //
-                                                        2, 4, 6, -1,     //
-                                                        -1, -1, -1, -1}));
+  EXPECT_EQ(padded->block_tables[0], (std::vector<int32_t>{3, 11, -1, -1,  //
+                                                           5, -1, -1, -1,   //
+                                                           2, 4, 6, -1,     //
+                                                           -1, -1, -1, -1}));
   EXPECT_EQ(padded->pages_per_seq, 4);
   EXPECT_EQ(padded->max_query_len, 1);
   EXPECT_EQ(padded->max_context_len, 4 * kPageSize);

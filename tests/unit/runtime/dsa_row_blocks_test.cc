@@ -1,6 +1,6 @@
 // plan_dsa_row_blocks: blocks cover every row once, in order, with at most max_rows rows; a
 // sequence cut by a block boundary keeps its rows' positions (context = last row's position + 1).
-#include "model/runtime/dsa_row_blocks.h"
+#include "model/layers/dsa_row_blocks.h"
 
 #include <gtest/gtest.h>
 

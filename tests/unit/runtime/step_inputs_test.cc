@@ -15,7 +15,7 @@ StepLimits limits() {
   l.max_tokens = 256;
   l.max_seqs = 4;
   l.vocab_size = 100;
-  l.num_pages = 10;
+  l.num_pages = {10};
   l.max_context_len = 512;
   return l;
 }
@@ -33,37 +33,44 @@ TEST(StepInputs, MixedPrefillAndDecode) {
   ASSERT_TRUE(in.ok()) << in.status().to_string();
   EXPECT_EQ(in->token_ids, (std::vector<int32_t>{5, 6, 7, 9}));
   EXPECT_EQ(in->positions, (std::vector<int32_t>{62, 63, 64, 128}));
-  EXPECT_EQ(in->slots, (std::vector<int32_t>{7 * kPageSize + 62, 7 * kPageSize + 63, 2 * kPageSize + 0,
-                                             4 * kPageSize + 0}));
+  EXPECT_EQ(in->slots[0], (std::vector<int32_t>{7 * kPageSize + 62, 7 * kPageSize + 63, 2 * kPageSize + 0,
+                                                4 * kPageSize + 0}));
   EXPECT_EQ(in->query_start, (std::vector<int32_t>{0, 3, 4}));
   EXPECT_EQ(in->context_lens, (std::vector<int32_t>{65, 129}));
   EXPECT_EQ(in->pages_per_seq, 3);
-  EXPECT_EQ(in->block_tables, (std::vector<int32_t>{7, 2, -1, 0, 1, 4}));  // only needed pages copied
+  EXPECT_EQ(in->block_tables[0], (std::vector<int32_t>{7, 2, -1, 0, 1, 4}));  // only needed pages copied
   EXPECT_EQ(in->logit_rows, (std::vector<int32_t>{3}));
   EXPECT_EQ(in->max_query_len, 3);
   EXPECT_EQ(in->max_context_len, 129);
 }
 
-// Sliding window 100, decode at position 300: the engine released pages 0 and 1 (tokens 0..127),
-// whose entries read the null page 0, an ordinary page id; -1 (a padding row's marker) is never a
-// valid entry.
-TEST(StepInputs, ReleasedEntriesAreTheNullPage) {
+// Two cache groups (a full one and a window one): every group has its own table, slots and pool
+// size; entries behind the window are the null page, a page like any other here (attention masks
+// it); -1 is never a valid entry.
+TEST(StepInputs, OneTablePerCacheGroup) {
   std::vector<int32_t> decode = {9};
-  std::vector<int32_t> released = {kNullPage, kNullPage, 3, 5, 6};
-  StepLimits windowed = limits();
-  windowed.sliding_window = 100;
-  auto in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, {released}, -1, true}}, windowed);
+  std::vector<int32_t> full = {3, 5, 6, 1, 2};
+  std::vector<int32_t> window = {kNullPage, kNullPage, kNullPage, 4, 7};
+  StepLimits two = limits();
+  two.num_pages = {10, 8};
+  auto in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, {full, window}, -1, true}}, two);
   ASSERT_TRUE(in.ok()) << in.status().to_string();
-  EXPECT_EQ(in->block_tables, (std::vector<int32_t>{0, 0, 3, 5, 6}));
-  EXPECT_EQ(in->slots, (std::vector<int32_t>{6 * kPageSize + 300 % kPageSize}));
+  ASSERT_EQ(in->num_groups(), 2);
+  EXPECT_EQ(in->block_tables[0], full);
+  EXPECT_EQ(in->block_tables[1], window);
+  EXPECT_EQ(in->slots[0], (std::vector<int32_t>{2 * kPageSize + 300 % kPageSize}));
+  EXPECT_EQ(in->slots[1], (std::vector<int32_t>{7 * kPageSize + 300 % kPageSize}));
 
-  std::vector<int32_t> padding = {-1, kNullPage, 3, 5, 6};
-  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, {padding}, -1, true}}, windowed);
-  EXPECT_EQ(in.status().code(), StatusCode::kInvalidArgument);
+  std::vector<int32_t> outside = {0, 0, 0, 4, 9};  // page 9 is outside the window group's pool of 8
+  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, {full, outside}, -1, true}}, two);
+  EXPECT_NE(in.status().message().find("block_table[4] = 9 is outside the KV pool [0, 8) of cache group 1"),
+            std::string::npos) << in.status().to_string();
+  std::vector<int32_t> released = {-1, -1, 0, 4, 7};
+  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, {full, released}, -1, true}}, two);
   EXPECT_NE(in.status().message().find("block_table[0] = -1"), std::string::npos) << in.status().to_string();
-  // One block table per cache group: this model has one.
-  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, {released, released}, -1, true}}, windowed);
-  EXPECT_NE(in.status().message().find("2 block tables"), std::string::npos) << in.status().to_string();
+  in = build_step_inputs(std::vector<SequenceStep>{{decode, 300, {full}, -1, true}}, two);
+  EXPECT_NE(in.status().message().find("1 block tables for 2 cache groups"), std::string::npos)
+      << in.status().to_string();
 }
 
 TEST(StepInputs, RejectsBadSteps) {

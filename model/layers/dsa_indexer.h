@@ -1,13 +1,13 @@
-// The attention of one DSA layer (DESIGN §4) over Backend: the indexer's projections, the index keys
-// of every new token written to the layer's paged index cache (prefill included, before any score),
-// then either sparse attention (each query row attends to its own exact top-k: exact DSA
-// semantics) or dense paged attention (the `dense` prefill option).
+// The DSA indexer (DESIGN §3-4), a component of its own: the indexer's projections, the index keys of
+// every new token written to the layer's paged index cache (prefill included, before any score), then
+// each query row's exact top-k written as the selection (DsaScratch::indices) that the layer's
+// attention consumes (select_dsa_tokens; GqaAttention runs sparse attention over it, or dense paged
+// attention with the `dense` prefill option).
 //
-// Transformer (model/runtime/transformer.cc) calls it for every layer whose checkpoint has indexer
-// tensors; each such layer owns an index-cache pool [num_pages, kPageSize·(index_head_dim + 4)]
-// kFP8E4M3 sharing the K/V page ids (so the prefix cache keeps index keys with their pages). It
-// allocates nothing: the scratch comes from allocate_dsa_scratch() at load, and the step's rows are
-// scored in blocks (dsa_row_blocks.h) whose index logits fit that scratch.
+// Each DSA layer owns an index-cache pool [num_pages, kPageSize·(index_head_dim + 4)] kFP8E4M3 sharing
+// the K/V page ids (so the prefix cache keeps index keys with their pages); its bytes count in the
+// layer's PagedSpec. Nothing here allocates: the scratch comes from allocate_dsa_scratch() at load,
+// and the step's rows are scored in blocks (dsa_row_blocks.h) whose index logits fit that scratch.
 #pragma once
 
 #include <span>
@@ -79,7 +79,19 @@ struct DsaScratch {
 StatusOr<DsaScratch> allocate_dsa_scratch(Backend& backend, const DsaIndexerConfig& config, int max_tokens,
                                           int max_context_len, size_t logits_budget_bytes);
 
+// The index keys of the step's tokens, then, when `select`, every row's top-k into scratch.indices
+// (rows in step order, logical token indices, -1 padded). Reads step.attention's index arrays.
+Status select_dsa_tokens(Backend& backend, const DsaIndexerConfig& config, const DsaIndexerWeights& weights,
+                         const DsaAttentionStep& step, bool select, DsaScratch& scratch);
+
+// Sparse attention of every row over its selection in scratch.indices, block by block.
+Status attend_dsa_selection(Backend& backend, const DsaAttentionStep& step, const DsaScratch& scratch);
+
+// A DSA layer's whole attention: select_dsa_tokens, then attend_dsa_selection, or dense paged
+// attention for a multi-token step in kDense mode (the index keys are written either way).
 Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const DsaIndexerWeights& weights,
                          DsaPrefillMode mode, const DsaAttentionStep& step, DsaScratch& scratch);
+
+
 
 }  // namespace longbow

@@ -1,10 +1,10 @@
-// run_dsa_attention and its scratch (contracts in dsa_attention.h).
-#include "model/runtime/dsa_attention.h"
+// The DSA indexer and its scratch (contracts in dsa_indexer.h).
+#include "model/layers/dsa_indexer.h"
 
 #include <algorithm>
 #include <string>
 
-#include "model/runtime/dsa_row_blocks.h"
+#include "model/layers/dsa_row_blocks.h"
 
 namespace longbow {
 
@@ -41,16 +41,31 @@ StatusOr<DsaScratch> allocate_dsa_scratch(Backend& backend, const DsaIndexerConf
   return s;
 }
 
-Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const DsaIndexerWeights& weights,
-                         DsaPrefillMode mode, const DsaAttentionStep& step, DsaScratch& scratch) {
+namespace {
+
+// The step's row blocks: its own, or one block of every row.
+std::span<const DsaRowBlockTensors> row_blocks(const DsaAttentionStep& step, DsaRowBlockTensors& whole) {
+  const PagedAttentionArgs& attn = step.attention;
+  whole.row_end = static_cast<int>(step.x.dim(0));
+  whole.seq_end = static_cast<int>(attn.context_lens.dim(0));
+  whole.query_start = attn.query_start;
+  whole.context_lens = attn.context_lens;
+  whole.max_context_len = attn.max_context_len;
+  return step.blocks.empty() ? std::span(&whole, 1) : step.blocks;
+}
+
+}  // namespace
+
+Status select_dsa_tokens(Backend& backend, const DsaIndexerConfig& config, const DsaIndexerWeights& weights,
+                         const DsaAttentionStep& step, bool select, DsaScratch& scratch) {
   const int64_t tokens = step.x.dim(0);
   if (step.inv_freq.rank != 1 || 2 * step.inv_freq.dim(0) != config.rope_dim) {
-    return invalid_argument("dsa attention: inv_freq has " + step.inv_freq.shape_string() + ", expected [" +
+    return invalid_argument("dsa indexer: inv_freq has " + step.inv_freq.shape_string() + ", expected [" +
                             std::to_string(config.rope_dim / 2) + "] for index_rope_dim " +
                             std::to_string(config.rope_dim));
   }
   if (scratch.k_raw.data == nullptr || tokens > scratch.k_raw.dim(0) || scratch.indices.dim(1) != config.topk) {
-    return invalid_argument("dsa attention: the scratch holds " + std::to_string(scratch.k_raw.dim(0)) +
+    return invalid_argument("dsa indexer: the scratch holds " + std::to_string(scratch.k_raw.dim(0)) +
                             " rows, the step has " + std::to_string(tokens));
   }
   // Index keys of every new token first: this step's scores already see them.
@@ -59,9 +74,7 @@ Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const
   DsaIndexKeysArgs keys{k_raw,      weights.k_norm_weight, weights.k_norm_bias,    step.positions,
                         step.slots, step.inv_freq,         step.attention_scaling, step.index_cache};
   RETURN_IF_ERROR(backend.dsa_index_keys(keys));
-
-  const PagedAttentionArgs& attn = step.attention;
-  if (mode == DsaPrefillMode::kDense && attn.max_query_len > 1) return backend.paged_attention(attn);
+  if (!select) return Status::Ok();
 
   Tensor q_index = scratch.q_index.rows(0, tokens);
   Tensor head_weights = scratch.weights.rows(0, tokens);
@@ -70,24 +83,17 @@ Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const
   Tensor q_heads = q_index.reshape({tokens, config.n_heads, config.head_dim});
 
   DsaRowBlockTensors whole;
-  whole.row_end = static_cast<int>(tokens);
-  whole.seq_end = static_cast<int>(attn.context_lens.dim(0));
-  whole.query_start = attn.query_start;
-  whole.context_lens = attn.context_lens;
-  whole.max_context_len = attn.max_context_len;
-  std::span<const DsaRowBlockTensors> blocks = step.blocks.empty() ? std::span(&whole, 1) : step.blocks;
-  for (const DsaRowBlockTensors& block : blocks) {
+  for (const DsaRowBlockTensors& block : row_blocks(step, whole)) {
     const int64_t rows = block.row_end - block.row_begin;
     const int64_t seqs = block.seq_end - block.seq_begin;
     const int64_t width = dsa_logits_width(block.max_context_len);
     if (rows < 1 || block.row_end > tokens || rows * width > scratch.logits.numel()) {
-      return invalid_argument("dsa attention: a block of rows [" + std::to_string(block.row_begin) + ", " +
+      return invalid_argument("dsa indexer: a block of rows [" + std::to_string(block.row_begin) + ", " +
                               std::to_string(block.row_end) + ") at context " +
                               std::to_string(block.max_context_len) + " does not fit the scratch");
     }
     Tensor logits = scratch.logits.rows(0, rows * width).reshape({rows, width});
     Tensor indices = scratch.indices.rows(block.row_begin, rows);
-    Tensor block_tables = attn.block_tables.rows(block.seq_begin, seqs);
     DsaIndexScoresArgs scores;
     scores.q = q_heads.rows(block.row_begin, rows);
     scores.weights = head_weights.rows(block.row_begin, rows);
@@ -97,17 +103,36 @@ Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const
     scores.index_cache = step.index_cache;
     scores.query_start = block.query_start;
     scores.context_lens = block.context_lens;
-    scores.block_tables = block_tables;
+    scores.block_tables = step.attention.block_tables.rows(block.seq_begin, seqs);
     scores.logits = logits;
     scores.max_context_len = block.max_context_len;
     scores.skip_len = config.topk;
     RETURN_IF_ERROR(backend.dsa_index_scores(scores));
     RETURN_IF_ERROR(backend.dsa_topk(DsaTopkArgs{logits, block.query_start, block.context_lens, indices}));
-    RETURN_IF_ERROR(backend.dsa_sparse_attention(
-        DsaSparseAttentionArgs{attn.q.rows(block.row_begin, rows), attn.k_cache, attn.v_cache, indices,
-                               block.query_start, block_tables, attn.out.rows(block.row_begin, rows), attn.scale}));
   }
   return Status::Ok();
+}
+
+Status attend_dsa_selection(Backend& backend, const DsaAttentionStep& step, const DsaScratch& scratch) {
+  const PagedAttentionArgs& attn = step.attention;
+  DsaRowBlockTensors whole;
+  for (const DsaRowBlockTensors& block : row_blocks(step, whole)) {
+    const int64_t rows = block.row_end - block.row_begin;
+    const int64_t seqs = block.seq_end - block.seq_begin;
+    RETURN_IF_ERROR(backend.dsa_sparse_attention(DsaSparseAttentionArgs{
+        attn.q.rows(block.row_begin, rows), attn.k_cache, attn.v_cache, scratch.indices.rows(block.row_begin, rows),
+        block.query_start, attn.block_tables.rows(block.seq_begin, seqs), attn.out.rows(block.row_begin, rows),
+        attn.scale}));
+  }
+  return Status::Ok();
+}
+
+Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const DsaIndexerWeights& weights,
+                         DsaPrefillMode mode, const DsaAttentionStep& step, DsaScratch& scratch) {
+  const bool dense = mode == DsaPrefillMode::kDense && step.attention.max_query_len > 1;
+  RETURN_IF_ERROR(select_dsa_tokens(backend, config, weights, step, !dense, scratch));
+  if (dense) return backend.paged_attention(step.attention);
+  return attend_dsa_selection(backend, step, scratch);
 }
 
 }  // namespace longbow

@@ -1,5 +1,5 @@
 // plan_dsa_row_blocks (contract in dsa_row_blocks.h).
-#include "model/runtime/dsa_row_blocks.h"
+#include "model/layers/dsa_row_blocks.h"
 
 #include <algorithm>
 

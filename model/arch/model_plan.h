@@ -1,0 +1,118 @@
+// ModelPlan: what an architecture (model/arch/<family>.cc) makes of a config: per layer a token mixer
+// with its settings and an FFN, plus the embedding and the head, each naming its checkpoint tensors
+// (HF names) and their shapes. The runtime builds one layer object per entry (model/layers/) and runs
+// them in order; it never looks at model_type (DESIGN §3).
+//
+// Every decoder layer runs
+//   x = attn_norm(h)            (kNone: x = h, only before any residual add, ModernBERT's layer 0)
+//   a = attention(x); a = attn_post_norm(a) if any (Gemma);   h += a
+//   y = mlp_norm(h);  m = mlp(y);  m = mlp_post_norm(m) if any (Gemma);   h += m
+// and the model: h = embed(ids) · embed_scale → embed_norm (ModernBERT) → layers → final_norm →
+// head (ModernBERT's dense → activation → norm) → lm_head (+ bias) → final soft-cap.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/backend/backend.h"
+#include "model/config/model_config.h"
+#include "model/weights/safetensors.h"
+
+namespace longbow {
+
+enum class NormKind {
+  kNone,   // identity (no tensor)
+  kRms,    // x / rms(x) · w
+  kLayer,  // (x − mean) / std · w (+ b): torch.nn.LayerNorm
+};
+
+struct NormPlan {
+  NormKind kind = NormKind::kNone;
+  float eps = 1e-6f;
+  std::string weight;  // [C]
+  std::string bias;    // [C]; empty: none
+  int64_t size = 0;    // C
+  // Gemma's RMSNorm multiplies by (1 + w): the loader adds 1 to a checkpoint's w once, so the op
+  // stays x / rms(x) · w'. (Dummy weights are drawn as w' directly.)
+  bool unit_offset = false;
+};
+
+// A linear layer out = x · Wᵀ (+ b). A fused projection (ModernBERT's Wi) is one checkpoint tensor
+// whose rows [row_begin, row_begin + out) this view takes.
+struct LinearPlan {
+  std::string weight;  // checkpoint tensor [rows, in]
+  std::string bias;    // [rows]; empty: none
+  int64_t out = 0, in = 0;
+  int64_t row_begin = 0;
+  int64_t rows = 0;  // the checkpoint tensor's rows (== out unless fused)
+};
+
+// Grouped-query attention, full or over a sliding window, optionally with a DSA indexer choosing each
+// query's keys (DESIGN §3-4).
+struct AttentionPlan {
+  int num_heads = 0, num_kv_heads = 0, head_dim = 0;
+  LinearPlan q, k, v, o;
+  NormPlan q_norm, k_norm;  // per head over head_dim (qwen3, gemma3); kNone: none
+  int rope = 0;             // index into ModelPlan::ropes
+  int window = 0;           // 0: the whole causal prefix; W: keys p − W + 1 .. p
+  float scale = 0.0f;       // softmax scale
+  float softcap = 0.0f;     // 0: none
+  // A DSA layer: the prefix of its indexer tensors ("<prefix>wq.weight", wk, weights_proj, k_norm),
+  // whose selection (ModelPlan::dsa) decides the attended keys; empty: a dense layer.
+  std::string indexer;
+};
+
+// out = down(act(gate(x)) · up(x)).
+struct MlpPlan {
+  Activation activation = Activation::kSilu;
+  LinearPlan gate, up, down;
+};
+
+struct LayerPlan {
+  NormPlan attn_norm, attn_post_norm;
+  AttentionPlan attention;
+  NormPlan mlp_norm, mlp_post_norm;
+  MlpPlan mlp;
+};
+
+// The head after the final norm: an optional transform (ModernBERT's prediction head), then the
+// projection to the vocabulary, then an optional soft-cap of the logits.
+struct HeadPlan {
+  NormPlan final_norm;
+  LinearPlan dense;  // weight empty: no transform
+  Activation dense_activation = Activation::kGelu;
+  NormPlan dense_norm;
+  LinearPlan lm_head;  // weight may be the embedding table (tied)
+  float final_softcap = 0.0f;
+};
+
+struct ModelPlan {
+  std::string embed;  // [vocab, hidden]
+  int64_t vocab_size = 0, hidden_size = 0;
+  float embed_scale = 1.0f;  // Gemma: √hidden (rounded to fp32 as transformers does)
+  NormPlan embed_norm;
+  std::vector<RopeConfig> ropes;  // the RoPE tables the layers index
+  std::vector<LayerPlan> layers;
+  HeadPlan head;
+  std::optional<DsaIndexerConfig> dsa;  // set when some layer has `dsa`
+};
+
+// Every checkpoint tensor the plan reads, once each (tied and fused tensors once), with its shape.
+std::vector<TensorSpec> plan_tensors(const ModelPlan& plan);
+
+// Names of the norm weights stored as w where the op needs 1 + w (NormPlan::unit_offset).
+std::vector<std::string> unit_offset_tensors(const ModelPlan& plan);
+
+// The checkpoint tensors of one DSA indexer whose names start with `prefix` ("...self_attn.indexer."),
+// in this order: wq [Hi·Di, hidden], wk [Di, hidden], weights_proj [Hi, hidden], k_norm weight, bias [Di].
+std::vector<TensorSpec> dsa_indexer_tensors(const std::string& prefix, const DsaIndexerConfig& config,
+                                            int64_t hidden_size);
+
+// "model.layers.<layer>.<suffix>"
+std::string layer_tensor_name(int layer, const std::string& suffix);
+
+}  // namespace longbow
