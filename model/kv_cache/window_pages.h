@@ -24,10 +24,6 @@ namespace longbow {
 // graph's padding rows: slot -1, context 0.)
 constexpr int32_t kNullPage = 0;
 
-// Page 0 of every cache group's pool: never handed to a sequence; a window group's entries behind
-// the window point at it. Attention may read it but masks it by the window (backend.h).
-constexpr int32_t kNullPage = 0;
-
 // Pages per release unit (see above): 2 × 64 tokens, the largest key tile of any prefill kernel.
 constexpr int kWindowReleasePages = 2;
 

@@ -7,7 +7,7 @@
 #include "model/arch/architecture.h"
 #include "model/config/rope.h"
 #include "model/kv_cache/kv_pool_size.h"
-#include "model/kv_cache/page_allocator.h"
+#include "model/kv_cache/kv_pool_size.h"
 #include "model/runtime/memory_plan.h"
 #include "model/runtime/model_weights.h"
 #include "model/runtime/transformer_impl.h"

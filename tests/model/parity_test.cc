@@ -15,7 +15,7 @@
 #include "common/json_file.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
-#include "model/kv_cache/page_allocator.h"
+#include "model/kv_cache/kv_pool_size.h"
 #include "model/runtime/transformer.h"
 #include "model/weights/safetensors.h"
 

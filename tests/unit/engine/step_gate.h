@@ -89,7 +89,8 @@ class GatedTransformer : public Transformer {
     return inner_.forward(steps, logits);
   }
   const ModelConfig& config() const override { return inner_.config(); }
-  int num_kv_pages() const override { return inner_.num_kv_pages(); }
+  const std::vector<CacheGroup>& cache_groups() const override { return inner_.cache_groups(); }
+  int num_pages(int group) const override { return inner_.num_pages(group); }
 
  private:
   Transformer& inner_;
