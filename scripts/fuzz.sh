@@ -46,9 +46,11 @@ for target in "${targets[@]}"; do
   crashes="$build/crashes/$name"
   mkdir -p "$work" "$crashes"
   echo "== $target: ${seconds} s"
-  if ! "$build/bin/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-      -jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" -artifact_prefix="$crashes/" -print_final_stats=1 \
-      "$work" "$seeds" 2>"$build/$name.log"; then
+  jobs=()  # with -jobs, libFuzzer writes each job's output to fuzz-N.log in the current directory
+  [[ "${FUZZ_JOBS:-1}" -gt 1 ]] && jobs=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
+  if ! (cd "$build" && "$build/bin/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+      -max_len=65536 "${jobs[@]}" -artifact_prefix="$crashes/" -print_final_stats=1 \
+      "$work" "$seeds" 2>"$build/$name.log"); then
     echo "FAIL: $target (log: $build/$name.log; inputs: $crashes)"
     tail -40 "$build/$name.log"
     status=1

@@ -102,7 +102,10 @@ void HttpConnection::on_header(beast::error_code ec) {
     return reject(413, "request_too_large", fmt::format("the request body exceeds {} bytes", limits_.max_body_bytes));
   }
   if (ec) {
-    if (is_disconnect(ec)) return close();  // idle, slow (deadline) or gone: nothing to answer
+    if (is_disconnect(ec)) {  // idle, slow (deadline) or gone: nothing to answer
+      spdlog::debug("http: {}: closing ({})", remote_, ec.message());
+      return close();
+    }
     return reject(400, "bad_request", "malformed HTTP request: " + ec.message());
   }
   const auto& message = parser_->get();
@@ -149,7 +152,10 @@ void HttpConnection::on_body(beast::error_code ec) {
     return reject(413, "request_too_large", fmt::format("the request body exceeds {} bytes", limits_.max_body_bytes));
   }
   if (ec) {
-    if (is_disconnect(ec)) return close();
+    if (is_disconnect(ec)) {
+      spdlog::debug("http: {}: closing while reading a body ({})", remote_, ec.message());
+      return close();
+    }
     return reject(400, "bad_request", "malformed HTTP request body: " + ec.message());
   }
   dispatch();
@@ -177,16 +183,13 @@ void HttpConnection::dispatch() {
 
   state_ = State::kHandling;
   stream_.expires_never();
+  // No I/O may be pending while a worker or the engine prepares the response: the connection keeps
+  // itself alive until the response is written or the connection closes.
+  busy_self_ = shared_from_this();
   watch_peer();
-  std::weak_ptr<HttpConnection> weak = weak_from_this();
-  auto executor = stream_.get_executor();
-  host_.handle(std::move(request), [weak, executor](HttpResponse response) {
-    asio::post(executor, [weak, response = std::move(response)]() mutable {
-      if (std::shared_ptr<HttpConnection> self = weak.lock()) {
-        self->respond(std::move(response));
-      } else if (response.producer) {
-        response.producer->abandon();
-      }
+  host_.handle(std::move(request), [self = shared_from_this()](HttpResponse response) {
+    asio::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+      self->respond(std::move(response));
     });
   });
 }
@@ -203,8 +206,11 @@ void HttpConnection::watch_peer() {
     const ssize_t n = ::recv(self->stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
       spdlog::debug("http: {} hung up before its response was complete", self->remote_);
-      self->close();
+      return self->close();
     }
+    // Nothing to read: this wait was armed for an earlier request and woken by this one's bytes,
+    // which the read took. Watch again. (Pipelined bytes, n > 0, are left for after the response.)
+    if (n < 0) self->watch_peer();
   });
 }
 
@@ -322,6 +328,8 @@ void HttpConnection::on_written(beast::error_code ec, bool last) {
 }
 
 void HttpConnection::after_response() {
+  // Reading again: the pending read holds the connection (`keep` until it is started).
+  const std::shared_ptr<HttpConnection> keep = std::move(busy_self_);
   if (!keep_alive_ || shutting_down_ || host_.stopping() || requests_served_ >= limits_.max_requests_per_connection) {
     return linger_close();
   }
@@ -362,6 +370,7 @@ void HttpConnection::reject(int status, std::string_view code, std::string_view 
 
 void HttpConnection::close() {
   if (state_ == State::kClosed) return;
+  const std::shared_ptr<HttpConnection> keep = std::move(busy_self_);  // released on return
   state_ = State::kClosed;
   if (producer_ && !producer_done_) producer_->abandon();
   producer_.reset();

@@ -99,6 +99,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   std::string out_;  // the bytes being written
   std::unique_ptr<std::array<char, 16384>> linger_buffer_;
 
+  std::shared_ptr<HttpConnection> busy_self_;  // set while a response is prepared (no I/O pending)
   std::shared_ptr<ResponseProducer> producer_;
   bool producer_streaming_ = false;
   bool producer_done_ = false;
