@@ -212,17 +212,11 @@ void HttpServer::handle_tokenize(const httplib::Request& req, httplib::Response&
   if (auto prompt = body->find("prompt"); prompt != body->end()) {
     if (!prompt->is_string()) return set_error(res, invalid_argument("prompt must be a string"), "prompt");
     tokens = context_.encode_text(prompt->get<std::string>(), add_special_tokens);
-  } else if (auto messages = body->find("messages"); messages != body->end() && messages->is_array()) {
-    std::vector<ChatMessage> chat;
-    for (const json& m : *messages) {
-      if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
-          !m["content"].is_string()) {
-        return set_error(res, invalid_argument("messages must be {role: string, content: string} objects"), "messages");
-      }
-      chat.push_back(ChatMessage{m["role"].get<std::string>() == "developer" ? "system" : m["role"].get<std::string>(),
-                                 m["content"].get<std::string>()});
-    }
-    StatusOr<std::vector<TokenId>> ids = context_.encode_chat(chat, /*add_generation_prompt=*/true);
+  } else if (body->contains("messages")) {
+    std::string param;
+    StatusOr<ChatRequest> chat = parse_chat_fields(*body, &param);
+    if (!chat.ok()) return set_error(res, chat.status(), param);
+    StatusOr<std::vector<TokenId>> ids = context_.encode_chat(*chat);
     if (!ids.ok()) return set_error(res, ids.status(), "messages");
     tokens = std::move(*ids);
   } else {
