@@ -12,8 +12,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsentencepiece-dev sentencepiece
   libboost1.81-dev
+  libonig-dev libutf8proc-dev
 )
-# Test-only tools: the sentencepiece oracle; buildah + debootstrap for tests/e2e/docker; the e2e
+# Test-only tools: the sentencepiece oracle; python3-jinja2 (a chat-template oracle); buildah + debootstrap for tests/e2e/docker; the e2e
 # clients (curl, python3-requests, Python grpcio + protoc's grpc_python_plugin; npm `openai` is
 # installed by a CTest fixture, tests/e2e/npm_install.sh); clang-14 and its runtime for the libFuzzer
 # targets (tests/fuzz); stress-ng and wrk for the load checks and benchmarks (docs/benchmarks.md).
@@ -22,6 +23,7 @@ test_packages=(
   buildah debootstrap
   python3-grpcio python3-grpc-tools python3-requests curl
   clang-14 libclang-rt-14-dev stress-ng wrk
+  python3-jinja2
 )
 # The npm `openai` client needs Node.js; machines that already have a newer one keep it.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -75,6 +75,7 @@ class HfTokenizer final : public Tokenizer {
   std::optional<TokenId> bos_id() const override { return bos_id_; }
   std::optional<TokenId> eos_id() const override { return eos_id_; }
   std::optional<TokenId> unk_id() const override { return unk_id_; }
+  bool parses_special_tokens() const override { return true; }
   std::optional<TokenId> token_to_id(std::string_view piece_text) const override {
     if (auto id = added_.find(piece_text)) return id;
     return model_->token_to_id(piece_text);

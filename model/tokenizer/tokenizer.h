@@ -51,11 +51,25 @@ class Tokenizer {
 
   // Token ids with the tokenizer's own special tokens around them (Hugging Face's
   // add_special_tokens=True: the post-processor's template; sentencepiece: BOS when it has one).
-  virtual std::vector<TokenId> encode_with_special_tokens(std::string_view text) const;
+  virtual std::vector<TokenId> encode_with_special_tokens(std::string_view text) const {
+    std::vector<TokenId> ids;
+    if (bos_id()) ids.push_back(*bos_id());
+    std::vector<TokenId> encoded = encode(text);
+    ids.insert(ids.end(), encoded.begin(), encoded.end());
+    return ids;
+  }
   // decode(), but special tokens keep their text (Hugging Face's skip_special_tokens=False).
   virtual std::string decode_keeping_special(std::span<const TokenId> ids) const { return decode(ids); }
+  // Whether encode() itself finds special-token text (Hugging Face added tokens) in its input;
+  // sentencepiece does not (callers split at control pieces first).
+  virtual bool parses_special_tokens() const { return false; }
   // The id whose piece (vocabulary string or added token) is exactly `piece`.
-  virtual std::optional<TokenId> token_to_id(std::string_view piece) const;
+  virtual std::optional<TokenId> token_to_id(std::string_view piece_text) const {
+    for (TokenId id = 0; id < vocab_size(); ++id) {
+      if (piece(id) == piece_text) return id;
+    }
+    return std::nullopt;
+  }
 };
 
 // Loads a sentencepiece model file (BPE or unigram). INVALID_ARGUMENT on a malformed file,

@@ -14,6 +14,7 @@
 #include "model/runtime/transformer.h"
 #include "model/runtime/weight_source.h"
 #include "model/tokenizer/tokenizer.h"
+#include "model/tokenizer/tokenizer_factory.h"
 #include "model/weights/safetensors.h"
 #include "server/cli/flags.h"
 #include "server/cli/model_path.h"
@@ -43,7 +44,7 @@ struct GenerateOptions {
 void add_flags(FlagSet& flags, GenerateOptions& o) {
   flags.add_optional_string("model", "DIR", "Hugging Face model directory (default: the built-in demo model)",
                             &o.model);
-  flags.add_optional_string("prompt", "TEXT", "prompt text (tokenized with the model's tokenizer.model)",
+  flags.add_optional_string("prompt", "TEXT", "prompt text (tokenized with the model's tokenizer.json or tokenizer.model)",
                             &o.prompt);
   flags.add_optional_string("prompt-ids", "IDS", "prompt token ids, comma separated: 5,9,13", &o.prompt_ids);
   flags.add_int("max-tokens", "tokens to generate (default 64)", 1, 1 << 24, &o.max_tokens);
@@ -53,7 +54,7 @@ void add_flags(FlagSet& flags, GenerateOptions& o) {
                 &o.max_batched_tokens);
   flags.add_string("load-format", "FORMAT",
                    "auto or safetensors (the checkpoint), or dummy (random weights on the device)", &o.load_format);
-  flags.add_optional_string("tokenizer", "PATH", "tokenizer.model, or a directory holding it (default: the model's)",
+  flags.add_optional_string("tokenizer", "PATH", "tokenizer.json or tokenizer.model, or a directory holding one (default: the model's)",
                             &o.tokenizer);
   flags.add_fraction("gpu-memory-utilization", "share of the device's memory this process may use (default 0.9)",
                      0.0, 1.0, &o.gpu_memory_utilization);
@@ -127,7 +128,7 @@ Status run_generate(const GenerateOptions& o) {
   std::vector<TokenId> prompt;
   if (o.prompt) {
     ASSIGN_OR_RETURN(std::string tokenizer_path, resolve_tokenizer(o.tokenizer, location));
-    ASSIGN_OR_RETURN(tokenizer, load_sentencepiece_tokenizer(tokenizer_path));
+    ASSIGN_OR_RETURN(tokenizer, load_tokenizer(tokenizer_path));
     if (config.bos_token_id) prompt.push_back(*config.bos_token_id);
     std::vector<TokenId> encoded = tokenizer->encode(*o.prompt);
     prompt.insert(prompt.end(), encoded.begin(), encoded.end());

@@ -87,15 +87,22 @@ StatusOr<ModelConfig> load_config(const ModelLocation& location) {
 
 StatusOr<std::string> resolve_tokenizer(const std::optional<std::string>& flag, const ModelLocation& location) {
   std::error_code error;
+  // In a directory Hugging Face's tokenizer.json wins over sentencepiece's tokenizer.model (as
+  // transformers' fast tokenizers).
+  auto in_dir = [&](const fs::path& dir) -> std::optional<std::string> {
+    for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
+      if (fs::is_regular_file(dir / name, error)) return (dir / name).string();
+    }
+    return std::nullopt;
+  };
   if (flag) {
     if (fs::is_regular_file(*flag, error)) return *flag;
-    fs::path inside = fs::path(*flag) / "tokenizer.model";
-    if (fs::is_regular_file(inside, error)) return inside.string();
-    return not_found("--tokenizer " + *flag + ": neither a file nor a directory holding tokenizer.model");
+    if (std::optional<std::string> found = in_dir(*flag)) return *found;
+    return not_found("--tokenizer " + *flag + ": neither a file nor a directory holding tokenizer.json or tokenizer.model");
   }
-  fs::path beside = fs::path(location.dir) / "tokenizer.model";
-  if (fs::is_regular_file(beside, error)) return beside.string();
-  return not_found("no tokenizer.model in " + location.dir + " (the model's directory); pass --tokenizer FILE_OR_DIR" +
+  if (std::optional<std::string> found = in_dir(location.dir)) return *found;
+  return not_found("no tokenizer.json or tokenizer.model in " + location.dir +
+                   " (the model's directory); pass --tokenizer FILE_OR_DIR" +
                    " (e.g. the demo model's directory: a config-only model, as --load-format dummy serves, has none)");
 }
 

@@ -24,7 +24,8 @@ StatusOr<ModelLocation> resolve_model(const std::optional<std::string>& flag);
 // Reads and parses location.config_path; errors are prefixed with the path.
 StatusOr<ModelConfig> load_config(const ModelLocation& location);
 
-// The tokenizer.model to load: `flag` (the file, or a directory holding tokenizer.model) when given,
+// The tokenizer file to load: `flag` (the file, or a directory holding tokenizer.json or
+// tokenizer.model; tokenizer.json first) when given,
 // else the model directory's. NOT_FOUND saying to pass --tokenizer when there is none (a config-only
 // model has no tokenizer of its own).
 StatusOr<std::string> resolve_tokenizer(const std::optional<std::string>& flag, const ModelLocation& location);

@@ -26,7 +26,9 @@
 #include "model/kv_cache/kv_pool_size.h"
 #include "model/runtime/transformer.h"
 #include "model/runtime/weight_source.h"
+#include "model/tokenizer/chat/chat_template.h"
 #include "model/tokenizer/tokenizer.h"
+#include "model/tokenizer/tokenizer_factory.h"
 #include "model/weights/safetensors.h"
 #include "server/cli/flags.h"
 #include "server/cli/model_path.h"
@@ -51,14 +53,14 @@ struct ServeConfig {
   int grpc_port = 8001;  // 0: any free port
   std::string api_key;   // empty: no authentication
   std::string backend = "auto";
-  std::string chat_template;  // empty: detect from tokenizer_config.json
+  std::string chat_template;  // empty: the model's (tokenizer_config.json or chat_template.jinja)
   std::string dsa_prefill = "sparse";  // DSA layers' prefill: sparse or dense
   int max_num_seqs = 256;
   int max_batched_tokens = 2048;
   int max_waiting_requests = 1024;
   int max_model_len = 0;    // 0: the model's max_position_embeddings
   std::string load_format = "auto";  // auto, safetensors or dummy
-  std::string tokenizer;             // empty: the model directory's tokenizer.model
+  std::string tokenizer;             // empty: the model directory's tokenizer.json or tokenizer.model
   double gpu_memory_utilization = 0.9;
   int num_kv_pages = 0;     // 0: planned from memory (model/runtime/memory_plan.h)
   int kv_cache_tokens = 0;  // the same as num_kv_pages, in tokens (rounded up to whole pages)
@@ -131,8 +133,8 @@ void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* confi
   flags.add_int("grpc-port", "gRPC port (default 8001; 0: any free port)", 0, 65535, &c.grpc_port);
   flags.add_string("api-key", "KEY", "require \"Authorization: Bearer KEY\" (default: no key)", &c.api_key);
   flags.add_string("backend", "NAME", "cpu, cuda or auto (default auto)", &c.backend);
-  flags.add_string("chat-template", "NAME", "plain, chatml, llama2, llama3 or mistral (default: detected)",
-                   &c.chat_template);
+  flags.add_string("chat-template", "FILE|TEMPLATE",
+                   "a Jinja chat template file, or the template itself (default: the model's)", &c.chat_template);
   flags.add_string("dsa-prefill", "MODE", "DSA layers' prefill: sparse (exact DSA) or dense (default sparse)",
                    &c.dsa_prefill);
   flags.add_int("max-num-seqs", "sequences running at once (default 256)", 1, 1 << 20, &c.max_num_seqs);
@@ -144,8 +146,8 @@ void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* confi
   flags.add_string("load-format", "FORMAT",
                    "auto or safetensors (the checkpoint), or dummy (random weights on the device, for benchmarks)",
                    &c.load_format);
-  flags.add_string("tokenizer", "PATH", "tokenizer.model, or a directory holding it (default: the model's)",
-                   &c.tokenizer);
+  flags.add_string("tokenizer", "PATH",
+                   "tokenizer.json or tokenizer.model, or a directory holding one (default: the model's)", &c.tokenizer);
   flags.add_fraction("gpu-memory-utilization", "share of the device's memory this process may use (default 0.9)",
                      0.0, 1.0, &c.gpu_memory_utilization);
   flags.add_int("num-kv-pages", "KV pages of 64 tokens (default 0: planned from memory; CPU at most 4 GiB)", 0,
@@ -174,7 +176,7 @@ json effective_config(const ServeConfig& c, const std::string& model_dir) {
               {"grpc_port", c.grpc_port},
               {"api_key", c.api_key.empty() ? "" : "<redacted>"},
               {"backend", c.backend},
-              {"chat_template", c.chat_template.empty() ? "<detect>" : c.chat_template},
+              {"chat_template", c.chat_template.empty() ? "<model>" : c.chat_template.substr(0, 200)},
               {"dsa_prefill", c.dsa_prefill},
               {"max_num_seqs", c.max_num_seqs},
               {"max_batched_tokens", c.max_batched_tokens},
@@ -213,14 +215,36 @@ StatusOr<int> explicit_kv_pages(const ServeConfig& c) {
   return c.num_kv_pages;
 }
 
-// tokenizer_config.json: add_bos_token and the chat template (a string, or a list of {name, template}).
-void read_tokenizer_config(const std::string& dir, const ServeConfig& c, const Tokenizer& tokenizer,
-                           ServedModel* served) {
-  served->add_bos = tokenizer.bos_id().has_value();
+std::optional<std::string> special_token(const json& doc, const char* key) {
+  auto it = doc.find(key);
+  if (it == doc.end()) return std::nullopt;
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_object() && it->contains("content") && (*it)["content"].is_string()) return (*it)["content"].get<std::string>();
+  return std::nullopt;
+}
+
+// --chat-template: a readable file's content, else the flag's text itself.
+std::string chat_template_flag(const std::string& flag) {
+  std::error_code error;
+  if (flag.size() < 4096 && std::filesystem::is_regular_file(flag, error)) {
+    StatusOr<std::string> text = read_file(flag);
+    if (text.ok()) return *text;
+  }
+  return flag;
+}
+
+// tokenizer_config.json: add_bos_token, the special tokens and the chat template (a string, or a
+// list of {name, template} whose "default" entry counts); newer checkpoints keep the template in
+// chat_template.jinja instead. --chat-template overrides both.
+void read_tokenizer_config(const std::string& dir, const ServeConfig& c, ServedModel* served) {
   std::string source;
   StatusOr<json> doc = read_json_file(dir + "/tokenizer_config.json");
   if (doc.ok() && doc->is_object()) {
     if (auto add = doc->find("add_bos_token"); add != doc->end() && add->is_boolean()) served->add_bos = add->get<bool>();
+    served->chat_tokens.bos_token = special_token(*doc, "bos_token");
+    served->chat_tokens.eos_token = special_token(*doc, "eos_token");
+    served->chat_tokens.unk_token = special_token(*doc, "unk_token");
+    served->chat_tokens.pad_token = special_token(*doc, "pad_token");
     if (auto tmpl = doc->find("chat_template"); tmpl != doc->end()) {
       if (tmpl->is_string()) {
         source = tmpl->get<std::string>();
@@ -234,13 +258,34 @@ void read_tokenizer_config(const std::string& dir, const ServeConfig& c, const T
       }
     }
   }
-  if (!c.chat_template.empty()) {
-    served->chat_template = ChatTemplate::from_name(c.chat_template);
-  } else if (!source.empty()) {
-    served->chat_template = ChatTemplate::detect(source);
+  if (source.empty()) {
+    StatusOr<std::string> jinja = read_file(dir + "/chat_template.jinja");
+    if (jinja.ok()) source = *jinja;
+  }
+  if (!c.chat_template.empty()) source = chat_template_flag(c.chat_template);
+  if (!source.empty()) {
+    served->chat_template = ChatTemplate::parse(source);
   } else {
-    served->chat_template = not_found("the model has no chat_template in tokenizer_config.json; start the server "
-                                      "with --chat-template NAME to enable chat completions");
+    served->chat_template = not_found("the model has no chat template (tokenizer_config.json chat_template or "
+                                      "chat_template.jinja); start the server with --chat-template FILE to enable "
+                                      "chat completions");
+  }
+}
+
+// generation_config.json's eos_token_id (one id or a list) joins the config's EOS ids: Llama-3
+// instruct models end turns with <|eot_id|>, which only generation_config.json names.
+void add_generation_config_eos(const std::string& dir, ModelConfig* config) {
+  StatusOr<json> doc = read_json_file(dir + "/generation_config.json");
+  if (!doc.ok() || !doc->is_object()) return;
+  auto eos = doc->find("eos_token_id");
+  if (eos == doc->end()) return;
+  std::vector<json> ids = eos->is_array() ? std::vector<json>(eos->begin(), eos->end()) : std::vector<json>{*eos};
+  for (const json& id : ids) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= config->vocab_size) continue;
+    const int value = id.get<int>();
+    if (std::find(config->eos_token_ids.begin(), config->eos_token_ids.end(), value) == config->eos_token_ids.end()) {
+      config->eos_token_ids.push_back(value);
+    }
   }
 }
 
@@ -250,7 +295,8 @@ StatusOr<LoadedModel> load_model(const ServeConfig& c, const ModelLocation& loca
   ASSIGN_OR_RETURN(LoadFormat format, parse_load_format(c.load_format));
   ASSIGN_OR_RETURN(std::string tokenizer_path,
                    resolve_tokenizer(c.tokenizer.empty() ? std::nullopt : std::optional(c.tokenizer), location));
-  ASSIGN_OR_RETURN(m.tokenizer, load_sentencepiece_tokenizer(tokenizer_path));
+  ASSIGN_OR_RETURN(m.tokenizer, load_tokenizer(tokenizer_path));
+  add_generation_config_eos(location.dir, &config);
   if (m.tokenizer->vocab_size() > config.vocab_size) {
     return invalid_argument("the tokenizer " + tokenizer_path + " has " + std::to_string(m.tokenizer->vocab_size()) +
                             " tokens, more than the model's vocab_size " + std::to_string(config.vocab_size));
@@ -288,7 +334,7 @@ StatusOr<LoadedModel> load_model(const ServeConfig& c, const ModelLocation& loca
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   m.served.max_model_len = m.engine->limits().max_model_len;
   m.served.vocab_size = config.vocab_size;
-  read_tokenizer_config(location.dir, c, *m.tokenizer, &m.served);
+  read_tokenizer_config(std::filesystem::path(tokenizer_path).parent_path().string(), c, &m.served);
   return m;
 }
 
@@ -354,7 +400,7 @@ int serve(const ServeConfig& c) {
   grpc_server.set_serving(true);
   spdlog::info("ready: serving \"{}\" (context {} tokens, chat template {})", model->served.id,
                model->served.max_model_len,
-               context.model().chat_template.ok() ? std::string(context.model().chat_template->name()) : "none");
+               context.model().chat_template.ok() ? "yes" : "none");
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);

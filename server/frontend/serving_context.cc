@@ -4,29 +4,10 @@
 
 #include <cstdio>
 #include <random>
-#include <unordered_set>
+#include <algorithm>
 #include <utility>
 
 namespace longbow {
-namespace {
-
-// The special pieces a template emits, found by rendering a conversation that uses every role.
-std::unordered_set<std::string> special_pieces(const ChatTemplate& chat_template) {
-  const std::vector<ChatMessage> probe = {
-      {"system", "s"}, {"user", "u"}, {"assistant", "a"}, {"user", "u"}};
-  std::unordered_set<std::string> pieces;
-  for (const std::vector<ChatMessage>& messages :
-       {probe, std::vector<ChatMessage>(probe.begin() + 1, probe.end())}) {
-    StatusOr<std::vector<PromptPart>> parts = chat_template.render(messages, /*add_generation_prompt=*/true);
-    if (!parts.ok()) continue;
-    for (const PromptPart& part : *parts) {
-      if (part.special) pieces.insert(part.text);
-    }
-  }
-  return pieces;
-}
-
-}  // namespace
 
 ServingContext::ServingContext(std::string api_key)
     : api_key_(std::move(api_key)), id_salt_((static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}()) {}
@@ -35,19 +16,14 @@ void ServingContext::set_ready(Engine* engine, const Tokenizer* tokenizer, Serve
   engine_ = engine;
   tokenizer_ = tokenizer;
   model_ = std::move(model);
-  if (model_.chat_template.ok()) {
-    std::unordered_set<std::string> wanted = special_pieces(*model_.chat_template);
-    for (TokenId id = 0; id < tokenizer_->vocab_size() && special_ids_.size() < wanted.size(); ++id) {
-      std::string piece(tokenizer_->piece(id));
-      if (wanted.count(piece)) special_ids_.emplace(std::move(piece), id);
-    }
-    for (const std::string& piece : wanted) {
-      if (!special_ids_.count(piece)) {
-        model_.chat_template = invalid_argument("the chat template \"" + std::string(model_.chat_template->name()) +
-                                                "\" needs the token " + piece + ", which the vocabulary lacks");
-        break;
+  if (!tokenizer_->parses_special_tokens()) {
+    for (TokenId id = 0; id < tokenizer_->vocab_size(); ++id) {
+      if (tokenizer_->is_control(id) && !tokenizer_->piece(id).empty()) {
+        control_pieces_.emplace_back(std::string(tokenizer_->piece(id)), id);
       }
     }
+    std::stable_sort(control_pieces_.begin(), control_pieces_.end(),
+                     [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   }
   if (!model_.chat_template.ok()) {
     spdlog::warn("chat completions are disabled: {}", model_.chat_template.status().message());
@@ -82,34 +58,56 @@ bool ServingContext::api_key_matches(std::string_view presented) const {
 }
 
 std::vector<TokenId> ServingContext::encode_text(std::string_view text, bool add_special_tokens) const {
-  std::vector<TokenId> ids;
-  if (add_special_tokens && model_.add_bos && tokenizer_->bos_id()) ids.push_back(*tokenizer_->bos_id());
-  std::vector<TokenId> encoded = tokenizer_->encode(text);
-  ids.insert(ids.end(), encoded.begin(), encoded.end());
+  if (!add_special_tokens) return tokenizer_->encode(text);
+  std::vector<TokenId> ids = tokenizer_->encode_with_special_tokens(text);
+  const std::optional<TokenId> bos = tokenizer_->bos_id();
+  if (bos && model_.add_bos.has_value()) {
+    const bool starts = !ids.empty() && ids.front() == *bos;
+    if (*model_.add_bos && !starts) ids.insert(ids.begin(), *bos);
+    if (!*model_.add_bos && starts) ids.erase(ids.begin());
+  }
   return ids;
 }
 
-StatusOr<std::vector<TokenId>> ServingContext::encode_chat(const std::vector<ChatMessage>& messages,
-                                                           bool add_generation_prompt) const {
-  // The client cannot fix a missing template, but the request is what cannot be served: 400 (as vLLM).
-  if (!model_.chat_template.ok()) return invalid_argument(model_.chat_template.status().message());
-  ASSIGN_OR_RETURN(std::vector<PromptPart> parts, model_.chat_template->render(messages, add_generation_prompt));
-  return encode_parts(parts, model_.add_bos && !model_.chat_template->renders_bos());
-}
-
-StatusOr<std::vector<TokenId>> ServingContext::encode_parts(const std::vector<PromptPart>& parts, bool add_bos) const {
+std::vector<TokenId> ServingContext::encode_with_specials(std::string_view text) const {
+  if (control_pieces_.empty()) return tokenizer_->encode(text);
   std::vector<TokenId> ids;
-  if (add_bos && tokenizer_->bos_id()) ids.push_back(*tokenizer_->bos_id());
-  for (const PromptPart& part : parts) {
-    if (part.special) {
-      auto it = special_ids_.find(part.text);
-      if (it == special_ids_.end()) return internal_error("special token " + part.text + " is not in the vocabulary");
-      ids.push_back(it->second);
-    } else {
-      std::vector<TokenId> encoded = tokenizer_->encode(part.text);
-      ids.insert(ids.end(), encoded.begin(), encoded.end());
+  size_t start = 0;  // beginning of the text not yet encoded
+  for (size_t pos = 0; pos < text.size(); ++pos) {
+    for (const auto& [piece, id] : control_pieces_) {
+      if (text.compare(pos, piece.size(), piece) != 0) continue;
+      std::vector<TokenId> before = tokenizer_->encode(text.substr(start, pos - start));
+      ids.insert(ids.end(), before.begin(), before.end());
+      ids.push_back(id);
+      start = pos + piece.size();
+      pos = start - 1;
+      break;
     }
   }
+  std::vector<TokenId> rest = tokenizer_->encode(text.substr(start));
+  ids.insert(ids.end(), rest.begin(), rest.end());
+  return ids;
+}
+
+StatusOr<std::string> ServingContext::render_chat(const ChatRequest& request) const {
+  // The client cannot fix a missing template, but the request is what cannot be served: 400 (as vLLM).
+  if (!model_.chat_template.ok()) return invalid_argument(model_.chat_template.status().message());
+  ChatTemplateInput input;
+  input.messages = request.messages;
+  input.tools = request.tools;
+  input.documents = request.documents;
+  input.add_generation_prompt = request.add_generation_prompt;
+  input.kwargs = request.chat_template_kwargs;
+  return model_.chat_template->render(input, model_.chat_tokens);
+}
+
+StatusOr<std::vector<TokenId>> ServingContext::encode_chat(const ChatRequest& request) const {
+  ASSIGN_OR_RETURN(std::string text, render_chat(request));
+  std::vector<TokenId> ids = encode_with_specials(text);
+  const std::optional<TokenId> bos = tokenizer_->bos_id();
+  const bool wants_bos = model_.add_bos.value_or(tokenizer_->encode_with_special_tokens("").size() > 0 &&
+                                                 tokenizer_->encode_with_special_tokens("").front() == bos);
+  if (bos && wants_bos && (ids.empty() || ids.front() != *bos)) ids.insert(ids.begin(), *bos);
   return ids;
 }
 

@@ -13,6 +13,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -21,7 +23,8 @@
 #include "common/status.h"
 #include "model/tokenizer/tokenizer.h"
 #include "server/engine/engine.h"
-#include "server/frontend/chat_template.h"
+#include "model/tokenizer/chat/chat_template.h"
+#include "server/frontend/chat_prompt.h"
 
 namespace longbow {
 
@@ -30,9 +33,12 @@ struct ServedModel {
   int64_t created = 0;       // unix seconds when it was loaded
   int max_model_len = 0;     // prompt + outputs
   int vocab_size = 0;
-  bool add_bos = true;       // prepend BOS to text prompts (tokenizer_config.json add_bos_token)
-  // The chat template, or why chat requests are refused (unknown template, missing special token).
+  // tokenizer_config.json add_bos_token: whether prompts start with BOS when special tokens are
+  // added; unset: as the tokenizer's own post-processor (sentencepiece: BOS when it has one).
+  std::optional<bool> add_bos;
+  // The chat template, or why chat requests are refused (none, or one the interpreter cannot parse).
   StatusOr<ChatTemplate> chat_template = not_found("the model has no chat_template");
+  ChatTemplateTokens chat_tokens;  // bos_token, eos_token... as the template sees them
 };
 
 class ServingContext {
@@ -64,11 +70,15 @@ class ServingContext {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const ServedModel& model() const { return model_; }
 
-  // BOS (when the model wants it and `add_special_tokens`) + the text's tokens.
+  // The text's tokens; with `add_special_tokens` the tokenizer's special tokens around them (BOS as
+  // tokenizer_config.json's add_bos_token says, when it says).
   std::vector<TokenId> encode_text(std::string_view text, bool add_special_tokens = true) const;
-  // The chat template rendered and encoded; the template's error when the model has none.
-  StatusOr<std::vector<TokenId>> encode_chat(const std::vector<ChatMessage>& messages,
-                                             bool add_generation_prompt) const;
+  // The chat template rendered (special-token text in it becomes those tokens) and encoded, with
+  // BOS prepended when the model wants BOS and the template did not write it. INVALID_ARGUMENT
+  // (a 400) when the model has no usable template or the template refuses the conversation.
+  StatusOr<std::vector<TokenId>> encode_chat(const ChatRequest& request) const;
+  // The rendered prompt text of `request` (what encode_chat tokenizes).
+  StatusOr<std::string> render_chat(const ChatRequest& request) const;
 
   // "<prefix>-<16 hex digits>", unique within this process.
   std::string new_request_id(std::string_view prefix);
@@ -88,14 +98,16 @@ class ServingContext {
   bool wait_idle(std::chrono::milliseconds timeout);
 
  private:
-  StatusOr<std::vector<TokenId>> encode_parts(const std::vector<PromptPart>& parts, bool add_bos) const;
+  // Text that may hold special-token text: tokenizers that do not find added tokens themselves
+  // (sentencepiece) get it split at the control pieces first.
+  std::vector<TokenId> encode_with_specials(std::string_view text) const;
 
   const std::string api_key_;
   std::atomic<State> state_{State::kLoading};
   Engine* engine_ = nullptr;
   const Tokenizer* tokenizer_ = nullptr;
   ServedModel model_;
-  std::unordered_map<std::string, TokenId> special_ids_;  // the chat template's special pieces
+  std::vector<std::pair<std::string, TokenId>> control_pieces_;  // sentencepiece: longest first
 
   const uint64_t id_salt_;
   std::atomic<uint64_t> next_id_{1};

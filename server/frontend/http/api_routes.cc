@@ -10,6 +10,7 @@
 
 #include "common/bounded_json.h"
 #include "server/engine/metrics.h"
+#include "server/frontend/chat_prompt.h"
 #include "server/frontend/http/http_error.h"
 
 #ifndef LONGBOW_VERSION
@@ -168,17 +169,11 @@ HttpResponse ApiRoutes::tokenize(const HttpRequest& req) const {
   if (auto prompt = body.find("prompt"); prompt != body.end()) {
     if (!prompt->is_string()) return error_response(invalid_argument("prompt must be a string"), "prompt");
     tokens = context_.encode_text(prompt->get<std::string>(), add_special_tokens);
-  } else if (auto messages = body.find("messages"); messages != body.end() && messages->is_array()) {
-    std::vector<ChatMessage> chat;
-    for (const json& m : *messages) {
-      if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
-          !m["content"].is_string()) {
-        return error_response(invalid_argument("messages must be {role: string, content: string} objects"), "messages");
-      }
-      chat.push_back(ChatMessage{m["role"].get<std::string>() == "developer" ? "system" : m["role"].get<std::string>(),
-                                 m["content"].get<std::string>()});
-    }
-    StatusOr<std::vector<TokenId>> ids = context_.encode_chat(chat, /*add_generation_prompt=*/true);
+  } else if (body.contains("messages")) {
+    std::string param;
+    StatusOr<ChatRequest> chat = parse_chat_fields(body, &param);
+    if (!chat.ok()) return error_response(chat.status(), param);
+    StatusOr<std::vector<TokenId>> ids = context_.encode_chat(*chat);
     if (!ids.ok()) return error_response(ids.status(), "messages");
     tokens = std::move(*ids);
   } else {

@@ -424,7 +424,15 @@ Status parse_fields(Endpoint endpoint, const ServingContext& context, const Fiel
         return fields.unsupported("response_format", "response_format: only {\"type\": \"text\"} is supported");
       }
     }
-    StatusOr<std::vector<TokenId>> ids = context.encode_chat(chat, /*add_generation_prompt=*/true);
+    ChatRequest chat_request = ChatRequest::from_messages(chat);
+    if (const json* kwargs = fields.find("chat_template_kwargs")) {
+      if (!kwargs->is_object()) return fields.wrong_type("chat_template_kwargs", "an object", *kwargs);
+      chat_request.chat_template_kwargs = nlohmann::ordered_json::parse(kwargs->dump());
+    }
+    if (const json* gen = fields.find("add_generation_prompt"); gen && gen->is_boolean()) {
+      chat_request.add_generation_prompt = gen->get<bool>();
+    }
+    StatusOr<std::vector<TokenId>> ids = context.encode_chat(chat_request);
     if (!ids.ok()) return fields.attribute("messages", ids.status());
     out->prompts.push_back(std::move(*ids));
   }

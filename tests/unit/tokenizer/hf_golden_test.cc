@@ -20,7 +20,7 @@ namespace longbow {
 namespace {
 
 namespace fs = std::filesystem;
-using ojson = nlohmann::ordered_json;
+using ojson = nlohmann::json;  // not ordered_json: its object lookups are linear (vocabularies)
 
 const fs::path kRoot = fs::path(LONGBOW_BINARY_DIR) / "hf-tokenizers";
 
@@ -43,17 +43,23 @@ TEST_P(HfGoldenTest, MatchesHuggingFaceTokenizers) {
   const ojson golden = ojson::parse(read_text(golden_path));
   const ojson corpus = ojson::parse(read_text(kRoot / "hf_goldens/tokenizer/corpus.json"));
   const std::string base = golden.value("base", GetParam());
-  ojson doc = ojson::parse(read_text(package_dir(base) / "tokenizer.json"));
-  for (const auto& [key, value] : golden["overrides"].items()) doc[key] = value;
-  StatusOr<std::unique_ptr<Tokenizer>> loaded = parse_hf_tokenizer(doc.dump(), read_special_tokens(package_dir(base).string()));
+  std::string json_text = read_text(package_dir(base) / "tokenizer.json");
+  if (golden.contains("overrides") && !golden["overrides"].empty()) {
+    ojson doc = ojson::parse(json_text);
+    for (const auto& [key, value] : golden["overrides"].items()) doc[key] = value;
+    json_text = doc.dump();
+  }
+  StatusOr<std::unique_ptr<Tokenizer>> loaded = parse_hf_tokenizer(json_text, read_special_tokens(package_dir(base).string()));
   ASSERT_TRUE(loaded.ok()) << loaded.status().to_string();
   const Tokenizer& tok = **loaded;
-  EXPECT_EQ(tok.vocab_size(), golden["vocab_size"].get<int>());
+  if (golden["vocab_size"].get<int>() >= 0) {
+    EXPECT_EQ(tok.vocab_size(), golden["vocab_size"].get<int>());
+  }
 
   ASSERT_EQ(corpus.size(), golden["encode"].size());
   int failures = 0;
   for (size_t i = 0; i < corpus.size() && failures < 10; ++i) {
-    const std::string text = corpus[i].get<std::string>();
+    const std::string& text = corpus[i].get_ref<const std::string&>();
     const std::vector<TokenId> want = golden["encode"][i].get<std::vector<TokenId>>();
     const std::vector<TokenId> got = tok.encode(text);
     if (got != want) {
