@@ -6,6 +6,11 @@
 // update per head (one warp per head), then O += P·V (thread = output dim × token subset). Splits
 // write normalised partial outputs and their log2-sum-exp to the workspace; a second kernel merges
 // them. Everything accumulates in fp32; K/V rows past the context are zero-filled, not trusted.
+//
+// D is the padded head size (64, 128 or 256; kernels/common/paged_kv.h): a smaller head_dim loads
+// zeros into the dims past it (q and K/V alike) and stores only its own. Windows: only pages holding
+// a key at or after the first visible one are looked up in the block table. Soft-cap
+// (params.softcap > 0): each score x = q·k · scale becomes cap · tanh(x / cap).
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -52,6 +57,7 @@ template <int D>
 __device__ __forceinline__ void load_page(const PagedAttentionParams& p, char* stage, int page, int token0,
                                           int valid_begin, int valid_end, int kv_head) {
   constexpr int kChunks = D / 8;
+  const int hd = p.head_dim;
   const auto* k_base = static_cast<const __nv_bfloat16*>(p.k_cache);
   const auto* v_base = static_cast<const __nv_bfloat16*>(p.v_cache);
   char* k_smem = stage;
@@ -60,8 +66,8 @@ __device__ __forceinline__ void load_page(const PagedAttentionParams& p, char* s
     const int row = idx / kChunks;
     const int chunk = idx % kChunks;
     const int token = token0 + row;
-    const bool valid = token >= valid_begin && token < valid_end;
-    const int64_t offset = ((static_cast<int64_t>(page) * kPage + row) * p.num_kv_heads + kv_head) * D + chunk * 8;
+    const bool valid = token >= valid_begin && token < valid_end && chunk * 8 < hd;
+    const int64_t offset = ((static_cast<int64_t>(page) * kPage + row) * p.num_kv_heads + kv_head) * hd + chunk * 8;
     // K rows are swizzled (chunk ^ row % 8): score threads read whole rows, one row per lane.
     cp_async_16_zfill(k_smem + row * D * 2 + ((chunk ^ (row & 7)) << 4), valid ? k_base + offset : k_base, valid);
     // V rows stay plain: P·V threads read a pair of dims across rows.
@@ -109,9 +115,15 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
   cp_async_commit();
 
   const float scale_log2 = p.scale * kLog2e;
-  const auto* q = static_cast<const __nv_bfloat16*>(p.q) + (static_cast<int64_t>(q_row) * p.num_q_heads + head0) * D;
+  // Soft-cap on the log2-scaled scores d = x · log2(e): d -> cap · log2(e) · tanh(d / (cap · log2(e))).
+  const bool capped = p.softcap > 0.0f;
+  const float cap_log2 = capped ? p.softcap * kLog2e : 0.0f;
+  const float inv_cap_log2 = capped ? 1.0f / cap_log2 : 0.0f;
+  const int hd = p.head_dim;
+  const auto* q = static_cast<const __nv_bfloat16*>(p.q) + (static_cast<int64_t>(q_row) * p.num_q_heads + head0) * hd;
   for (int i = threadIdx.x; i < kG * D; i += kThreads) {
-    q_smem[i] = i < group * D ? __bfloat162float(q[i]) * scale_log2 : 0.0f;
+    const int g = i / D, dim = i % D;
+    q_smem[i] = g < group && dim < hd ? __bfloat162float(q[g * hd + dim]) * scale_log2 : 0.0f;
   }
   if (threadIdx.x < kG) {
     m_smem[threadIdx.x] = -FLT_MAX;  // finite sentinel, as in flash prefill
@@ -178,7 +190,8 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
 #pragma unroll
       for (int i = 0; i < kScoreHeads; ++i) {
         const int g = kG >= 2 ? parity + 2 * i : 0;
-        s_smem[g * kPage + score_row] = visible ? dot[i] : -INFINITY;
+        const float d = capped ? cap_log2 * tanhf(dot[i] * inv_cap_log2) : dot[i];
+        s_smem[g * kPage + score_row] = visible ? d : -INFINITY;
       }
     }
     __syncthreads();
@@ -250,8 +263,9 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
       acc[g][1] += src[2 * g + 1];
     }
   }
-  const Workspace ws = carve_workspace(params.workspace, p.num_seqs, p.num_q_heads, D, params.num_splits);
+  const Workspace ws = carve_workspace(params.workspace, p.num_seqs, p.num_q_heads, hd, params.num_splits);
   const int dim = 2 * dim_pair;
+  if (dim >= hd) return;  // padded dims
 #pragma unroll
   for (int g = 0; g < kG; ++g) {
     if (g >= group) break;
@@ -259,24 +273,27 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
     const int head = head0 + g;
     if (params.num_splits == 1) {
-      auto* out = static_cast<__nv_bfloat16*>(p.out) + (static_cast<int64_t>(q_row) * p.num_q_heads + head) * D;
+      auto* out = static_cast<__nv_bfloat16*>(p.out) + (static_cast<int64_t>(q_row) * p.num_q_heads + head) * hd;
       *reinterpret_cast<__nv_bfloat162*>(out + dim) = __floats2bfloat162_rn(acc[g][0] * inv, acc[g][1] * inv);
     } else {
       const int64_t slot = (static_cast<int64_t>(seq) * p.num_q_heads + head) * params.num_splits + split;
-      *reinterpret_cast<float2*>(ws.o + slot * D + dim) = make_float2(acc[g][0] * inv, acc[g][1] * inv);
+      *reinterpret_cast<float2*>(ws.o + slot * hd + dim) = make_float2(acc[g][0] * inv, acc[g][1] * inv);
       if (dim == 0) ws.lse[slot] = sum > 0.0f ? m_smem[g] + __log2f(sum) : -INFINITY;
     }
   }
 }
 
 // Merges the splits of one (sequence, query head): out = Σ w_i o_i / Σ w_i, w_i = 2^(lse_i − max lse).
+// One thread per dim of head_dim (the block has the padded size's threads; the rest exit).
 template <int D>
 __global__ void __launch_bounds__(D) decode_combine_kernel(PagedDecodeParams params) {
   const PagedAttentionParams& p = params.attn;
   const int head = blockIdx.x;
   const int seq = blockIdx.y;
   const int dim = threadIdx.x;
-  const Workspace ws = carve_workspace(params.workspace, p.num_seqs, p.num_q_heads, D, params.num_splits);
+  const int hd = p.head_dim;
+  if (dim >= hd) return;
+  const Workspace ws = carve_workspace(params.workspace, p.num_seqs, p.num_q_heads, hd, params.num_splits);
   const int64_t base = (static_cast<int64_t>(seq) * p.num_q_heads + head) * params.num_splits;
   // The splits the decode kernel ran for this sequence (the same arithmetic as there).
   const int ctx = p.context_lens[seq];
@@ -290,11 +307,11 @@ __global__ void __launch_bounds__(D) decode_combine_kernel(PagedDecodeParams par
     const float lse = ws.lse[base + i];
     if (lse == -INFINITY) continue;  // empty split: its o was never written
     const float w = exp2f(lse - max_lse);
-    num += w * ws.o[(base + i) * D + dim];
+    num += w * ws.o[(base + i) * hd + dim];
     den += w;
   }
   const int q_row = p.query_start[seq];
-  static_cast<__nv_bfloat16*>(p.out)[(static_cast<int64_t>(q_row) * p.num_q_heads + head) * D + dim] =
+  static_cast<__nv_bfloat16*>(p.out)[(static_cast<int64_t>(q_row) * p.num_q_heads + head) * hd + dim] =
       __float2bfloat16(den > 0.0f ? num / den : 0.0f);
 }
 
@@ -355,12 +372,13 @@ cudaError_t launch_paged_decode(const PagedDecodeParams& params, cudaStream_t st
   if (p.num_seqs == 0) return cudaSuccess;
   if (p.num_seqs < 0 || p.num_seqs > 65535 || p.num_q_heads <= 0 || p.num_kv_heads <= 0 ||
       p.num_kv_heads > 65535 || p.num_q_heads % p.num_kv_heads != 0 || p.num_q_heads / p.num_kv_heads > kMaxGroup ||
-      params.num_splits < 1 || (params.num_splits > 1 && params.workspace == nullptr)) {
+      params.num_splits < 1 || (params.num_splits > 1 && params.workspace == nullptr) || p.softcap < 0.0f) {
     return cudaErrorInvalidValue;
   }
-  switch (p.head_dim) {
+  switch (attention_padded_dim(p.head_dim)) {
     case 64: return launch_for_dim<64>(params, stream);
     case 128: return launch_for_dim<128>(params, stream);
+    case 256: return launch_for_dim<256>(params, stream);
     default: return cudaErrorInvalidValue;
   }
 }
