@@ -8,8 +8,8 @@
 // conflict-free. Grid: (query tiles, query heads, sequences); tiles past a sequence's q_len exit.
 //
 // D is the padded head size (64, 128 or 256, kernels/common/paged_kv.h); a smaller head_dim loads
-// zeros into the dims past it, skips the k16 / n16 steps that lie wholly there and stores only its
-// own dims. A soft-cap (params.softcap > 0) maps each scaled score through cap · tanh(x / cap).
+// zeros into the dims past it (they add 0 to every product) and stores only its own dims. A
+// soft-cap (params.softcap > 0) maps each scaled score x through cap · tanh(x / cap).
 //
 // kSelected = true is the selection-masked variant (launch_flash_prefill_sm80_selected, DSA sparse
 // prefill): a key is visible to a row iff the row's bitmap has its bit, the block's keys run over
@@ -142,9 +142,12 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
   const int g = lane >> 2;  // accumulator row within the warp's 16 (and g + 8)
   const int t = lane & 3;   // accumulator column pair
   const float scale_log2 = p.scale * kLog2e;
-  // Soft-cap: v = cap · log2(e) · tanh(s · scale / cap) replaces v = s · scale · log2(e).
+  // Soft-cap in raw-score units: s -> cap_raw · tanh(s · scale_over_cap), cap_raw = cap / scale, so
+  // that the usual s · scale · log2(e) then gives cap · tanh(s · scale / cap) · log2(e). A separate
+  // pass under one uniform branch: the uncapped path stays the plain loop (a select inside it would
+  // be if-converted into a tanh per score).
   const bool capped = p.softcap > 0.0f;
-  const float cap_log2 = capped ? p.softcap * kLog2e : 0.0f;
+  const float cap_raw = capped ? p.softcap / p.scale : 0.0f;
   const float scale_over_cap = capped ? p.scale / p.softcap : 0.0f;
   // Positions of this thread's two rows; rows past q_len get positions past the context and are
   // never stored.
@@ -206,7 +209,6 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
       for (int i = 0; i < kBlockN / 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
 #pragma unroll
       for (int kk = 0; kk < kDChunks; ++kk) {
-        if (kk * 16 >= hd) break;  // padded dims: zeros on both sides
         uint32_t a[4];
         ldmatrix_x4(a, swizzled(q_addr, warp * 16 + (lane & 15), kk * 2 + (lane >> 4), kRowBytes));
 #pragma unroll
@@ -219,6 +221,14 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
         }
       }
 
+      if (capped) {
+#pragma unroll
+        for (int nt = 0; nt < kBlockN / 8; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[nt][e] = cap_raw * tanhf(s[nt][e] * scale_over_cap);
+        }
+      }
+
       // Mask only where the tile crosses a row's causal edge or window start.
       const bool need_mask = kSelected || key0 + kBlockN - 1 > warp_pos_first ||
                              (p.sliding_window > 0 && key0 <= warp_pos_last - p.sliding_window) || key0 < kv_begin ||
@@ -227,7 +237,7 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
       for (int nt = 0; nt < kBlockN / 8; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          float v = capped ? cap_log2 * tanhf(s[nt][e] * scale_over_cap) : s[nt][e] * scale_log2;
+          float v = s[nt][e] * scale_log2;
           if (need_mask) {
             const int column = nt * 8 + 2 * t + (e & 1);
             const int key = key0 + column;
@@ -277,7 +287,6 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
         a[3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 #pragma unroll
         for (int dp = 0; dp < D / 16; ++dp) {
-          if (dp * 16 >= hd) break;  // output dims past head_dim are never stored
           uint32_t b[4];
           ldmatrix_x4_trans(b, swizzled(v_addr, kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
                                         dp * 2 + (lane >> 4), kRowBytes));

@@ -208,11 +208,14 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
           dot[i] = fmaf(k[7], qb.w, dot[i]);
         }
       }
+      if (capped) {  // one uniform branch around the loop: the uncapped path computes no tanh
+#pragma unroll
+        for (int i = 0; i < kScoreHeads; ++i) dot[i] = cap_log2 * tanhf(dot[i] * inv_cap_log2);
+      }
 #pragma unroll
       for (int i = 0; i < kScoreHeads; ++i) {
         const int g = parity + kParities * i;
-        const float d = capped ? cap_log2 * tanhf(dot[i] * inv_cap_log2) : dot[i];
-        s_smem[g * kTile + score_row] = visible ? d : -INFINITY;
+        s_smem[g * kTile + score_row] = visible ? dot[i] : -INFINITY;
       }
     }
     __syncthreads();

@@ -356,9 +356,10 @@ struct AttnOptions {
   int window = 0;
   float softcap = 0.0f;
   float scale = 0.0f;  // 0: 1 / sqrt(D)
-  // Released entries behind the window: false writes kReleasedPage (-1), true a real page id whose
-  // K and V hold NaN (the readable null page of the hybrid KV cache): a kernel that uses either,
-  // even to load and mask, fails.
+  // Entries behind the window. false: the pages the engine releases (window_pages.h: whole pairs
+  // before the first query's window) read kReleasedPage (-1). true: every page wholly before that
+  // window (a superset, page by page) names one page whose K and V hold NaN (the readable null page
+  // of the hybrid KV cache). A kernel that uses such an entry, even to load and mask, fails.
   bool null_page = false;
 };
 
@@ -408,13 +409,15 @@ class PagedAttentionTest : public BackendOpsTest {
       query_start.push_back(query_start.back() + seqs[s].q_len);
       ctx_lens.push_back(seqs[s].ctx);
     }
-    // With a window, every page wholly before the first query's window (a superset of what the
-    // engine releases, window_pages.h, which keeps pages in pairs) reads as released on both
-    // backends: a kernel that loads one reads out of bounds (-1) or NaN (the null page) and fails.
+    // With a window, released entries (AttnOptions::null_page) on both backends: a kernel that
+    // loads one reads out of bounds (-1) or NaN (the null page) and fails. The CPU reference accepts
+    // -1 only where the engine releases pages, any valid id anywhere.
     const int32_t null_page = page_ids[static_cast<size_t>(pool_pages - 1)];
     for (int s = 0; s < num_seqs && window > 0; ++s) {
-      const int64_t first_key = std::max<int64_t>(0, int64_t{seqs[s].ctx} - seqs[s].q_len - window + 1);
-      for (int64_t b = 0; b < first_key / 64; ++b) {
+      const int64_t first_query = int64_t{seqs[s].ctx} - seqs[s].q_len;
+      const int64_t released = options.null_page ? std::max<int64_t>(0, first_query - window + 1) / 64
+                                                 : pages_behind_window(first_query, window, 64);
+      for (int64_t b = 0; b < released; ++b) {
         table[static_cast<size_t>(s) * max_pages + b] = options.null_page ? null_page : kReleasedPage;
       }
     }

@@ -333,6 +333,9 @@ class CudaBackend final : public Backend {
     if (!(args.softcap >= 0.0f) || !std::isfinite(args.softcap)) {
       return invalid_argument(fmt::format("paged_attention: softcap {} must be finite and >= 0", args.softcap));
     }
+    if (args.softcap > 0.0f && !(args.scale > 0.0f)) {  // the kernels cap raw scores in units of 1 / scale
+      return invalid_argument(fmt::format("paged_attention: softcap needs scale > 0 (got {})", args.scale));
+    }
     if (args.sliding_window < 0) {
       return invalid_argument(fmt::format("paged_attention: sliding_window {} is negative", args.sliding_window));
     }
