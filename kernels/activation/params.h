@@ -1,4 +1,4 @@
-// SwiGLU activation launch parameters.
+// Gated-MLP activation launch parameters: out = act(gate) · up.
 #pragma once
 
 #include <cstdint>
@@ -7,14 +7,22 @@
 
 namespace longbow::kernels {
 
-struct SiluMulParams {
+// The activation applied to the gate (model/backend/backend.h's Activation, same order).
+enum class GatedActivation : int {
+  kSilu = 0,      // x · sigmoid(x)
+  kGeluTanh = 1,  // 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))
+  kGelu = 2,      // 0.5 · x · (1 + erf(x / √2))
+};
+
+struct GatedActivationParams {
   const void* gate = nullptr;  // [count] bf16
   const void* up = nullptr;    // [count] bf16
   void* out = nullptr;         // [count] bf16; may alias gate or up
   int64_t count = 0;
+  GatedActivation act = GatedActivation::kSilu;
 };
 
-// out = silu(gate) * up = gate / (1 + exp(-gate)) * up, in fp32, rounded once.
-cudaError_t launch_silu_mul(const SiluMulParams& params, cudaStream_t stream);
+// out = act(gate) · up, in fp32, rounded once to bf16.
+cudaError_t launch_gated_activation(const GatedActivationParams& params, cudaStream_t stream);
 
 }  // namespace longbow::kernels

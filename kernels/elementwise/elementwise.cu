@@ -1,4 +1,4 @@
-// Bias add and random fill.
+// Bias add, random fill, scale and soft-cap.
 #include <cuda_bf16.h>
 
 #include "kernels/elementwise/params.h"
@@ -52,7 +52,41 @@ __global__ void __launch_bounds__(kThreads) fill_random_kernel(FillRandomParams 
   }
 }
 
+// kSoftcap: x = value · tanh(x / value); otherwise x *= value.
+template <bool kF32, bool kSoftcap>
+__global__ void __launch_bounds__(kThreads) map_kernel(ScaleParams p) {
+  const float inv = kSoftcap ? 1.0f / p.value : 0.0f;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < p.count;
+       i += static_cast<int64_t>(gridDim.x) * kThreads) {
+    float v = kF32 ? static_cast<float*>(p.x)[i] : __bfloat162float(static_cast<__nv_bfloat16*>(p.x)[i]);
+    v = kSoftcap ? p.value * tanhf(v * inv) : v * p.value;
+    if constexpr (kF32) {
+      static_cast<float*>(p.x)[i] = v;
+    } else {
+      static_cast<__nv_bfloat16*>(p.x)[i] = __float2bfloat16(v);
+    }
+  }
+}
+
+template <bool kSoftcap>
+cudaError_t launch_map(const ScaleParams& p, cudaStream_t stream) {
+  if (p.count <= 0) return p.count == 0 ? cudaSuccess : cudaErrorInvalidValue;
+  if (p.x_f32) {
+    map_kernel<true, kSoftcap><<<grid_for(p.count), kThreads, 0, stream>>>(p);
+  } else {
+    map_kernel<false, kSoftcap><<<grid_for(p.count), kThreads, 0, stream>>>(p);
+  }
+  return cudaGetLastError();
+}
+
 }  // namespace
+
+cudaError_t launch_scale(const ScaleParams& p, cudaStream_t stream) { return launch_map<false>(p, stream); }
+
+cudaError_t launch_softcap(const ScaleParams& p, cudaStream_t stream) {
+  if (!(p.value > 0.0f)) return cudaErrorInvalidValue;
+  return launch_map<true>(p, stream);
+}
 
 cudaError_t launch_bias_add(const BiasAddParams& p, cudaStream_t stream) {
   if (p.rows * p.cols == 0) return cudaSuccess;

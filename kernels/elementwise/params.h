@@ -1,4 +1,5 @@
-// Small elementwise launches: bias add after a GEMM, and device-side random fill for dummy weights.
+// Small elementwise launches: bias add after a GEMM, device-side random fill for dummy weights, and
+// in-place scale and soft-cap.
 #pragma once
 
 #include <cstdint>
@@ -32,5 +33,18 @@ struct FillRandomParams {
 // function.
 cudaError_t launch_fill_random_bf16(const FillRandomParams& params, cudaStream_t stream);
 cudaError_t launch_fill_random_f32(const FillRandomParams& params, cudaStream_t stream);
+
+// In-place element-wise maps of a bf16 or fp32 tensor (fp32 arithmetic, rounded once for bf16).
+struct ScaleParams {
+  void* x = nullptr;  // [count], bf16 or fp32 (x_f32)
+  int64_t count = 0;
+  bool x_f32 = false;
+  float value = 1.0f;  // the factor (launch_scale) or the cap, > 0 (launch_softcap)
+};
+
+// x *= value.
+cudaError_t launch_scale(const ScaleParams& params, cudaStream_t stream);
+// x = value · tanh(x / value).
+cudaError_t launch_softcap(const ScaleParams& params, cudaStream_t stream);
 
 }  // namespace longbow::kernels

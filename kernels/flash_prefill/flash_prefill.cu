@@ -7,6 +7,10 @@
 // bf16. Shared-memory rows are XOR-swizzled in 16-byte chunks (chunk ^ row % 8) so that ldmatrix is
 // conflict-free. Grid: (query tiles, query heads, sequences); tiles past a sequence's q_len exit.
 //
+// D is the padded head size (64, 128 or 256, kernels/common/paged_kv.h); a smaller head_dim loads
+// zeros into the dims past it (they add 0 to every product) and stores only its own dims. A
+// soft-cap (params.softcap > 0) maps each scaled score x through cap · tanh(x / cap).
+//
 // kSelected = true is the selection-masked variant (launch_flash_prefill_sm80_selected, DSA sparse
 // prefill): a key is visible to a row iff the row's bitmap has its bit, the block's keys run over
 // [0, 1 + the largest last[] of its rows), and a warp none of whose rows selects a key of the tile
@@ -50,11 +54,14 @@ __device__ __forceinline__ char* swizzled_ptr(char* base, int row, int chunk) {
   return base + row * (D * 2) + ((chunk ^ (row & 7)) << 4);
 }
 
-// Loads one page of K and V for `kv_head` into a stage; rows outside [valid_begin, valid_end) are
-// zero-filled (their memory may hold anything, NaN included, and 0·NaN would poison O).
+// Loads one page of K and V for `kv_head` into a stage; rows outside [valid_begin, valid_end) and
+// dims past head_dim are zero-filled (their memory may hold anything, NaN included, and 0·NaN would
+// poison O). A page wholly outside the valid range is not read at all, so its block-table entry may
+// be anything.
 template <int D>
 __device__ __forceinline__ void load_kv_tile(const FlashPrefillParams& p, char* k_smem, char* v_smem, int page,
                                              int tile_token0, int valid_begin, int valid_end, int kv_head) {
+  const int hd = p.head_dim;
   constexpr int kChunks = Smem<D>::kChunks;
   const auto* k_base = static_cast<const __nv_bfloat16*>(p.k_cache);
   const auto* v_base = static_cast<const __nv_bfloat16*>(p.v_cache);
@@ -62,9 +69,9 @@ __device__ __forceinline__ void load_kv_tile(const FlashPrefillParams& p, char* 
     const int row = idx / kChunks;
     const int chunk = idx % kChunks;
     const int token = tile_token0 + row;
-    const bool valid = token >= valid_begin && token < valid_end;
+    const bool valid = token >= valid_begin && token < valid_end && chunk * 8 < hd;
     const int64_t offset =
-        ((static_cast<int64_t>(page) * kKvPageSize + row) * p.num_kv_heads + kv_head) * D + chunk * 8;
+        ((static_cast<int64_t>(page) * kKvPageSize + row) * p.num_kv_heads + kv_head) * hd + chunk * 8;
     cp_async_16_zfill(swizzled_ptr<D>(k_smem, row, chunk), valid ? k_base + offset : k_base, valid);
     cp_async_16_zfill(swizzled_ptr<D>(v_smem, row, chunk), valid ? v_base + offset : v_base, valid);
   }
@@ -88,6 +95,7 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
   if (m0 >= q_len) return;
   const int kv_head = head / (p.num_q_heads / p.num_kv_heads);
   const int rows_here = min(kBlockM, q_len - m0);
+  const int hd = p.head_dim;  // <= D; row stride of q, out and the pools
   int kv_end = 0, kv_begin = 0, pos_first = 0;
   if constexpr (kSelected) {  // context_lens is not read: the selections bound the keys
     __shared__ int block_last;
@@ -118,8 +126,8 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
     for (int idx = threadIdx.x; idx < kBlockM * kChunks; idx += kThreads) {
       const int row = idx / kChunks;
       const int chunk = idx % kChunks;
-      const bool valid = row < rows_here;
-      const int64_t offset = (static_cast<int64_t>(q_begin + m0 + row) * p.num_q_heads + head) * D + chunk * 8;
+      const bool valid = row < rows_here && chunk * 8 < hd;
+      const int64_t offset = (static_cast<int64_t>(q_begin + m0 + row) * p.num_q_heads + head) * hd + chunk * 8;
       cp_async_16_zfill(swizzled_ptr<D>(q_smem, row, chunk), valid ? q_base + offset : q_base, valid);
     }
   }
@@ -134,6 +142,13 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
   const int g = lane >> 2;  // accumulator row within the warp's 16 (and g + 8)
   const int t = lane & 3;   // accumulator column pair
   const float scale_log2 = p.scale * kLog2e;
+  // Soft-cap in raw-score units: s -> cap_raw · tanh(s · scale_over_cap), cap_raw = cap / scale, so
+  // that the usual s · scale · log2(e) then gives cap · tanh(s · scale / cap) · log2(e). A separate
+  // pass under one uniform branch: the uncapped path stays the plain loop (a select inside it would
+  // be if-converted into a tanh per score).
+  const bool capped = p.softcap > 0.0f;
+  const float cap_raw = capped ? p.softcap / p.scale : 0.0f;
+  const float scale_over_cap = capped ? p.scale / p.softcap : 0.0f;
   // Positions of this thread's two rows; rows past q_len get positions past the context and are
   // never stored.
   const int row_pos[2] = {pos_first + warp * 16 + g, pos_first + warp * 16 + g + 8};
@@ -203,6 +218,14 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
                                   kRowBytes));
           mma_bf16_16816(s[2 * np], a, b[0], b[1]);
           mma_bf16_16816(s[2 * np + 1], a, b[2], b[3]);
+        }
+      }
+
+      if (capped) {
+#pragma unroll
+        for (int nt = 0; nt < kBlockN / 8; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[nt][e] = cap_raw * tanhf(s[nt][e] * scale_over_cap);
         }
       }
 
@@ -286,9 +309,10 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(FlashPrefill
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
     const int row = warp * 16 + g + 8 * r;
     if (row < rows_here) {
-      __nv_bfloat16* dst = out + (static_cast<int64_t>(q_begin + m0 + row) * p.num_q_heads + head) * D;
+      __nv_bfloat16* dst = out + (static_cast<int64_t>(q_begin + m0 + row) * p.num_q_heads + head) * hd;
 #pragma unroll
       for (int dt = 0; dt < kDTiles; ++dt) {
+        if (dt * 8 >= hd) break;
         *reinterpret_cast<__nv_bfloat162*>(dst + dt * 8 + 2 * t) =
             __floats2bfloat162_rn(o[dt][2 * r] * inv, o[dt][2 * r + 1] * inv);
       }
@@ -310,7 +334,8 @@ cudaError_t launch_for_dim(const FlashPrefillParams& p, const PrefillSelection& 
 
 bool valid_params(const FlashPrefillParams& p) {
   return p.num_seqs >= 0 && p.num_q_heads > 0 && p.num_kv_heads > 0 && p.num_q_heads % p.num_kv_heads == 0 &&
-         p.max_query_len >= 0 && p.num_seqs <= 65535 && p.num_q_heads <= 65535;
+         p.max_query_len >= 0 && p.num_seqs <= 65535 && p.num_q_heads <= 65535 && p.softcap >= 0.0f &&
+         attention_padded_dim(p.head_dim) != 0;
 }
 
 // Which implementation launch_flash_prefill uses: LONGBOW_PREFILL_KERNEL=sm80|sm90 forces one;
@@ -334,9 +359,10 @@ Variant choose_variant() {
 cudaError_t launch_flash_prefill_sm80(const FlashPrefillParams& p, cudaStream_t stream) {
   if (p.num_seqs == 0 || p.max_query_len == 0) return cudaSuccess;
   if (!valid_params(p)) return cudaErrorInvalidValue;
-  switch (p.head_dim) {
+  switch (attention_padded_dim(p.head_dim)) {
     case 64: return launch_for_dim<64, false>(p, PrefillSelection{}, stream);
     case 128: return launch_for_dim<128, false>(p, PrefillSelection{}, stream);
+    case 256: return launch_for_dim<256, false>(p, PrefillSelection{}, stream);
     default: return cudaErrorInvalidValue;
   }
 }
@@ -348,7 +374,7 @@ cudaError_t launch_flash_prefill_sm80_selected(const FlashPrefillParams& p, cons
       selection.words_per_row % 4 != 0) {
     return cudaErrorInvalidValue;
   }
-  switch (p.head_dim) {
+  switch (attention_padded_dim(p.head_dim)) {  // DSA layers: head_dim <= 128 (cuda_support.cc)
     case 64: return launch_for_dim<64, true>(p, selection, stream);
     case 128: return launch_for_dim<128, true>(p, selection, stream);
     default: return cudaErrorInvalidValue;
@@ -357,7 +383,7 @@ cudaError_t launch_flash_prefill_sm80_selected(const FlashPrefillParams& p, cons
 
 cudaError_t launch_flash_prefill(const FlashPrefillParams& p, cudaStream_t stream) {
   if (p.num_seqs == 0 || p.max_query_len == 0) return cudaSuccess;
-  if (!valid_params(p) || (p.head_dim != 64 && p.head_dim != 128)) return cudaErrorInvalidValue;
+  if (!valid_params(p)) return cudaErrorInvalidValue;
   static const Variant variant = choose_variant();  // one device per process in longbow
   if (variant == Variant::kSm90) return launch_flash_prefill_sm90(p, stream);
   return launch_flash_prefill_sm80(p, stream);

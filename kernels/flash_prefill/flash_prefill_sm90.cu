@@ -1,6 +1,6 @@
 // Flash prefill for Hopper (sm_90a) in the FlashAttention-3 arrangement: TMA loads, warp
-// specialisation with register reallocation, 128-key tiles, intra-warpgroup overlap and ping-pong
-// scheduling of the two consumer warpgroups.
+// specialisation with register reallocation, 128-key tiles (64 at head size 256), intra-warpgroup
+// overlap and ping-pong scheduling of the two consumer warpgroups.
 //
 // Block: 128 query rows of one (sequence, query head); 384 threads = three warpgroups.
 //   producer (warpgroup 0, 40 registers): warp 0 loads Q with cp.async, then streams K/V tiles of
@@ -26,6 +26,17 @@
 // SWIZZLE_128B writes exactly this when each box starts 1024-byte aligned. The same bytes serve K as
 // a K-major operand and V as an MN-major (transposed) one.
 //
+// Head sizes: D is the padded size, 64, 128 or 256 (kernels/common/paged_kv.h). At 256 a tile is one
+// page (kBlockN = 64 keys) and the ring two stages deep (TmaLayout), S is m64n64 and P·V m64n256
+// per k16 step. A head_dim equal to D loads whole tiles by TMA; a smaller one loads every tile
+// through the zero-filling cp.async path (dims past head_dim read as 0, so the padded GEMM columns
+// add nothing) and stores its own dims.
+// Windows: a tile's first page wholly before the block's first visible key is never looked up (that
+// tile is loaded by cp.async with those keys zero-filled), so released block-table entries are
+// never used, whatever they hold.
+// Soft-cap (params.softcap > 0): each score s becomes (cap / scale) · tanh(s · scale / cap) before
+// masking, which the softmax then scales as usual.
+//
 // Built for sm_90a only (see kernels/CMakeLists.txt); elsewhere launch_flash_prefill uses the
 // mma.sync kernel (flash_prefill.cu).
 #include <cuda.h>  // CUtensorMap and the encoder's types; the function comes through cudart's entry-point query
@@ -43,17 +54,21 @@ namespace longbow::kernels {
 namespace {
 
 constexpr int kBlockM = 128;
-constexpr int kBlockN = 2 * kKvPageSize;
 constexpr int kThreads = 384;
-constexpr int kStages = 3;
 constexpr int kConsumerWarps = 8;
 constexpr int kConsumerThreads = 256;
 [[maybe_unused]] constexpr int kProducerRegs = 40;
 [[maybe_unused]] constexpr int kConsumerRegs = 232;
 static_assert(128 * kProducerRegs + kConsumerThreads * kConsumerRegs <= 65536, "register file");
 
+// Key tile and pipeline depth per padded head size: 128 keys (two pages) in a 3-stage ring up to
+// 128 dims; at 256 dims one page per tile in 2 stages, so that Q (64 KB) and the ring (2 × 64 KB)
+// fit in shared memory and O (128 fp32 per thread) plus S and P fit the consumers' registers.
 template <int D>
 struct TmaLayout {
+  static constexpr int kBlockN = D <= 128 ? 2 * kKvPageSize : kKvPageSize;
+  static constexpr int kPagesPerTile = kBlockN / kKvPageSize;
+  static constexpr int kStages = D <= 128 ? 3 : 2;
   static constexpr int kQBytes = kBlockM * D * 2;
   static constexpr int kTileBytes = kBlockN * D * 2;  // one of K, V
   static constexpr int kStageBytes = 2 * kTileBytes;  // K then V
@@ -77,6 +92,11 @@ __global__ void __launch_bounds__(kThreads, 1)
                                   const __grid_constant__ PrefillSelection sel) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using L = TmaLayout<D>;
+  constexpr int kBlockN = L::kBlockN;
+  constexpr int kStages = L::kStages;
+  constexpr int kSAcc = kBlockN / 2;  // S accumulators per thread (m64 x kBlockN over 128 threads)
+  constexpr int kPSteps = kBlockN / 16;  // k16 steps of P·V
+  static_assert(!kSelected || kBlockN == 128, "the selection bitmaps are read 128 keys per tile");
   constexpr float kLog2e = 1.4426950408889634f;
   constexpr int kOAcc = D / 2;
   constexpr int kChunks = D / 8;
@@ -100,6 +120,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (m0 >= q_len) return;
   const int kv_head = head / (p.num_q_heads / p.num_kv_heads);
   const int rows_here = min(kBlockM, q_len - m0);
+  const int hd = p.head_dim;  // <= D; row stride of q, out and the pools
+  const bool tma = hd == D;   // whole tiles by TMA only when no dims need zero-filling
   int ctx;
   if constexpr (kSelected) {
     __shared__ int block_last;
@@ -110,8 +132,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     ctx = block_last + 1;
     if (ctx == 0) {  // no row of the block selects anything: every output row is 0 (no tile to wait on)
       auto* out = static_cast<__nv_bfloat16*>(p.out);
-      for (int i = threadIdx.x; i < rows_here * D; i += kThreads) {
-        out[(static_cast<int64_t>(q_begin + m0 + i / D) * p.num_q_heads + head) * D + i % D] = __float2bfloat16(0.0f);
+      for (int i = threadIdx.x; i < rows_here * hd; i += kThreads) {
+        out[(static_cast<int64_t>(q_begin + m0 + i / hd) * p.num_q_heads + head) * hd + i % hd] =
+            __float2bfloat16(0.0f);
       }
       return;
     }
@@ -125,6 +148,13 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int tile_begin = kv_begin / kBlockN;
   const int num_tiles = (kv_end + kBlockN - 1) / kBlockN - tile_begin;
   const int* block_table = p.block_tables + static_cast<int64_t>(seq) * p.max_pages_per_seq;
+  if (num_tiles <= 0) {  // no key at all (a padding row of context 0): the rows are 0, nothing to wait on
+    auto* out = static_cast<__nv_bfloat16*>(p.out);
+    for (int i = threadIdx.x; i < rows_here * hd; i += kThreads) {
+      out[(static_cast<int64_t>(q_begin + m0 + i / hd) * p.num_q_heads + head) * hd + i % hd] = __float2bfloat16(0.0f);
+    }
+    return;
+  }
 
   if (threadIdx.x == 0) {
     mbar_init(q_bar, 32);
@@ -147,8 +177,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int idx = lane; idx < kBlockM * kChunks; idx += 32) {
         const int row = idx / kChunks;
         const int chunk = idx % kChunks;
-        const bool valid = row < rows_here;
-        const int64_t offset = (static_cast<int64_t>(q_begin + m0 + row) * p.num_q_heads + head) * D + chunk * 8;
+        const bool valid = row < rows_here && chunk * 8 < hd;
+        const int64_t offset = (static_cast<int64_t>(q_begin + m0 + row) * p.num_q_heads + head) * hd + chunk * 8;
         cp_async_16_zfill(smem + sw128_offset(kBlockM, row, chunk), valid ? q_base + offset : q_base, valid);
       }
       cp_async_commit();
@@ -157,23 +187,31 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int tile = tile_begin + it;
       const int s = it % kStages;
       if (it >= kStages) mbar_wait(empty(s), static_cast<uint32_t>((it / kStages - 1) & 1));
-      if ((tile + 1) * kBlockN <= ctx) {
+      // TMA takes whole tiles whose pages are all live; a two-page tile whose first page lies wholly
+      // before the window (its block-table entry may be released) goes through cp.async, which
+      // zero-fills the keys before kv_begin without looking their page up.
+      if (tma && (tile + 1) * kBlockN <= ctx && (tile * L::kPagesPerTile + 1) * kKvPageSize > kv_begin) {
         if (lane == 0) {
-          const int page0 = block_table[2 * tile];
-          const int page1 = block_table[2 * tile + 1];
+          int pages[L::kPagesPerTile];
+#pragma unroll
+          for (int pg = 0; pg < L::kPagesPerTile; ++pg) pages[pg] = block_table[tile * L::kPagesPerTile + pg];
           hopper::mbar_arrive_expect_tx(full_k(s), L::kTileBytes);
 #pragma unroll
           for (int c = 0; c < D / 64; ++c) {
-            hopper::tma_load_3d(k_tile(s) + c * kBlockN * 128, &k_map, full_k(s), 64 * c, kv_head, page0 * kKvPageSize);
-            hopper::tma_load_3d(k_tile(s) + c * kBlockN * 128 + kKvPageSize * 128, &k_map, full_k(s), 64 * c, kv_head,
-                                page1 * kKvPageSize);
+#pragma unroll
+            for (int pg = 0; pg < L::kPagesPerTile; ++pg) {
+              hopper::tma_load_3d(k_tile(s) + c * kBlockN * 128 + pg * kKvPageSize * 128, &k_map, full_k(s), 64 * c,
+                                  kv_head, pages[pg] * kKvPageSize);
+            }
           }
           hopper::mbar_arrive_expect_tx(full_v(s), L::kTileBytes);
 #pragma unroll
           for (int c = 0; c < D / 64; ++c) {
-            hopper::tma_load_3d(v_tile(s) + c * kBlockN * 128, &v_map, full_v(s), 64 * c, kv_head, page0 * kKvPageSize);
-            hopper::tma_load_3d(v_tile(s) + c * kBlockN * 128 + kKvPageSize * 128, &v_map, full_v(s), 64 * c, kv_head,
-                                page1 * kKvPageSize);
+#pragma unroll
+            for (int pg = 0; pg < L::kPagesPerTile; ++pg) {
+              hopper::tma_load_3d(v_tile(s) + c * kBlockN * 128 + pg * kKvPageSize * 128, &v_map, full_v(s), 64 * c,
+                                  kv_head, pages[pg] * kKvPageSize);
+            }
           }
         } else {
           mbar_arrive(full_k(s));
@@ -188,10 +226,10 @@ __global__ void __launch_bounds__(kThreads, 1)
           const int row = idx / kChunks;
           const int chunk = idx % kChunks;
           const int token = tile * kBlockN + row;
-          const bool valid = token < ctx;
+          const bool valid = token >= kv_begin && token < ctx && chunk * 8 < hd;
           const int page = valid ? block_table[token / kKvPageSize] : 0;
           const int64_t offset =
-              ((static_cast<int64_t>(page) * kKvPageSize + token % kKvPageSize) * p.num_kv_heads + kv_head) * D +
+              ((static_cast<int64_t>(page) * kKvPageSize + token % kKvPageSize) * p.num_kv_heads + kv_head) * hd +
               chunk * 8;
           const int dst = sw128_offset(kBlockN, row, chunk);
           cp_async_16_zfill(k_smem + dst, valid ? k_base + offset : k_base, valid);
@@ -220,6 +258,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int g = lane >> 2;
   const int t = lane & 3;
   const float scale_log2 = p.scale * kLog2e;
+  // Soft-cap in raw-score units: s -> cap_raw · tanh(s · scale_over_cap), cap_raw = cap / scale.
+  const bool capped = p.softcap > 0.0f;
+  const float cap_raw = capped ? p.softcap / p.scale : 0.0f;
+  const float scale_over_cap = capped ? p.scale / p.softcap : 0.0f;
   const int wg_row0 = cwg * 64;
   const int wg_pos_first = pos_first + wg_row0;
   const int wg_pos_last = wg_pos_first + 63;
@@ -240,11 +282,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto take_turn = [&] { hopper::named_barrier_sync(1 + cwg, kConsumerThreads); };
   auto pass_turn = [&] { hopper::named_barrier_arrive(2 - cwg, kConsumerThreads); };
 
-  float s_acc[64];
+  float s_acc[kSAcc];
   float o[kOAcc];
-  uint32_t pa[8][4];
+  uint32_t pa[kPSteps][4];
 #pragma unroll
-  for (int i = 0; i < 64; ++i) s_acc[i] = 0.0f;
+  for (int i = 0; i < kSAcc; ++i) s_acc[i] = 0.0f;
 #pragma unroll
   for (int i = 0; i < kOAcc; ++i) o[i] = 0.0f;
   float row_max[2] = {-INFINITY, -INFINITY};
@@ -253,22 +295,26 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto issue_s = [&](int it) {
     const uint32_t k_addr = k_tile(it % kStages);
 #pragma unroll
-    for (int i = 0; i < 64; ++i) wgmma::fence_operand(s_acc[i]);
+    for (int i = 0; i < kSAcc; ++i) wgmma::fence_operand(s_acc[i]);
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint64_t desc_q = wgmma::make_desc_sw128(q_addr + (kk >> 2) * kBlockM * 128 + (kk & 3) * 32, 16, 1024);
       const uint64_t desc_k = wgmma::make_desc_sw128(k_addr + (kk >> 2) * kBlockN * 128 + (kk & 3) * 32, 16, 1024);
-      wgmma::mma_m64n128k16_ss(s_acc, desc_q, desc_k, kk > 0 ? 1 : 0);
+      if constexpr (kBlockN == 128) {
+        wgmma::mma_m64n128k16_ss(s_acc, desc_q, desc_k, kk > 0 ? 1 : 0);
+      } else {
+        wgmma::mma_m64n64k16_ss(s_acc, desc_q, desc_k, kk > 0 ? 1 : 0);
+      }
     }
     wgmma::commit();
 #pragma unroll
-    for (int i = 0; i < 64; ++i) wgmma::fence_operand(s_acc[i]);
+    for (int i = 0; i < kSAcc; ++i) wgmma::fence_operand(s_acc[i]);
   };
   auto issue_pv = [&](int it) {
     const uint32_t v_addr = v_tile(it % kStages);
 #pragma unroll
-    for (int kk = 0; kk < 8; ++kk) {
+    for (int kk = 0; kk < kPSteps; ++kk) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) wgmma::fence_operand(pa[kk][i]);
     }
@@ -279,7 +325,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
       // 16 keys = two 8-row atoms; head dims span D / 64 column blocks (LBO apart).
       const uint64_t desc_v = wgmma::make_desc_sw128(v_addr + kk * 16 * 128, kBlockN * 128, 1024);
-      if constexpr (D == 128) {
+      if constexpr (D == 256) {
+        wgmma::mma_m64n256k16_rs_tnspb(o, pa[kk], desc_v);
+      } else if constexpr (D == 128) {
         wgmma::mma_m64n128k16_rs_tnspb(o, pa[kk], desc_v);
       } else {
         wgmma::mma_m64n64k16_rs_tnspb(o, pa[kk], desc_v);
@@ -294,6 +342,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   // scores; exp2 works on score · scale · log2(e) − max · scale · log2(e), one FFMA per element.
   auto softmax = [&](int tile, float (&correction)[2]) {
     const int key0 = tile * kBlockN;
+    if (capped) {
+#pragma unroll
+      for (int i = 0; i < kSAcc; ++i) s_acc[i] = cap_raw * tanhf(s_acc[i] * scale_over_cap);
+    }
     if constexpr (kSelected) {
       // The tile's 128 bits of each row (four words, two 8-byte loads: rows are an even number of words).
       uint32_t w[2][4];
@@ -323,7 +375,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                            key0 + kBlockN > kv_end);
     if (need_mask) {
 #pragma unroll
-      for (int j = 0; j < 16; ++j) {
+      for (int j = 0; j < kBlockN / 8; ++j) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int key = key0 + 8 * j + 2 * t + (e & 1);
@@ -338,7 +390,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int r = 0; r < 2; ++r) {
       float tile_max = -INFINITY;
 #pragma unroll
-      for (int j = 0; j < 16; ++j) tile_max = fmaxf(tile_max, fmaxf(s_acc[4 * j + 2 * r], s_acc[4 * j + 2 * r + 1]));
+      for (int j = 0; j < kBlockN / 8; ++j) {
+        tile_max = fmaxf(tile_max, fmaxf(s_acc[4 * j + 2 * r], s_acc[4 * j + 2 * r + 1]));
+      }
       tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
       tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
       const float new_max = fmaxf(row_max[r], tile_max);
@@ -348,7 +402,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       row_max[r] = new_max;
       float sum = 0.0f;
 #pragma unroll
-      for (int j = 0; j < 16; ++j) {
+      for (int j = 0; j < kBlockN / 8; ++j) {
         s_acc[4 * j + 2 * r] = fast_exp2(fmaf(s_acc[4 * j + 2 * r], scale_log2, -max_scaled));
         s_acc[4 * j + 2 * r + 1] = fast_exp2(fmaf(s_acc[4 * j + 2 * r + 1], scale_log2, -max_scaled));
         sum += s_acc[4 * j + 2 * r] + s_acc[4 * j + 2 * r + 1];
@@ -358,7 +412,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   };
   auto pack_p = [&] {
 #pragma unroll
-    for (int kk = 0; kk < 8; ++kk) {
+    for (int kk = 0; kk < kPSteps; ++kk) {
       pa[kk][0] = pack_bf16x2(s_acc[8 * kk + 0], s_acc[8 * kk + 1]);
       pa[kk][1] = pack_bf16x2(s_acc[8 * kk + 2], s_acc[8 * kk + 3]);
       pa[kk][2] = pack_bf16x2(s_acc[8 * kk + 4], s_acc[8 * kk + 5]);
@@ -375,7 +429,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     pass_turn();
     wgmma::wait<0>();
 #pragma unroll
-    for (int i = 0; i < 64; ++i) wgmma::fence_operand(s_acc[i]);
+    for (int i = 0; i < kSAcc; ++i) wgmma::fence_operand(s_acc[i]);
     float correction[2];
     softmax(tile_begin, correction);  // O is still zero: nothing to rescale
     pack_p();
@@ -390,7 +444,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     pass_turn();
     wgmma::wait<1>();  // S(it) retired; P·V(prev) may still run under the softmax
 #pragma unroll
-    for (int i = 0; i < 64; ++i) wgmma::fence_operand(s_acc[i]);
+    for (int i = 0; i < kSAcc; ++i) wgmma::fence_operand(s_acc[i]);
     float correction[2];
     softmax(tile_begin + it, correction);
     wgmma::wait<0>();
@@ -429,9 +483,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
     const int row = wg_row0 + warp_in_wg * 16 + g + 8 * r;
     if (row < rows_here) {
-      __nv_bfloat16* dst = out + (static_cast<int64_t>(q_begin + m0 + row) * p.num_q_heads + head) * D;
+      __nv_bfloat16* dst = out + (static_cast<int64_t>(q_begin + m0 + row) * p.num_q_heads + head) * hd;
 #pragma unroll
       for (int j = 0; j < D / 8; ++j) {
+        if (8 * j >= hd) break;
         *reinterpret_cast<__nv_bfloat162*>(dst + 8 * j + 2 * t) =
             __floats2bfloat162_rn(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
       }
@@ -493,10 +548,15 @@ cudaError_t launch_for_dim(const FlashPrefillParams& p, const PrefillSelection& 
   if (attribute_status != cudaSuccess) return attribute_status;
   alignas(64) CUtensorMap k_map;
   alignas(64) CUtensorMap v_map;
-  cudaError_t status = make_pool_map(p.k_cache, p.num_kv_heads, D, &k_map);
-  if (status != cudaSuccess) return status;
-  status = make_pool_map(p.v_cache, p.num_kv_heads, D, &v_map);
-  if (status != cudaSuccess) return status;
+  if (p.head_dim == D) {  // the kernel uses the maps only then (whole tiles by TMA)
+    cudaError_t status = make_pool_map(p.k_cache, p.num_kv_heads, D, &k_map);
+    if (status != cudaSuccess) return status;
+    status = make_pool_map(p.v_cache, p.num_kv_heads, D, &v_map);
+    if (status != cudaSuccess) return status;
+  } else {
+    k_map = CUtensorMap{};
+    v_map = CUtensorMap{};
+  }
   const dim3 grid((p.max_query_len + kBlockM - 1) / kBlockM, p.num_q_heads, p.num_seqs);
   flash_prefill_sm90_kernel<D, kSelected><<<grid, kThreads, kSmem, stream>>>(p, k_map, v_map, sel);
   return cudaGetLastError();
@@ -506,9 +566,11 @@ cudaError_t launch_for_dim(const FlashPrefillParams& p, const PrefillSelection& 
 
 cudaError_t launch_flash_prefill_sm90(const FlashPrefillParams& p, cudaStream_t stream) {
   if (p.num_seqs == 0 || p.max_query_len == 0) return cudaSuccess;  // an empty grid is a launch error
-  switch (p.head_dim) {
+  if (p.softcap < 0.0f) return cudaErrorInvalidValue;
+  switch (attention_padded_dim(p.head_dim)) {
     case 64: return launch_for_dim<64, false>(p, PrefillSelection{}, stream);
     case 128: return launch_for_dim<128, false>(p, PrefillSelection{}, stream);
+    case 256: return launch_for_dim<256, false>(p, PrefillSelection{}, stream);
     default: return cudaErrorInvalidValue;
   }
 }
@@ -519,7 +581,7 @@ cudaError_t launch_flash_prefill_sm90_selected(const FlashPrefillParams& p, cons
   if (sel.bits == nullptr || sel.last == nullptr || sel.words_per_row <= 0 || sel.words_per_row % 4 != 0) {
     return cudaErrorInvalidValue;
   }
-  switch (p.head_dim) {
+  switch (attention_padded_dim(p.head_dim)) {
     case 64: return launch_for_dim<64, true>(p, sel, stream);
     case 128: return launch_for_dim<128, true>(p, sel, stream);
     default: return cudaErrorInvalidValue;

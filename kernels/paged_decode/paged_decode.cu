@@ -1,11 +1,17 @@
 // Paged flash-decoding for one query token per sequence.
 //
 // Block = (split, kv head, sequence), 128 threads, serving all G = Hq / Hkv query heads of the KV head
-// so each K/V page is read once per group. Pages stream through shared memory (cp.async, two
-// stages). Per page: scores for 64 tokens × G heads (thread = token × head parity), an online-softmax
-// update per head (one warp per head), then O += P·V (thread = output dim × token subset). Splits
+// so each K/V page is read once per group. Tiles of a page (64 tokens; 32 at head size 256) stream
+// through shared memory (cp.async, two stages). Per tile: scores for its tokens × G heads (thread =
+// token × head parity), an online-softmax update per head (one warp per head), then O += P·V
+// (thread = output dim × token subset). Splits
 // write normalised partial outputs and their log2-sum-exp to the workspace; a second kernel merges
 // them. Everything accumulates in fp32; K/V rows past the context are zero-filled, not trusted.
+//
+// D is the padded head size (64, 128 or 256; kernels/common/paged_kv.h): a smaller head_dim loads
+// zeros into the dims past it (q and K/V alike) and stores only its own. Windows: only pages holding
+// a key at or after the first visible one are looked up in the block table. Soft-cap
+// (params.softcap > 0): each score x = q·k · scale becomes cap · tanh(x / cap).
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -23,15 +29,24 @@ constexpr int kPage = kKvPageSize;
 constexpr int kMaxGroup = 16;  // largest query group the launcher accepts
 constexpr float kLog2e = 1.4426950408889634f;
 
-// Shared memory: two stages of (K page, V page), q [kG][D] fp32, probabilities [kG][kPage] fp32 and
-// running max / sum / correction [3][kG] fp32. After the page loop the stages hold the P·V subset
+// Keys per pipeline tile: a whole page up to 128 dims; half a page at 256, so that the two stages
+// take 64 KB as at 128 and three blocks still fit on an SM (a whole-page ring of 128 KB leaves one
+// block of four warps per SM, too few loads in flight to reach the memory bandwidth).
+template <int D>
+constexpr int decode_tile_keys() {
+  return D <= 128 ? kPage : kPage / 2;
+}
+
+// Shared memory: two stages of (K tile, V tile), q [kG][D] fp32, probabilities [kG][kTile] fp32 and
+// running max / sum / correction [3][kG] fp32. After the tile loop the stages hold the P·V subset
 // merge [kThreads][2·kG] fp32 instead.
 template <int D, int kG>
 struct DecodeSmem {
-  static constexpr int kTileBytes = kPage * D * 2;
+  static constexpr int kTile = decode_tile_keys<D>();
+  static constexpr int kTileBytes = kTile * D * 2;
   static constexpr int kStageBytes = 2 * kTileBytes;  // K then V
   static constexpr int kKvBytes = 2 * kStageBytes;
-  static constexpr int kTotalBytes = kKvBytes + kG * D * 4 + kG * kPage * 4 + 3 * kG * 4;
+  static constexpr int kTotalBytes = kKvBytes + kG * D * 4 + kG * kTile * 4 + 3 * kG * 4;
   static_assert(kThreads * 2 * kG * 4 <= kKvBytes, "the merge area must fit in the KV stages");
 };
 
@@ -48,20 +63,24 @@ __host__ __device__ inline Workspace carve_workspace(void* base, int num_seqs, i
   return ws;
 }
 
-template <int D>
-__device__ __forceinline__ void load_page(const PagedAttentionParams& p, char* stage, int page, int token0,
+// Loads the kTile keys from token0 on (they lie in one page; `page` is its physical id) into a stage.
+template <int D, int kTile>
+__device__ __forceinline__ void load_tile(const PagedAttentionParams& p, char* stage, int page, int token0,
                                           int valid_begin, int valid_end, int kv_head) {
   constexpr int kChunks = D / 8;
+  const int hd = p.head_dim;
   const auto* k_base = static_cast<const __nv_bfloat16*>(p.k_cache);
   const auto* v_base = static_cast<const __nv_bfloat16*>(p.v_cache);
   char* k_smem = stage;
-  char* v_smem = stage + kPage * D * 2;
-  for (int idx = threadIdx.x; idx < kPage * kChunks; idx += kThreads) {
+  char* v_smem = stage + kTile * D * 2;
+  const int page_row0 = token0 % kPage;
+  for (int idx = threadIdx.x; idx < kTile * kChunks; idx += kThreads) {
     const int row = idx / kChunks;
     const int chunk = idx % kChunks;
     const int token = token0 + row;
-    const bool valid = token >= valid_begin && token < valid_end;
-    const int64_t offset = ((static_cast<int64_t>(page) * kPage + row) * p.num_kv_heads + kv_head) * D + chunk * 8;
+    const bool valid = token >= valid_begin && token < valid_end && chunk * 8 < hd;
+    const int64_t offset =
+        ((static_cast<int64_t>(page) * kPage + page_row0 + row) * p.num_kv_heads + kv_head) * hd + chunk * 8;
     // K rows are swizzled (chunk ^ row % 8): score threads read whole rows, one row per lane.
     cp_async_16_zfill(k_smem + row * D * 2 + ((chunk ^ (row & 7)) << 4), valid ? k_base + offset : k_base, valid);
     // V rows stay plain: P·V threads read a pair of dims across rows.
@@ -74,6 +93,8 @@ __device__ __forceinline__ void load_page(const PagedAttentionParams& p, char* s
 template <int D, int kG>
 __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParams params) {
   using Layout = DecodeSmem<D, kG>;
+  constexpr int kTile = Layout::kTile;
+  constexpr int kTilesPerPage = kPage / kTile;
   const PagedAttentionParams& p = params.attn;
   extern __shared__ __align__(128) char smem[];
   const int split = blockIdx.x;
@@ -97,36 +118,48 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
   const int* block_table = p.block_tables + static_cast<int64_t>(seq) * p.max_pages_per_seq;
 
   float* q_smem = reinterpret_cast<float*>(smem + Layout::kKvBytes);  // [kG][D], pre-scaled
-  float* s_smem = q_smem + kG * D;                                    // [kG][kPage]
-  float* m_smem = s_smem + kG * kPage;                                // [kG]
+  float* s_smem = q_smem + kG * D;                                    // [kG][kTile]
+  float* m_smem = s_smem + kG * kTile;                                // [kG]
   float* l_smem = m_smem + kG;
   float* c_smem = l_smem + kG;
-  float* merge_smem = reinterpret_cast<float*>(smem);  // [kThreads][2 kG], after the page loop
+  float* merge_smem = reinterpret_cast<float*>(smem);  // [kThreads][2 kG], after the tile loop
 
-  if (my_begin < my_end) {
-    load_page<D>(p, smem, block_table[my_begin], my_begin * kPage, kv_begin, ctx, kv_head);
+  // This split's tiles; the pages are looked up per tile, and only pages from page_begin on, which
+  // hold a visible key, ever are.
+  const int tile_begin = my_begin * kTilesPerPage;
+  const int tile_end = my_end * kTilesPerPage;
+  if (tile_begin < tile_end) {
+    load_tile<D, kTile>(p, smem, block_table[my_begin], tile_begin * kTile, kv_begin, ctx, kv_head);
   }
   cp_async_commit();
 
   const float scale_log2 = p.scale * kLog2e;
-  const auto* q = static_cast<const __nv_bfloat16*>(p.q) + (static_cast<int64_t>(q_row) * p.num_q_heads + head0) * D;
+  // Soft-cap on the log2-scaled scores d = x · log2(e): d -> cap · log2(e) · tanh(d / (cap · log2(e))).
+  const bool capped = p.softcap > 0.0f;
+  const float cap_log2 = capped ? p.softcap * kLog2e : 0.0f;
+  const float inv_cap_log2 = capped ? 1.0f / cap_log2 : 0.0f;
+  const int hd = p.head_dim;
+  const auto* q = static_cast<const __nv_bfloat16*>(p.q) + (static_cast<int64_t>(q_row) * p.num_q_heads + head0) * hd;
   for (int i = threadIdx.x; i < kG * D; i += kThreads) {
-    q_smem[i] = i < group * D ? __bfloat162float(q[i]) * scale_log2 : 0.0f;
+    const int g = i / D, dim = i % D;
+    q_smem[i] = g < group && dim < hd ? __bfloat162float(q[g * hd + dim]) * scale_log2 : 0.0f;
   }
   if (threadIdx.x < kG) {
     m_smem[threadIdx.x] = -FLT_MAX;  // finite sentinel, as in flash prefill
     l_smem[threadIdx.x] = 0.0f;
   }
 
-  // Score threads: token row = tid % 64, head parity = tid / 64 (heads parity, parity + 2, ...).
-  constexpr int kScoreHeads = kG >= 2 ? kG / 2 : 1;
-  const int score_row = threadIdx.x % kPage;
-  const int parity = threadIdx.x / kPage;
-  const bool score_active = kG >= 2 || parity == 0;
+  // Score threads: token row = tid % kTile, head parity = tid / kTile (heads parity, parity +
+  // kParities, ...); with fewer heads than parities the surplus parities idle.
+  constexpr int kParities = kThreads / kTile;
+  constexpr int kScoreHeads = kG >= kParities ? kG / kParities : 1;
+  const int score_row = threadIdx.x % kTile;
+  const int parity = threadIdx.x / kTile;
+  const bool score_active = parity < kG;
   // P·V threads: a pair of dims × a contiguous range of rows.
   constexpr int kDimPairs = D / 2;
   constexpr int kSubsets = kThreads / kDimPairs;  // 2 for D = 128, 4 for D = 64
-  constexpr int kRowsPerSubset = kPage / kSubsets;
+  constexpr int kRowsPerSubset = kTile / kSubsets;
   const int dim_pair = threadIdx.x % kDimPairs;
   const int subset = threadIdx.x / kDimPairs;
   float acc[kG][2];
@@ -135,11 +168,11 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
 
   const int warp = threadIdx.x >> 5;
   const int lane = threadIdx.x & 31;
-  for (int page_idx = my_begin; page_idx < my_end; ++page_idx) {
-    const int stage = (page_idx - my_begin) & 1;
-    if (page_idx + 1 < my_end) {
-      load_page<D>(p, smem + (stage ^ 1) * Layout::kStageBytes, block_table[page_idx + 1], (page_idx + 1) * kPage,
-                   kv_begin, ctx, kv_head);
+  for (int tile = tile_begin; tile < tile_end; ++tile) {
+    const int stage = (tile - tile_begin) & 1;
+    if (tile + 1 < tile_end) {
+      load_tile<D, kTile>(p, smem + (stage ^ 1) * Layout::kStageBytes, block_table[(tile + 1) / kTilesPerPage],
+                          (tile + 1) * kTile, kv_begin, ctx, kv_head);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -148,7 +181,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
     __syncthreads();
     const char* k_smem = smem + stage * Layout::kStageBytes;
     const auto* v_smem = reinterpret_cast<const __nv_bfloat162*>(k_smem + Layout::kTileBytes);
-    const int token0 = page_idx * kPage;
+    const int token0 = tile * kTile;
 
     if (score_active) {
       const int token = token0 + score_row;
@@ -162,7 +195,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
         bf16x8_to_float(*reinterpret_cast<const Bf16x8*>(k_smem + score_row * D * 2 + ((c ^ (score_row & 7)) << 4)), k);
 #pragma unroll
         for (int i = 0; i < kScoreHeads; ++i) {
-          const int g = kG >= 2 ? parity + 2 * i : 0;
+          const int g = parity + kParities * i;
           const float4 qa = *reinterpret_cast<const float4*>(q_smem + g * D + c * 8);
           const float4 qb = *reinterpret_cast<const float4*>(q_smem + g * D + c * 8 + 4);
           dot[i] = fmaf(k[0], qa.x, dot[i]);
@@ -175,25 +208,29 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
           dot[i] = fmaf(k[7], qb.w, dot[i]);
         }
       }
+      if (capped) {  // one uniform branch around the loop: the uncapped path computes no tanh
+#pragma unroll
+        for (int i = 0; i < kScoreHeads; ++i) dot[i] = cap_log2 * tanhf(dot[i] * inv_cap_log2);
+      }
 #pragma unroll
       for (int i = 0; i < kScoreHeads; ++i) {
-        const int g = kG >= 2 ? parity + 2 * i : 0;
-        s_smem[g * kPage + score_row] = visible ? dot[i] : -INFINITY;
+        const int g = parity + kParities * i;
+        s_smem[g * kTile + score_row] = visible ? dot[i] : -INFINITY;
       }
     }
     __syncthreads();
 
     // Softmax update: one warp per head.
     for (int g = warp; g < kG; g += kThreads / 32) {
-      const float s0 = s_smem[g * kPage + lane];
-      const float s1 = s_smem[g * kPage + lane + 32];
+      const float s0 = s_smem[g * kTile + lane];
+      const float s1 = kTile == 64 ? s_smem[g * kTile + lane + 32] : -INFINITY;
       const float tile_max = warp_max(fmaxf(s0, s1));
       const float old_max = m_smem[g];
       const float new_max = fmaxf(old_max, tile_max);
       const float p0 = fast_exp2(s0 - new_max);
       const float p1 = fast_exp2(s1 - new_max);
-      s_smem[g * kPage + lane] = p0;
-      s_smem[g * kPage + lane + 32] = p1;
+      s_smem[g * kTile + lane] = p0;
+      if (kTile == 64) s_smem[g * kTile + lane + 32] = p1;
       const float sum = warp_sum(p0 + p1);
       if (lane == 0) {
         const float correction = fast_exp2(old_max - new_max);
@@ -219,7 +256,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
       for (int j = 0; j < 4; ++j) v[j] = __bfloat1622float2(v_smem[(row0 + r + j) * kDimPairs + dim_pair]);
 #pragma unroll
       for (int g = 0; g < kG; ++g) {
-        const float4 pr = *reinterpret_cast<const float4*>(s_smem + g * kPage + row0 + r);
+        const float4 pr = *reinterpret_cast<const float4*>(s_smem + g * kTile + row0 + r);
         acc[g][0] = fmaf(pr.x, v[0].x, acc[g][0]);
         acc[g][1] = fmaf(pr.x, v[0].y, acc[g][1]);
         acc[g][0] = fmaf(pr.y, v[1].x, acc[g][0]);
@@ -233,7 +270,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
     __syncthreads();  // the next prefetch overwrites this stage; the next scores overwrite s_smem
   }
 
-  // Merge the row subsets, then normalise and store (or write the split's partial result). The page
+  // Merge the row subsets, then normalise and store (or write the split's partial result). The tile
   // loop ended with a barrier and no copies in flight, so the stages are free.
 #pragma unroll
   for (int g = 0; g < kG; ++g) {
@@ -250,8 +287,9 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
       acc[g][1] += src[2 * g + 1];
     }
   }
-  const Workspace ws = carve_workspace(params.workspace, p.num_seqs, p.num_q_heads, D, params.num_splits);
+  const Workspace ws = carve_workspace(params.workspace, p.num_seqs, p.num_q_heads, hd, params.num_splits);
   const int dim = 2 * dim_pair;
+  if (dim >= hd) return;  // padded dims
 #pragma unroll
   for (int g = 0; g < kG; ++g) {
     if (g >= group) break;
@@ -259,24 +297,27 @@ __global__ void __launch_bounds__(kThreads) paged_decode_kernel(PagedDecodeParam
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
     const int head = head0 + g;
     if (params.num_splits == 1) {
-      auto* out = static_cast<__nv_bfloat16*>(p.out) + (static_cast<int64_t>(q_row) * p.num_q_heads + head) * D;
+      auto* out = static_cast<__nv_bfloat16*>(p.out) + (static_cast<int64_t>(q_row) * p.num_q_heads + head) * hd;
       *reinterpret_cast<__nv_bfloat162*>(out + dim) = __floats2bfloat162_rn(acc[g][0] * inv, acc[g][1] * inv);
     } else {
       const int64_t slot = (static_cast<int64_t>(seq) * p.num_q_heads + head) * params.num_splits + split;
-      *reinterpret_cast<float2*>(ws.o + slot * D + dim) = make_float2(acc[g][0] * inv, acc[g][1] * inv);
+      *reinterpret_cast<float2*>(ws.o + slot * hd + dim) = make_float2(acc[g][0] * inv, acc[g][1] * inv);
       if (dim == 0) ws.lse[slot] = sum > 0.0f ? m_smem[g] + __log2f(sum) : -INFINITY;
     }
   }
 }
 
 // Merges the splits of one (sequence, query head): out = Σ w_i o_i / Σ w_i, w_i = 2^(lse_i − max lse).
+// One thread per dim of head_dim (the block has the padded size's threads; the rest exit).
 template <int D>
 __global__ void __launch_bounds__(D) decode_combine_kernel(PagedDecodeParams params) {
   const PagedAttentionParams& p = params.attn;
   const int head = blockIdx.x;
   const int seq = blockIdx.y;
   const int dim = threadIdx.x;
-  const Workspace ws = carve_workspace(params.workspace, p.num_seqs, p.num_q_heads, D, params.num_splits);
+  const int hd = p.head_dim;
+  if (dim >= hd) return;
+  const Workspace ws = carve_workspace(params.workspace, p.num_seqs, p.num_q_heads, hd, params.num_splits);
   const int64_t base = (static_cast<int64_t>(seq) * p.num_q_heads + head) * params.num_splits;
   // The splits the decode kernel ran for this sequence (the same arithmetic as there).
   const int ctx = p.context_lens[seq];
@@ -290,11 +331,11 @@ __global__ void __launch_bounds__(D) decode_combine_kernel(PagedDecodeParams par
     const float lse = ws.lse[base + i];
     if (lse == -INFINITY) continue;  // empty split: its o was never written
     const float w = exp2f(lse - max_lse);
-    num += w * ws.o[(base + i) * D + dim];
+    num += w * ws.o[(base + i) * hd + dim];
     den += w;
   }
   const int q_row = p.query_start[seq];
-  static_cast<__nv_bfloat16*>(p.out)[(static_cast<int64_t>(q_row) * p.num_q_heads + head) * D + dim] =
+  static_cast<__nv_bfloat16*>(p.out)[(static_cast<int64_t>(q_row) * p.num_q_heads + head) * hd + dim] =
       __float2bfloat16(den > 0.0f ? num / den : 0.0f);
 }
 
@@ -355,12 +396,13 @@ cudaError_t launch_paged_decode(const PagedDecodeParams& params, cudaStream_t st
   if (p.num_seqs == 0) return cudaSuccess;
   if (p.num_seqs < 0 || p.num_seqs > 65535 || p.num_q_heads <= 0 || p.num_kv_heads <= 0 ||
       p.num_kv_heads > 65535 || p.num_q_heads % p.num_kv_heads != 0 || p.num_q_heads / p.num_kv_heads > kMaxGroup ||
-      params.num_splits < 1 || (params.num_splits > 1 && params.workspace == nullptr)) {
+      params.num_splits < 1 || (params.num_splits > 1 && params.workspace == nullptr) || p.softcap < 0.0f) {
     return cudaErrorInvalidValue;
   }
-  switch (p.head_dim) {
+  switch (attention_padded_dim(p.head_dim)) {
     case 64: return launch_for_dim<64>(params, stream);
     case 128: return launch_for_dim<128>(params, stream);
+    case 256: return launch_for_dim<256>(params, stream);
     default: return cudaErrorInvalidValue;
   }
 }

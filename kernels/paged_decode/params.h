@@ -33,7 +33,8 @@ int choose_decode_splits(int num_seqs, int num_kv_heads, int max_context_len, in
 
 size_t decode_workspace_bytes(int num_seqs, int num_q_heads, int head_dim, int num_splits);
 
-// head_dim 64 or 128, num_q_heads / num_kv_heads <= 16 (cudaErrorInvalidValue otherwise).
+// Any head_dim with attention_padded_dim(head_dim) != 0 (kernels/common/paged_kv.h), num_q_heads /
+// num_kv_heads <= 16, softcap >= 0 (cudaErrorInvalidValue otherwise).
 cudaError_t launch_paged_decode(const PagedDecodeParams& params, cudaStream_t stream);
 
 }  // namespace longbow::kernels

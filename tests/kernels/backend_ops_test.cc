@@ -348,14 +348,34 @@ TEST_F(BackendOpsTest, AppendKv) {
 
 struct SeqSpec {
   int q_len;
-  int ctx;
+  int ctx;  // 0 (with q_len 1): a graph batch's padding row, block-table row all -1
+};
+
+// Per-call attention settings beyond the shapes.
+struct AttnOptions {
+  int window = 0;
+  float softcap = 0.0f;
+  float scale = 0.0f;  // 0: 1 / sqrt(D)
+  // Entries behind the window. false: the pages the engine releases (window_pages.h: whole pairs
+  // before the first query's window) read kNullPage (page 0). true: every page wholly before that
+  // window (a superset, page by page) names one page whose K and V hold NaN (the readable null page
+  // of the hybrid KV cache). A kernel that uses such an entry, even to load and mask, fails.
+  bool null_page = false;
 };
 
 class PagedAttentionTest : public BackendOpsTest {
  protected:
+  double run_case(const std::vector<SeqSpec>& seqs, int hq, int hkv, int d, int window, const std::string& label) {
+    AttnOptions options;
+    options.window = window;
+    return run_case(seqs, hq, hkv, d, options, label);
+  }
+
   // Builds a shuffled page pool whose unused slots hold NaN on both sides, runs both backends and
   // compares. Returns the error.
-  double run_case(const std::vector<SeqSpec>& seqs, int hq, int hkv, int d, int window, const std::string& label) {
+  double run_case(const std::vector<SeqSpec>& seqs, int hq, int hkv, int d, const AttnOptions& options,
+                  const std::string& label) {
+    const int window = options.window;
     const int num_seqs = static_cast<int>(seqs.size());
     int max_q = 0, max_ctx = 0, total_q = 0, total_pages = 0;
     for (const auto& s : seqs) {
@@ -364,7 +384,7 @@ class PagedAttentionTest : public BackendOpsTest {
       total_q += s.q_len;
       total_pages += (s.ctx + 63) / 64;
     }
-    const int pool_pages = total_pages + 3;
+    const int pool_pages = total_pages + 3;  // the 3 spare pages stay NaN: the last one is the null page
     const int max_pages = (max_ctx + 63) / 64 + 1;
     std::vector<int32_t> page_ids(static_cast<size_t>(pool_pages));
     std::iota(page_ids.begin(), page_ids.end(), 0);
@@ -389,11 +409,17 @@ class PagedAttentionTest : public BackendOpsTest {
       query_start.push_back(query_start.back() + seqs[s].q_len);
       ctx_lens.push_back(seqs[s].ctx);
     }
-    // With a window, the pages the engine releases behind it (window_pages.h) read as the null
-    // page 0 on both backends: whatever a kernel loads from there, the window must mask it.
+    // With a window, entries behind it point at a page: the engine's null page 0 (kNullPage), or with
+    // AttnOptions::null_page a page filled with NaN, so that a kernel that lets such a page reach the
+    // output fails. The CPU reference accepts any valid id anywhere.
+    const int32_t null_page = page_ids[static_cast<size_t>(pool_pages - 1)];
     for (int s = 0; s < num_seqs && window > 0; ++s) {
-      const int64_t released = pages_behind_window(seqs[s].ctx - seqs[s].q_len, window, 64);
-      for (int64_t b = 0; b < released; ++b) table[static_cast<size_t>(s) * max_pages + b] = kNullPage;
+      const int64_t first_query = int64_t{seqs[s].ctx} - seqs[s].q_len;
+      const int64_t released = options.null_page ? std::max<int64_t>(0, first_query - window + 1) / 64
+                                                 : pages_behind_window(first_query, window, 64);
+      for (int64_t b = 0; b < released; ++b) {
+        table[static_cast<size_t>(s) * max_pages + b] = options.null_page ? null_page : kNullPage;
+      }
     }
     // q in [-2, 2] so that softmax rows are far from uniform.
     Pair q = random_floats({total_q, hq, d}, -2.0f, 2.0f);
@@ -415,8 +441,9 @@ class PagedAttentionTest : public BackendOpsTest {
       a.out = dev ? out.dev : out.ref;
       a.max_query_len = max_q;
       a.max_context_len = max_ctx;
-      a.scale = 1.0f / std::sqrt(static_cast<float>(d));
+      a.scale = options.scale > 0.0f ? options.scale : 1.0f / std::sqrt(static_cast<float>(d));
       a.sliding_window = window;
+      a.softcap = options.softcap;
       return a;
     };
     check(cpu_->paged_attention(args_for(false)));
@@ -425,8 +452,15 @@ class PagedAttentionTest : public BackendOpsTest {
   }
 
   static std::string describe(const std::vector<SeqSpec>& seqs, int hq, int hkv, int d, int window) {
+    AttnOptions options;
+    options.window = window;
+    return describe(seqs, hq, hkv, d, options);
+  }
+  static std::string describe(const std::vector<SeqSpec>& seqs, int hq, int hkv, int d, const AttnOptions& o) {
     std::string s = "attn Hq=" + std::to_string(hq) + " Hkv=" + std::to_string(hkv) + " D=" + std::to_string(d);
-    if (window > 0) s += " W=" + std::to_string(window);
+    if (o.window > 0) s += " W=" + std::to_string(o.window) + (o.null_page ? " null-page" : "");
+    if (o.softcap > 0.0f) s += " cap=" + std::to_string(o.softcap).substr(0, 4);
+    if (o.scale > 0.0f) s += " scale=" + std::to_string(o.scale).substr(0, 5);
     s += " seqs(q/ctx)=";
     for (size_t i = 0; i < seqs.size() && i < 4; ++i) {
       s += (i ? "," : "") + std::to_string(seqs[i].q_len) + "/" + std::to_string(seqs[i].ctx);
@@ -497,6 +531,175 @@ TEST_F(PagedAttentionTest, SlidingWindow) {
   }
 }
 
+// Every head size: 64, 128 and 256 run their own kernel instances, the others the next one up with
+// zero-padded dims (kernels/common/paged_kv.h); 72 and 248 are odd multiples of 8 on either side.
+// Prefill: chunks over cached prefixes, whole prompts on and beside the tile boundaries, a padding
+// row of context 0; decode: short and split-KV contexts with a padding row. GQA groups 4 and 3.
+TEST_F(PagedAttentionTest, EveryHeadDim) {
+  for (int d : {16, 32, 48, 64, 72, 80, 96, 128, 192, 248, 256}) {
+    const std::vector<SeqSpec> prefill{{97, 300}, {63, 63}, {1, 97}, {130, 400}, {128, 256}, {1, 0}, {129, 129}};
+    run_case(prefill, 8, 2, d, 0, describe(prefill, 8, 2, d, 0));
+    const std::vector<SeqSpec> decode{{1, 1}, {1, 63}, {1, 4097}, {1, 0}, {1, 700}, {1, 129}};
+    run_case(decode, 12, 4, d, 0, describe(decode, 12, 4, d, 0));
+  }
+}
+
+// Sliding windows at each kernel size and a padded one, with the pages before the window released
+// as -1 or as a NaN-filled null page.
+TEST_F(PagedAttentionTest, SlidingWindowEveryKernel) {
+  for (int d : {64, 128, 256, 80}) {
+    for (bool null_page : {false, true}) {
+      for (int window : {1, 100, 300}) {
+        AttnOptions o;
+        o.window = window;
+        o.null_page = null_page;
+        const std::vector<SeqSpec> prefill{{300, 300}, {97, 700}, {1, 400}, {200, 1000}};
+        run_case(prefill, 8, 2, d, o, describe(prefill, 8, 2, d, o));
+        const std::vector<SeqSpec> decode{{1, 1}, {1, 97}, {1, 4097}, {1, 0}, {1, 1000}};
+        run_case(decode, 8, 2, d, o, describe(decode, 8, 2, d, o));
+      }
+    }
+  }
+}
+
+// Gemma 2's logit soft-cap, with a softmax scale other than 1/sqrt(D) (Gemma's query_pre_attn_scalar)
+// and with a window; caps small enough that tanh bends most scores.
+TEST_F(PagedAttentionTest, SoftcapAndScale) {
+  for (int d : {128, 256, 64, 48}) {
+    for (float cap : {1.0f, 5.0f}) {
+      for (int window : {0, 150}) {
+        AttnOptions o;
+        o.softcap = cap;
+        o.scale = 0.3f;
+        o.window = window;
+        const std::vector<SeqSpec> prefill{{300, 300}, {97, 500}, {1, 64}, {129, 257}};
+        run_case(prefill, 8, 4, d, o, describe(prefill, 8, 4, d, o));
+        const std::vector<SeqSpec> decode{{1, 1}, {1, 97}, {1, 4097}, {1, 0}, {1, 20000}};
+        run_case(decode, 8, 4, d, o, describe(decode, 8, 4, d, o));
+      }
+    }
+  }
+}
+
+// Head sizes with no kernel are refused with the supported set, never launched.
+TEST_F(PagedAttentionTest, RejectsUnsupportedHeadDim) {
+  for (int d : {4, 36, 264}) {
+    Tensor q = must(cuda_->allocate(DType::kBF16, {1, 2, d}));
+    Tensor kc = must(cuda_->allocate(DType::kBF16, {1, 64, 2, d}));
+    Tensor vc = must(cuda_->allocate(DType::kBF16, {1, 64, 2, d}));
+    Tensor out = must(cuda_->allocate(DType::kBF16, {1, 2, d}));
+    Pair qs = ints({2}, {0, 1});
+    Pair cl = ints({1}, {1});
+    Pair bt = ints({1, 1}, {0});
+    PagedAttentionArgs a;
+    a.q = q;
+    a.k_cache = kc;
+    a.v_cache = vc;
+    a.query_start = qs.dev;
+    a.context_lens = cl.dev;
+    a.block_tables = bt.dev;
+    a.out = out;
+    a.max_query_len = 1;
+    a.max_context_len = 1;
+    a.scale = 0.5f;
+    Status s = cuda_->paged_attention(a);
+    EXPECT_EQ(s.code(), StatusCode::kUnimplemented) << d << ": " << s.to_string();
+    EXPECT_NE(s.message().find("multiples of 8 from 8 to 256"), std::string::npos) << s.message();
+  }
+}
+
+// GELU-tanh (Gemma) and exact GELU (ModernBERT) gates next to SiLU, on both the 16-byte path and
+// the scalar one (an inner size that is not a multiple of 8).
+TEST_F(BackendOpsTest, GatedActivations) {
+  const std::pair<Activation, const char*> acts[] = {
+      {Activation::kSilu, "silu"}, {Activation::kGeluTanh, "gelu_tanh"}, {Activation::kGelu, "gelu"}};
+  for (const auto& [act, name] : acts) {
+    for (int tokens : kLengths) {
+      for (int inter : {1024, 77}) {
+        Pair gate = random_floats({tokens, inter}, -6.0f, 6.0f);
+        Pair up = random_floats({tokens, inter}, -2.0f, 2.0f);
+        Pair out = outputs({tokens, inter});
+        check(cpu_->gated_activation(act, gate.ref, up.ref, out.ref));
+        check(cuda_->gated_activation(act, gate.dev, up.dev, out.dev));
+        // fp32 arithmetic, one bf16 rounding of the output.
+        expect_close(out, kOneRounding,
+                     std::string("gated_activation ") + name + " T=" + std::to_string(tokens) +
+                         " I=" + std::to_string(inter));
+      }
+    }
+  }
+}
+
+TEST_F(BackendOpsTest, LayerNorm) {
+  for (int rows : kLengths) {
+    for (int cols : {768, 100}) {
+      for (bool with_bias : {false, true}) {
+        // An offset mean, so that a one-pass variance formula would lose digits.
+        Pair x = random_floats({rows, cols}, 2.0f, 6.0f);
+        Pair w = random_floats({cols}, 0.5f, 1.5f);
+        Pair b = with_bias ? random_floats({cols}, -0.5f, 0.5f) : Pair{};
+        Pair out = outputs({rows, cols});
+        check(cpu_->layer_norm(x.ref, w.ref, b.ref, 1e-5f, out.ref));
+        check(cuda_->layer_norm(x.dev, w.dev, b.dev, 1e-5f, out.dev));
+        expect_close(out, kOneRounding,
+                     "layer_norm R=" + std::to_string(rows) + " C=" + std::to_string(cols) + (with_bias ? " bias" : ""));
+      }
+    }
+  }
+}
+
+TEST_F(BackendOpsTest, AddLayerNorm) {
+  for (int rows : kLengths) {
+    for (int cols : {768, 100}) {
+      for (bool with_bias : {false, true}) {
+        Pair residual = random_floats({rows, cols}, -3.0f, 3.0f);
+        Pair delta = random_floats({rows, cols}, -1.0f, 1.0f);
+        Pair w = random_floats({cols}, 0.5f, 1.5f);
+        Pair b = with_bias ? random_floats({cols}, -0.5f, 0.5f) : Pair{};
+        Pair out = outputs({rows, cols});
+        check(cpu_->add_layer_norm(residual.ref, delta.ref, w.ref, b.ref, 1e-5f, out.ref));
+        check(cuda_->add_layer_norm(residual.dev, delta.dev, w.dev, b.dev, 1e-5f, out.dev));
+        const std::string size =
+            " R=" + std::to_string(rows) + " C=" + std::to_string(cols) + (with_bias ? " bias" : "");
+        // As add_rms_norm: the residual rounded once, the output normalised from it and rounded again.
+        expect_close(residual, kOneRounding, "add_layer_norm residual" + size);
+        expect_close(out, 2 * kOneRounding, "add_layer_norm out" + size);
+      }
+    }
+  }
+}
+
+// In-place scale and soft-cap on bf16 (one rounding) and f32 (fp32 arithmetic: tanhf and the
+// product against the CPU's double, a few ulps).
+TEST_F(BackendOpsTest, ScaleAndSoftcap) {
+  for (int64_t n : {1, 63, 4097, 100003}) {
+    for (bool f32 : {false, true}) {
+      for (bool cap : {false, true}) {
+        const std::vector<float> values = random_values(static_cast<size_t>(n), -60.0f, 60.0f);
+        Pair x;
+        x.ref = must(cpu_->allocate(DType::kF32, {n}));
+        x.dev = must(cuda_->allocate(f32 ? DType::kF32 : DType::kBF16, {n}));
+        check(cpu_->upload(values.data(), x.ref));
+        check(cuda_->upload_converted(values.data(), DType::kF32, n, x.dev));
+        if (cap) {
+          check(cpu_->softcap(x.ref, 30.0f));
+          check(cuda_->softcap(x.dev, 30.0f));
+        } else {
+          check(cpu_->scale(x.ref, 7.0f / 3.0f));
+          check(cuda_->scale(x.dev, 7.0f / 3.0f));
+        }
+        expect_close(x, f32 ? 1e-6 : kOneRounding,
+                     std::string(cap ? "softcap 30" : "scale 7/3") + " n=" + std::to_string(n) +
+                         (f32 ? " f32" : " bf16"));
+      }
+    }
+  }
+  Tensor ints_t = must(cuda_->allocate(DType::kI32, {4}));
+  EXPECT_EQ(cuda_->scale(ints_t, 2.0f).code(), StatusCode::kInvalidArgument);
+  Tensor x = must(cuda_->allocate(DType::kBF16, {4}));
+  EXPECT_EQ(cuda_->softcap(x, 0.0f).code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(BackendOpsTest, RejectsBadShapes) {
   Tensor x = must(cuda_->allocate(DType::kBF16, {4, 8}));
   Tensor w = must(cuda_->allocate(DType::kBF16, {8}));
@@ -511,16 +714,18 @@ TEST_F(BackendOpsTest, RejectsBadShapes) {
 
 TEST_F(BackendOpsTest, CheckSupportedNamesHeadDim) {
   ModelConfig config;
-  config.head_dim = 96;
+  config.head_dim = 100;
   config.num_attention_heads = 8;
   config.num_key_value_heads = 8;
-  config.rope.rotary_dim = 96;
+  config.rope.rotary_dim = 100;
   Status s = cuda_->check_supported(config);
   EXPECT_EQ(s.code(), StatusCode::kUnimplemented);
-  EXPECT_NE(s.message().find("head_dim 96"), std::string::npos) << s.message();
-  config.head_dim = 128;
-  config.rope.rotary_dim = 128;
-  EXPECT_TRUE(cuda_->check_supported(config).ok());
+  EXPECT_NE(s.message().find("head_dim 100"), std::string::npos) << s.message();
+  for (int d : {16, 96, 128, 256}) {
+    config.head_dim = d;
+    config.rope.rotary_dim = d;
+    EXPECT_TRUE(cuda_->check_supported(config).ok()) << d;
+  }
 }
 
 }  // namespace

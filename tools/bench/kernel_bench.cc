@@ -2,8 +2,11 @@
 // TFLOP/s and paged decode µs per layer. Writes one JSON document (argv[1], default
 // kernel_bench.json) and prints a table.
 //
-//   kernel_bench OUT.json [--quick | --prefill | --prefill-only]
+//   kernel_bench OUT.json [--quick | --prefill | --prefill-only | --attention] [--head-dim 256]
 //   --prefill: the prefill table alone (every N, every variant), for short GPU runs.
+//   --attention: the prefill and decode tables (no copy/GEMM ceilings).
+//   --head-dim 256: the attention tables at head_dim 256 with Hq=16, Hkv=8 (Gemma-2-9B / Gemma-3-12B
+//     heads; the same prefill FLOPs as the default shape, twice its KV bytes per token).
 //
 // Shapes follow docs/benchmarks.md: causal prefill Hq=32, Hkv=8, d=128, B=1, N = 4K..128K
 // (FLOPs = 2·Hq·N²·d); decode q_len 1, same heads, context 4K/32K/128K, B = 1/8/32. K/V live in
@@ -133,7 +136,18 @@ int main(int argc, char** argv) {
   // --prefill-only: one N=16384 prefill per variant and nothing else (for profiling under ncu).
   const bool prefill_only = argc > 2 && std::strcmp(argv[2], "--prefill-only") == 0;
   const bool prefill_table = argc > 2 && std::strcmp(argv[2], "--prefill") == 0;
+  const bool attention_only = argc > 2 && std::strcmp(argv[2], "--attention") == 0;
   const bool skip_others = prefill_only || prefill_table;
+  int d = 128;
+  for (int i = 2; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--head-dim") == 0) d = std::atoi(argv[i + 1]);
+  }
+  if (d != 128 && d != 256) {
+    std::fprintf(stderr, "--head-dim: 128 or 256\n");
+    return 1;
+  }
+  const int hq = d == 128 ? 32 : 16, hkv = 8;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   cudaDeviceProp prop{};
   CHECK_OR_EXIT(cudaGetDeviceProperties(&prop, 0));
   const int num_sms = prop.multiProcessorCount;
@@ -142,7 +156,7 @@ int main(int argc, char** argv) {
 
   // ---- device copy bandwidth (bytes read + written) ----
   double copy_tbps = 0;
-  if (!skip_others) {
+  if (!skip_others) {  // --attention too: decode reports its fraction of the copy rate
     const size_t bytes = size_t{2} << 30;
     DeviceBuffer a(bytes), b(bytes);
     CHECK_OR_EXIT(cudaMemset(a.ptr, 1, bytes));
@@ -156,8 +170,9 @@ int main(int argc, char** argv) {
   }
 
   // ---- cuBLAS bf16 GEMM (fp32 accumulation), the rates the runtime's projections see ----
+  json += "  \"head_dim\": " + std::to_string(d) + ",\n";
   json += "  \"gemm\": [\n";
-  if (!skip_others) {
+  if (!skip_others && !attention_only) {
     cublasHandle_t handle;
     if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) return 1;
     struct Shape { int m, n, k; };
@@ -189,8 +204,6 @@ int main(int argc, char** argv) {
   }
   json += "\n  ],\n";
 
-  const int hq = 32, hkv = 8, d = 128;
-  const float scale = 1.0f / 11.313708f;
 
   // ---- flash prefill ----
   json += "  \"prefill\": [\n";
@@ -266,8 +279,8 @@ int main(int argc, char** argv) {
         char line[160];
         char check_text[48] = "";
         if (cross_check) std::snprintf(check_text, sizeof(check_text), "  rel-L2 vs mma.sync %.1e", rel_l2);
-        std::snprintf(line, sizeof(line), "prefill %-9s causal N=%-6d Hq32 Hkv8 d128 %7.1f TFLOP/s  (%.3f ms)%s",
-                      variant.name, n, tflops, ms, check_text);
+        std::snprintf(line, sizeof(line), "prefill %-9s causal N=%-6d Hq%d Hkv%d d%d %7.1f TFLOP/s  (%.3f ms)%s",
+                      variant.name, n, hq, hkv, d, tflops, ms, check_text);
         table_lines.push_back(line);
       }
     }
@@ -317,8 +330,8 @@ int main(int argc, char** argv) {
         first = false;
         char line[200];
         std::snprintf(line, sizeof(line),
-                      "decode ctx=%-6d B=%-2d splits=%-3d        %8.1f us  %5.2f TB/s  %3.0f%% of copy", ctx, batch,
-                      p.num_splits, ms * 1e3, tbps, 100.0 * tbps / copy_tbps);
+                      "decode d%-3d ctx=%-6d B=%-2d splits=%-3d  %8.1f us  %5.2f TB/s  %3.0f%% of copy", d, ctx,
+                      batch, p.num_splits, ms * 1e3, tbps, 100.0 * tbps / copy_tbps);
         table_lines.push_back(line);
       }
     }

@@ -2,8 +2,8 @@
 """Peer figures for docs/benchmarks.md, measured with PyTorch on the GPU machine in the same run as
 tools/bench/kernel_bench (a reference only: nothing in longbow uses PyTorch).
 
-  python3 torch_attention_peer.py OUT.json [--quick | --prefill]
-  (--prefill: the prefill figures alone.)
+  python3 torch_attention_peer.py OUT.json [--quick | --prefill] [--head-dim 256]
+  (--prefill: the prefill figures alone; --head-dim 256: d=256 with Hq=16, Hkv=8, as kernel_bench.)
 
 Prefill: causal SDPA, B=1, Hq=32, Hkv=8 (K/V expanded to 32 heads before timing), d=128, bf16,
 with the cuDNN and the flash backends; TFLOP/s = 2*Hq*N^2*d / t.
@@ -24,9 +24,11 @@ def main():
     out_path = sys.argv[1] if len(sys.argv) > 1 else "torch_peer.json"
     quick = "--quick" in sys.argv
     prefill_alone = "--prefill" in sys.argv
-    hq, hkv, d = 32, 8, 128
+    d = int(sys.argv[sys.argv.index("--head-dim") + 1]) if "--head-dim" in sys.argv else 128
+    hq, hkv = (32, 8) if d == 128 else (16, 8)
     dev = "cuda"
-    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "prefill": [], "decode": []}
+    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "head_dim": d, "prefill": [],
+              "decode": []}
     lines = []
     for n in (4096, 16384, 65536, 131072):
         if quick and n > 16384:
@@ -41,7 +43,7 @@ def main():
                                  5 if n <= 16384 else 3, 5 if n <= 16384 else 1)
                 tflops = 2.0 * hq * n * n * d / (ms * 1e-3) / 1e12
                 result["prefill"].append({"n": n, "backend": name, "ms": ms, "tflops": tflops})
-                lines.append(f"torch sdpa {name:5s} prefill N={n:<6d}        {tflops:8.1f} TFLOP/s  ({ms:.3f} ms)")
+                lines.append(f"torch sdpa {name:5s} prefill d{d} N={n:<6d}   {tflops:8.1f} TFLOP/s  ({ms:.3f} ms)")
             except Exception as err:  # a backend may refuse a shape; record it rather than stop
                 result["prefill"].append({"n": n, "backend": name, "error": str(err)[:200]})
                 lines.append(f"torch sdpa {name:5s} prefill N={n:<6d}        failed: {str(err)[:60]}")
@@ -58,7 +60,7 @@ def main():
                 ms = time_ms(lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True), 7, 20)
                 kv_bytes = 2.0 * b * ctx * hkv * d * 2
                 result["decode"].append({"ctx": ctx, "batch": b, "us": ms * 1e3, "kv_tbps": kv_bytes / (ms * 1e-3) / 1e12})
-                lines.append(f"torch sdpa decode ctx={ctx:<6d} B={b:<2d}          {ms * 1e3:8.1f} us  "
+                lines.append(f"torch sdpa decode d{d} ctx={ctx:<6d} B={b:<2d}     {ms * 1e3:8.1f} us  "
                              f"{kv_bytes / (ms * 1e-3) / 1e12:5.2f} TB/s")
             except Exception as err:
                 result["decode"].append({"ctx": ctx, "batch": b, "error": str(err)[:200]})

@@ -5,6 +5,7 @@
 #   bundle/run_gpu_tests.sh OUTDIR [--quick]
 #   STEPS="tests parity serve bench peers dsa e2e" (the default) selects steps. Not in the default:
 #   "prefill" (only the prefill table and its torch peers: the short loop of prefill kernel work),
+#   "attn" (prefill and decode tables with their torch peers at head_dim 128 and at 256),
 #   "memcheck" (compute-sanitizer over the DSA split/graph tests), "profile" (the prefill kernel
 #   under ncu). bundle/dsa_profile_gpu.sh OUTDIR gives per-kernel DSA times under ncu.
 #
@@ -46,7 +47,9 @@ has_step() { [[ " $steps " == *" $1 "* ]]; }
 
 if has_step tests; then
   # A hang (a barrier protocol bug in a prefill kernel) must not eat the device time: a short smoke test first.
-  STEP_TIMEOUT=45 step smoke "$here/longbow_kernel_tests" --gtest_filter='PagedAttentionTest.PrefillTileBoundaries'
+  # Every prefill kernel instance (head sizes 16..256) runs in the smoke test.
+  STEP_TIMEOUT=90 step smoke "$here/longbow_kernel_tests" \
+    --gtest_filter='PagedAttentionTest.PrefillTileBoundaries:PagedAttentionTest.EveryHeadDim'
   if [[ $? == 124 ]]; then
     echo "smoke test timed out (a hung kernel): the other prefill tests are skipped" | tee -a "$log"
   else
@@ -109,6 +112,12 @@ fi
 if has_step prefill; then
   step prefill_bench "$here/longbow_kernel_bench" "$out/prefill_bench.json" --prefill
   step prefill_peers python3 "$here/peers/torch_attention_peer.py" "$out/prefill_torch_peer.json" --prefill
+fi
+if has_step attn; then  # the attention tables alone at head_dim 128 and 256, each with its torch peers
+  for d in 128 256; do
+    step "attn_bench_d$d" "$here/longbow_kernel_bench" "$out/attn_bench_d$d.json" --attention --head-dim "$d"
+    step "attn_peers_d$d" python3 "$here/peers/torch_attention_peer.py" "$out/attn_torch_peer_d$d.json" --head-dim "$d"
+  done
 fi
 if has_step dsa; then
   step dsa_bench "$here/longbow_dsa_bench" "$out/dsa_bench.json"

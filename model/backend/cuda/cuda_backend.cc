@@ -4,6 +4,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -13,7 +14,6 @@
 #include <vector>
 
 #include "common/half.h"
-#include "kernels/activation/params.h"
 #include "kernels/common/paged_kv.h"
 #include "kernels/elementwise/params.h"
 #include "kernels/flash_prefill/params.h"
@@ -25,6 +25,7 @@
 #include "model/backend/cuda/cuda_check.h"
 #include "model/backend/cuda/cuda_dsa.h"
 #include "model/backend/cuda/cuda_graph.h"
+#include "model/backend/cuda/cuda_pointwise.h"
 #include "model/backend/cuda/cuda_support.h"
 #include "model/backend/cuda/op_checks.h"
 
@@ -293,19 +294,19 @@ class CudaBackend final : public Backend {
     return cuda_status(kernels::launch_rope(p, stream_), op);
   }
 
+  // Row-wise and element-wise ops of the local/global families: model/backend/cuda/cuda_pointwise.cc.
   Status gated_activation(Activation act, const Tensor& gate, const Tensor& up, Tensor& out) override {
-    constexpr std::string_view op = "gated_activation";
-    if (act != Activation::kSilu) return unimplemented("cuda backend: gated_activation has only SiLU");
-    RETURN_IF_ERROR(check_bf16_matrix(op, "gate", gate));
-    RETURN_IF_ERROR(check_bf16(op, "up", up, {gate.dim(0), gate.dim(1)}));
-    RETURN_IF_ERROR(check_bf16(op, "out", out, {gate.dim(0), gate.dim(1)}));
-    kernels::SiluMulParams p;
-    p.gate = gate.data;
-    p.up = up.data;
-    p.out = out.data;
-    p.count = gate.numel();
-    return cuda_status(kernels::launch_silu_mul(p, stream_), op);
+    return cuda_pointwise::gated_activation(stream_, act, gate, up, out);
   }
+  Status layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& out) override {
+    return cuda_pointwise::layer_norm(stream_, x, weight, bias, eps, out);
+  }
+  Status add_layer_norm(Tensor& residual, const Tensor& delta, const Tensor& weight, const Tensor& bias, float eps,
+                        Tensor& out) override {
+    return cuda_pointwise::add_layer_norm(stream_, residual, delta, weight, bias, eps, out);
+  }
+  Status scale(Tensor& x, float factor) override { return cuda_pointwise::scale(stream_, x, factor); }
+  Status softcap(Tensor& x, float cap) override { return cuda_pointwise::softcap(stream_, x, cap); }
 
   Status append_kv(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache, Tensor& v_cache) override {
     constexpr std::string_view op = "append_kv";
@@ -329,7 +330,15 @@ class CudaBackend final : public Backend {
 
   Status paged_attention(const PagedAttentionArgs& args) override {
     constexpr std::string_view op = "paged_attention";
-    if (args.softcap != 0.0f) return unimplemented("cuda backend: paged_attention has no logit soft-cap yet");
+    if (!(args.softcap >= 0.0f) || !std::isfinite(args.softcap)) {
+      return invalid_argument(fmt::format("paged_attention: softcap {} must be finite and >= 0", args.softcap));
+    }
+    if (args.softcap > 0.0f && !(args.scale > 0.0f)) {  // the kernels cap raw scores in units of 1 / scale
+      return invalid_argument(fmt::format("paged_attention: softcap needs scale > 0 (got {})", args.scale));
+    }
+    if (args.sliding_window < 0) {
+      return invalid_argument(fmt::format("paged_attention: sliding_window {} is negative", args.sliding_window));
+    }
     RETURN_IF_ERROR(check_bf16(op, "q", args.q, {-1, -1, -1}));
     const int64_t total_q = args.q.dim(0), num_q_heads = args.q.dim(1), head_dim = args.q.dim(2);
     RETURN_IF_ERROR(check_bf16(op, "k_cache", args.k_cache, {-1, kPageSize, -1, head_dim}));
@@ -345,8 +354,9 @@ class CudaBackend final : public Backend {
     RETURN_IF_ERROR(shape_is(op, "context_lens", args.context_lens, {num_seqs}));
     RETURN_IF_ERROR(dtype_is(op, "block_tables", args.block_tables, DType::kI32));
     RETURN_IF_ERROR(shape_is(op, "block_tables", args.block_tables, {num_seqs, -1}));
-    if (head_dim != 64 && head_dim != 128) {
-      return unimplemented("paged_attention: head_dim " + std::to_string(head_dim) + " (supported: 64, 128)");
+    if (head_dim > 256 || kernels::attention_padded_dim(static_cast<int>(head_dim)) == 0) {
+      return unimplemented(
+          fmt::format("paged_attention: head_dim {} (supported: multiples of 8 from 8 to 256)", head_dim));
     }
     if (num_kv_heads <= 0 || num_q_heads % num_kv_heads != 0 || num_q_heads / num_kv_heads > 16) {
       return invalid_argument("paged_attention: " + std::to_string(num_q_heads) + " query heads over " +
@@ -379,6 +389,7 @@ class CudaBackend final : public Backend {
     p.max_context_len = args.max_context_len;
     p.scale = args.scale;
     p.sliding_window = args.sliding_window;
+    p.softcap = args.softcap;
 
     // One token per sequence: flash-decoding. Anything else (prefill chunks, mixed batches): flash prefill.
     if (args.max_query_len == 1 && total_q == num_seqs) {

@@ -4,6 +4,8 @@
 #include <initializer_list>
 #include <string>
 
+#include "kernels/common/paged_kv.h"
+
 namespace longbow {
 namespace {
 
@@ -21,12 +23,14 @@ Status unsupported(const std::string& field, int value, const std::string& why, 
   return unimplemented(field + " " + std::to_string(value) + " " + why + " (supported: " + set_string(allowed) + ")");
 }
 
-// Dense attention: flash prefill and paged decode take head_dim 64 or 128 and rope any even
-// rotary_dim <= head_dim (kernels/flash_prefill, kernels/paged_decode, kernels/rope); paged decode
-// rounds a query group up to 1, 2, 4, 8 or 16 heads per KV head.
+// Dense attention: flash prefill and paged decode take every head_dim that is a multiple of 8 from 8
+// to 256 (kernels/common/paged_kv.h: instances for 64, 128 and 256, smaller sizes zero-padded to the
+// next) and rope any even rotary_dim <= head_dim (kernels/flash_prefill, kernels/paged_decode,
+// kernels/rope); paged decode rounds a query group up to 1, 2, 4, 8 or 16 heads per KV head.
 Status check_dense(const ModelConfig& config) {
-  if (!one_of(config.head_dim, {64, 128})) {
-    return unsupported("head_dim", config.head_dim, "has no CUDA attention kernel", {64, 128});
+  if (kernels::attention_padded_dim(config.head_dim) == 0) {
+    return unimplemented("head_dim " + std::to_string(config.head_dim) +
+                         " has no CUDA attention kernel (supported: multiples of 8 from 8 to 256)");
   }
   if (config.num_key_value_heads <= 0 || config.num_attention_heads % config.num_key_value_heads != 0) {
     return invalid_argument("num_attention_heads " + std::to_string(config.num_attention_heads) +
@@ -48,9 +52,12 @@ Status check_dense(const ModelConfig& config) {
 //  - index logits (index_logits.cu): the Hopper wgmma kernel takes 16, 32 or 64 heads at
 //    index_head_dim 128; the portable mma.sync kernel takes 16, 32, 64 at 128 and 16, 64 at 64;
 //  - top-k (topk.cu): 1 <= index_topk <= 4096;
-//  - sparse attention (sparse_attention.cu): head_dim 64 or 128 (checked with the dense layers) and
-//    exactly 1, 2, 4 or 8 query heads per KV head (no rounding up, unlike paged decode).
+//  - sparse attention (sparse_attention.cu) and sparse prefill (the selected flash prefill): head_dim
+//    64 or 128 and exactly 1, 2, 4 or 8 query heads per KV head (no rounding up, unlike paged decode).
 Status check_dsa(const ModelConfig& config, const DsaIndexerConfig& dsa) {
+  if (!one_of(config.head_dim, {64, 128})) {
+    return unsupported("head_dim", config.head_dim, "has no CUDA DSA sparse-attention kernel", {64, 128});
+  }
   if (!one_of(dsa.head_dim, {64, 128})) {
     return unsupported("index_head_dim", dsa.head_dim, "has no CUDA indexer kernel", {64, 128});
   }

@@ -35,9 +35,19 @@ TEST(CudaSupport, AcceptsTheDesignModels) {
 TEST(CudaSupport, DenseHeadDimAndGroups) {
   ModelConfig c = supported_dsa_config();
   c.dsa.reset();
-  c.head_dim = 96;
-  c.rope.rotary_dim = 96;
-  expect_rejected(c, StatusCode::kUnimplemented, {"head_dim 96", "supported: 64, 128"});
+  // Every multiple of 8 from 8 to 256 runs (64, 128 and 256 natively, the rest zero-padded to the next).
+  for (int d : {8, 16, 24, 32, 40, 48, 72, 80, 96, 112, 136, 160, 192, 200, 248, 256}) {
+    c.head_dim = d;
+    c.rope.rotary_dim = d;
+    Status s = check_cuda_supported(c);
+    EXPECT_TRUE(s.ok()) << d << ": " << s.to_string();
+  }
+  for (int d : {0, 4, 12, 36, 100, 130, 264, 512}) {
+    c.head_dim = d;
+    c.rope.rotary_dim = d - d % 2;
+    expect_rejected(c, StatusCode::kUnimplemented,
+                    {("head_dim " + std::to_string(d)).c_str(), "multiples of 8 from 8 to 256"});
+  }
   c.head_dim = 64;
   c.rope.rotary_dim = 64;
   EXPECT_TRUE(check_cuda_supported(c).ok());
@@ -109,6 +119,22 @@ TEST(CudaSupport, IndexTopk) {
   }
   c.dsa->topk = 4097;
   expect_rejected(c, StatusCode::kUnimplemented, {"index_topk 4097", "1 to 4096"});
+}
+
+// Dense attention takes any multiple of 8 up to 256, but the DSA sparse-attention kernels only 64 and 128.
+TEST(CudaSupport, DsaHeadDim) {
+  ModelConfig c = supported_dsa_config();
+  for (int d : {64, 128}) {
+    c.head_dim = d;
+    c.rope.rotary_dim = d;
+    EXPECT_TRUE(check_cuda_supported(c).ok()) << d;
+  }
+  for (int d : {32, 96, 256}) {
+    c.head_dim = d;
+    c.rope.rotary_dim = d;
+    expect_rejected(c, StatusCode::kUnimplemented,
+                    {("head_dim " + std::to_string(d)).c_str(), "DSA", "supported: 64, 128"});
+  }
 }
 
 // Sparse attention needs exact groups of 1, 2, 4 or 8, where dense decode would round 3 up to 4.
