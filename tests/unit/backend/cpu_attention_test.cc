@@ -104,7 +104,7 @@ class PagedAttentionHarness {
     ASSERT_TRUE(backend_.upload(host.data(), cache).ok());
   }
 
-  // release_behind_window: the released entries read kReleasedPage, as the engine leaves them.
+  // release_behind_window: the released entries read kNullPage, as the engine hands them over.
   PagedAttentionArgs make_args(Tensor& k_cache, Tensor& v_cache, bool release_behind_window = false) {
     std::vector<int32_t> starts = {0}, lens, tables;
     int max_q = 0, max_ctx = 0;
@@ -114,7 +114,7 @@ class PagedAttentionHarness {
       max_q = std::max(max_q, p_.seqs[s].q_len);
       max_ctx = std::max(max_ctx, p_.seqs[s].context_len);
       std::vector<int32_t> row = tables_[s];
-      if (release_behind_window) std::fill_n(row.begin(), released_pages(s), kReleasedPage);
+      if (release_behind_window) std::fill_n(row.begin(), released_pages(s), kNullPage);
       row.resize(static_cast<size_t>(max_pages_), -1);  // unused columns hold garbage the op must not read
       tables.insert(tables.end(), row.begin(), row.end());
     }
@@ -227,8 +227,8 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<AttentionProblem>& param_info) { return param_info.param.name; });
 
 // The sliding-window contract (backend.h, PagedAttentionArgs::block_tables): entries released behind
-// every query's window are -1 and their pages may hold anything (here NaN); without the window the
-// same table is an error, because those pages would be read.
+// every query's window point at the null page (page 0, whatever it holds) and the released pages may
+// hold anything (here NaN); the window masks them. -1 is never a valid entry of a context.
 TEST(CpuAttentionWindow, ReleasedPagesBehindTheWindowAreNeverRead) {
   CpuBackend backend;
   const AttentionProblem p{"Released", 4, 2, 32, 17, {{1, 400}, {30, 333}, {5, 200}, {1, 1}, {70, 130}}};
@@ -246,7 +246,10 @@ TEST(CpuAttentionWindow, ReleasedPagesBehindTheWindowAreNeverRead) {
   ASSERT_TRUE(st.ok()) << st.to_string();
   EXPECT_LT(relative_l2(to_host(backend, args.out), harness.reference()), 1e-6);
 
-  args.sliding_window = 0;
+  std::vector<int32_t> tables(static_cast<size_t>(args.block_tables.numel()));
+  std::copy_n(args.block_tables.as<int32_t>(), tables.size(), tables.begin());
+  tables[0] = -1;
+  args.block_tables = make_i32(backend, {args.block_tables.dim(0), args.block_tables.dim(1)}, tables);
   expect_invalid(backend.paged_attention(args), {"block_tables[0][0] = -1"});
 }
 

@@ -219,7 +219,7 @@ TEST_F(EngineTest, GreedyOutputIsTheSameAloneAmongManyAndUnderPreemption) {
   EXPECT_EQ(run_all(/*num_pages=*/256, /*budget=*/128), alone);
   EXPECT_EQ(engine_->metrics().preemptions, 0);
 
-  // 8 pages hold 512 tokens; 33 requests of up to 243 tokens compete for them.
+  // 8 pages (7 besides the null page) hold 448 tokens; 33 requests of up to 243 tokens compete for them.
   EXPECT_EQ(run_all(/*num_pages=*/8, /*budget=*/128), alone);
   EXPECT_GT(engine_->metrics().preemptions, 0);
 }
@@ -425,7 +425,7 @@ TEST_F(ScriptedEngineTest, StopConditions) {
 TEST_F(EngineTest, SubmitRejectsBadRequestsWithClearErrors) {
   EngineConfig config = test_config();
   config.max_model_len = 1000;
-  make(config, /*num_pages=*/8);  // 512 tokens of KV
+  make(config, /*num_pages=*/9);  // 512 tokens of KV besides the null page
 
   auto code_of = [&](GenerateRequest request) { return engine_->submit(std::move(request)).status(); };
   Status too_long = code_of(greedy_request(make_prompt(400, 1), 200));
