@@ -28,6 +28,13 @@ const Architecture* find_architecture(std::string_view model_type) {
 StatusOr<ModelPlan> make_model_plan(const ModelConfig& config, const std::vector<bool>& dsa_layers) {
   const Architecture* arch = find_architecture(config.model_type);
   if (arch == nullptr) return unimplemented(fmt::format("model_type \"{}\" has no architecture", config.model_type));
+  if (config.layer_types.empty()) {
+    // A config built in code without per-layer types: sliding_window, when set, is every layer's.
+    ModelConfig uniform = config;
+    uniform.layer_types.assign(static_cast<size_t>(config.num_hidden_layers),
+                               config.sliding_window ? LayerAttention::kSliding : LayerAttention::kFull);
+    return arch->make_plan(uniform, dsa_layers);
+  }
   if (config.layer_types.size() != static_cast<size_t>(config.num_hidden_layers)) {
     return invalid_argument(fmt::format("{}: layer_types has {} entries for {} layers", config.model_type,
                                         config.layer_types.size(), config.num_hidden_layers));

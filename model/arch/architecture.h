@@ -29,7 +29,8 @@ struct Architecture {
 const Architecture* find_architecture(std::string_view model_type);
 
 // The plan of `config`. dsa_layers[l]: layer l has DSA indexer tensors (a checkpoint's own layout,
-// find_dsa_layers in model/runtime/model_weights.h); empty: none. UNIMPLEMENTED naming model_type when
+// find_dsa_layers in model/runtime/model_weights.h); empty: none. Empty config.layer_types (a config
+// built in code) means every layer is sliding when sliding_window is set, else full. UNIMPLEMENTED naming model_type when
 // no architecture serves it, INVALID_ARGUMENT for settings the family does not allow.
 StatusOr<ModelPlan> make_model_plan(const ModelConfig& config, const std::vector<bool>& dsa_layers);
 

@@ -75,6 +75,8 @@ struct ModelConfig {
   std::optional<int> sliding_window;
   // One entry per layer. Mistral (and a qwen2/qwen3 config with use_sliding_window): every layer
   // kSliding; llama and qwen without a window: every layer kFull; the local/global families mix them.
+  // parse_model_config always fills it; empty (a config built in code): every layer kSliding when
+  // sliding_window is set, else kFull.
   std::vector<LayerAttention> layer_types;
   std::optional<DsaIndexerConfig> dsa;  // set when the index_* keys are present
   RopeConfig rope;        // full-attention layers, and every layer of a model with one RoPE
@@ -97,7 +99,7 @@ struct ModelConfig {
   int num_query_groups() const { return num_attention_heads / num_key_value_heads; }
   // W when every layer is a sliding layer (then every page behind the window can go), else 0.
   int uniform_sliding_window() const {
-    if (!sliding_window || layer_types.empty()) return 0;
+    if (!sliding_window) return 0;
     for (LayerAttention t : layer_types) {
       if (t != LayerAttention::kSliding) return 0;
     }

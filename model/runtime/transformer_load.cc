@@ -235,11 +235,12 @@ Status Decoder::allocate_kv_pools() {
   }
   ASSIGN_OR_RETURN(KvPoolPlan plan, plan_kv_pool(request));
   if (!plan.warning.empty()) spdlog::warn("{}", plan.warning);
-  if (options_.num_kv_pages > 0) {
-    group_pages_.assign(groups_.size(), options_.num_kv_pages);
+  if (options_.num_kv_pages > 0 || groups_.size() == 1) {
+    // One group takes the whole pool (its null page among the pages).
+    group_pages_.assign(groups_.size(), plan.num_pages);
   } else {
-    // The budget the plan found, with the groups' null pages on top (plan_group_pages counts them).
-    group_pages_ = plan_group_pages(groups_, plan.pool_bytes + static_cast<size_t>(all_groups_page_bytes), demand);
+    // The pool's bytes split by demand (plan_group_pages counts each group's null page in it).
+    group_pages_ = plan_group_pages(groups_, plan.pool_bytes, demand);
     RETURN_IF_ERROR(check_group_plan(groups_, group_pages_, demand));
   }
   size_t allocated = 0;

@@ -100,7 +100,9 @@ StatusOr<Run> run_prompt(Transformer& model, const Prompt& prompt, std::span<con
                          std::span<const int32_t> forced = {}) {
   Run run;
   std::vector<int32_t> sequence = prompt.ids;
-  SequenceStep prefill{sequence, 0, {table}, -1, true};
+  // The same pages for every cache group (each group has its own pool of num_kv_pages pages).
+  const std::vector<std::span<const int32_t>> tables(model.cache_groups().size(), table);
+  SequenceStep prefill{sequence, 0, tables, -1, true};
   RETURN_IF_ERROR(model.forward(std::span(&prefill, 1), &run.prompt_logits));
   RETURN_IF_ERROR(read_selection(model, run));
   run.tokens.push_back(argmax(run.prompt_logits));
@@ -109,7 +111,7 @@ StatusOr<Run> run_prompt(Transformer& model, const Prompt& prompt, std::span<con
     const size_t k = run.tokens.size() - 1;
     sequence.push_back(forced.empty() ? run.tokens.back() : forced[k]);
     std::vector<float> logits;
-    SequenceStep decode{std::span(sequence).last(1), static_cast<int32_t>(sequence.size() - 1), {table}, -1, true};
+    SequenceStep decode{std::span(sequence).last(1), static_cast<int32_t>(sequence.size() - 1), tables, -1, true};
     RETURN_IF_ERROR(model.forward(std::span(&decode, 1), &logits));
     RETURN_IF_ERROR(read_selection(model, run));
     run.tokens.push_back(argmax(logits));

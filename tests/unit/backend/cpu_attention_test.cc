@@ -104,7 +104,7 @@ class PagedAttentionHarness {
     ASSERT_TRUE(backend_.upload(host.data(), cache).ok());
   }
 
-  // release_behind_window: the released entries read kNullPage, as the engine leaves them.
+  // release_behind_window: the released entries read kNullPage, as the engine hands them over.
   PagedAttentionArgs make_args(Tensor& k_cache, Tensor& v_cache, bool release_behind_window = false) {
     std::vector<int32_t> starts = {0}, lens, tables;
     int max_q = 0, max_ctx = 0;
@@ -227,8 +227,8 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<AttentionProblem>& param_info) { return param_info.param.name; });
 
 // The sliding-window contract (backend.h, PagedAttentionArgs::block_tables): entries released behind
-// every query's window point at the null page 0 and the pages they held may hold anything (here
-// NaN, as if reused): the window masks whatever those entries read.
+// every query's window point at the null page (page 0, whatever it holds) and the released pages may
+// hold anything (here NaN); the window masks them. -1 is never a valid entry of a context.
 TEST(CpuAttentionWindow, ReleasedPagesBehindTheWindowAreNeverRead) {
   CpuBackend backend;
   const AttentionProblem p{"Released", 4, 2, 32, 17, {{1, 400}, {30, 333}, {5, 200}, {1, 1}, {70, 130}}};
@@ -245,6 +245,12 @@ TEST(CpuAttentionWindow, ReleasedPagesBehindTheWindowAreNeverRead) {
   Status st = backend.paged_attention(args);
   ASSERT_TRUE(st.ok()) << st.to_string();
   EXPECT_LT(relative_l2(to_host(backend, args.out), harness.reference()), 1e-6);
+
+  std::vector<int32_t> tables(static_cast<size_t>(args.block_tables.numel()));
+  std::copy_n(args.block_tables.as<int32_t>(), tables.size(), tables.begin());
+  tables[0] = -1;
+  args.block_tables = make_i32(backend, {args.block_tables.dim(0), args.block_tables.dim(1)}, tables);
+  expect_invalid(backend.paged_attention(args), {"block_tables[0][0] = -1"});
 }
 
 TEST(CpuAttentionDecode, BatchEqualsOneByOne) {
