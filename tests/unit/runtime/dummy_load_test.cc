@@ -147,11 +147,11 @@ TEST_F(MemoryPlanLoadTest, PlansThePoolFromWhatIsLeft) {
   ASSERT_TRUE(model.ok()) << model.status().to_string();
   EXPECT_EQ((*model)->num_kv_pages(), 5);
   // At utilization 0.75 of limit = 4·(base + 7 pages) the pool may take 3·(base + 7 pages) − base =
-  // 2·base + 21 pages, more than the CPU's cap of max_num_seqs (3) sequences of 5 pages.
+  // 2·base + 21 pages, more than the CPU's cap of max_num_seqs (3) sequences of 5 pages and the null page.
   options_.gpu_memory_utilization = 0.75;
   auto capped = load(4 * (base_bytes_ + 7 * page_bytes_));
   ASSERT_TRUE(capped.ok()) << capped.status().to_string();
-  EXPECT_EQ((*capped)->num_kv_pages(), 15);
+  EXPECT_EQ((*capped)->num_kv_pages(), 16);
   // At 0.5 the same memory leaves 2·(base + 7 pages) − base = base + 14 pages: still capped.
   options_.gpu_memory_utilization = 0.5;
   options_.max_model_len = 16 * kPageSize;  // cap 48 pages: the memory decides
