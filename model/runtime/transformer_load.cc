@@ -231,7 +231,7 @@ Status Decoder::allocate_kv_pools() {
   request.max_model_len = options_.max_model_len;
   if (backend_.name() == "cpu") {  // host RAM: bounded like vLLM's CPU KV space, and by what can be used
     request.space_cap_bytes = options_.cpu_kv_cache_bytes;
-    request.useful_pages = int64_t{options_.max_num_seqs} * seq_pages;
+    request.useful_pages = int64_t{options_.max_num_seqs} * seq_pages + 1;  // + the null page
   }
   ASSIGN_OR_RETURN(KvPoolPlan plan, plan_kv_pool(request));
   if (!plan.warning.empty()) spdlog::warn("{}", plan.warning);

@@ -64,7 +64,6 @@ class GroupWatcher final : public Transformer {
     return inner_.forward(steps, logits);
   }
   const ModelConfig& config() const override { return inner_.config(); }
-  int num_kv_pages() const override { return inner_.num_kv_pages(); }
   const std::vector<CacheGroup>& cache_groups() const override { return inner_.cache_groups(); }
   int num_pages(int group) const override { return inner_.num_pages(group); }
 

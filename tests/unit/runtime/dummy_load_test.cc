@@ -147,8 +147,7 @@ TEST_F(MemoryPlanLoadTest, PlansThePoolFromWhatIsLeft) {
   ASSERT_TRUE(model.ok()) << model.status().to_string();
   EXPECT_EQ((*model)->num_kv_pages(), 5);
   // At utilization 0.75 of limit = 4·(base + 7 pages) the pool may take 3·(base + 7 pages) − base =
-  // 2·base + 21 pages, more than the CPU's cap of max_num_seqs (3) sequences of 5 pages and the
-  // null page (model/kv_cache/window_pages.h).
+  // 2·base + 21 pages, more than the CPU's cap of max_num_seqs (3) sequences of 5 pages and the null page.
   options_.gpu_memory_utilization = 0.75;
   auto capped = load(4 * (base_bytes_ + 7 * page_bytes_));
   ASSERT_TRUE(capped.ok()) << capped.status().to_string();
