@@ -22,6 +22,7 @@
 #include "model/weights/safetensors.h"
 #include "server/engine/engine.h"
 #include "tests/unit/engine/fake_tokenizer.h"
+#include "tests/unit/engine/request_helpers.h"
 
 namespace longbow {
 namespace {
@@ -77,32 +78,9 @@ std::vector<TokenId> make_prompt(int length, int seed) {
   return prompt;
 }
 
-GenerateRequest greedy_request(std::vector<TokenId> prompt, int max_tokens) {
-  GenerateRequest request;
-  request.prompt_tokens = std::move(prompt);
-  request.sampling.temperature = 0.0f;
-  request.sampling.max_tokens = max_tokens;
-  request.sampling.ignore_eos = true;
-  return request;
-}
-
-struct Collected {
-  std::vector<TokenId> tokens;
-  std::optional<Usage> usage;
-  Status error;
-};
-
-Collected collect(const RequestHandle& handle) {
-  Collected out;
-  while (std::optional<GenerateEvent> event = handle.events->next(60s)) {
-    out.tokens.insert(out.tokens.end(), event->token_ids.begin(), event->token_ids.end());
-    if (event->usage) out.usage = event->usage;
-    if (!event->error.ok()) out.error = event->error;
-    if (event->last) return out;
-  }
-  ADD_FAILURE() << "request " << handle.request_id << ": no event within the timeout";
-  return out;
-}
+using fakes::Collected;
+using fakes::collect;
+using fakes::greedy_request;
 
 class LocalGlobalEngineTest : public ::testing::Test {
  protected:
