@@ -6,6 +6,7 @@
 //       [--prompt-lens 8192,32768,131072] [--decode-contexts 8192,131072] [--decode-batches 1,8]
 //       [--ttft-repeats 3] [--decode-steps 30] [--warmup 2] [--gpu-memory-utilization 0.9]
 //       [--num-kv-pages 0] [--seed 0] [--enforce-eager] [--dsa-prefill sparse|dense] [--max-model-len 0]
+//       [--plan-only]
 //
 // CONFIG is a config.json file or a model directory holding one.
 //
@@ -25,6 +26,15 @@
 // --enforce-eager turns that off. A graph's launches are sized for the runtime's context bound,
 // max_model_len: the longest prompt unless --max-model-len sets it (e.g. 131072 with 8K contexts, as a
 // server configured for 128K runs 8K requests).
+//
+// Cache groups (model/kv_cache/cache_spec.h): each paged group gets its own block tables. A full group
+// maps page i of the prompt to pool page 1 + i (page 0 is the null page). A window group of W tokens
+// keeps only the pages a step can read: entries behind the window are kNullPage, as the KV manager
+// leaves them, and the live ones cycle through a ring of window_live_pages_bound(W, chunk) + 2 pool
+// pages, so a 128K prompt of a local/global model needs a few dozen pages in its window groups.
+// --plan-only loads the model, prints and writes the memory plan (pages per group, how many
+// max_model_len sequences fit) and stops: the memory comparison of a hybrid model against its
+// all-global variant at a context that may not fit the latter.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -35,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "common/json_file.h"
@@ -42,7 +53,9 @@
 #include "common/status.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
+#include "model/kv_cache/cache_spec.h"
 #include "model/kv_cache/kv_pool_size.h"
+#include "model/kv_cache/window_pages.h"
 #include "model/runtime/transformer.h"
 #include "model/runtime/weight_source.h"
 
@@ -65,6 +78,7 @@ struct BenchOptions {
   int max_model_len = 0;  // 0: the longest prompt
   uint64_t seed = 0;
   bool enforce_eager = false;  // decode steps without CUDA graphs
+  bool plan_only = false;      // print the memory plan and stop
   std::string dsa_prefill = "sparse";  // DSA layers' prefill (RuntimeOptions::dsa_prefill)
 };
 
@@ -72,7 +86,8 @@ constexpr const char* kUsage =
     "usage: longbow_runtime_bench --config CONFIG [--json OUT] [--backend auto|cpu|cuda] [--chunk 2048]\n"
     "    [--prompt-lens 8192,32768,131072] [--decode-contexts 8192,131072] [--decode-batches 1,8]\n"
     "    [--ttft-repeats 3] [--decode-steps 30] [--warmup 2] [--gpu-memory-utilization 0.9]\n"
-    "    [--num-kv-pages 0] [--seed 0] [--enforce-eager] [--dsa-prefill sparse|dense]\n";
+    "    [--num-kv-pages 0] [--seed 0] [--enforce-eager] [--dsa-prefill sparse|dense] [--max-model-len 0]\n"
+    "    [--plan-only]\n";
 
 StatusOr<int> parse_positive(const std::string& flag, const std::string& text) {
   char* end = nullptr;
@@ -102,6 +117,10 @@ StatusOr<BenchOptions> parse_options(int argc, char** argv) {
     const std::string flag = argv[i];
     if (flag == "--enforce-eager") {
       o.enforce_eager = true;
+      continue;
+    }
+    if (flag == "--plan-only") {
+      o.plan_only = true;
       continue;
     }
     if (i + 1 >= argc) return invalid_argument(flag + " needs a value");
@@ -170,33 +189,75 @@ double median(std::vector<double> values) {
   return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
+// Where one paged cache group keeps the bench's tokens (see the file comment): pool page ids for
+// logical page i of the prompt, and for the private tail page of decode sequence b.
+class GroupPages {
+ public:
+  GroupPages(const CacheGroup& group, int chunk, int max_prompt)
+      : window_(group.window),
+        ring_(group.window > 0 ? static_cast<int>(window_live_pages_bound(group.window, chunk, kPageSize)) + 2
+                               : pages_for_tokens(max_prompt, kPageSize)) {}
+
+  // Entries [0, pages) of a table whose first query sits at position first_query.
+  std::vector<int32_t> table(int pages, int first_query) const {
+    const int64_t behind = pages_behind_window(first_query, window_, kPageSize);
+    std::vector<int32_t> out(static_cast<size_t>(pages));
+    for (int i = 0; i < pages; ++i) out[static_cast<size_t>(i)] = i < behind ? kNullPage : 1 + i % ring_;
+    return out;
+  }
+  int32_t private_page(int b) const { return 1 + ring_ + b; }
+  // Pool pages the bench uses: the null page, the prompt's (ring) pages, one private page per sequence.
+  int pages_needed(int max_batch) const { return 1 + ring_ + max_batch; }
+
+ private:
+  int window_;
+  int ring_;  // pool pages cycled through by the prompt (all of its pages for a full group)
+};
+
 class RuntimeBench {
  public:
-  RuntimeBench(const BenchOptions& options, Transformer& model, int max_prompt)
-      : o_(options), model_(model), private_page_base_(pages_for_tokens(max_prompt, kPageSize)) {
+  RuntimeBench(const BenchOptions& options, Transformer& model, int max_prompt) : o_(options), model_(model) {
+    for (const CacheGroup& g : model.cache_groups()) groups_.emplace_back(g, options.chunk, max_prompt);
     std::mt19937 rng(1234);
     std::uniform_int_distribution<int32_t> id(0, model.config().vocab_size - 1);
     tokens_.resize(static_cast<size_t>(max_prompt));
     for (int32_t& t : tokens_) t = id(rng);
   }
 
-  // Prefills tokens [0, length) of one sequence over pages 0, 1, ... in chunks; returns seconds.
+  // OK when every group's pool holds the pages the bench uses for `max_batch` sequences.
+  Status check_pools(int max_batch) const {
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      const int have = model_.num_pages(static_cast<int>(g));
+      const int need = groups_[g].pages_needed(max_batch);
+      if (have < need) {
+        return resource_exhausted(fmt::format("cache group {} has {} pages; the bench needs {} (the null page, the "
+                                              "longest prompt's live pages, one page per decode sequence)",
+                                              g, have, need));
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Prefills tokens [0, length) of one sequence in chunks; returns seconds.
   StatusOr<double> prefill(int length) {
-    std::vector<int32_t> table(static_cast<size_t>(pages_for_tokens(length, kPageSize)));
-    for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(i);
     std::vector<float> logits;
+    std::vector<std::vector<int32_t>> tables(groups_.size());
     const auto start = std::chrono::steady_clock::now();
     for (int done = 0; done < length;) {
       const int n = std::min(o_.chunk, length - done);
-      const auto used = static_cast<size_t>(pages_for_tokens(done + n, kPageSize));
-      SequenceStep step{std::span(tokens_).subspan(static_cast<size_t>(done), static_cast<size_t>(n)), done,
-                        {std::span(table).first(used)}, -1, done + n == length};
+      const int used = pages_for_tokens(done + n, kPageSize);
+      SequenceStep step{std::span(tokens_).subspan(static_cast<size_t>(done), static_cast<size_t>(n)), done, {}, -1,
+                        done + n == length};
+      for (size_t g = 0; g < groups_.size(); ++g) {
+        tables[g] = groups_[g].table(used, done);
+        step.block_tables.emplace_back(tables[g]);
+      }
       RETURN_IF_ERROR(model_.forward(std::span(&step, 1), &logits));
       done += n;
     }
     const double seconds = seconds_since(start);
     if (logits.size() != static_cast<size_t>(model_.config().vocab_size)) {
-      return internal_error("prefill returned " + std::to_string(logits.size()) + " logits");
+      return internal_error(fmt::format("prefill returned {} logits", logits.size()));
     }
     return seconds;
   }
@@ -207,25 +268,33 @@ class RuntimeBench {
     const int cached = context - 1;
     const int shared_pages = cached / kPageSize;
     const int tail = cached - shared_pages * kPageSize;
-    std::vector<std::vector<int32_t>> tables(static_cast<size_t>(batch));
+    // tables[b][g]: sequence b's table in group g, the prompt's full pages then the private tail page.
+    std::vector<std::vector<std::vector<int32_t>>> tables(static_cast<size_t>(batch));
     for (int b = 0; b < batch; ++b) {
-      std::vector<int32_t>& table = tables[static_cast<size_t>(b)];
-      for (int p = 0; p < shared_pages; ++p) table.push_back(p);
-      table.push_back(private_page_base_ + b);
+      for (const GroupPages& group : groups_) {
+        std::vector<int32_t> table = group.table(shared_pages, shared_pages * kPageSize);
+        table.push_back(group.private_page(b));
+        tables[static_cast<size_t>(b)].push_back(std::move(table));
+      }
     }
+    const auto step_for = [&](int b, std::span<const int32_t> tokens, int num_cached, bool want_logits) {
+      SequenceStep step{tokens, num_cached, {}, -1, want_logits};
+      for (const std::vector<int32_t>& table : tables[static_cast<size_t>(b)]) step.block_tables.emplace_back(table);
+      return step;
+    };
     std::vector<float> logits;
-    std::vector<SequenceStep> steps(static_cast<size_t>(batch));
+    std::vector<SequenceStep> steps;
     if (tail > 0) {  // each private page gets the prompt's partial last page
       for (int b = 0; b < batch; ++b) {
-        steps[static_cast<size_t>(b)] = {
-            std::span(tokens_).subspan(static_cast<size_t>(shared_pages) * kPageSize, static_cast<size_t>(tail)),
-            shared_pages * kPageSize, {tables[static_cast<size_t>(b)]}, -1, false};
+        steps.push_back(step_for(
+            b, std::span(tokens_).subspan(static_cast<size_t>(shared_pages) * kPageSize, static_cast<size_t>(tail)),
+            shared_pages * kPageSize, false));
       }
       RETURN_IF_ERROR(model_.forward(steps, &logits));
     }
+    steps.clear();
     for (int b = 0; b < batch; ++b) {
-      steps[static_cast<size_t>(b)] = {std::span(tokens_).subspan(static_cast<size_t>(b), 1), cached,
-                                       {tables[static_cast<size_t>(b)]}, -1, true};
+      steps.push_back(step_for(b, std::span(tokens_).subspan(static_cast<size_t>(b), 1), cached, true));
     }
     std::vector<double> times;
     for (int i = 0; i < o_.warmup + o_.decode_steps; ++i) {
@@ -234,7 +303,7 @@ class RuntimeBench {
       if (i >= o_.warmup) times.push_back(seconds_since(start));
     }
     if (logits.size() != static_cast<size_t>(batch) * static_cast<size_t>(model_.config().vocab_size)) {
-      return internal_error("decode returned " + std::to_string(logits.size()) + " logits");
+      return internal_error(fmt::format("decode returned {} logits", logits.size()));
     }
     return median(times);
   }
@@ -242,9 +311,46 @@ class RuntimeBench {
  private:
   const BenchOptions& o_;
   Transformer& model_;
-  const int private_page_base_;  // pages [0, base) hold the prompt; base + b is sequence b's own page
+  std::vector<GroupPages> groups_;  // in cache_groups() order
   std::vector<int32_t> tokens_;
 };
+
+// The memory plan as the load made it: pages per group, and how many sequences of max_model_len
+// tokens (and their tokens) fit, the scarcest group deciding.
+nlohmann::json memory_plan(const Transformer& model, const RuntimeOptions& options) {
+  GroupDemand demand;
+  demand.max_model_len = options.max_model_len;
+  demand.max_batched_tokens = options.max_batched_tokens;
+  demand.max_num_seqs = options.max_num_seqs;
+  demand.page_size = kPageSize;
+  nlohmann::json groups = nlohmann::json::array();
+  double sequences = -1;
+  int64_t kv_bytes = 0;
+  for (size_t g = 0; g < model.cache_groups().size(); ++g) {
+    const CacheGroup& group = model.cache_groups()[g];
+    const int pages = model.num_pages(static_cast<int>(g));
+    const int64_t demand_pages = pages_for_tokens(group_demand_tokens(group, demand), kPageSize);
+    const double fit = static_cast<double>(pages - 1) / static_cast<double>(demand_pages);
+    sequences = sequences < 0 ? fit : std::min(sequences, fit);
+    kv_bytes += group.bytes_per_page * pages;
+    groups.push_back({{"window", group.window}, {"layers", describe_layer_ranges(group.layers)},
+                      {"pages", pages}, {"bytes_per_page", group.bytes_per_page},
+                      {"demand_tokens_per_sequence", group_demand_tokens(group, demand)}, {"sequences_fit", fit}});
+  }
+  return {{"groups", groups},
+          {"kv_gib", static_cast<double>(kv_bytes) / double(1 << 30)},
+          {"max_model_len", options.max_model_len},
+          {"sequences_fit", sequences},
+          {"tokens_fit", sequences * static_cast<double>(options.max_model_len)}};
+}
+
+Status write_json(const std::string& path, const nlohmann::json& doc) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) return unavailable(fmt::format("cannot write {}", path));
+  std::fputs(doc.dump(1).c_str(), f);
+  std::fclose(f);
+  return Status::Ok();
+}
 
 StatusOr<ModelConfig> read_config(const std::string& path) {
   std::error_code error;
@@ -273,15 +379,20 @@ Status run(const BenchOptions& o) {
   ASSIGN_OR_RETURN(std::unique_ptr<Transformer> model,
                    Transformer::load(config, WeightSource::dummy(o.seed), *backend, options));
   const double load_seconds = seconds_since(load_start);
-  const int pages_needed = pages_for_tokens(max_prompt, kPageSize) + max_batch;
-  if (model->num_kv_pages() < pages_needed) {
-    return resource_exhausted("the KV pool has " + std::to_string(model->num_kv_pages()) + " pages; the bench needs " +
-                              std::to_string(pages_needed) + " (the longest prompt plus one page per sequence)");
+  for (const CacheGroup& group : model->cache_groups()) {
+    if (group.is_state) return unimplemented("the runtime bench drives paged cache groups only (no state slots yet)");
   }
+  const nlohmann::json plan = memory_plan(*model, options);
+  std::printf("memory plan at max_model_len %d: %.2f sequences fit (%.0f tokens), KV %.2f GiB\n", options.max_model_len,
+              plan["sequences_fit"].get<double>(), plan["tokens_fit"].get<double>(), plan["kv_gib"].get<double>());
+  for (const nlohmann::json& g : plan["groups"]) {
+    std::printf("  window %5d  layers %-24s %8d pages  %6.2f sequences fit\n", g["window"].get<int>(),
+                g["layers"].get<std::string>().c_str(), g["pages"].get<int>(), g["sequences_fit"].get<double>());
+  }
+  std::fflush(stdout);
 
   RuntimeBench bench(o, *model, max_prompt);
-  for (int i = 0; i < o.warmup; ++i) RETURN_IF_ERROR(bench.prefill(std::min(o.chunk, max_prompt)).status());
-
+  const Status pools = o.plan_only ? Status::Ok() : bench.check_pools(max_batch);
   std::filesystem::path config_file(o.config_path);
   std::string name = config_file.filename().string();
   if (name == "config.json" || name.empty()) name = config_file.parent_path().filename().string();
@@ -302,7 +413,13 @@ Status run(const BenchOptions& o) {
                         {"kv_pages", model->num_kv_pages()},
                         {"load_seconds", load_seconds},
                         {"timing", "host wall time around Transformer::forward (returns with logits on the host)"},
-                        {"decode_kv", "B sequences share the prompt's full pages; each owns one page for its tail"}};
+                        {"decode_kv", "B sequences share the prompt's full pages; each owns one page for its tail"},
+                        {"memory_plan", plan}};
+  if (o.plan_only || !pools.ok()) {
+    if (!o.json_path.empty()) RETURN_IF_ERROR(write_json(o.json_path, out));
+    return pools;
+  }
+  for (int i = 0; i < o.warmup; ++i) RETURN_IF_ERROR(bench.prefill(std::min(o.chunk, max_prompt)).status());
   nlohmann::json ttft_rows = nlohmann::json::array();
   nlohmann::json decode_rows = nlohmann::json::array();
   std::vector<std::string> lines;
@@ -338,12 +455,7 @@ Status run(const BenchOptions& o) {
   std::printf("\n%s on %s: load %.1f s (dummy weights), %d KV pages; decode sequences share the prompt's full pages\n",
               name.c_str(), std::string(backend->name()).c_str(), load_seconds, model->num_kv_pages());
   for (const std::string& l : lines) std::printf("%s\n", l.c_str());
-  if (!o.json_path.empty()) {
-    FILE* f = std::fopen(o.json_path.c_str(), "w");
-    if (f == nullptr) return unavailable("cannot write " + o.json_path);
-    std::fputs(out.dump(1).c_str(), f);
-    std::fclose(f);
-  }
+  if (!o.json_path.empty()) RETURN_IF_ERROR(write_json(o.json_path, out));
   return Status::Ok();
 }
 
