@@ -19,7 +19,7 @@ cmake -S . -B "$build_dir" -G Ninja -DLONGBOW_CUDA=ON -DLONGBOW_WERROR=ON >/dev/
 # Required programs, then optional ones that other parts of the tree provide once they exist.
 targets=(longbow_kernel_tests longbow_dsa_kernel_tests longbow_kernel_bench longbow_dsa_bench longbow_runtime_bench)
 # PACK_OPTIONAL overrides the list (e.g. PACK_OPTIONAL="longbow_runtime_parity demo_model" skips the server).
-read -r -a optional <<<"${PACK_OPTIONAL:-longbow_runtime_parity longbow demo_model longbow_decode_graph_tests longbow_decode_graph_bench}"
+read -r -a optional <<<"${PACK_OPTIONAL:-longbow_runtime_parity longbow demo_model longbow_decode_graph_tests longbow_decode_graph_bench longbow_tokenizer_bench}"
 available=$(cmake --build "$build_dir" --target help 2>/dev/null | sed -n 's/^\([A-Za-z0-9_]*\): .*/\1/p')
 echo "pack: building ${targets[*]} in $build_dir"
 cmake --build "$build_dir" -j2 --target "${targets[@]}"
@@ -51,11 +51,12 @@ for t in "${targets[@]}"; do
 done
 
 cp tools/bench/*.py "$out/peers/"
-mkdir -p "$out/data/configs" && cp configs/llama-3.1-8b*.config.json "$out/data/configs/"
+mkdir -p "$out/data/configs" && cp configs/llama-3.1-8b*.config.json configs/gemma-3-12b*.config.json "$out/data/configs/"
 cp tools/gpu_bundle/run_gpu_tests.sh "$out/run_gpu_tests.sh"
 cp tools/bench/dsa_profile_gpu.sh "$out/dsa_profile_gpu.sh"  # per-kernel DSA times under ncu
 cp tools/bench/runtime_bench_gpu.sh "$out/runtime_bench_gpu.sh"  # 8B dummy serve, FillRandom, 8B dense and DSA e2e
-chmod +x "$out/run_gpu_tests.sh" "$out/dsa_profile_gpu.sh" "$out/runtime_bench_gpu.sh"
+cp tools/bench/local_global_bench_gpu.sh "$out/local_global_bench_gpu.sh"  # Gemma-3-12B hybrid against all-global
+chmod +x "$out/run_gpu_tests.sh" "$out/dsa_profile_gpu.sh" "$out/runtime_bench_gpu.sh" "$out/local_global_bench_gpu.sh"
 # Test data: the parity fixtures and the built demo model, when present. PACK_PARITY_DATA=0 leaves
 # the fixtures out (run_gpu_tests.sh then reads them from the repository beside the bundle, which the
 # GPU machine's copy of the working tree has anyway; saves ~12 MB of the 64 MiB a call may carry).
