@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -58,6 +59,7 @@ TEST_P(HfGoldenTest, MatchesHuggingFaceTokenizers) {
 
   ASSERT_EQ(corpus.size(), golden["encode"].size());
   int failures = 0;
+  int oracle_panics = 0;
   for (size_t i = 0; i < corpus.size() && failures < 10; ++i) {
     const std::string& text = corpus[i].get_ref<const std::string&>();
     const std::vector<TokenId> want = golden["encode"][i].get<std::vector<TokenId>>();
@@ -77,6 +79,10 @@ TEST_P(HfGoldenTest, MatchesHuggingFaceTokenizers) {
       continue;
     }
     const std::string kept = tok.decode_keeping_special(want_special);
+    if (golden["decode"][i].is_null() || golden["decode_skip"][i].is_null()) {
+      ++oracle_panics;  // HF tokenizers panicked on this decode (make_hf_goldens.py: safe_decode)
+      continue;
+    }
     if (kept != golden["decode"][i].get<std::string>()) {
       ++failures;
       ADD_FAILURE() << "decode #" << i << "\n want " << escape(golden["decode"][i]) << "\n got  " << escape(kept);
@@ -91,6 +97,10 @@ TEST_P(HfGoldenTest, MatchesHuggingFaceTokenizers) {
   for (const ojson& c : golden["decode_cases"]) {
     if (failures >= 20) break;
     const std::vector<TokenId> ids = c["ids"].get<std::vector<TokenId>>();
+    if (c["text"].is_null() || c["text_skip"].is_null()) {
+      ++oracle_panics;
+      continue;
+    }
     const std::string kept = tok.decode_keeping_special(ids);
     const std::string skipped = tok.decode(ids);
     if (kept != c["text"].get<std::string>() || skipped != c["text_skip"].get<std::string>()) {
@@ -100,6 +110,10 @@ TEST_P(HfGoldenTest, MatchesHuggingFaceTokenizers) {
     }
   }
   EXPECT_EQ(failures, 0);
+  if (oracle_panics > 0) {
+    std::printf("%d decodes not compared: HF tokenizers panicked on them\n", oracle_panics);
+    RecordProperty("oracle_panics", oracle_panics);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Packages, HfGoldenTest,
