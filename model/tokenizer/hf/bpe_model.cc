@@ -14,7 +14,7 @@ using nlohmann::json;
 
 constexpr size_t kCacheCapacity = 10000;  // words per thread (as tokenizers' default)
 constexpr size_t kCacheMaxWordBytes = 256;
-constexpr size_t kCutMinWordBytes = 64;  // shorter words are merged and cached whole
+constexpr size_t kCutMinWordBytes = kCacheMaxWordBytes;  // shorter words are merged and cached whole
 
 uint64_t pair_key(TokenId left, TokenId right) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
