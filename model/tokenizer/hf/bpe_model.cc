@@ -14,6 +14,7 @@ using nlohmann::json;
 
 constexpr size_t kCacheCapacity = 10000;  // words per thread (as tokenizers' default)
 constexpr size_t kCacheMaxWordBytes = 256;
+constexpr size_t kCutMinWordBytes = kCacheMaxWordBytes;  // shorter words are merged and cached whole
 
 uint64_t pair_key(TokenId left, TokenId right) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
@@ -126,8 +127,41 @@ StatusOr<BpeModel> BpeModel::from_json(const json& model) {
       bpe.merges_[pair_key(left->second, right->second)] = {static_cast<int32_t>(i), result->second};
     }
   }
+  bpe.index_cut_points();
   bpe.cache_key_ = g_next_cache_key.fetch_add(1);
   return bpe;
+}
+
+void BpeModel::index_cut_points() {
+  cuttable_ = continuing_subword_prefix_.empty() && end_of_word_suffix_.empty() && !ignore_merges_;
+  if (!cuttable_) return;
+  single_char_bmp_.assign(0x10000, false);
+  for (const auto& [token, id] : vocab_) {
+    if (token.empty()) continue;
+    size_t length;
+    const char32_t cp = next_code_point(token, &length);
+    if (length != token.size()) continue;
+    if (cp < 0x10000) {
+      single_char_bmp_[cp] = true;
+    } else {
+      single_char_other_.insert(cp);
+    }
+  }
+  for (const auto& [pair, rank_and_id] : merges_) {
+    const std::string& left = tokens_[static_cast<size_t>(pair >> 32)];
+    const std::string& right = tokens_[static_cast<size_t>(pair & 0xFFFFFFFFu)];
+    if (left.empty() || right.empty()) continue;
+    size_t start = left.size() - 1;
+    while (start > 0 && (static_cast<unsigned char>(left[start]) & 0xC0) == 0x80) --start;
+    size_t length;
+    const char32_t last = next_code_point(std::string_view(left).substr(start), &length);
+    const char32_t first = next_code_point(right, &length);
+    joinable_.insert((static_cast<uint64_t>(last) << 32) | first);
+  }
+}
+
+bool BpeModel::is_single_char_token(char32_t cp) const {
+  return cp < 0x10000 ? static_cast<bool>(single_char_bmp_[cp]) : single_char_other_.count(cp) > 0;
 }
 
 std::optional<TokenId> BpeModel::token_to_id(std::string_view token) const {
@@ -149,6 +183,29 @@ void BpeModel::tokenize(std::string_view word, std::vector<TokenId>* out) const 
       return;
     }
   }
+  if (!cuttable_ || word.size() < kCutMinWordBytes) {
+    merge_cached(word, out);
+    return;
+  }
+  size_t cut = 0, pos = 0;
+  char32_t previous = 0;
+  bool previous_single = false;
+  while (pos < word.size()) {
+    size_t length;
+    const char32_t cp = next_code_point(word.substr(pos), &length);
+    const bool single = is_single_char_token(cp);
+    if (previous_single && single && joinable_.count((static_cast<uint64_t>(previous) << 32) | cp) == 0) {
+      merge_cached(word.substr(cut, pos - cut), out);
+      cut = pos;
+    }
+    previous = cp;
+    previous_single = single;
+    pos += length;
+  }
+  merge_cached(word.substr(cut), out);
+}
+
+void BpeModel::merge_cached(std::string_view word, std::vector<TokenId>* out) const {
   WordCache& cache = t_cache;
   if (cache.owner != cache_key_) {
     cache.words.clear();

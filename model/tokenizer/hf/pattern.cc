@@ -12,7 +12,10 @@ StatusOr<Pattern> Pattern::from_json(const nlohmann::json& j, std::string_view w
     return pattern;
   }
   if (j.is_object() && j.contains("Regex") && j["Regex"].is_string()) {
-    StatusOr<Regex> regex = Regex::compile(j["Regex"].get<std::string>());
+    const std::string& source = j["Regex"].get_ref<const std::string&>();
+    pattern.known_ = KnownSplit::find(source);
+    if (pattern.known_.has_value()) return pattern;
+    StatusOr<Regex> regex = Regex::compile(source);
     if (!regex.ok()) return regex.status().with_context(std::string(where));
     pattern.regex_ = std::move(regex).value();
     return pattern;
@@ -27,6 +30,7 @@ Pattern Pattern::literal(std::string text) {
 }
 
 std::vector<std::pair<size_t, size_t>> Pattern::find_all(std::string_view text) const {
+  if (known_.has_value()) return known_->find_all(text);
   if (regex_.has_value()) return regex_->find_all(text);
   std::vector<std::pair<size_t, size_t>> matches;
   for (size_t at = text.find(literal_); at != std::string_view::npos; at = text.find(literal_, at + literal_.size())) {

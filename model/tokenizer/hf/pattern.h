@@ -1,5 +1,6 @@
 // Pattern: what a tokenizer.json Split pre-tokenizer or Replace step looks for, either
-// {"String": s} (a literal) or {"Regex": r} (an Oniguruma regex).
+// {"String": s} (a literal) or {"Regex": r} (an Oniguruma regex, or its hand-written KnownSplit
+// equivalent when r is one of those patterns).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "model/tokenizer/hf/known_split.h"
 #include "model/tokenizer/hf/regex.h"
 
 namespace longbow::hf {
@@ -28,7 +30,8 @@ class Pattern {
   std::string replace_all(std::string_view text, std::string_view content) const;
 
  private:
-  std::string literal_;          // used when regex_ is empty
+  std::string literal_;  // used when neither known_ nor regex_ is set
+  std::optional<KnownSplit> known_;
   std::optional<Regex> regex_;
 };
 

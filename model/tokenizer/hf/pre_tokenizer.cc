@@ -139,8 +139,7 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
       split_pieces(pieces, Behavior::kIsolated, false, [&](std::string_view text) { return regex_->find_all(text); });
     }
     for (Piece& piece : *pieces) {
-      std::string mapped;
-      mapped.reserve(piece.text.size() * 2);
+      std::string mapped;  // most pieces stay within the short-string buffer
       append_byte_level(piece.text, &mapped);
       piece.text = std::move(mapped);
     }

@@ -112,17 +112,37 @@ std::string normalize(std::string_view text, NormalForm form) {
     case NormalForm::kNfkc: options |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
     case NormalForm::kNfkd: options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
   }
-  // Pure ASCII is already in every normal form.
-  bool ascii = true;
-  for (const char c : text) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
-  if (ascii) return std::string(text);
-  utf8proc_uint8_t* mapped = nullptr;
-  const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                                          static_cast<utf8proc_ssize_t>(text.size()), &mapped,
-                                          static_cast<utf8proc_option_t>(options));
-  if (n < 0) return std::string(text);  // only on invalid UTF-8, which callers never pass
-  std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(mapped, &std::free);
-  return std::string(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
+  auto is_ascii = [&](size_t i) { return static_cast<unsigned char>(text[i]) < 0x80; };
+  auto map = [&](std::string_view part, std::string* out) {
+    utf8proc_uint8_t* mapped = nullptr;
+    const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(part.data()),
+                                            static_cast<utf8proc_ssize_t>(part.size()), &mapped,
+                                            static_cast<utf8proc_option_t>(options));
+    if (n < 0) {  // only on invalid UTF-8, which callers never pass
+      out->append(part);
+      return;
+    }
+    std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owned(mapped, &std::free);
+    out->append(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
+  };
+  // Every form maps each part that starts at an ASCII character on its own: ASCII characters
+  // are starters that never decompose, never move, and are never the second character of a
+  // composition, so nothing crosses such a boundary. An ASCII character followed by ASCII (or
+  // the end) is its own normal form; the others go to utf8proc with the non-ASCII run after them.
+  std::string out;
+  out.reserve(text.size());
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const size_t start = pos;
+    while (pos < text.size() && is_ascii(pos) && (pos + 1 == text.size() || is_ascii(pos + 1))) ++pos;
+    out.append(text.substr(start, pos - start));
+    if (pos == text.size()) break;
+    const size_t part = pos;
+    if (is_ascii(pos)) ++pos;
+    while (pos < text.size() && !is_ascii(pos)) ++pos;
+    map(text.substr(part, pos - part), &out);
+  }
+  return out;
 }
 
 std::string lowercase(std::string_view text) {
