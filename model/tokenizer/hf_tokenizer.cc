@@ -82,9 +82,10 @@ class HfTokenizer final : public Tokenizer {
   }
 
  private:
-  // The token's string: the added token's content, else the model's vocabulary entry.
+  // The token's string: the added token's surface (its content, normalized if it is a normalized
+  // token), else the model's vocabulary entry.
   const std::string* token_string(TokenId id) const {
-    if (const hf::AddedToken* added = added_.find(id)) return &added->content;
+    if (const hf::AddedToken* added = added_.find(id)) return &added->surface;
     return model_->id_to_token(id);
   }
   std::string decode_ids(std::span<const TokenId> ids, bool skip_special_tokens) const;
@@ -114,7 +115,10 @@ Status HfTokenizer::init(const json& doc, const HfSpecialTokens& specials) {
   }
   ASSIGN_OR_RETURN(model_, hf::BpeModel::from_json(model));
   ASSIGN_OR_RETURN(normalizer_, hf::make_normalizer(doc.value("normalizer", json())));
-  ASSIGN_OR_RETURN(added_, hf::AddedVocabulary::from_json(doc.value("added_tokens", json()), normalizer_.get()));
+  const hf::ModelVocabulary model_vocabulary{[&](std::string_view t) { return model_->token_to_id(t); },
+                                             model_->id_bound()};
+  ASSIGN_OR_RETURN(added_, hf::AddedVocabulary::from_json(doc.value("added_tokens", json()), normalizer_.get(),
+                                                          model_vocabulary));
   ASSIGN_OR_RETURN(pre_tokenizer_, hf::make_pre_tokenizer(doc.value("pre_tokenizer", json())));
   ASSIGN_OR_RETURN(post_processor_, hf::make_post_processor(doc.value("post_processor", json())));
   const json decoder = doc.value("decoder", json());
@@ -174,7 +178,7 @@ std::string HfTokenizer::decode_ids(std::span<const TokenId> ids, bool skip_spec
   for (const TokenId id : ids) {
     const hf::AddedToken* added = added_.find(id);
     if (added != nullptr) {
-      if (!(skip_special_tokens && added->special)) tokens.push_back(added->content);
+      if (!(skip_special_tokens && added->special)) tokens.push_back(added->surface);
       continue;
     }
     if (const std::string* token = model_->id_to_token(id)) tokens.push_back(*token);

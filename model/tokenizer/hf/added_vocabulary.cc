@@ -1,6 +1,7 @@
 #include "model/tokenizer/hf/added_vocabulary.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
@@ -18,16 +19,16 @@ size_t last_char_start(std::string_view text) {
   return start;
 }
 
-// Whether `text` ends / starts with an alphanumeric character (single_word's word boundary).
+// Whether `text` ends / starts with a word character (single_word's boundary: is_word_character).
 bool ends_with_word(std::string_view text) {
   if (text.empty()) return false;
   size_t length;
-  return is_alphanumeric(next_code_point(text.substr(last_char_start(text)), &length));
+  return is_word_character(next_code_point(text.substr(last_char_start(text)), &length));
 }
 bool starts_with_word(std::string_view text) {
   if (text.empty()) return false;
   size_t length;
-  return is_alphanumeric(next_code_point(text, &length));
+  return is_word_character(next_code_point(text, &length));
 }
 
 // Offset where the trailing whitespace of `text` begins.
@@ -91,11 +92,14 @@ std::pair<int, size_t> AddedVocabulary::Trie::longest(std::string_view text, siz
   return best;
 }
 
-StatusOr<AddedVocabulary> AddedVocabulary::from_json(const json& added_tokens, const Normalizer* normalizer) {
+StatusOr<AddedVocabulary> AddedVocabulary::from_json(const json& added_tokens, const Normalizer* normalizer,
+                                                     const ModelVocabulary& model) {
   AddedVocabulary vocab;
   vocab.normalizer_ = normalizer;
   if (added_tokens.is_null()) return vocab;
   if (!added_tokens.is_array()) return invalid_argument("added_tokens must be a list");
+  StringMap<size_t> index;  // content -> position in tokens_
+  TokenId next_id = model.size;
   for (size_t i = 0; i < added_tokens.size(); ++i) {
     const json& t = added_tokens[i];
     if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() || !t.contains("content") ||
@@ -103,25 +107,42 @@ StatusOr<AddedVocabulary> AddedVocabulary::from_json(const json& added_tokens, c
       return invalid_argument(fmt::format("added_tokens[{}] needs an integer id and a string content", i));
     }
     AddedToken token;
-    token.id = static_cast<TokenId>(t["id"].get<int64_t>());
     token.content = t["content"].get<std::string>();
+    if (token.content.empty()) continue;  // Hugging Face ignores empty tokens
     token.special = t.value("special", false);
     token.lstrip = t.value("lstrip", false);
     token.rstrip = t.value("rstrip", false);
     token.normalized = t.value("normalized", !token.special);
     token.single_word = t.value("single_word", false);
+    const auto earlier = index.find(token.content);
+    if (earlier != index.end()) {
+      token.id = vocab.tokens_[earlier->second].id;
+      vocab.tokens_[earlier->second] = std::move(token);
+      continue;
+    }
+    const std::optional<TokenId> in_model = model.token_to_id ? model.token_to_id(token.content) : std::nullopt;
+    token.id = in_model ? *in_model : next_id++;
+    const int64_t listed = t["id"].get<int64_t>();
+    if (listed != token.id) {
+      spdlog::warn("tokenizer.json: added token \"{}\" is listed with id {} but takes id {} (as in Hugging Face "
+                   "tokenizers: {})",
+                   token.content, listed, token.id, in_model ? "the model's vocabulary has it" : "the next free id");
+    }
+    index.emplace(token.content, vocab.tokens_.size());
     vocab.tokens_.push_back(std::move(token));
   }
   for (size_t i = 0; i < vocab.tokens_.size(); ++i) {
-    const AddedToken& token = vocab.tokens_[i];
+    AddedToken& token = vocab.tokens_[i];
     vocab.by_content_.emplace(token.content, i);
     vocab.by_id_.emplace_back(token.id, i);
     if (token.normalized) {
       const std::string key = normalizer != nullptr && !token.content.empty() ? normalizer->normalize(token.content)
                                                                               : token.content;
       vocab.normalized_trie_.insert(key, static_cast<int>(i));
+      token.surface = key;
     } else {
       vocab.raw_trie_.insert(token.content, static_cast<int>(i));
+      token.surface = token.content;
     }
   }
   std::stable_sort(vocab.by_id_.begin(), vocab.by_id_.end(),

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,9 @@ namespace longbow::hf {
 struct AddedToken {
   TokenId id = 0;
   std::string content;
+  // What the id decodes to (Hugging Face's id_to_token): content through the normalizer for a
+  // normalized=true token (e.g. "server" for "Server" under Lowercase), else content.
+  std::string surface;
   bool special = false;
   bool lstrip = false;
   bool rstrip = false;
@@ -38,11 +42,23 @@ struct InputSegment {
   bool normalized = false;  // text already went through the normalizer
 };
 
+// The model's vocabulary as the added tokens see it: the id of a token string, and the number of
+// entries (ids [0, size) when dense).
+struct ModelVocabulary {
+  std::function<std::optional<TokenId>(std::string_view)> token_to_id;
+  int size = 0;
+};
+
 class AddedVocabulary {
  public:
   // `normalizer` (may be null) normalizes the content of normalized=true tokens; it must outlive
-  // this object.
-  static StatusOr<AddedVocabulary> from_json(const nlohmann::json& added_tokens, const Normalizer* normalizer);
+  // this object. Ids are assigned as Hugging Face tokenizers assigns them when it loads a file (the
+  // "id" fields are only checked): in list order, a token whose content the model's vocabulary (or
+  // an earlier added token) already has takes that id, any other takes the next id from
+  // model.size up; a repeated content updates the earlier token's flags. An "id" that differs from
+  // the assigned one is logged as a warning, as Hugging Face does.
+  static StatusOr<AddedVocabulary> from_json(const nlohmann::json& added_tokens, const Normalizer* normalizer,
+                                             const ModelVocabulary& model);
 
   // `text` split into added tokens and the text between them (whose `normalized` is true: the
   // normalizer was applied to it, as the second pass needs).

@@ -97,9 +97,13 @@ bool is_whitespace(char32_t cp) {
   }
 }
 
-bool is_alphanumeric(char32_t cp) {
-  return category_in(cp, UTF8PROC_CATEGORY_LU, UTF8PROC_CATEGORY_LO) ||
-         category_in(cp, UTF8PROC_CATEGORY_ND, UTF8PROC_CATEGORY_NO);
+bool is_word_character(char32_t cp) {
+  if (category_in(cp, UTF8PROC_CATEGORY_LU, UTF8PROC_CATEGORY_ME)) return true;  // L*, M*
+  const utf8proc_category_t c = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
+  if (c == UTF8PROC_CATEGORY_ND || c == UTF8PROC_CATEGORY_NL || c == UTF8PROC_CATEGORY_PC) return true;
+  if (cp == 0x200C || cp == 0x200D) return true;  // Join_Control
+  return (cp >= 0x24B6 && cp <= 0x24E9) || (cp >= 0x1F130 && cp <= 0x1F149) || (cp >= 0x1F150 && cp <= 0x1F169) ||
+         (cp >= 0x1F170 && cp <= 0x1F189);
 }
 
 bool is_numeric(char32_t cp) { return category_in(cp, UTF8PROC_CATEGORY_ND, UTF8PROC_CATEGORY_NO); }
@@ -152,7 +156,11 @@ std::string lowercase(std::string_view text) {
   while (pos < text.size()) {
     size_t length;
     const char32_t cp = next_code_point(text.substr(pos), &length);
-    append_utf8(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp))), &out);
+    if (cp == U'\u0130') {  // the one unconditional full mapping to two code points (SpecialCasing.txt)
+      out += "i\u0307";
+    } else {
+      append_utf8(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp))), &out);
+    }
     pos += length;
   }
   return out;

@@ -20,16 +20,22 @@ void append_utf8(char32_t cp, std::string* out);
 std::string to_valid_utf8(std::string_view text);
 
 // Rust's char predicates, which Hugging Face tokenizers uses: Unicode White_Space, and the
-// general categories L* + N* (is_alphanumeric) and N* (is_numeric).
+// general categories N* (is_numeric).
 bool is_whitespace(char32_t cp);
-bool is_alphanumeric(char32_t cp);
 bool is_numeric(char32_t cp);
+// The Rust regex crate's Unicode \w, which decides single_word's word boundary:
+// [\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]. Alphabetic is taken as L* + Nl plus the
+// Other_Alphabetic symbols outside M* (the circled and squared Latin letters); the rest of
+// Other_Alphabetic is in M*.
+bool is_word_character(char32_t cp);
 
 enum class NormalForm { kNfc, kNfd, kNfkc, kNfkd };
 // `text` (valid UTF-8) in the given normalization form.
 std::string normalize(std::string_view text, NormalForm form);
 
-// Full-string lowercase by per-code-point simple case mapping (utf8proc_tolower).
+// Lowercase code point by code point, as Rust's char::to_lowercase (Hugging Face's Lowercase
+// normalizer): the simple case mapping (utf8proc_tolower) except U+0130 İ, whose full mapping is
+// "i" + U+0307. No context rules (a final sigma stays σ).
 std::string lowercase(std::string_view text);
 
 }  // namespace longbow::hf
