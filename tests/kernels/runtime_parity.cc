@@ -46,6 +46,12 @@ constexpr double kLogitBudget = 2e-2;  // DESIGN §6: CUDA (bf16) vs CPU (fp32) 
 // steps; the qwen2 fixture (q/k/v biases, larger activations) reaches 2.6e-2 (H100, session 3).
 constexpr double kStepLogitBudget = 3e-2;
 constexpr float kTieMargin = 0.05f;    // logit units; bf16 activations move logits by ~1e-2 here
+// A fixture whose expected.json records transformers' own bf16 error (tests/model/make_fixtures.py:
+// transformers_bf16_prompt_logits_rel_l2, its bf16 run against its fp32 run on the same prompts)
+// may be more sensitive to bf16 rounding than the ones the fixed budgets were set on: its budgets
+// grow to kBf16Margin times that error when it is larger (the prompt budget; the step budget keeps
+// the same 1.5 ratio). CUDA is then held to "as close to fp32 as transformers' bf16, with margin".
+constexpr double kBf16Margin = 1.5;
 
 struct Prompt {
   std::vector<int32_t> ids;
@@ -161,6 +167,25 @@ ForcedComparison compare_forced(const Run& cpu, const Run& cuda, int topk) {
   return c;
 }
 
+struct Budgets {
+  double prompt = kLogitBudget;
+  double step = kStepLogitBudget;
+  double transformers_bf16 = 0.0;  // the worst recorded transformers bf16-vs-fp32 error, 0 if none
+};
+
+StatusOr<Budgets> budgets_for(const std::string& dir) {
+  Budgets b;
+  if (!std::filesystem::exists(dir + "/expected.json")) return b;
+  ASSIGN_OR_RETURN(nlohmann::json doc, read_json_file(dir + "/expected.json"));
+  for (const nlohmann::json& c : doc.value("cases", nlohmann::json::array())) {
+    const auto it = c.find("transformers_bf16_prompt_logits_rel_l2");
+    if (it != c.end() && it->is_number()) b.transformers_bf16 = std::max(b.transformers_bf16, it->get<double>());
+  }
+  b.prompt = std::max(kLogitBudget, kBf16Margin * b.transformers_bf16);
+  b.step = b.prompt * (kStepLogitBudget / kLogitBudget);
+  return b;
+}
+
 StatusOr<std::vector<Prompt>> prompts_for(const std::string& dir, const ModelConfig& config) {
   std::vector<Prompt> prompts;
   if (std::filesystem::exists(dir + "/expected.json")) {
@@ -203,6 +228,7 @@ StatusOr<ModelResult> check_model(const std::string& name, const std::string& di
   if (topk_override > 0 && config.dsa) config.dsa->topk = topk_override;
   ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(dir));
   ASSIGN_OR_RETURN(std::vector<Prompt> prompts, prompts_for(dir, config));
+  ASSIGN_OR_RETURN(const Budgets budgets, budgets_for(dir));
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> cpu, create_backend("cpu"));
   ASSIGN_OR_RETURN(std::unique_ptr<Backend> cuda, create_backend("cuda"));
   RETURN_IF_ERROR(cuda->check_supported(config));
@@ -220,13 +246,17 @@ StatusOr<ModelResult> check_model(const std::string& name, const std::string& di
   for (size_t i = 0; i < table.size(); ++i) table[i] = options.num_kv_pages - 1 - static_cast<int32_t>(i);
 
   ModelResult result;
-  result.json = {{"model", name}, {"cases", nlohmann::json::array()}};
+  result.json = {{"model", name},
+                 {"prompt_budget", budgets.prompt},
+                 {"step_budget", budgets.step},
+                 {"transformers_bf16_prompt_logits_rel_l2", budgets.transformers_bf16},
+                 {"cases", nlohmann::json::array()}};
   for (size_t n = 0; n < prompts.size(); ++n) {
     const Prompt& prompt = prompts[n];
     ASSIGN_OR_RETURN(Run want, run_prompt(*cpu_model, prompt, table));
     ASSIGN_OR_RETURN(Run got, run_prompt(*cuda_model, prompt, table));
     const double prompt_error = relative_l2(got.prompt_logits, want.prompt_logits);
-    bool case_ok = prompt_error <= kLogitBudget;
+    bool case_ok = prompt_error <= budgets.prompt;
     std::string tokens_verdict = "identical";
     size_t diverge = 0;
     while (diverge < want.tokens.size() && diverge < got.tokens.size() && want.tokens[diverge] == got.tokens[diverge]) {
@@ -247,7 +277,7 @@ StatusOr<ModelResult> check_model(const std::string& name, const std::string& di
     // widely (tools/demo_model/demo_indexer.h), so a differing row is a bug, not bf16 noise.
     ASSIGN_OR_RETURN(Run forced, run_prompt(*cuda_model, prompt, table, want.tokens));
     const ForcedComparison fc = compare_forced(want, forced, config.dsa ? config.dsa->topk : 1);
-    const bool forced_ok = fc.worst_logits <= kStepLogitBudget && fc.widest_tie < kTieMargin;
+    const bool forced_ok = fc.worst_logits <= budgets.step && fc.widest_tie < kTieMargin;
     std::string forced_note = "; forced: argmax " + std::to_string(fc.same_argmax) + "/" + std::to_string(fc.steps) +
                               " equal, worst step logits " + std::to_string(fc.worst_logits);
     if (fc.same_argmax < fc.steps) forced_note += ", widest tie " + std::to_string(fc.widest_tie);
@@ -276,8 +306,8 @@ StatusOr<ModelResult> check_model(const std::string& name, const std::string& di
       c["prompt_logits_rel_l2_cuda_vs_transformers"] = vs_ref;
       reference_note = ", vs transformers " + std::to_string(vs_ref);
     }
-    std::printf("parity %-12s case %zu (prompt %4zu, %2d tokens): logits rel L2 %.3e (budget %.0e)%s; tokens %s%s%s\n",
-                name.c_str(), n, prompt.ids.size(), prompt.generate, prompt_error, kLogitBudget,
+    std::printf("parity %-12s case %zu (prompt %4zu, %2d tokens): logits rel L2 %.3e (budget %.1e)%s; tokens %s%s%s\n",
+                name.c_str(), n, prompt.ids.size(), prompt.generate, prompt_error, budgets.prompt,
                 reference_note.c_str(), tokens_verdict.c_str(), forced_note.c_str(), case_ok ? "" : "  FAIL");
     result.ok = result.ok && case_ok;
     result.json["cases"].push_back(std::move(c));
