@@ -73,11 +73,33 @@ void GrammarBuilder::define_rule(int rule, ExprPtr body) { bodies_.at(static_cas
 
 namespace {
 
+// Whether `e` derives the empty string, given which rules do.
+bool expr_nullable(const Expr& e, const std::vector<bool>& rule_nullable) {
+  switch (e.kind) {
+    case Expr::Kind::kBytes: return false;
+    case Expr::Kind::kSeq:
+      for (const ExprPtr& c : e.children) {
+        if (!expr_nullable(*c, rule_nullable)) return false;
+      }
+      return true;
+    case Expr::Kind::kAlt:
+      for (const ExprPtr& c : e.children) {
+        if (expr_nullable(*c, rule_nullable)) return true;
+      }
+      return false;
+    case Expr::Kind::kRepeat: return e.min == 0 || expr_nullable(*e.children[0], rule_nullable);
+    case Expr::Kind::kRuleRef:
+      return e.rule < 0 || static_cast<size_t>(e.rule) >= rule_nullable.size() || rule_nullable[static_cast<size_t>(e.rule)];
+  }
+  return true;
+}
+
 // Lowers Expr trees into a Grammar. Alternatives of a rule are emitted contiguously, so helper rules
 // created while lowering one alternative are first collected as pending bodies and emitted after it.
 class Lowerer {
  public:
-  Lowerer(Grammar& g, size_t max_elements) : g_(g), max_elements_(max_elements) {}
+  Lowerer(Grammar& g, size_t max_elements, std::vector<bool> rule_nullable)
+      : g_(g), max_elements_(max_elements), rule_nullable_(std::move(rule_nullable)) {}
 
   Status add_rule_alternatives(int rule, const std::vector<ExprPtr>& alternatives) {
     for (const ExprPtr& a : alternatives) {
@@ -155,6 +177,18 @@ class Lowerer {
         if (e.max == 0) return Status::Ok();
         Element body;
         if (Status s = single(e.children[0], body); !s.ok()) return s;
+        if (!(e.max == 1 && e.min <= 1) && !expr_nullable(*e.children[0], rule_nullable_)) {
+          int body_rule = body.index;
+          if (body.kind != Element::Kind::kRule) {
+            g_.rules.emplace_back();
+            g_.rule_names.push_back("loop_body");
+            body_rule = static_cast<int>(g_.rules.size()) - 1;
+            emit_now(body_rule, {{body}});
+          }
+          g_.loops.push_back(Loop{body_rule, e.min, e.max});
+          out.push_back(Element{Element::Kind::kLoop, static_cast<int32_t>(g_.loops.size()) - 1});
+          return Status::Ok();
+        }
         for (int i = 0; i < e.min; ++i) out.push_back(body);
         if (e.max == kUnbounded) {
           // star ::= body star | epsilon  (self-reference in tail position)
@@ -197,6 +231,7 @@ class Lowerer {
 
   Grammar& g_;
   size_t max_elements_;
+  std::vector<bool> rule_nullable_;
   size_t steps_ = 0;
   std::vector<std::pair<int, std::vector<ExprPtr>>> pending_;
 };
@@ -211,6 +246,10 @@ void prune_unproductive(Grammar& g) {
       const Element& el = g.elements[static_cast<size_t>(p)];
       if (el.kind == Element::Kind::kBytes && g.byte_sets[static_cast<size_t>(el.index)].none()) return false;
       if (el.kind == Element::Kind::kRule && !productive[static_cast<size_t>(el.index)]) return false;
+      if (el.kind == Element::Kind::kLoop) {
+        const Loop& loop = g.loops[static_cast<size_t>(el.index)];
+        if (loop.min > 0 && !productive[static_cast<size_t>(loop.body_rule)]) return false;
+      }
     }
     return true;
   };
@@ -266,7 +305,18 @@ StatusOr<Grammar> GrammarBuilder::build(int root, size_t max_elements) const {
   g.rules.resize(names_.size());
   g.rule_names = names_;
   g.root = root;
-  Lowerer lowerer(g, max_elements);
+  // Rule nullability (a fixed point over the bodies) decides which repetitions become counted loops.
+  std::vector<bool> nullable(names_.size(), false);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t r = 0; r < bodies_.size(); ++r) {
+      if (!nullable[r] && bodies_[r] && expr_nullable(*bodies_[r], nullable)) {
+        nullable[r] = true;
+        changed = true;
+      }
+    }
+  }
+  Lowerer lowerer(g, max_elements, std::move(nullable));
   for (size_t r = 0; r < bodies_.size(); ++r) {
     if (!bodies_[r]) return internal_error(fmt::format("grammar rule '{}' declared but never defined", names_[r]));
     const Expr& body = *bodies_[r];
@@ -293,6 +343,10 @@ std::string Grammar::to_string() const {
         const Element& el = elements[static_cast<size_t>(p)];
         if (el.kind == Element::Kind::kBytes) {
           out += " " + byte_set_to_string(byte_sets[static_cast<size_t>(el.index)]);
+        } else if (el.kind == Element::Kind::kLoop) {
+          const Loop& loop = loops[static_cast<size_t>(el.index)];
+          out += fmt::format(" {}_{}{{{},{}}}", rule_names[static_cast<size_t>(loop.body_rule)], loop.body_rule, loop.min,
+                             loop.max == kUnbounded ? std::string() : std::to_string(loop.max));
         } else {
           out += fmt::format(" {}_{}", rule_names[static_cast<size_t>(el.index)], el.index);
         }

@@ -3,8 +3,9 @@
 //    rules) that the front-end translators (JSON Schema, regex, choice) produce;
 //  - Grammar, the flattened form: every rule is a list of alternatives, every alternative a run of
 //    elements (a 256-bit byte class or a rule reference) ended by kEnd. Repetition is lowered to
-//    helper rules whose self-reference is in tail position, so the matcher's tail-call elimination
-//    keeps its stack flat in loops.
+//    counted loops (kLoop: a body rule repeated min..max times, the count kept in the matcher's
+//    frame, so a loop of any bound is one grammar position) or, when the body can be empty, to
+//    helper rules whose self-reference is in tail position.
 // Everything is over bytes: characters outside ASCII are UTF-8 sequences (char_class.h).
 #pragma once
 
@@ -49,14 +50,23 @@ ExprPtr rule_ref(int rule);
 ExprPtr epsilon();
 
 struct Element {
-  enum class Kind : uint8_t { kBytes, kRule, kEnd };
+  enum class Kind : uint8_t { kBytes, kRule, kLoop, kEnd };
   Kind kind = Kind::kEnd;
-  int32_t index = -1;  // kBytes: into Grammar::byte_sets; kRule: the rule id
+  int32_t index = -1;  // kBytes: into Grammar::byte_sets; kRule: the rule id; kLoop: into Grammar::loops
+};
+
+// body_rule repeated min..max times (max kUnbounded: no limit); the body never derives the empty
+// string, so every iteration consumes at least one byte.
+struct Loop {
+  int32_t body_rule = -1;
+  int32_t min = 0;
+  int32_t max = kUnbounded;
 };
 
 struct Grammar {
   std::vector<Element> elements;              // alternatives back to back, each ended by kEnd
   std::vector<ByteSet> byte_sets;
+  std::vector<Loop> loops;
   std::vector<std::vector<int32_t>> rules;    // rule id -> start positions of its alternatives
   std::vector<std::string> rule_names;
   int32_t root = 0;

@@ -20,6 +20,7 @@ inline constexpr int32_t kBoundary = -2;    // a cut used by the mask cache: end
 struct StackFrame {
   int32_t pos;     // the next element to match (never kEnd in a stored frame)
   int32_t parent;  // the frame to return to, or kRootParent / kBoundary
+  int32_t count;   // at a kLoop element: the iterations completed; else 0
 };
 
 // A set of live stacks after some input: the ids of their top frames, each at a kBytes element.
@@ -42,7 +43,7 @@ class StackArena {
 
   const Grammar& grammar() const { return *g_; }
   const StackFrame& frame(int32_t id) const { return frames_[static_cast<size_t>(id)]; }
-  int32_t push(int32_t pos, int32_t parent);
+  int32_t push(int32_t pos, int32_t parent, int32_t count = 0);
   size_t mark() const { return frames_.size(); }
   void rollback(size_t mark) { frames_.resize(mark); }
 
@@ -57,13 +58,19 @@ class StackArena {
  private:
   // Adds the stacks that begin at element `pos` of a frame returning to `parent`: a byte class is a
   // top; a rule reference pushes a return frame (unless it is the last element: tail call) and
-  // expands the rule's alternatives; the end of an alternative returns to the parent.
-  void expand(int32_t pos, int32_t parent, StackSet& out);
+  // expands the rule's alternatives; a loop with `count` iterations done may exit (count >= min)
+  // and may start another iteration (count < max) under a frame that returns to the loop with
+  // count + 1; the end of an alternative returns to the parent.
+  void expand(int32_t pos, int32_t parent, int32_t count, StackSet& out);
 
   const Grammar* g_;
   std::vector<StackFrame> frames_;
-  // (pos, parent) pairs expanded during the current step: cuts epsilon cycles and duplicates.
-  std::vector<std::pair<int32_t, int32_t>> seen_;
+  // (pos, parent, count) expanded during the current step: cuts epsilon cycles and duplicates.
+  struct Seen {
+    int32_t pos, parent, count;
+    bool operator==(const Seen&) const = default;
+  };
+  std::vector<Seen> seen_;
   StackSet scratch_[2];
 };
 

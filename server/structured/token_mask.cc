@@ -33,6 +33,9 @@ TokenMasker::TokenMasker(std::shared_ptr<const Grammar> grammar, std::shared_ptr
       walk_arena_(grammar_.get()),
       checked_epoch_(static_cast<size_t>(vocab_->size()), 0) {
   options_.context_depth = std::max(1, options_.context_depth);
+  for (int32_t id = 0; id < vocab_->size(); ++id) {
+    max_token_bytes_ = std::max(max_token_bytes_, static_cast<int32_t>(vocab_->bytes(id).size()));
+  }
 }
 
 size_t TokenMasker::cache_entries() const {
@@ -77,37 +80,62 @@ void TokenMasker::fill_mask(GrammarMatcher& matcher, std::vector<uint64_t>& mask
 }
 
 const TokenMasker::Entry& TokenMasker::entry_for(const GrammarMatcher& matcher, int32_t top) {
-  std::vector<int32_t> positions;
+  // The key: the top context_depth frames' grammar positions, loop counts reduced to what a short
+  // token can observe (iterations still required / still allowed, each capped at clip: every
+  // iteration consumes a byte, so frames equal up to the cap agree on every token of at most
+  // short_token_bytes bytes).
+  const int32_t clip = options_.short_token_bytes + 1;
+  bool clipped = false;  // some bound was reduced to `clip`: long tokens are decided per step
+  // A bound above every token's length is invisible to all tokens: one exact key value.
+  const int32_t far = std::max(max_token_bytes_, clip) + 1;
+  auto reduce = [&](int32_t v) {
+    if (v >= far) return far + 1;
+    if (v > clip) {
+      clipped = true;
+      return clip;
+    }
+    return v;
+  };
+  std::vector<StackFrame> chain;
+  std::vector<int32_t> key_ints;
   bool reaches_root = false;
   int32_t id = top;
-  // The chain of the top context_depth frames, named by their grammar positions.
-  while (static_cast<int>(positions.size()) < options_.context_depth) {
+  while (static_cast<int>(chain.size()) < options_.context_depth) {
     const StackFrame& f = matcher.arena().frame(id);
-    positions.push_back(f.pos);
+    chain.push_back(f);
+    key_ints.push_back(f.pos);
+    const Element& el = grammar_->elements[static_cast<size_t>(f.pos)];
+    if (el.kind == Element::Kind::kLoop) {
+      const Loop& loop = grammar_->loops[static_cast<size_t>(el.index)];
+      const int32_t need = std::max(loop.min - f.count, 0);
+      const int32_t room = loop.max == kUnbounded ? far : loop.max - f.count;
+      key_ints.push_back(reduce(need));
+      key_ints.push_back(reduce(room));
+    }
     if (f.parent < 0) {
       reaches_root = true;
       break;
     }
     id = f.parent;
   }
-  std::string key(reinterpret_cast<const char*>(positions.data()), positions.size() * sizeof(int32_t));
+  std::string key(reinterpret_cast<const char*>(key_ints.data()), key_ints.size() * sizeof(int32_t));
   key.push_back(reaches_root ? 'r' : 'c');
   auto it = cache_.find(key);
   if (it != cache_.end()) return *it->second;
   auto entry = std::make_unique<Entry>();
-  compute(positions, reaches_root, *entry);
+  compute(chain, reaches_root, clipped, *entry);
   const Entry& ref = *entry;
   cache_.emplace(std::move(key), std::move(entry));
   return ref;
 }
 
-void TokenMasker::compute(const std::vector<int32_t>& positions, bool reaches_root, Entry& entry) {
+void TokenMasker::compute(const std::vector<StackFrame>& chain, bool reaches_root, bool clipped, Entry& entry) {
   const std::vector<Vocabulary::Node>& nodes = vocab_->nodes();
   const std::vector<int32_t>& sorted = vocab_->sorted_ids();
   entry.accepted.assign(vocab_->mask_words(), 0);
   walk_arena_.rollback(0);
   int32_t parent = reaches_root ? kRootParent : kBoundary;
-  for (size_t k = positions.size(); k-- > 0;) parent = walk_arena_.push(positions[k], parent);
+  for (size_t k = chain.size(); k-- > 0;) parent = walk_arena_.push(chain[k].pos, parent, chain[k].count);
 
   // Depth-first over the trie; states[d] holds the stacks after the first d bytes of the path.
   std::vector<StackSet> states(1);
@@ -147,6 +175,15 @@ void TokenMasker::compute(const std::vector<int32_t>& positions, bool reaches_ro
     for (int32_t i = lo; i < hi; ++i) {
       const int32_t id = sorted[static_cast<size_t>(i)];
       if (!mask_allows(entry.accepted, id)) entry.uncertain.push_back(id);
+    }
+  }
+  if (clipped) {
+    // This entry stands for frames with other loop counts too: long tokens are decided per step.
+    for (int32_t id = 0; id < vocab_->size(); ++id) {
+      if (static_cast<int>(vocab_->bytes(id).size()) > options_.short_token_bytes) {
+        entry.accepted[static_cast<size_t>(id) / 64] &= ~(uint64_t{1} << (static_cast<size_t>(id) % 64));
+        entry.uncertain.push_back(id);
+      }
     }
   }
   std::sort(entry.uncertain.begin(), entry.uncertain.end());

@@ -30,6 +30,11 @@ class TokenMasker {
  public:
   struct Options {
     int context_depth = 4;  // stack levels a cache entry covers
+    // Loop frames whose remaining bounds (iterations still required / allowed) exceed the longest
+    // token share one exact cache entry per loop position; bounds between this and the longest
+    // token share one entry too, whose tokens longer than this are checked per step instead
+    // (tokens past 24 bytes are 0.3% of Llama-3's vocabulary).
+    int short_token_bytes = 24;
   };
   TokenMasker(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const Vocabulary> vocab, Options options);
   TokenMasker(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const Vocabulary> vocab)
@@ -51,7 +56,7 @@ class TokenMasker {
     std::vector<int32_t> uncertain;  // token ids
   };
   const Entry& entry_for(const GrammarMatcher& matcher, int32_t top);
-  void compute(const std::vector<int32_t>& positions, bool reaches_root, Entry& entry);
+  void compute(const std::vector<StackFrame>& chain, bool reaches_root, bool clipped, Entry& entry);
 
   std::shared_ptr<const Grammar> grammar_;
   std::shared_ptr<const Vocabulary> vocab_;
@@ -59,6 +64,7 @@ class TokenMasker {
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::unique_ptr<Entry>> cache_;
   StackArena walk_arena_;
+  int32_t max_token_bytes_ = 0;
   std::vector<uint32_t> checked_epoch_;  // by token id: the fill_mask call that already tried it
   uint32_t epoch_ = 0;
 };

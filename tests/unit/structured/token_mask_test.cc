@@ -34,8 +34,8 @@ std::shared_ptr<const Grammar> must(StatusOr<Grammar> g) {
 
 // Walks `steps` random tokens, comparing the cached mask with the brute-force one at every step.
 void expect_masks_match(const std::shared_ptr<const Grammar>& g, const std::shared_ptr<const Vocabulary>& vocab,
-                        int context_depth, uint32_t seed, int steps) {
-  TokenMasker masker(g, vocab, TokenMasker::Options{context_depth});
+                        int context_depth, uint32_t seed, int steps, int short_token_bytes = 24) {
+  TokenMasker masker(g, vocab, TokenMasker::Options{context_depth, short_token_bytes});
   GrammarMatcher m(g);
   std::mt19937 rng(seed);
   std::vector<uint64_t> fast;
@@ -67,6 +67,19 @@ TEST(TokenMask, EqualsBruteForceOnASmallVocabulary) {
     for (const int depth : {1, 2, 4}) {
       for (uint32_t seed = 0; seed < 4; ++seed) expect_masks_match(grammars[i], vocab, depth, seed * 7 + static_cast<uint32_t>(i), 40);
     }
+  }
+}
+
+// Loop counts beyond the cap share cache entries; a cap below the vocabulary's token lengths makes
+// the long-token fallback decide many tokens.
+TEST(TokenMask, ClippedLoopCountsEqualBruteForce) {
+  const auto vocab = synthetic_vocabulary(5, 300);
+  const auto g = must(json_schema_to_grammar(R"({"type":"object","properties":{
+      "s":{"type":"string","minLength":12,"maxLength":40},
+      "a":{"type":"array","items":{"type":"integer","minimum":0,"maximum":99},"minItems":3,"maxItems":30},
+      "p":{"type":"string","pattern":"^[a-z]{5,25}x{0,7}$"}},"required":["s","a","p"]})"));
+  for (const int cap : {1, 2, 3, 24}) {
+    for (uint32_t seed = 0; seed < 3; ++seed) expect_masks_match(g, vocab, 3, seed, 120, cap);
   }
 }
 
