@@ -275,6 +275,73 @@ void prune_unproductive(Grammar& g) {
   }
 }
 
+// Grammar::first / may_pass by a fixed point over positions (each position depends on the rules it
+// references and on the next position).
+void compute_first_sets(Grammar& g) {
+  const size_t n = g.elements.size();
+  g.first.assign(n, ByteSet());
+  g.may_pass.assign(n, false);
+  std::vector<ByteSet> rule_first(g.rules.size());
+  std::vector<bool> rule_nullable(g.rules.size(), false);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t p = n; p-- > 0;) {
+      const Element& el = g.elements[p];
+      ByteSet f;
+      bool pass = false;
+      switch (el.kind) {
+        case Element::Kind::kEnd: pass = true; break;
+        case Element::Kind::kBytes: f = g.byte_sets[static_cast<size_t>(el.index)]; break;
+        case Element::Kind::kRule: {
+          const auto r = static_cast<size_t>(el.index);
+          f = rule_first[r];
+          if (rule_nullable[r]) {
+            f |= g.first[p + 1];
+            pass = g.may_pass[p + 1];
+          }
+          break;
+        }
+        case Element::Kind::kLoop: {
+          const Loop& loop = g.loops[static_cast<size_t>(el.index)];
+          f = rule_first[static_cast<size_t>(loop.body_rule)] | g.first[p + 1];
+          pass = g.may_pass[p + 1];  // a superset: iterations done may already reach min
+          break;
+        }
+      }
+      if (f != g.first[p] || pass != g.may_pass[p]) {
+        g.first[p] = f;
+        g.may_pass[p] = pass;
+        changed = true;
+      }
+    }
+    for (size_t r = 0; r < g.rules.size(); ++r) {
+      ByteSet f;
+      bool nullable = false;
+      for (const int32_t start : g.rules[r]) {
+        f |= g.first[static_cast<size_t>(start)];
+        // An alternative that can reach its kEnd without a byte makes the rule nullable.
+        bool empty = true;
+        for (int32_t q = start; g.elements[static_cast<size_t>(q)].kind != Element::Kind::kEnd; ++q) {
+          const Element& el = g.elements[static_cast<size_t>(q)];
+          const bool el_nullable =
+              (el.kind == Element::Kind::kRule && rule_nullable[static_cast<size_t>(el.index)]) ||
+              (el.kind == Element::Kind::kLoop && g.loops[static_cast<size_t>(el.index)].min == 0);
+          if (!el_nullable) {
+            empty = false;
+            break;
+          }
+        }
+        nullable = nullable || empty;
+      }
+      if (f != rule_first[r] || nullable != rule_nullable[r]) {
+        rule_first[r] = f;
+        rule_nullable[r] = nullable;
+        changed = true;
+      }
+    }
+  }
+}
+
 std::string byte_set_to_string(const ByteSet& set) {
   if (set.count() == 1) {
     for (int b = 0; b < 256; ++b) {
@@ -327,6 +394,10 @@ StatusOr<Grammar> GrammarBuilder::build(int root, size_t max_elements) const {
     if (Status s = lowerer.flush(); !s.ok()) return s;
   }
   prune_unproductive(g);
+  g.start_pos = static_cast<int32_t>(g.elements.size());
+  g.elements.push_back(Element{Element::Kind::kRule, root});
+  g.elements.push_back(Element{Element::Kind::kEnd, -1});
+  compute_first_sets(g);
   if (root < 0 || static_cast<size_t>(root) >= g.rules.size() || g.rules[static_cast<size_t>(root)].empty()) {
     return invalid_argument("the grammar's language is empty (no string satisfies it)");
   }

@@ -70,6 +70,13 @@ struct Grammar {
   std::vector<std::vector<int32_t>> rules;    // rule id -> start positions of its alternatives
   std::vector<std::string> rule_names;
   int32_t root = 0;
+  int32_t start_pos = 0;  // a [kRule root, kEnd] run: the matcher's first frame points here
+
+  // By position: the bytes that can come first in what the elements from that position on derive,
+  // and whether they may derive nothing (then the frame below decides: a kEnd is always "may").
+  // Supersets are allowed (they only prune less).
+  std::vector<ByteSet> first;
+  std::vector<bool> may_pass;
 
   // Human-readable EBNF-like dump (tests, debugging).
   std::string to_string() const;

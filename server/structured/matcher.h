@@ -29,9 +29,9 @@ class GrammarMatcher {
   // Whether accept_bytes(bytes) would succeed; the state is unchanged either way.
   bool can_accept(std::string_view bytes);
   // The output so far is a sentence of the grammar: stopping (EOS) is allowed here.
-  bool is_complete() const { return state_.complete; }
+  bool is_complete() const { return complete_; }
   // No byte can follow (only EOS, when complete).
-  bool is_terminated() const { return state_.tops.empty(); }
+  bool is_terminated();
 
   // Undoes the last `n` successful accept_bytes calls (n <= accepted_count()).
   void rollback(size_t n);
@@ -50,6 +50,7 @@ class GrammarMatcher {
   std::shared_ptr<const Grammar> grammar_;
   StackArena arena_;
   StackSet state_;
+  bool complete_ = false;
   StackSet next_;
   // One entry per accepted call: the state before it and the arena size then.
   std::vector<Snapshot> history_;

@@ -1,7 +1,9 @@
 // The matcher's pushdown stacks: a forest of immutable frames in one arena. A stack is named by its
 // top frame; frames share their parents, so copying a matcher state copies only its top ids.
-// Frames are allocated stack-wise: mark()/rollback() discard every frame made since a mark, which
-// the token-mask walk does after trying each trie branch.
+// A top frame is a continuation: the element it names is the next to process, and it is expanded
+// only when the next byte is known (one byte of lookahead), so alternatives that cannot start with
+// that byte are never pushed. Frames are allocated stack-wise: mark()/rollback() discard every frame
+// made since a mark, which the token-mask walk does after trying each trie branch.
 #pragma once
 
 #include <cstdint>
@@ -18,21 +20,19 @@ inline constexpr int32_t kRootParent = -1;  // the bottom frame is the grammar's
 inline constexpr int32_t kBoundary = -2;    // a cut used by the mask cache: ending it leaves the cached context
 
 struct StackFrame {
-  int32_t pos;     // the next element to match (never kEnd in a stored frame)
+  int32_t pos;     // the next element to process (a kEnd returns to the parent)
   int32_t parent;  // the frame to return to, or kRootParent / kBoundary
   int32_t count;   // at a kLoop element: the iterations completed; else 0
 };
 
-// A set of live stacks after some input: the ids of their top frames, each at a kBytes element.
+// The live stacks after some input: their top frame ids. After at least one byte every stack
+// listed can still be completed (all rules are productive), so a non-empty set is alive.
 struct StackSet {
   std::vector<int32_t> tops;
-  bool complete = false;  // some stack ended the root: the input so far is a sentence
-  bool boundary = false;  // some stack ended a kBoundary frame (mask-cache walks only)
+  bool boundary = false;  // some stack ended a kBoundary frame on the last byte (mask-cache walks)
 
-  bool alive() const { return !tops.empty() || complete || boundary; }
   void clear() {
     tops.clear();
-    complete = false;
     boundary = false;
   }
 };
@@ -47,21 +47,16 @@ class StackArena {
   size_t mark() const { return frames_.size(); }
   void rollback(size_t mark) { frames_.resize(mark); }
 
-  // Stacks at the start of a rule's alternatives, under `parent` (the root: kRootParent).
-  void start(int32_t rule, int32_t parent, StackSet& out);
-  // Every stack of `in` whose top byte class holds `byte`, advanced past it. `out` must not alias `in`.
+  // The stacks of `tops` that accept `byte`, advanced past it. `out` must not alias `tops`.
   void advance(std::span<const int32_t> tops, uint8_t byte, StackSet& out);
-  // Feeds `bytes` one at a time; true when some stack survives all of them (or the last byte
-  // completed the root). Not for stacks that contain a kBoundary frame.
+  // Feeds `bytes` one at a time; true when some stack survives all of them.
   bool advance_bytes(std::span<const int32_t> tops, std::string_view bytes, StackSet& out);
+  // Whether some stack can end the root without another byte (the input so far is a sentence).
+  bool can_complete(std::span<const int32_t> tops);
 
  private:
-  // Adds the stacks that begin at element `pos` of a frame returning to `parent`: a byte class is a
-  // top; a rule reference pushes a return frame (unless it is the last element: tail call) and
-  // expands the rule's alternatives; a loop with `count` iterations done may exit (count >= min)
-  // and may start another iteration (count < max) under a frame that returns to the loop with
-  // count + 1; the end of an alternative returns to the parent.
-  void expand(int32_t pos, int32_t parent, int32_t count, StackSet& out);
+  void expand(int32_t pos, int32_t parent, int32_t count, uint8_t byte, StackSet& out);
+  bool completes(int32_t pos, int32_t parent, int32_t count);
 
   const Grammar* g_;
   std::vector<StackFrame> frames_;

@@ -162,7 +162,7 @@ void TokenMasker::compute(const std::vector<StackFrame>& chain, bool reaches_roo
     walk_arena_.advance(states[depth - 1].tops, child.byte, states[depth]);
     const StackSet& s = states[depth];
     if (s.boundary) boundary_ranges.emplace_back(child.tok_begin, child.sub_end);
-    if (s.alive()) {
+    if (!s.tops.empty()) {
       for (int32_t i = child.tok_begin; i < child.tok_end; ++i) set_bit(entry.accepted, sorted[static_cast<size_t>(i)]);
     }
     if (!s.tops.empty() && child.child_begin != child.child_end) {
