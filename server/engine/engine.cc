@@ -251,7 +251,18 @@ void Engine::admit(Submission submission) {
   state->arrival = submission.arrival;
   uint64_t seed = request.sampling.seed ? *request.sampling.seed : splitmix64_mix(default_seed_ ^ ++num_unseeded_);
   uint64_t salt = cache_salt_from_string(request.cache_salt);
-  if (submission.grammar) state->masker = std::make_shared<structured::TokenMasker>(submission.grammar, vocabulary_);
+  if (submission.grammar) {
+    const StructuredOutputSpec& spec = *request.sampling.structured_output;
+    std::string key = std::to_string(static_cast<int>(spec.kind)) + ":" + std::to_string(spec.text.size()) + ":" + spec.text;
+    for (const std::string& c : spec.choices) key += ":" + std::to_string(c.size()) + ":" + c;
+    auto it = maskers_.find(key);
+    if (it == maskers_.end()) {
+      constexpr size_t kMaxCachedGrammars = 16;
+      if (maskers_.size() >= kMaxCachedGrammars) maskers_.clear();
+      it = maskers_.emplace(std::move(key), std::make_shared<structured::TokenMasker>(submission.grammar, vocabulary_)).first;
+    }
+    state->masker = it->second;
+  }
   RequestState* raw = state.get();
   requests_[state->id] = std::move(state);
 
@@ -268,7 +279,7 @@ void Engine::admit(Submission submission) {
     if (!leader) leader = seq.id;
     raw->choices.push_back(std::make_unique<ChoiceState>(tokenizer_, raw->params, request.prompt_tokens, i, seq.id,
                                                          sampling_stream(seed, static_cast<uint64_t>(i))));
-    if (submission.grammar) raw->choices.back()->matcher = std::make_unique<structured::GrammarMatcher>(submission.grammar);
+    if (raw->masker) raw->choices.back()->matcher = std::make_unique<structured::GrammarMatcher>(raw->masker->grammar());
     seq_owner_[seq.id] = {raw, i};
     Status added = scheduler_.add(std::move(seq));
     if (!added.ok()) {

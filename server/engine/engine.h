@@ -145,6 +145,9 @@ class Engine {
   std::shared_ptr<const structured::Vocabulary> vocabulary_;
   std::vector<uint64_t> token_mask_;
   std::vector<float> masked_logits_;
+  // Mask caches live with their grammar: requests with the same structured output share one
+  // TokenMasker, so a schema's trie walks are paid once (a few, at most kMaxCachedGrammars, kept).
+  std::unordered_map<std::string, std::shared_ptr<structured::TokenMasker>> maskers_;
   int64_t num_steps_ = 0;
   uint64_t default_seed_ = 0;
   uint64_t num_unseeded_ = 0;

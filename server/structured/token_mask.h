@@ -49,6 +49,7 @@ class TokenMasker {
 
   size_t cache_entries() const;
   const Vocabulary& vocabulary() const { return *vocab_; }
+  const std::shared_ptr<const Grammar>& grammar() const { return grammar_; }
 
  private:
   struct Entry {
