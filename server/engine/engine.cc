@@ -7,6 +7,8 @@
 #include <system_error>
 
 #include "server/engine/rng.h"
+#include "server/structured/guided.h"
+#include "server/structured/json_schema.h"
 
 namespace longbow {
 namespace {
@@ -133,8 +135,15 @@ StatusOr<RequestHandle> Engine::submit(GenerateRequest request) {
     ++num_waiting_;
     live_ids_.insert(request.request_id);
   }
+  StatusOr<std::shared_ptr<const structured::Grammar>> grammar = compile_structured_output(request.sampling);
+  if (!grammar.ok()) {
+    std::lock_guard<std::mutex> lock(ids_mutex_);
+    --num_waiting_;
+    live_ids_.erase(request.request_id);
+    return reject(grammar.status());
+  }
   RequestHandle handle{request.request_id, std::make_shared<EventChannel>()};
-  queue_.push(Submission{std::move(request), *max_tokens, handle.events, Clock::now()});
+  queue_.push(Submission{std::move(request), *max_tokens, std::move(grammar).value(), handle.events, Clock::now()});
   return handle;
 }
 
@@ -204,6 +213,33 @@ void Engine::apply(EngineCommand command) {
   }
 }
 
+StatusOr<std::shared_ptr<const structured::Grammar>> Engine::compile_structured_output(const SamplingParams& params) {
+  if (!params.structured_output) return std::shared_ptr<const structured::Grammar>();
+  const StructuredOutputSpec& spec = *params.structured_output;
+  StatusOr<structured::Grammar> grammar = [&]() -> StatusOr<structured::Grammar> {
+    switch (spec.kind) {
+      case StructuredOutputSpec::Kind::kJsonObject: return structured::json_object_grammar();
+      case StructuredOutputSpec::Kind::kJsonSchema: return structured::json_schema_to_grammar(spec.text);
+      case StructuredOutputSpec::Kind::kRegex: return structured::regex_grammar(spec.text);
+      case StructuredOutputSpec::Kind::kChoice: return structured::choice_grammar(spec.choices);
+    }
+    return internal_error("unknown structured output kind");
+  }();
+  if (!grammar.ok()) return grammar.status().with_context("structured output");
+  std::call_once(vocabulary_once_, [this] {
+    structured::VocabularyInfo info;
+    info.token_bytes.reserve(static_cast<size_t>(tokenizer_.vocab_size()));
+    for (TokenId id = 0; id < tokenizer_.vocab_size(); ++id) {
+      info.token_bytes.push_back(tokenizer_.is_control(id) ? std::string() : tokenizer_.token_bytes(id));
+    }
+    // The model's logits may cover more ids than the tokenizer (padding): those are never allowed.
+    info.token_bytes.resize(std::max<size_t>(info.token_bytes.size(), static_cast<size_t>(runtime_.config().vocab_size)));
+    info.stop_ids.assign(eos_token_ids_.begin(), eos_token_ids_.end());
+    vocabulary_ = std::make_shared<const structured::Vocabulary>(std::move(info));
+  });
+  return std::make_shared<const structured::Grammar>(std::move(grammar).value());
+}
+
 void Engine::admit(Submission submission) {
   GenerateRequest& request = submission.request;
   auto state = std::make_unique<RequestState>();
@@ -215,6 +251,18 @@ void Engine::admit(Submission submission) {
   state->arrival = submission.arrival;
   uint64_t seed = request.sampling.seed ? *request.sampling.seed : splitmix64_mix(default_seed_ ^ ++num_unseeded_);
   uint64_t salt = cache_salt_from_string(request.cache_salt);
+  if (submission.grammar) {
+    const StructuredOutputSpec& spec = *request.sampling.structured_output;
+    std::string key = std::to_string(static_cast<int>(spec.kind)) + ":" + std::to_string(spec.text.size()) + ":" + spec.text;
+    for (const std::string& c : spec.choices) key += ":" + std::to_string(c.size()) + ":" + c;
+    auto it = maskers_.find(key);
+    if (it == maskers_.end()) {
+      constexpr size_t kMaxCachedGrammars = 16;
+      if (maskers_.size() >= kMaxCachedGrammars) maskers_.clear();
+      it = maskers_.emplace(std::move(key), std::make_shared<structured::TokenMasker>(submission.grammar, vocabulary_)).first;
+    }
+    state->masker = it->second;
+  }
   RequestState* raw = state.get();
   requests_[state->id] = std::move(state);
 
@@ -231,6 +279,7 @@ void Engine::admit(Submission submission) {
     if (!leader) leader = seq.id;
     raw->choices.push_back(std::make_unique<ChoiceState>(tokenizer_, raw->params, request.prompt_tokens, i, seq.id,
                                                          sampling_stream(seed, static_cast<uint64_t>(i))));
+    if (raw->masker) raw->choices.back()->matcher = std::make_unique<structured::GrammarMatcher>(raw->masker->grammar());
     seq_owner_[seq.id] = {raw, i};
     Status added = scheduler_.add(std::move(seq));
     if (!added.ok()) {
@@ -314,8 +363,24 @@ void Engine::publish_sampled(const ScheduleResult& plan) {
     RequestState& request = *owner->second.first;
     ChoiceState& choice = *request.choices[static_cast<size_t>(owner->second.second)];
 
+    if (choice.matcher) {
+      // Tokens the grammar cannot take next get -inf (EOS only where the output is complete).
+      request.masker->fill_mask(*choice.matcher, token_mask_);
+      masked_logits_.assign(logits.begin(), logits.end());
+      for (size_t id = 0; id < vocab; ++id) {
+        if (!structured::mask_allows(token_mask_, static_cast<int32_t>(id))) {
+          masked_logits_[id] = -std::numeric_limits<float>::infinity();
+        }
+      }
+      logits = masked_logits_;
+    }
     StatusOr<SampleOutput> sampled =
         sampler_.sample(SampleInput{logits, &request.params, &choice.penalties, choice.num_outputs, choice.stream});
+    if (sampled.ok() && choice.matcher &&
+        std::find(eos_token_ids_.begin(), eos_token_ids_.end(), sampled->token) == eos_token_ids_.end() &&
+        !choice.matcher->accept_bytes(vocabulary_->bytes(sampled->token))) {
+      sampled = internal_error("the sampled token " + std::to_string(sampled->token) + " is outside the grammar");
+    }
     if (!sampled.ok()) {
       finish_request(request.id, sampled.status().with_context("request '" + request.id + "'"));
       continue;

@@ -36,6 +36,8 @@
 #include "server/engine/request_validation.h"
 #include "server/engine/sampler.h"
 #include "server/engine/scheduler.h"
+#include "server/structured/token_mask.h"
+#include "server/structured/vocabulary.h"
 
 namespace longbow {
 
@@ -99,6 +101,7 @@ class Engine {
     int completion_tokens = 0;
     int cached_prompt_tokens = 0;
     int num_preemptions = 0;
+    std::shared_ptr<structured::TokenMasker> masker;  // with a structured output; shared by the choices
   };
 
   Engine(const EngineConfig& config, Transformer& runtime, const Tokenizer& tokenizer,
@@ -110,6 +113,9 @@ class Engine {
   void admit(Submission submission);
   void cancel_abandoned();
   void publish_sampled(const ScheduleResult& plan);
+  // Compiles the request's structured output, if any (INVALID_ARGUMENT/UNIMPLEMENTED naming the
+  // problem); null without one. Thread-safe.
+  StatusOr<std::shared_ptr<const structured::Grammar>> compile_structured_output(const SamplingParams& params);
   // Ends a request: frees its sequences, sends the last event (with usage, or `error`).
   void finish_request(const std::string& id, Status error);
   void update_gauges();
@@ -133,6 +139,15 @@ class Engine {
   std::vector<std::vector<int32_t>> tables_;
   std::vector<float> logits_;
   SeqId next_seq_id_ = 1;
+  // Structured outputs: the vocabulary's bytes (built on the first such request, by whichever
+  // thread submits it), and per-step scratch.
+  std::once_flag vocabulary_once_;
+  std::shared_ptr<const structured::Vocabulary> vocabulary_;
+  std::vector<uint64_t> token_mask_;
+  std::vector<float> masked_logits_;
+  // Mask caches live with their grammar: requests with the same structured output share one
+  // TokenMasker, so a schema's trie walks are paid once (a few, at most kMaxCachedGrammars, kept).
+  std::unordered_map<std::string, std::shared_ptr<structured::TokenMasker>> maskers_;
   int64_t num_steps_ = 0;
   uint64_t default_seed_ = 0;
   uint64_t num_unseeded_ = 0;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "server/engine/detokenizer.h"
 #include "server/engine/request.h"
 #include "server/engine/sampler.h"
+#include "server/structured/matcher.h"
 
 namespace longbow {
 
@@ -26,6 +28,7 @@ struct ChoiceState {
   StreamingDetokenizer detokenizer;
   int num_outputs = 0;
   bool finished = false;
+  std::unique_ptr<structured::GrammarMatcher> matcher;  // with a structured output: where the output stands
   std::optional<std::chrono::steady_clock::time_point> last_token_time;
 };
 

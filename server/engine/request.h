@@ -14,6 +14,14 @@
 
 namespace longbow {
 
+// Structured outputs: the output is constrained to a grammar while decoding (server/structured).
+struct StructuredOutputSpec {
+  enum class Kind { kJsonObject, kJsonSchema, kRegex, kChoice };
+  Kind kind = Kind::kJsonObject;
+  std::string text;                  // kJsonSchema: the schema's JSON text (key order kept); kRegex: the pattern
+  std::vector<std::string> choices;  // kChoice
+};
+
 // OpenAI/vLLM sampling parameters. Defaults are "off" for every filter and penalty.
 struct SamplingParams {
   int n = 1;                   // independent choices; they share the prompt's KV pages
@@ -32,6 +40,9 @@ struct SamplingParams {
   int min_tokens = 0;  // EOS and stop_token_ids are suppressed before this many outputs (stop strings are not)
   std::optional<int> max_tokens;        // outputs per choice; unset: until the context is full
   std::optional<int> logprobs;          // with each token its logprob and this many top alternatives (0..20)
+  // response_format json_object/json_schema, guided_json/regex/choice: tokens outside the grammar are
+  // masked before sampling; EOS is allowed only where the output is complete.
+  std::optional<StructuredOutputSpec> structured_output;
 };
 
 struct GenerateRequest {

@@ -12,6 +12,7 @@
 
 #include "server/engine/event_channel.h"
 #include "server/engine/request.h"
+#include "server/structured/grammar.h"
 
 namespace longbow {
 
@@ -19,6 +20,7 @@ namespace longbow {
 struct Submission {
   GenerateRequest request;
   int max_tokens = 0;  // resolved from the request and the context
+  std::shared_ptr<const structured::Grammar> grammar;  // compiled from request.sampling.structured_output
   std::shared_ptr<EventChannel> events;
   std::chrono::steady_clock::time_point arrival;
 };

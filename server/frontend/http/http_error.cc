@@ -11,13 +11,14 @@ namespace {
 // Seconds a client should wait before retrying an overloaded (429) or unavailable (503) server.
 constexpr std::string_view kRetryAfterSeconds = "1";
 
-constexpr std::array<std::string_view, 28> kRequestFields = {
+constexpr std::array<std::string_view, 31> kRequestFields = {
     "model",        "prompt",          "messages",         "max_tokens",        "max_completion_tokens",
     "temperature",  "top_p",           "top_k",            "min_p",             "n",
     "stop",         "stop_token_ids",  "seed",             "stream",            "stream_options",
     "logprobs",     "top_logprobs",    "echo",             "best_of",           "presence_penalty",
     "frequency_penalty", "logit_bias", "repetition_penalty", "ignore_eos",      "min_tokens",
-    "return_token_ids",  "suffix",     "response_format"};
+    "return_token_ids",  "suffix",     "response_format", "guided_json",    "guided_regex",
+    "guided_choice"};
 
 nlohmann::json error_object(std::string_view message, std::string_view type, std::string_view code,
                             std::string_view param) {

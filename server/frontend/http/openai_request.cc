@@ -418,12 +418,6 @@ Status parse_fields(Endpoint endpoint, const ServingContext& context, const Fiel
     if (const json* tools = fields.find("tools"); tools && !(tools->is_array() && tools->empty())) {
       return fields.unsupported("tools", "tool calling is not supported");
     }
-    if (const json* format = fields.find("response_format")) {
-      auto type = format->is_object() ? format->find("type") : format->end();
-      if (!format->is_object() || type == format->end() || *type != "text") {
-        return fields.unsupported("response_format", "response_format: only {\"type\": \"text\"} is supported");
-      }
-    }
     ChatRequest chat_request = ChatRequest::from_messages(chat);
     if (const json* kwargs = fields.find("chat_template_kwargs")) {
       if (!kwargs->is_object()) return fields.wrong_type("chat_template_kwargs", "an object", *kwargs);
@@ -436,6 +430,68 @@ Status parse_fields(Endpoint endpoint, const ServingContext& context, const Fiel
     if (!ids.ok()) return fields.attribute("messages", ids.status());
     out->prompts.push_back(std::move(*ids));
   }
+  return Status::Ok();
+}
+
+// response_format ({"type": "text" | "json_object" | "json_schema"}), guided_json (a schema, as an
+// object or as JSON text), guided_regex, guided_choice: at most one of them constrains the output.
+// Schemas are taken from `body` re-read with key order kept (properties are produced in schema
+// order); the body already passed the depth-limited parse.
+Status parse_structured_output(std::string_view body, const Fields& fields, SamplingParams* sampling) {
+  std::vector<std::pair<std::string, StructuredOutputSpec>> specs;
+  auto ordered = [&](const char* first, const char* second, const char* third) -> std::string {
+    const nlohmann::ordered_json doc = nlohmann::ordered_json::parse(body, nullptr, false);
+    const nlohmann::ordered_json* v = &doc;
+    for (const char* key : {first, second, third}) {
+      if (key == nullptr) break;
+      if (!v->is_object() || !v->contains(key)) return std::string();
+      v = &(*v)[key];
+    }
+    return v->is_string() ? v->get<std::string>() : v->dump();
+  };
+  if (const json* format = fields.find("response_format")) {
+    const auto type = format->is_object() ? format->find("type") : format->end();
+    if (!format->is_object() || type == format->end() || !type->is_string()) {
+      return fields.fail("response_format", "response_format must be an object with a string \"type\"");
+    }
+    if (*type == "json_object") {
+      specs.emplace_back("response_format", StructuredOutputSpec{StructuredOutputSpec::Kind::kJsonObject, "", {}});
+    } else if (*type == "json_schema") {
+      const auto schema_obj = format->find("json_schema");
+      if (schema_obj == format->end() || !schema_obj->is_object() || !schema_obj->contains("schema") ||
+          !((*schema_obj)["schema"].is_object() || (*schema_obj)["schema"].is_boolean())) {
+        return fields.fail("response_format", "response_format json_schema needs json_schema.schema (an object)");
+      }
+      specs.emplace_back("response_format", StructuredOutputSpec{StructuredOutputSpec::Kind::kJsonSchema,
+                                                                 ordered("response_format", "json_schema", "schema"), {}});
+    } else if (*type != "text") {
+      return fields.fail("response_format", "response_format type must be \"text\", \"json_object\" or \"json_schema\"");
+    }
+  }
+  if (const json* schema = fields.find("guided_json")) {
+    if (!schema->is_object() && !schema->is_string() && !schema->is_boolean()) {
+      return fields.wrong_type("guided_json", "a JSON schema (an object or its text)", *schema);
+    }
+    specs.emplace_back("guided_json", StructuredOutputSpec{StructuredOutputSpec::Kind::kJsonSchema,
+                                                           ordered("guided_json", nullptr, nullptr), {}});
+  }
+  if (const json* regex = fields.find("guided_regex")) {
+    if (!regex->is_string()) return fields.wrong_type("guided_regex", "a string", *regex);
+    specs.emplace_back("guided_regex", StructuredOutputSpec{StructuredOutputSpec::Kind::kRegex, regex->get<std::string>(), {}});
+  }
+  if (const json* choice = fields.find("guided_choice")) {
+    if (!choice->is_array() || choice->empty()) return fields.wrong_type("guided_choice", "a non-empty array of strings", *choice);
+    StructuredOutputSpec spec{StructuredOutputSpec::Kind::kChoice, "", {}};
+    for (const json& c : *choice) {
+      if (!c.is_string()) return fields.wrong_type("guided_choice", "a non-empty array of strings", *choice);
+      spec.choices.push_back(c.get<std::string>());
+    }
+    specs.emplace_back("guided_choice", std::move(spec));
+  }
+  if (specs.size() > 1) {
+    return fields.fail(specs[1].first, specs[0].first + " and " + specs[1].first + " cannot be combined");
+  }
+  if (!specs.empty()) sampling->structured_output = std::move(specs[0].second);
   return Status::Ok();
 }
 
@@ -454,6 +510,7 @@ StatusOr<OpenAiRequest> parse_openai_request(Endpoint endpoint, std::string_view
   request.endpoint = endpoint;
   Fields fields(parsed, error_param);
   RETURN_IF_ERROR(parse_fields(endpoint, context, fields, &request));
+  RETURN_IF_ERROR(parse_structured_output(body, fields, &request.sampling));
   return request;
 }
 

@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
@@ -295,6 +298,61 @@ TEST_F(DemoModelEngineTest, SeededSamplingIsReproducibleAndStreamsValidText) {
     with_prompt.insert(with_prompt.end(), ids.begin(), ids.end());
     EXPECT_EQ(prompt_text + text_a[i], demo->tokenizer->decode(with_prompt)) << "choice " << i;
   }
+}
+
+
+// Structured outputs on the demo model, whose random weights never write JSON by themselves: the
+// grammar masks make every sampled output a complete, valid instance, ended by EOS.
+TEST_F(DemoModelEngineTest, StructuredOutputsConstrainTheRandomModel) {
+  make(/*num_pages=*/256, /*max_batched_tokens=*/256);
+  const std::string schema = R"({"type":"object","properties":{
+      "name":{"type":"string","minLength":1,"maxLength":8},
+      "age":{"type":"integer","minimum":0,"maximum":99},
+      "role":{"enum":["admin","user"]},
+      "flags":{"type":"array","items":{"type":"boolean"},"maxItems":3}},
+    "required":["name","age","role"]})";
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    GenerateRequest request;
+    request.prompt_tokens = prompt(seed * 300, 12);
+    request.sampling.temperature = 1.0f;
+    request.sampling.seed = seed;
+    request.sampling.max_tokens = 300;
+    request.sampling.structured_output = StructuredOutputSpec{StructuredOutputSpec::Kind::kJsonSchema, schema, {}};
+    const Result result = collect(submit(std::move(request)));
+    ASSERT_TRUE(result.error.ok()) << result.error.to_string();
+    const nlohmann::json value = nlohmann::json::parse(result.text, nullptr, false);
+    ASSERT_TRUE(value.is_object()) << result.text;
+    ASSERT_TRUE(value.contains("name") && value["name"].is_string()) << result.text;
+    EXPECT_GE(value["name"].get<std::string>().size(), 1u);
+    ASSERT_TRUE(value.contains("age") && value["age"].is_number_integer()) << result.text;
+    EXPECT_LE(value["age"].get<int>(), 99);
+    EXPECT_TRUE(value["role"] == "admin" || value["role"] == "user") << result.text;
+    if (value.contains("flags")) {
+      EXPECT_LE(value["flags"].size(), 3u) << result.text;
+    }
+  }
+  for (const auto& [spec, accepted] : std::vector<std::pair<StructuredOutputSpec, std::vector<std::string>>>{
+           {{StructuredOutputSpec::Kind::kChoice, "", {"positive", "negative", "neutral"}}, {"positive", "negative", "neutral"}},
+           {{StructuredOutputSpec::Kind::kRegex, "(yes|no), [0-9]{2}", {}}, {}}}) {
+    GenerateRequest request;
+    request.prompt_tokens = prompt(100, 8);
+    request.sampling.temperature = 1.0f;
+    request.sampling.seed = 3;
+    request.sampling.max_tokens = 50;
+    request.sampling.structured_output = spec;
+    const Result result = collect(submit(std::move(request)));
+    ASSERT_TRUE(result.error.ok()) << result.error.to_string();
+    if (!accepted.empty()) {
+      EXPECT_NE(std::find(accepted.begin(), accepted.end(), result.text), accepted.end()) << result.text;
+    } else {
+      EXPECT_TRUE(std::regex_match(result.text, std::regex("(yes|no), [0-9]{2}"))) << result.text;
+    }
+  }
+  GenerateRequest bad = greedy(prompt(0, 4), 4);
+  bad.sampling.structured_output = StructuredOutputSpec{StructuredOutputSpec::Kind::kJsonSchema, R"({"type":"string","format":"email"})", {}};
+  auto rejected = engine_->submit(std::move(bad));
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_NE(rejected.status().message().find("'format'"), std::string::npos) << rejected.status().message();
 }
 
 }  // namespace
