@@ -99,8 +99,9 @@ StatusOr<AddedVocabulary> AddedVocabulary::from_json(const json& added_tokens, c
   for (size_t i = 0; i < added_tokens.size(); ++i) {
     const json& t = added_tokens[i];
     if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() || !t.contains("content") ||
-        !t["content"].is_string() || t["id"].get<int64_t>() < 0) {
-      return invalid_argument(fmt::format("added_tokens[{}] needs an integer id and a string content", i));
+        !t["content"].is_string() || t["id"].get<int64_t>() < 0 || t["id"].get<int64_t>() >= kMaxVocabSize) {
+      return invalid_argument(
+          fmt::format("added_tokens[{}] needs an integer id in [0, {}) and a string content", i, kMaxVocabSize));
     }
     AddedToken token;
     token.id = static_cast<TokenId>(t["id"].get<int64_t>());
