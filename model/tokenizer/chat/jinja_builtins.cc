@@ -712,14 +712,18 @@ ValueDict global_functions(std::function<std::chrono::system_clock::time_point()
       if (a.positional.size() >= 3) step = need_int(a.positional[2], "range");
     }
     if (step == 0) throw TemplateError("range() arg 3 must not be zero");
-    // In 128 bits: the span of two 64-bit bounds, and the last element, may not fit 64.
-    const __int128 span = static_cast<__int128>(stop) - start;
-    const __int128 count = step > 0 ? (span > 0 ? (span + step - 1) / step : 0) : (span < 0 ? (span + step + 1) / step : 0);
+    // Unsigned, modulo 2^64: the span between two 64-bit bounds fits, and every element lies
+    // between them, but neither need fit a signed 64-bit intermediate.
+    const auto ustart = static_cast<uint64_t>(start), ustop = static_cast<uint64_t>(stop), ustep = static_cast<uint64_t>(step);
+    const bool up = step > 0;
+    const uint64_t span = up ? (stop > start ? ustop - ustart : 0) : (start > stop ? ustart - ustop : 0);
+    const uint64_t stride = up ? ustep : 0 - ustep;
+    const uint64_t count = span / stride + (span % stride != 0 ? 1 : 0);
     if (count > 1000000) throw TemplateError("range() too large");
     RenderBudget::charge(static_cast<int64_t>(count));
     ValueList out;
     out.reserve(static_cast<size_t>(count));
-    for (int64_t k = 0; k < static_cast<int64_t>(count); ++k) out.emplace_back(start + k * step);
+    for (uint64_t k = 0; k < count; ++k) out.emplace_back(static_cast<int64_t>(ustart + k * ustep));
     return Value(std::move(out));
   }));
   globals.set("namespace", Value::function("namespace", [](CallArgs& a) {

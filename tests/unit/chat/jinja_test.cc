@@ -118,6 +118,8 @@ TEST(JinjaTest, SandboxLimitsAreErrors) {
   EXPECT_EQ(ok("{{ ((1 + 2)) * 'ab' | length }}"), "6");
   EXPECT_EQ(ok("{{ 'ab' * 3 }}|{{ 'x' * 0 }}|{{ 'x' * -2 }}|{{ 2 ** 62 }}|{{ -7 // 2 }}"), "ababab|||4611686018427387904|-4");
   EXPECT_EQ(ok("{{ range(3) | list }}{{ range(5, 0, -2) | list }}{{ range(0) | list }}"), "[0, 1, 2][5, 3, 1][]");
+  EXPECT_EQ(ok("{{ range(-9223372036854775807 - 1, 9223372036854775807, 4611686018427387904) | list }}"),
+            "[-9223372036854775808, -4611686018427387904, 0, 4611686018427387904]");
 }
 
 TEST(JinjaTest, StrftimeNowUsesTheInjectedClock) {
