@@ -22,7 +22,8 @@ else
   exit 2
 fi
 targets=("$@")
-[[ ${#targets[@]} -eq 0 ]] && targets=(request_parser_fuzz safetensors_header_fuzz config_json_fuzz sentencepiece_model_fuzz)
+[[ ${#targets[@]} -eq 0 ]] && targets=(request_parser_fuzz safetensors_header_fuzz config_json_fuzz sentencepiece_model_fuzz hf_tokenizer_fuzz
+  chat_template_fuzz)
 
 clangxx="$(command -v clang++-14 || command -v clang++ || true)"
 if [[ -z "$clangxx" ]]; then

@@ -1,20 +1,35 @@
 #!/usr/bin/env bash
-# Builds longbow and runs every test CTest knows; ends with CTest's summary.
-#   scripts/test.sh              the default build in build/ (CUDA kernels too when nvcc is present)
-#   scripts/test.sh --sanitize   AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/
+# Builds longbow and runs its tests; ends with CTest's summary (CI: .ci/run calls this).
+#   scripts/test.sh              both tiers below: the sanitizer tier first, then the default run. A failure in the
+#                                first stops there, so the output still ends with the failing run's CTest summary.
+#   scripts/test.sh --sanitize   only the sanitizer tier: AddressSanitizer + UndefinedBehaviorSanitizer build in
+#                                build-asan/ (CUDA off), running the tests labelled unit or e2e (not docker, not fuzz)
+#   scripts/test.sh --default    only the default run: the build in build/ (CUDA kernels too when nvcc is present),
+#                                running every test CTest knows
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build_dir=build
-cmake_args=(-G Ninja -DLONGBOW_WERROR=ON)
+tiers=(sanitize default)
 for arg in "$@"; do
   case "$arg" in
-    --sanitize) build_dir=build-asan; cmake_args+=(-DLONGBOW_SANITIZE=address,undefined -DLONGBOW_CUDA=OFF) ;;
-    *) echo "usage: $0 [--sanitize]" >&2; exit 2 ;;
+    --sanitize) tiers=(sanitize) ;;
+    --default) tiers=(default) ;;
+    *) echo "usage: $0 [--sanitize | --default]" >&2; exit 2 ;;
   esac
 done
 
 scripts/install-deps.sh
-cmake -S . -B "$build_dir" "${cmake_args[@]}"
-cmake --build "$build_dir" -j"$(nproc)"
-ctest --test-dir "$build_dir" --output-on-failure --timeout 600 -j"$(nproc)"
+jobs="$(nproc)"
+for tier in "${tiers[@]}"; do
+  if [[ "$tier" == sanitize ]]; then
+    echo "== sanitizer tier (build-asan: ASan + UBSan, unit and e2e tests)"
+    cmake -S . -B build-asan -G Ninja -DLONGBOW_WERROR=ON -DLONGBOW_SANITIZE=address,undefined -DLONGBOW_CUDA=OFF
+    cmake --build build-asan -j"$jobs"
+    ctest --test-dir build-asan --output-on-failure --timeout 600 -j"$jobs" -L 'unit|e2e' -LE 'docker|fuzz'
+  else
+    echo "== default build (build: every test)"
+    cmake -S . -B build -G Ninja -DLONGBOW_WERROR=ON
+    cmake --build build -j"$jobs"
+    ctest --test-dir build --output-on-failure --timeout 600 -j"$jobs"
+  fi
+done

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/bounded_json.h"
 #include "common/json_file.h"
 #include "model/tokenizer/hf/added_vocabulary.h"
 #include "model/tokenizer/hf/bpe_model.h"
@@ -119,13 +120,13 @@ Status HfTokenizer::init(const json& doc, const HfSpecialTokens& specials) {
                                              model_->id_bound()};
   ASSIGN_OR_RETURN(added_, hf::AddedVocabulary::from_json(doc.value("added_tokens", json()), normalizer_.get(),
                                                           model_vocabulary));
+  vocab_size_ = model_->id_bound();
+  for (const hf::AddedToken& token : added_.tokens()) vocab_size_ = std::max(vocab_size_, token.id + 1);
   ASSIGN_OR_RETURN(pre_tokenizer_, hf::make_pre_tokenizer(doc.value("pre_tokenizer", json())));
-  ASSIGN_OR_RETURN(post_processor_, hf::make_post_processor(doc.value("post_processor", json())));
+  ASSIGN_OR_RETURN(post_processor_, hf::make_post_processor(doc.value("post_processor", json()), vocab_size_));
   const json decoder = doc.value("decoder", json());
   ASSIGN_OR_RETURN(decoder_, hf::make_decoder(decoder));
 
-  vocab_size_ = model_->id_bound();
-  for (const hf::AddedToken& token : added_.tokens()) vocab_size_ = std::max(vocab_size_, token.id + 1);
   auto lookup = [&](const std::optional<std::string>& content, const char* what) -> StatusOr<std::optional<TokenId>> {
     if (!content) return std::optional<TokenId>();
     std::optional<TokenId> id = token_to_id(*content);
@@ -203,9 +204,11 @@ void HfTokenizer::build_token_bytes(bool byte_level) {
       out = bytes ? *bytes : *token;
       continue;
     }
-    if (model_->byte_fallback() && token->size() == 6 && token->compare(0, 3, "<0x") == 0 && added == nullptr) {
-      out.assign(1, static_cast<char>(std::stoi(token->substr(3, 2), nullptr, 16)));
-      continue;
+    if (model_->byte_fallback() && added == nullptr) {
+      if (const std::optional<char> byte = hf::parse_byte_piece(*token)) {
+        out.assign(1, *byte);
+        continue;
+      }
     }
     std::string text = decode_tokens({std::string(kSentinel), *token});
     out = text.compare(0, kSentinel.size(), kSentinel) == 0 ? text.substr(kSentinel.size()) : decode_tokens({*token});
@@ -215,10 +218,15 @@ void HfTokenizer::build_token_bytes(bool byte_level) {
 }  // namespace
 
 StatusOr<std::unique_ptr<Tokenizer>> parse_hf_tokenizer(const std::string& json_text, const HfSpecialTokens& specials) {
-  json doc = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return invalid_argument("tokenizer.json is not valid JSON");
+  ASSIGN_OR_RETURN(json doc, parse_json(json_text, "tokenizer.json"));
   auto tokenizer = std::make_unique<HfTokenizer>();
-  RETURN_IF_ERROR(tokenizer->init(doc, specials));
+  // The readers take optional fields with json::value(), which throws when a field has another
+  // type than its default: that, too, is malformed content.
+  try {
+    RETURN_IF_ERROR(tokenizer->init(doc, specials));
+  } catch (const json::exception& e) {
+    return invalid_argument(fmt::format("tokenizer.json: a field of the wrong type: {}", e.what()));
+  }
   return std::unique_ptr<Tokenizer>(std::move(tokenizer));
 }
 

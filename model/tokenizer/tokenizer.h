@@ -24,6 +24,10 @@ namespace longbow {
 
 using TokenId = int32_t;
 
+// Token ids a tokenizer file may use lie below this (the bound config.json's vocab_size has too;
+// the largest real vocabularies hold about 2^18): a larger id is an error, not an allocation.
+inline constexpr TokenId kMaxVocabSize = 1 << 22;
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <ctime>
 
+#include "model/tokenizer/chat/jinja_limits.h"
+
 namespace longbow::jinja {
 namespace {
 
@@ -134,18 +136,23 @@ std::string python_replace(const std::string& s, const std::string& from, const 
         ++done;
       }
       out += c;
+      RenderBudget::check_text(out.size());
     }
     if (count < 0 || done < count) out += to;
+    RenderBudget::charge_text(out.size());
     return out;
   }
   while (count < 0 || done < count) {
     const size_t at = s.find(from, start);
     if (at == std::string::npos) break;
     out += s.substr(start, at - start) + to;
+    RenderBudget::check_text(out.size());
     start = at + from.size();
     ++done;
   }
-  return out + s.substr(start);
+  out += s.substr(start);
+  RenderBudget::charge_text(out.size());
+  return out;
 }
 
 // printf-style formatting of the "format" filter: %s, %d, %i, %f, %r and %%.
@@ -238,7 +245,9 @@ Value string_method(const std::string& s, const std::string& name) {
       for (size_t i = 0; i < items.size(); ++i) {
         if (i > 0) out += s;
         out += need_string(items[i], "join");
+        RenderBudget::check_text(out.size());
       }
+      RenderBudget::charge_text(out.size());
       return Value(out);
     });
   }
@@ -363,6 +372,7 @@ ValueList sorted(ValueList items, bool reverse, const Value& attribute, bool cas
 }  // namespace
 
 ValueList string_chars(const std::string& s) {
+  RenderBudget::charge(kStepsPerCharacter * static_cast<int64_t>(s.size()));
   ValueList chars;
   for (size_t i = 0; i < s.size();) {
     const auto lead = static_cast<unsigned char>(s[i]);
@@ -457,7 +467,9 @@ Value apply_filter(const std::string& name, const Value& input, CallArgs& args) 
     for (size_t i = 0; i < items.size(); ++i) {
       if (i > 0) out += sep;
       out += (attribute.is_undefined() ? items[i] : attribute_path(items[i], attribute.str())).str();
+      RenderBudget::check_text(out.size());
     }
+    RenderBudget::charge_text(out.size());
     return Value(out);
   }
   if (name == "first" || name == "last") {
@@ -581,7 +593,14 @@ Value apply_filter(const std::string& name, const Value& input, CallArgs& args) 
   }
   if (name == "indent") {
     const Value width = args.get(0, "width", Value(int64_t{4}));
-    const std::string pad = width.is_string() ? width.as_string() : std::string(static_cast<size_t>(need_int(width, "indent")), ' ');
+    std::string pad;
+    if (width.is_string()) {
+      pad = width.as_string();
+    } else {
+      const int64_t spaces = std::max<int64_t>(need_int(width, "indent"), 0);  // as Python's ' ' * n
+      RenderBudget::charge_text(static_cast<uint64_t>(spaces));
+      pad.assign(static_cast<size_t>(spaces), ' ');
+    }
     const bool first = args.get(1, "first").truthy();
     const bool blank = args.get(2, "blank").truthy();
     const std::string s = input.str();
@@ -593,11 +612,13 @@ Value apply_filter(const std::string& name, const Value& input, CallArgs& args) 
       const std::string line = s.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
       if ((!is_first || first) && (blank || !line.empty())) out += pad;
       out += line;
+      RenderBudget::check_text(out.size());
       if (nl == std::string::npos) break;
       out += '\n';
       start = nl + 1;
       is_first = false;
     }
+    RenderBudget::charge_text(out.size());
     return Value(out);
   }
   if (name == "safe" || name == "e" || name == "escape" || name == "forceescape") {
@@ -621,9 +642,11 @@ Value apply_filter(const std::string& name, const Value& input, CallArgs& args) 
   }
   if (name == "wordcount") return Value(static_cast<int64_t>(python_split(input.str(), Value(), -1).as_list().size()));
   if (name == "center") {
-    const auto width = static_cast<size_t>(need_int(args.get(0, "width", Value(int64_t{80})), "center"));
+    const int64_t requested = need_int(args.get(0, "width", Value(int64_t{80})), "center");
     const std::string s = input.str();
-    if (s.size() >= width) return Value(s);
+    if (requested <= static_cast<int64_t>(s.size())) return Value(s);
+    const auto width = static_cast<size_t>(requested);
+    RenderBudget::charge_text(width);
     const size_t total = width - s.size();
     const size_t left = total / 2 + (total & width & 1);
     return Value(std::string(left, ' ') + s + std::string(total - left, ' '));
@@ -689,11 +712,18 @@ ValueDict global_functions(std::function<std::chrono::system_clock::time_point()
       if (a.positional.size() >= 3) step = need_int(a.positional[2], "range");
     }
     if (step == 0) throw TemplateError("range() arg 3 must not be zero");
+    // Unsigned, modulo 2^64: the span between two 64-bit bounds fits, and every element lies
+    // between them, but neither need fit a signed 64-bit intermediate.
+    const auto ustart = static_cast<uint64_t>(start), ustop = static_cast<uint64_t>(stop), ustep = static_cast<uint64_t>(step);
+    const bool up = step > 0;
+    const uint64_t span = up ? (stop > start ? ustop - ustart : 0) : (start > stop ? ustart - ustop : 0);
+    const uint64_t stride = up ? ustep : 0 - ustep;
+    const uint64_t count = span / stride + (span % stride != 0 ? 1 : 0);
+    if (count > 1000000) throw TemplateError("range() too large");
+    RenderBudget::charge(static_cast<int64_t>(count));
     ValueList out;
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-      out.emplace_back(i);
-      if (out.size() > 1000000) throw TemplateError("range() too large");
-    }
+    out.reserve(static_cast<size_t>(count));
+    for (uint64_t k = 0; k < count; ++k) out.emplace_back(static_cast<int64_t>(ustart + k * ustep));
     return Value(std::move(out));
   }));
   globals.set("namespace", Value::function("namespace", [](CallArgs& a) {

@@ -2,10 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <memory>
+#include <optional>
 
 #include "model/tokenizer/chat/jinja_builtins.h"
+#include "model/tokenizer/chat/jinja_limits.h"
 
 namespace longbow::jinja {
 namespace {
@@ -24,7 +29,27 @@ struct Scope {
 
 enum class Flow { kNormal, kBreak, kContinue };
 
-constexpr int kMaxDepth = 200;  // macro recursion / nesting guard
+// Output text, charged to the render's budget.
+void append(std::string& out, const std::string& text) {
+  RenderBudget::charge_text(text.size());
+  RenderBudget::check_text(out.size() + text.size());
+  out += text;
+}
+
+[[noreturn]] void overflow(int line) {
+  throw TemplateError(fmt::format("line {}: integer overflow (beyond 64 bits)", line));
+}
+
+// base ** exponent (exponent >= 0) by squaring; nullopt when it does not fit 64 bits.
+std::optional<int64_t> checked_power(int64_t base, int64_t exponent) {
+  int64_t result = 1;
+  while (true) {
+    if ((exponent & 1) != 0 && __builtin_mul_overflow(result, base, &result)) return std::nullopt;
+    exponent >>= 1;
+    if (exponent == 0) return result;
+    if (__builtin_mul_overflow(base, base, &base)) return std::nullopt;
+  }
+}
 
 class Interpreter {
  public:
@@ -40,9 +65,11 @@ class Interpreter {
 
  private:
   Flow exec(const Stmt& s, Scope& scope, std::string& out) {
+    const RenderBudget::Nested nested;
+    RenderBudget::charge(1);
     switch (s.kind) {
-      case Stmt::Kind::kText: out += s.text; return Flow::kNormal;
-      case Stmt::Kind::kOutput: out += eval(*s.expr, scope).str(); return Flow::kNormal;
+      case Stmt::Kind::kText: append(out, s.text); return Flow::kNormal;
+      case Stmt::Kind::kOutput: append(out, eval(*s.expr, scope).str()); return Flow::kNormal;
       case Stmt::Kind::kIf:
         for (const auto& [condition, body] : s.branches) {
           if (eval(*condition, scope).truthy()) return exec(body, scope, out);
@@ -56,6 +83,10 @@ class Interpreter {
           if (target == nullptr || !target->is_namespace()) {
             throw TemplateError(fmt::format("line {}: cannot assign attribute on non-namespace object '{}'", s.line,
                                             s.targets[0]));
+          }
+          if (value.holds_reference()) {
+            throw TemplateError(fmt::format("line {}: a namespace attribute cannot hold a namespace or a function",
+                                            s.line));
           }
           Value ns = *target;
           ns.mutable_dict().set(s.attribute, std::move(value));
@@ -121,6 +152,7 @@ class Interpreter {
     }
     if (items.empty()) return exec(s.else_body, scope, out);
     const auto length = static_cast<int64_t>(items.size());
+    RenderBudget::charge(kStepsPerIteration * length);
     for (int64_t i = 0; i < length; ++i) {
       Scope inner;
       inner.parent = &scope;
@@ -149,7 +181,7 @@ class Interpreter {
   }
 
   Value call_macro(const Stmt& macro, CallArgs& args) {
-    if (++depth_ > kMaxDepth) throw TemplateError("macro recursion too deep");
+    const RenderBudget::Nested nested;
     Scope scope;
     scope.parent = root_;
     for (size_t i = 0; i < macro.params.size(); ++i) {
@@ -160,7 +192,6 @@ class Interpreter {
     }
     std::string out;
     exec(macro.body, scope, out);
-    --depth_;
     return Value(std::move(out));
   }
 
@@ -172,6 +203,8 @@ class Interpreter {
   }
 
   Value eval(const Expr& e, Scope& scope) {
+    const RenderBudget::Nested nested;
+    RenderBudget::charge(1);
     switch (e.kind) {
       case Expr::Kind::kLiteral: return e.value;
       case Expr::Kind::kName: {
@@ -218,7 +251,11 @@ class Interpreter {
       case Expr::Kind::kUnary: {
         const Value v = eval(*e.args[0], scope);
         if (e.name == "not") return Value(!v.truthy());
-        if (v.kind() == Value::Kind::kInt) return Value(e.name == "-" ? -v.as_int() : v.as_int());
+        if (v.kind() == Value::Kind::kInt) {
+          int64_t negated = 0;
+          if (e.name == "-" && __builtin_sub_overflow(int64_t{0}, v.as_int(), &negated)) overflow(e.line);
+          return Value(e.name == "-" ? negated : v.as_int());
+        }
         if (v.kind() == Value::Kind::kFloat) return Value(e.name == "-" ? -v.as_double() : v.as_double());
         throw TemplateError(fmt::format("line {}: bad operand type for unary {}: '{}'", e.line, e.name, v.type_name()));
       }
@@ -284,6 +321,7 @@ class Interpreter {
                                                : throw TemplateError(fmt::format("line {}: cannot slice '{}'", e.line,
                                                                                  object.type_name()));
     const auto n = static_cast<int64_t>(items.size());
+    RenderBudget::charge(n);
     auto clamp = [&](std::optional<int64_t> v, int64_t fallback) {
       if (!v) return fallback;
       int64_t x = *v < 0 ? *v + n : *v;
@@ -314,7 +352,12 @@ class Interpreter {
     const Value a = eval(*e.args[0], scope);
     const Value b = eval(*e.args[1], scope);
     const std::string& op = e.name;
-    if (op == "~") return Value(a.str() + b.str());
+    if (op == "~") {
+      std::string left = a.str();
+      const std::string right = b.str();
+      RenderBudget::charge_text(left.size() + right.size());
+      return Value(left + right);
+    }
     auto fail = [&]() -> Value {
       throw TemplateError(fmt::format("line {}: unsupported operand type(s) for {}: '{}' and '{}'", e.line, op,
                                       a.type_name(), b.type_name()));
@@ -324,11 +367,19 @@ class Interpreter {
     auto as_int = [](const Value& v) { return v.kind() == Value::Kind::kBool ? int64_t{v.as_bool()} : v.as_int(); };
     const bool nums = (a.is_number() || a.kind() == Value::Kind::kBool) && (b.is_number() || b.kind() == Value::Kind::kBool);
     auto as_num = [](const Value& v) { return v.kind() == Value::Kind::kBool ? (v.as_bool() ? 1.0 : 0.0) : v.as_double(); };
+    int64_t result = 0;
     if (op == "+") {
-      if (ints) return Value(as_int(a) + as_int(b));
+      if (ints) {
+        if (__builtin_add_overflow(as_int(a), as_int(b), &result)) overflow(e.line);
+        return Value(result);
+      }
       if (nums) return Value(as_num(a) + as_num(b));
-      if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
+      if (a.is_string() && b.is_string()) {
+        RenderBudget::charge_text(a.as_string().size() + b.as_string().size());
+        return Value(a.as_string() + b.as_string());
+      }
       if (a.is_list() && b.is_list()) {
+        RenderBudget::charge(static_cast<int64_t>(a.as_list().size() + b.as_list().size()));
         ValueList items = a.as_list();
         items.insert(items.end(), b.as_list().begin(), b.as_list().end());
         return Value(std::move(items));
@@ -336,19 +387,34 @@ class Interpreter {
       return fail();
     }
     if (op == "-") {
-      if (ints) return Value(as_int(a) - as_int(b));
+      if (ints) {
+        if (__builtin_sub_overflow(as_int(a), as_int(b), &result)) overflow(e.line);
+        return Value(result);
+      }
       if (nums) return Value(as_num(a) - as_num(b));
       return fail();
     }
     if (op == "*") {
-      if (ints) return Value(as_int(a) * as_int(b));
+      if (ints) {
+        if (__builtin_mul_overflow(as_int(a), as_int(b), &result)) overflow(e.line);
+        return Value(result);
+      }
       if (nums) return Value(as_num(a) * as_num(b));
       const Value* text = a.is_string() ? &a : b.is_string() ? &b : nullptr;
       const Value* count = a.is_string() ? &b : &a;
       if (text != nullptr && (count->kind() == Value::Kind::kInt || count->kind() == Value::Kind::kBool)) {
+        const std::string& unit = text->as_string();
+        const int64_t times = std::max<int64_t>(as_int(*count), 0);
+        if (!unit.empty() && static_cast<uint64_t>(times) > kMaxTextBytes / unit.size()) {
+          RenderBudget::check_text(kMaxTextBytes + 1);
+        }
+        const size_t total = unit.size() * static_cast<size_t>(times);
+        RenderBudget::charge_text(total);
         std::string out;
-        for (int64_t i = 0; i < as_int(*count); ++i) out += text->as_string();
-        return Value(out);
+        out.reserve(total);
+        if (times > 0) out = unit;
+        while (out.size() < total) out.append(out, 0, std::min(out.size(), total - out.size()));
+        return Value(std::move(out));
       }
       return fail();
     }
@@ -361,6 +427,7 @@ class Interpreter {
       if (as_num(b) == 0) throw TemplateError(fmt::format("line {}: integer division or modulo by zero", e.line));
       if (ints) {
         const int64_t x = as_int(a), y = as_int(b);
+        if (x == std::numeric_limits<int64_t>::min() && y == -1) overflow(e.line);
         int64_t q = x / y;
         if ((x % y != 0) && ((x < 0) != (y < 0))) --q;  // Python floors
         return op == "//" ? Value(q) : Value(x - q * y);
@@ -370,9 +437,9 @@ class Interpreter {
     }
     if (op == "**") {
       if (ints && as_int(b) >= 0) {
-        int64_t r = 1;
-        for (int64_t i = 0; i < as_int(b); ++i) r *= as_int(a);
-        return Value(r);
+        const std::optional<int64_t> power = checked_power(as_int(a), as_int(b));
+        if (!power) overflow(e.line);
+        return Value(*power);
       }
       return Value(std::pow(as_num(a), as_num(b)));
     }
@@ -380,7 +447,6 @@ class Interpreter {
   }
 
   const Scope* root_;
-  int depth_ = 0;
 };
 
 }  // namespace
@@ -393,6 +459,7 @@ std::string render_template(const Body& body, const ValueDict& globals) {
   Scope top;
   top.parent = &root;
   Interpreter interpreter(&top);
+  const RenderBudget budget;
   std::string out;
   interpreter.exec(body, top, out);
   return out;

@@ -2,17 +2,55 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <utility>
+#include <vector>
 
 #include "model/tokenizer/chat/jinja_lexer.h"
+#include "model/tokenizer/chat/jinja_limits.h"
 
 namespace longbow::jinja {
 namespace {
+
+// The height of an expression tree (a leaf is 1), without recursion: operator chains such as
+// a + b + c ... build deep trees iteratively, and evaluating one recurses as deep.
+int expression_height(const Expr& root) {
+  int height = 0;
+  std::vector<std::pair<const Expr*, int>> pending{{&root, 1}};
+  while (!pending.empty()) {
+    const auto [e, depth] = pending.back();
+    pending.pop_back();
+    height = std::max(height, depth);
+    for (const ExprPtr& child : e->args) {
+      if (child) pending.emplace_back(child.get(), depth + 1);
+    }
+    for (const ExprPtr& child : e->keys) pending.emplace_back(child.get(), depth + 1);
+    for (const auto& [name, child] : e->kwargs) pending.emplace_back(child.get(), depth + 1);
+  }
+  return height;
+}
 
 // Parses the tokens of one tag.
 class ExprParser {
  public:
   ExprParser(std::vector<Token> tokens, int line) : tokens_(std::move(tokens)), line_(line) {}
+
+  // Counts one level of the parser's own recursion for its lifetime.
+  class Nested {
+   public:
+    explicit Nested(ExprParser* parser) : parser_(parser) {
+      if (++parser_->depth_ > kMaxExpressionDepth) {
+        parser_->fail(fmt::format("expression nested deeper than {} levels", kMaxExpressionDepth));
+      }
+    }
+    ~Nested() { --parser_->depth_; }
+    Nested(const Nested&) = delete;
+    Nested& operator=(const Nested&) = delete;
+
+   private:
+    ExprParser* parser_;
+  };
 
   const Token& peek(size_t ahead = 0) const { return tokens_[std::min(pos_ + ahead, tokens_.size() - 1)]; }
   bool at_end() const { return peek().kind == Token::Kind::kEnd; }
@@ -51,6 +89,14 @@ class ExprParser {
 
   // expression := or_expr ["if" or_expr ["else" expression]]
   ExprPtr expression(bool with_condition = true) {
+    const Nested nested(this);
+    ExprPtr e = condition(with_condition);
+    if (depth_ == 1 && expression_height(*e) > kMaxExpressionDepth) {
+      fail(fmt::format("expression nested deeper than {} levels", kMaxExpressionDepth));
+    }
+    return e;
+  }
+  ExprPtr condition(bool with_condition) {
     ExprPtr e = or_expr();
     if (with_condition && is_name("if")) {
       next();
@@ -91,6 +137,7 @@ class ExprParser {
     return e;
   }
   ExprPtr not_expr() {
+    const Nested nested(this);
     if (is_name("not")) {
       next();
       auto u = make(Expr::Kind::kUnary);
@@ -159,6 +206,7 @@ class ExprParser {
     return e;
   }
   ExprPtr unary(bool with_filter = true) {
+    const Nested nested(this);
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
       auto u = make(Expr::Kind::kUnary);
@@ -372,6 +420,7 @@ class ExprParser {
   std::vector<Token> tokens_;
   size_t pos_ = 0;
   int line_;
+  int depth_ = 0;
 };
 
 class TemplateParser {
@@ -426,6 +475,15 @@ class TemplateParser {
   }
 
   StmtPtr statement(const std::string& keyword, ExprParser& p, int line) {
+    if (++depth_ > kMaxStatementDepth) {
+      throw TemplateError(fmt::format("line {}: statements nested deeper than {} levels", line, kMaxStatementDepth));
+    }
+    StmtPtr s = statement_body(keyword, p, line);
+    --depth_;
+    return s;
+  }
+
+  StmtPtr statement_body(const std::string& keyword, ExprParser& p, int line) {
     auto s = std::make_unique<Stmt>();
     s->line = line;
     if (keyword == "if") {
@@ -542,6 +600,7 @@ class TemplateParser {
 
   std::vector<Segment> segments_;
   size_t pos_ = 0;
+  int depth_ = 0;
   std::unique_ptr<ExprParser> stop_parser_;
 };
 

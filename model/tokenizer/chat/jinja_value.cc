@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "model/tokenizer/chat/jinja_limits.h"
+
 namespace longbow::jinja {
 namespace {
 
@@ -60,8 +62,11 @@ std::string python_string_repr(std::string_view s) {
 
 void to_json_impl(const Value& v, int indent, bool sort_keys, int depth, std::string* out) {
   auto newline = [&](int level) {
+    const size_t width = static_cast<size_t>(indent) * static_cast<size_t>(level);
+    RenderBudget::charge_text(width);
+    RenderBudget::check_text(out->size() + width);
     out->push_back('\n');
-    out->append(static_cast<size_t>(indent * level), ' ');
+    out->append(width, ' ');
   };
   switch (v.kind()) {
     case Value::Kind::kUndefined:
@@ -194,13 +199,30 @@ Value::Value(bool b) : kind_(Kind::kBool), b_(b) {}
 Value::Value(int64_t i) : kind_(Kind::kInt), i_(i) {}
 Value::Value(double d) : kind_(Kind::kFloat), d_(d) {}
 Value::Value(std::string s) : kind_(Kind::kString), s_(std::make_shared<const std::string>(std::move(s))) {}
-Value::Value(ValueList list) : kind_(Kind::kList), list_(std::make_shared<ValueList>(std::move(list))) {}
-Value::Value(ValueDict dict, bool is_namespace)
-    : kind_(Kind::kDict), is_namespace_(is_namespace), dict_(std::make_shared<ValueDict>(std::move(dict))) {}
+Value::Value(ValueList list) : kind_(Kind::kList) {
+  for (const Value& item : list) {
+    depth_ = std::max(depth_, item.depth_);
+    holds_reference_ = holds_reference_ || item.holds_reference_;
+  }
+  if (++depth_ > kMaxValueDepth) throw TemplateError(fmt::format("lists and dicts nested deeper than {}", kMaxValueDepth));
+  list_ = std::make_shared<ValueList>(std::move(list));
+}
+
+Value::Value(ValueDict dict, bool is_namespace) : kind_(Kind::kDict), is_namespace_(is_namespace) {
+  for (const auto& [key, item] : dict.items) {
+    depth_ = std::max(depth_, item.depth_);
+    holds_reference_ = holds_reference_ || item.holds_reference_;
+  }
+  if (++depth_ > kMaxValueDepth) throw TemplateError(fmt::format("lists and dicts nested deeper than {}", kMaxValueDepth));
+  if (is_namespace && holds_reference_) throw TemplateError("a namespace cannot hold a namespace or a function");
+  holds_reference_ = holds_reference_ || is_namespace;
+  dict_ = std::make_shared<ValueDict>(std::move(dict));
+}
 
 Value Value::function(std::string name, Function fn) {
   Value v;
   v.kind_ = Kind::kFunction;
+  v.holds_reference_ = true;
   v.s_ = std::make_shared<const std::string>(std::move(name));
   v.fn_ = std::make_shared<const Function>(std::move(fn));
   return v;

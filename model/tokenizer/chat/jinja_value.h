@@ -48,6 +48,8 @@ class Value {
   Value(double d);               // NOLINT(google-explicit-constructor)
   Value(std::string s);          // NOLINT(google-explicit-constructor)
   Value(const char* s) : Value(std::string(s)) {}  // NOLINT(google-explicit-constructor)
+  // A list or dict: TemplateError when it would nest deeper than kMaxValueDepth, or when a
+  // namespace would hold a value that holds_reference().
   Value(ValueList list);         // NOLINT(google-explicit-constructor)
   Value(ValueDict dict, bool is_namespace = false);
   static Value function(std::string name, Function fn);
@@ -61,6 +63,12 @@ class Value {
   bool is_list() const { return kind_ == Kind::kList; }
   bool is_dict() const { return kind_ == Kind::kDict; }
   bool is_namespace() const { return kind_ == Kind::kDict && is_namespace_; }
+  // Whether this is, or contains, a namespace or a function: the values that can refer back to a
+  // namespace, which therefore may not hold them (a namespace is the one mutable value; this keeps
+  // values acyclic).
+  bool holds_reference() const { return holds_reference_; }
+  // Lists and dicts nested inside each other, this one included (0 for any other value).
+  int depth() const { return depth_; }
 
   bool as_bool() const { return b_; }
   int64_t as_int() const { return i_; }
@@ -92,6 +100,8 @@ class Value {
   Kind kind_ = Kind::kUndefined;
   bool b_ = false;
   bool is_namespace_ = false;
+  bool holds_reference_ = false;
+  int depth_ = 0;
   int64_t i_ = 0;
   double d_ = 0;
   std::shared_ptr<const std::string> s_;

@@ -103,8 +103,9 @@ StatusOr<AddedVocabulary> AddedVocabulary::from_json(const json& added_tokens, c
   for (size_t i = 0; i < added_tokens.size(); ++i) {
     const json& t = added_tokens[i];
     if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() || !t.contains("content") ||
-        !t["content"].is_string() || t["id"].get<int64_t>() < 0) {
-      return invalid_argument(fmt::format("added_tokens[{}] needs an integer id and a string content", i));
+        !t["content"].is_string() || t["id"].get<int64_t>() < 0 || t["id"].get<int64_t>() >= kMaxVocabSize) {
+      return invalid_argument(
+          fmt::format("added_tokens[{}] needs an integer id in [0, {}) and a string content", i, kMaxVocabSize));
     }
     AddedToken token;
     token.content = t["content"].get<std::string>();
@@ -122,6 +123,10 @@ StatusOr<AddedVocabulary> AddedVocabulary::from_json(const json& added_tokens, c
     }
     const std::optional<TokenId> in_model = model.token_to_id ? model.token_to_id(token.content) : std::nullopt;
     token.id = in_model ? *in_model : next_id++;
+    if (token.id >= kMaxVocabSize) {
+      return invalid_argument(fmt::format("added_tokens[{}] would take id {}, past the vocabulary bound {}", i,
+                                          token.id, kMaxVocabSize));
+    }
     const int64_t listed = t["id"].get<int64_t>();
     if (listed != token.id) {
       spdlog::warn("tokenizer.json: added token \"{}\" is listed with id {} but takes id {} (as in Hugging Face "

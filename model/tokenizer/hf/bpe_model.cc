@@ -72,8 +72,8 @@ StatusOr<BpeModel> BpeModel::from_json(const json& model) {
   const json& vocab = model["vocab"];
   bpe.vocab_.reserve(vocab.size());
   for (const auto& [token, id] : vocab.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > (1 << 28)) {
-      return invalid_argument(fmt::format("model.vocab[\"{}\"] must be a non-negative id", token));
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= kMaxVocabSize) {
+      return invalid_argument(fmt::format("model.vocab[\"{}\"] must be an id in [0, {})", token, kMaxVocabSize));
     }
     const auto tid = static_cast<TokenId>(id.get<int64_t>());
     bpe.vocab_[token] = tid;

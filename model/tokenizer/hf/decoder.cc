@@ -46,7 +46,7 @@ class ByteFallbackDecoder final : public Decoder {
       run.clear();
     };
     for (std::string& token : *tokens) {
-      if (std::optional<char> byte = parse_byte(token)) {
+      if (std::optional<char> byte = parse_byte_piece(token)) {
         run.push_back(*byte);
       } else {
         flush();
@@ -55,27 +55,6 @@ class ByteFallbackDecoder final : public Decoder {
     }
     flush();
     *tokens = std::move(out);
-  }
-
- private:
-  static std::optional<char> parse_byte(const std::string& token) {
-    if (token.size() != 6 || token.compare(0, 3, "<0x") != 0 || token[5] != '>') return std::nullopt;
-    int value = 0;
-    for (size_t i = 3; i < 5; ++i) {
-      const char c = token[i];
-      int digit;
-      if (c >= '0' && c <= '9') {
-        digit = c - '0';
-      } else if (c >= 'A' && c <= 'F') {
-        digit = c - 'A' + 10;
-      } else if (c >= 'a' && c <= 'f') {
-        digit = c - 'a' + 10;
-      } else {
-        return std::nullopt;
-      }
-      value = value * 16 + digit;
-    }
-    return static_cast<char>(value);
   }
 };
 
@@ -169,6 +148,26 @@ StatusOr<std::string> one_char(const json& j, const char* key, std::string_view 
 }
 
 }  // namespace
+
+std::optional<char> parse_byte_piece(std::string_view token) {
+  if (token.size() != 6 || token.compare(0, 3, "<0x") != 0 || token[5] != '>') return std::nullopt;
+  int value = 0;
+  for (size_t i = 3; i < 5; ++i) {
+    const char c = token[i];
+    int digit;
+    if (c >= '0' && c <= '9') {
+      digit = c - '0';
+    } else if (c >= 'A' && c <= 'F') {
+      digit = c - 'A' + 10;
+    } else if (c >= 'a' && c <= 'f') {
+      digit = c - 'a' + 10;
+    } else {
+      return std::nullopt;
+    }
+    value = value * 16 + digit;
+  }
+  return static_cast<char>(value);
+}
 
 StatusOr<std::unique_ptr<Decoder>> make_decoder(const json& j) {
   if (j.is_null()) return std::unique_ptr<Decoder>();

@@ -6,7 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -18,6 +20,9 @@ class Decoder {
   virtual ~Decoder() = default;
   virtual void decode_chain(std::vector<std::string>* tokens) const = 0;
 };
+
+// The byte a byte-fallback piece stands for: "<0xAB>" (hex digits in either case), else nullopt.
+std::optional<char> parse_byte_piece(std::string_view token);
 
 // null JSON gives nullptr (tokens are then joined with spaces, as tokenizers does).
 StatusOr<std::unique_ptr<Decoder>> make_decoder(const nlohmann::json& j);

@@ -4,6 +4,8 @@
 
 #include <utility>
 
+#include "common/bounded_json.h"
+
 namespace longbow::hf {
 namespace {
 
@@ -48,7 +50,7 @@ class SequenceProcessor final : public PostProcessor {
   std::vector<std::unique_ptr<PostProcessor>> steps_;
 };
 
-StatusOr<std::unique_ptr<PostProcessor>> make_template(const json& j) {
+StatusOr<std::unique_ptr<PostProcessor>> make_template(const json& j, TokenId vocab_size) {
   if (!j.contains("single") || !j["single"].is_array()) {
     return unimplemented("post_processor TemplateProcessing: only the list form of \"single\" is supported");
   }
@@ -61,7 +63,7 @@ StatusOr<std::unique_ptr<PostProcessor>> make_template(const json& j) {
     }
     if (!item.contains("SpecialToken") || !item["SpecialToken"].contains("id") ||
         !item["SpecialToken"]["id"].is_string()) {
-      return invalid_argument(fmt::format("post_processor TemplateProcessing: bad item {}", item.dump()));
+      return invalid_argument(fmt::format("post_processor TemplateProcessing: bad item {}", describe_json(item)));
     }
     const std::string name = item["SpecialToken"]["id"].get<std::string>();
     if (!specials.contains(name) || !specials[name].contains("ids") || !specials[name]["ids"].is_array()) {
@@ -69,7 +71,10 @@ StatusOr<std::unique_ptr<PostProcessor>> make_template(const json& j) {
     }
     std::vector<TokenId> ids;
     for (const json& id : specials[name]["ids"]) {
-      if (!id.is_number_integer()) return invalid_argument("post_processor TemplateProcessing: ids must be integers");
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= vocab_size) {
+        return invalid_argument(fmt::format(
+            "post_processor TemplateProcessing: the ids of \"{}\" must be integers in [0, {})", name, vocab_size));
+      }
       ids.push_back(static_cast<TokenId>(id.get<int64_t>()));
     }
     items.emplace_back(std::move(ids));
@@ -79,13 +84,13 @@ StatusOr<std::unique_ptr<PostProcessor>> make_template(const json& j) {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<PostProcessor>> make_post_processor(const json& j) {
+StatusOr<std::unique_ptr<PostProcessor>> make_post_processor(const json& j, TokenId vocab_size) {
   if (j.is_null()) return std::unique_ptr<PostProcessor>();
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) {
     return invalid_argument("post_processor: an object with a \"type\" string");
   }
   const std::string type = j["type"].get<std::string>();
-  if (type == "TemplateProcessing") return make_template(j);
+  if (type == "TemplateProcessing") return make_template(j, vocab_size);
   if (type == "ByteLevel") return std::unique_ptr<PostProcessor>(std::make_unique<IdentityProcessor>());
   if (type == "Sequence") {
     if (!j.contains("processors") || !j["processors"].is_array()) {
@@ -93,7 +98,7 @@ StatusOr<std::unique_ptr<PostProcessor>> make_post_processor(const json& j) {
     }
     std::vector<std::unique_ptr<PostProcessor>> steps;
     for (const json& step : j["processors"]) {
-      ASSIGN_OR_RETURN(std::unique_ptr<PostProcessor> processor, make_post_processor(step));
+      ASSIGN_OR_RETURN(std::unique_ptr<PostProcessor> processor, make_post_processor(step, vocab_size));
       if (processor) steps.push_back(std::move(processor));
     }
     return std::unique_ptr<PostProcessor>(std::make_unique<SequenceProcessor>(std::move(steps)));

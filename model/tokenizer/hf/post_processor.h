@@ -20,7 +20,8 @@ class PostProcessor {
   virtual std::vector<TokenId> process(std::vector<TokenId> ids) const = 0;
 };
 
-// null JSON gives nullptr (nothing added).
-StatusOr<std::unique_ptr<PostProcessor>> make_post_processor(const nlohmann::json& j);
+// null JSON gives nullptr (nothing added). INVALID_ARGUMENT when a special token's id lies
+// outside [0, vocab_size).
+StatusOr<std::unique_ptr<PostProcessor>> make_post_processor(const nlohmann::json& j, TokenId vocab_size);
 
 }  // namespace longbow::hf

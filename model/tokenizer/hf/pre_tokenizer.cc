@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "common/bounded_json.h"
 #include "model/tokenizer/hf/byte_level.h"
 #include "model/tokenizer/hf/pattern.h"
 #include "model/tokenizer/hf/unicode.h"
@@ -104,7 +105,7 @@ StatusOr<Behavior> parse_behavior(const json& j) {
   if (name == "MergedWithPrevious") return Behavior::kMergedWithPrevious;
   if (name == "MergedWithNext") return Behavior::kMergedWithNext;
   if (name == "Contiguous") return Behavior::kContiguous;
-  return invalid_argument(fmt::format("pre_tokenizer Split: unknown behavior {}", j.dump()));
+  return invalid_argument(fmt::format("pre_tokenizer Split: unknown behavior {}", describe_json(j)));
 }
 
 class SplitPreTokenizer final : public PreTokenizer {

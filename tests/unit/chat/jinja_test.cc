@@ -87,6 +87,41 @@ TEST(JinjaTest, ErrorsNameTheConstruct) {
   EXPECT_FALSE(render("{{ unterminated").ok());
 }
 
+// A hostile template (or hostile messages) ends in an error naming the limit, never in a crash,
+// a hang or an allocation of its choosing (jinja_limits.h; each case was a fuzzer finding).
+TEST(JinjaTest, SandboxLimitsAreErrors) {
+  auto fails_with = [](const std::string& source, const std::string& expected) {
+    StatusOr<std::string> r = render(source);
+    ASSERT_FALSE(r.ok()) << source.substr(0, 80);
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(expected), std::string::npos) << r.status().message();
+  };
+  fails_with("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}", "nested deeper");
+  std::string chain = "{{ 1";
+  for (int i = 0; i < 5000; ++i) chain += "+1";
+  fails_with(chain + " }}", "nested deeper");
+  std::string ifs;
+  for (int i = 0; i < 1000; ++i) ifs += "{% if 1 %}";
+  fails_with(ifs, "nested deeper");
+  fails_with("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "nested deeper");
+  fails_with("{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}", "more work");
+  fails_with("{{ 'x' * 9999999999 }}", "longer than");
+  fails_with("{{ 'a' | center(9999999999) }}", "longer than");
+  fails_with("{{ [1] | tojson(indent=100000000) }}", "longer than");
+  fails_with("{{ 9223372036854775807 + 1 }}", "integer overflow");
+  fails_with("{{ 2 ** 9223372036854775807 }}", "integer overflow");
+  fails_with("{{ (-9223372036854775807 - 1) // -1 }}", "integer overflow");
+  fails_with("{% set ns = namespace(a=1) %}{% set ns.a = ns %}", "cannot hold a namespace");
+  fails_with("{% set ns = namespace(a=[]) %}{% for i in range(1000) %}{% set ns.a = [ns.a] %}{% endfor %}",
+             "nested deeper");
+  // Within the limits, the same constructs work.
+  EXPECT_EQ(ok("{{ ((1 + 2)) * 'ab' | length }}"), "6");
+  EXPECT_EQ(ok("{{ 'ab' * 3 }}|{{ 'x' * 0 }}|{{ 'x' * -2 }}|{{ 2 ** 62 }}|{{ -7 // 2 }}"), "ababab|||4611686018427387904|-4");
+  EXPECT_EQ(ok("{{ range(3) | list }}{{ range(5, 0, -2) | list }}{{ range(0) | list }}"), "[0, 1, 2][5, 3, 1][]");
+  EXPECT_EQ(ok("{{ range(-9223372036854775807 - 1, 9223372036854775807, 4611686018427387904) | list }}"),
+            "[-9223372036854775808, -4611686018427387904, 0, 4611686018427387904]");
+}
+
 TEST(JinjaTest, StrftimeNowUsesTheInjectedClock) {
   StatusOr<ChatTemplate> t = ChatTemplate::parse("{{ strftime_now('%Y') }}");
   ASSERT_TRUE(t.ok());

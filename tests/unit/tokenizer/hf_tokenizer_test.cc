@@ -96,5 +96,38 @@ TEST(HfTokenizerTest, InvalidUtf8IsReplaced) {
   EXPECT_EQ(hf::normalize("\xEF\xAC\x81", hf::NormalForm::kNfkc), "fi");
 }
 
+// Malformed documents are errors naming the problem, not crashes or allocations of their choosing
+// (each case was a fuzzer finding, tests/fuzz/hf_tokenizer_fuzz.cc).
+TEST(HfTokenizerTest, HostileDocumentsAreErrors) {
+  auto fails_with = [](const json& doc, const std::string& expected) {
+    StatusOr<std::unique_ptr<Tokenizer>> tok = parse_hf_tokenizer(doc.dump(), HfSpecialTokens{});
+    ASSERT_FALSE(tok.ok());
+    EXPECT_NE(tok.status().message().find(expected), std::string::npos) << tok.status().message();
+  };
+  json doc = tiny_byte_level();
+  doc["added_tokens"][0]["id"] = 2147483647;
+  fails_with(doc, "added_tokens[0] needs an integer id in [0, 4194304)");
+  doc = tiny_byte_level();
+  doc["model"]["vocab"]["ab"] = int64_t{1} << 40;
+  fails_with(doc, "must be an id in [0, 4194304)");
+  doc = tiny_byte_level();
+  doc["post_processor"]["special_tokens"]["<|end|>"]["ids"] = json::array({99999});
+  fails_with(doc, "must be integers in [0, 259)");
+  doc = tiny_byte_level();
+  doc["pre_tokenizer"]["add_prefix_space"] = "yes";
+  fails_with(doc, "a field of the wrong type");
+  std::string deep = "{\"model\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  StatusOr<std::unique_ptr<Tokenizer>> tok = parse_hf_tokenizer(deep, HfSpecialTokens{});
+  ASSERT_FALSE(tok.ok());
+  EXPECT_NE(tok.status().message().find("nested deeper"), std::string::npos) << tok.status().message();
+
+  // A byte-fallback vocabulary with a "<0x..>" token that is no byte loads; the token is text.
+  doc = json{{"model", {{"type", "BPE"}, {"byte_fallback", true}, {"vocab", {{"<0xZZ>", 0}, {"<0x41>", 1}}}}}};
+  tok = parse_hf_tokenizer(doc.dump(), HfSpecialTokens{});
+  ASSERT_TRUE(tok.ok()) << tok.status().to_string();
+  EXPECT_EQ((*tok)->token_bytes(1), "A");
+  EXPECT_EQ((*tok)->token_bytes(0), " <0xZZ>");  // without a decoder, tokens are joined with spaces
+}
+
 }  // namespace
 }  // namespace longbow
