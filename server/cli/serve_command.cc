@@ -27,6 +27,8 @@
 #include "model/runtime/transformer.h"
 #include "model/runtime/weight_source.h"
 #include "model/tokenizer/chat/chat_template.h"
+#include "server/frontend/tools/tool_call_parser.h"
+#include "server/frontend/tools/tool_request.h"
 #include "model/tokenizer/tokenizer.h"
 #include "model/tokenizer/tokenizer_factory.h"
 #include "model/weights/safetensors.h"
@@ -55,6 +57,7 @@ struct ServeConfig {
   std::string backend = "auto";
   std::string chat_template;  // empty: the model's (tokenizer_config.json or chat_template.jinja)
   std::string dsa_prefill = "sparse";  // DSA layers' prefill: sparse or dense
+  std::string tool_call_parser = "auto";  // auto (from the chat template), none, or a parser's name
   int max_num_seqs = 256;
   int max_batched_tokens = 2048;
   int max_waiting_requests = 1024;
@@ -83,7 +86,7 @@ Status apply_config_file(const std::string& path, ServeConfig* config) {
       {"api_key", &config->api_key},                     {"backend", &config->backend},
       {"chat_template", &config->chat_template},         {"log_level", &config->log_level},
       {"load_format", &config->load_format},             {"tokenizer", &config->tokenizer},
-      {"dsa_prefill", &config->dsa_prefill}};
+      {"dsa_prefill", &config->dsa_prefill},             {"tool_call_parser", &config->tool_call_parser}};
   std::map<std::string, int*> ints = {
       {"port", &config->port},
       {"grpc_port", &config->grpc_port},
@@ -135,6 +138,10 @@ void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* confi
   flags.add_string("backend", "NAME", "cpu, cuda or auto (default auto)", &c.backend);
   flags.add_string("chat-template", "FILE|TEMPLATE",
                    "a Jinja chat template file, or the template itself (default: the model's)", &c.chat_template);
+  flags.add_string("tool-call-parser", "NAME",
+                   "how tool calls are read from the model's output: hermes, llama3_json, deepseek_v3, mistral, "
+                   "none, or auto (from the chat template; default)",
+                   &c.tool_call_parser);
   flags.add_string("dsa-prefill", "MODE", "DSA layers' prefill: sparse (exact DSA) or dense (default sparse)",
                    &c.dsa_prefill);
   flags.add_int("max-num-seqs", "sequences running at once (default 256)", 1, 1 << 20, &c.max_num_seqs);
@@ -178,6 +185,7 @@ json effective_config(const ServeConfig& c, const std::string& model_dir) {
               {"backend", c.backend},
               {"chat_template", c.chat_template.empty() ? "<model>" : c.chat_template.substr(0, 200)},
               {"dsa_prefill", c.dsa_prefill},
+              {"tool_call_parser", c.tool_call_parser},
               {"max_num_seqs", c.max_num_seqs},
               {"max_batched_tokens", c.max_batched_tokens},
               {"max_waiting_requests", c.max_waiting_requests},
@@ -265,6 +273,8 @@ void read_tokenizer_config(const std::string& dir, const ServeConfig& c, ServedM
   if (!c.chat_template.empty()) source = chat_template_flag(c.chat_template);
   if (!source.empty()) {
     served->chat_template = ChatTemplate::parse(source);
+    served->tool_arguments_as_objects = tools::template_takes_argument_objects(source);
+    served->null_content_as_null = tools::template_takes_null_content(source);
   } else {
     served->chat_template = not_found("the model has no chat template (tokenizer_config.json chat_template or "
                                       "chat_template.jinja); start the server with --chat-template FILE to enable "
@@ -289,8 +299,28 @@ void add_generation_config_eos(const std::string& dir, ModelConfig* config) {
   }
 }
 
+// --tool-call-parser: auto takes the format the chat template writes (none when it writes no tool
+// calls); none turns tool_choice "auto" off.
+Status choose_tool_call_parser(const std::string& flag, ServedModel* served) {
+  if (flag == "none") return Status::Ok();
+  if (flag == "auto") {
+    if (served->chat_template.ok()) served->tool_call_parser = tools::detect_tool_call_parser(served->chat_template->source());
+  } else {
+    StatusOr<std::unique_ptr<tools::ToolCallParser>> parser = tools::make_tool_call_parser(flag);
+    if (!parser.ok()) return invalid_argument("--tool-call-parser: " + parser.status().message());
+    served->tool_call_parser = std::move(*parser);
+  }
+  spdlog::info("tool calls: {}", served->tool_call_parser ? std::string(served->tool_call_parser->name())
+                                                          : std::string("none (tool_choice \"auto\" refused)"));
+  return Status::Ok();
+}
+
 StatusOr<LoadedModel> load_model(const ServeConfig& c, const ModelLocation& location) {
   LoadedModel m;
+  if (c.tool_call_parser != "auto" && c.tool_call_parser != "none") {
+    StatusOr<std::unique_ptr<tools::ToolCallParser>> parser = tools::make_tool_call_parser(c.tool_call_parser);
+    if (!parser.ok()) return invalid_argument("--tool-call-parser: " + parser.status().message());
+  }
   ASSIGN_OR_RETURN(ModelConfig config, load_config(location));
   ASSIGN_OR_RETURN(LoadFormat format, parse_load_format(c.load_format));
   ASSIGN_OR_RETURN(std::string tokenizer_path,
@@ -335,6 +365,7 @@ StatusOr<LoadedModel> load_model(const ServeConfig& c, const ModelLocation& loca
   m.served.max_model_len = m.engine->limits().max_model_len;
   m.served.vocab_size = config.vocab_size;
   read_tokenizer_config(std::filesystem::path(tokenizer_path).parent_path().string(), c, &m.served);
+  RETURN_IF_ERROR(choose_tool_call_parser(c.tool_call_parser, &m.served));
   return m;
 }
 

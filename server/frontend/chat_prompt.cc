@@ -7,10 +7,28 @@ namespace longbow {
 using nlohmann::json;
 using nlohmann::ordered_json;
 
-ChatRequest ChatRequest::from_messages(const std::vector<ChatMessage>& messages) {
-  ChatRequest request;
-  for (const ChatMessage& m : messages) request.messages.push_back(ordered_json{{"role", m.role}, {"content", m.content}});
-  return request;
+ordered_json ordered_field(std::string_view body_text, const char* key) {
+  ordered_json body = ordered_json::parse(body_text, nullptr, false);
+  if (body.is_discarded() || !body.is_object() || !body.contains(key)) return nullptr;
+  return std::move(body[key]);
+}
+
+void adapt_messages_to_template(ordered_json* messages, bool arguments_as_objects, bool null_content_as_null) {
+  for (ordered_json& message : *messages) {
+    if (!message.is_object()) continue;
+    if (auto content = message.find("content"); content != message.end() && content->is_null() && !null_content_as_null) {
+      *content = "";
+    }
+    auto calls = message.find("tool_calls");
+    if (!arguments_as_objects || calls == message.end() || !calls->is_array()) continue;
+    for (ordered_json& call : *calls) {
+      if (!call.is_object() || !call.contains("function") || !call["function"].is_object()) continue;
+      ordered_json& arguments = call["function"]["arguments"];
+      if (!arguments.is_string()) continue;
+      ordered_json parsed = ordered_json::parse(arguments.get<std::string>(), nullptr, false);
+      if (!parsed.is_discarded() && parsed.is_object()) arguments = std::move(parsed);
+    }
+  }
 }
 
 StatusOr<ordered_json> parse_chat_template_kwargs(const json& body) {
@@ -20,7 +38,7 @@ StatusOr<ordered_json> parse_chat_template_kwargs(const json& body) {
   return ordered_json::parse(kwargs->dump());
 }
 
-StatusOr<ChatRequest> parse_chat_fields(const json& body, std::string* param) {
+StatusOr<ChatRequest> parse_chat_fields(const json& body, std::string_view body_text, std::string* param) {
   ChatRequest request;
   *param = "messages";
   auto messages = body.find("messages");
@@ -47,10 +65,11 @@ StatusOr<ChatRequest> parse_chat_fields(const json& body, std::string* param) {
     if (list == body.end() || list->is_null()) continue;
     *param = key;
     if (!list->is_array()) return invalid_argument(fmt::format("{} must be a list", key));
-    (key == std::string("tools") ? request.tools : request.documents) = ordered_json::parse(list->dump());
+    (key == std::string("tools") ? request.tools : request.documents) = ordered_field(body_text, key);
   }
   *param = "chat_template_kwargs";
   ASSIGN_OR_RETURN(request.chat_template_kwargs, parse_chat_template_kwargs(body));
+  if (!request.chat_template_kwargs.empty()) request.chat_template_kwargs = ordered_field(body_text, "chat_template_kwargs");
   param->clear();
   return request;
 }

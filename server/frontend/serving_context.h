@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -25,6 +26,7 @@
 #include "server/engine/engine.h"
 #include "model/tokenizer/chat/chat_template.h"
 #include "server/frontend/chat_prompt.h"
+#include "server/frontend/tools/tool_call_parser.h"
 
 namespace longbow {
 
@@ -39,6 +41,13 @@ struct ServedModel {
   // The chat template, or why chat requests are refused (none, or one the interpreter cannot parse).
   StatusOr<ChatTemplate> chat_template = not_found("the model has no chat_template");
   ChatTemplateTokens chat_tokens;  // bos_token, eos_token... as the template sees them
+  // How tool calls are read from outputs (--tool-call-parser, or the template's format); null: none.
+  std::shared_ptr<const tools::ToolCallParser> tool_call_parser;
+  // Whether the template takes an assistant tool call's arguments as an object (transformers'
+  // convention) rather than the JSON text (DeepSeek-V3's template concatenates it as a string).
+  bool tool_arguments_as_objects = true;
+  // Whether an assistant message's null content reaches the template as null (else "").
+  bool null_content_as_null = false;
 };
 
 class ServingContext {

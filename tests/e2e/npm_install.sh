@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the npm `openai` client for the e2e tests into DEST/node_modules (a CTest fixture).
+# Installs the npm clients for the e2e tests (openai, ai + @ai-sdk/openai-compatible, @langchain/openai) into DEST/node_modules (a CTest fixture).
 # Uses the committed package-lock.json (npm ci); skips the install when DEST already holds exactly
 # that lock's packages.
 #   npm_install.sh SOURCE_DIR DEST_DIR

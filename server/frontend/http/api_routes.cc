@@ -171,8 +171,10 @@ HttpResponse ApiRoutes::tokenize(const HttpRequest& req) const {
     tokens = context_.encode_text(prompt->get<std::string>(), add_special_tokens);
   } else if (body.contains("messages")) {
     std::string param;
-    StatusOr<ChatRequest> chat = parse_chat_fields(body, &param);
+    StatusOr<ChatRequest> chat = parse_chat_fields(body, req.body, &param);
     if (!chat.ok()) return error_response(chat.status(), param);
+    adapt_messages_to_template(&chat->messages, context_.model().tool_arguments_as_objects,
+                               context_.model().null_content_as_null);
     StatusOr<std::vector<TokenId>> ids = context_.encode_chat(*chat);
     if (!ids.ok()) return error_response(ids.status(), "messages");
     tokens = std::move(*ids);

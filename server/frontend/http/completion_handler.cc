@@ -37,6 +37,7 @@ struct Submitted {
   int n = 1;
   std::vector<std::string> echo_texts;  // per prompt; empty without echo
   bool include_usage = false;
+  std::shared_ptr<const tools::ToolOutput> tool_output;  // chat: content and tool_calls from the text
   std::unique_ptr<EventMerger> merger;
   size_t merger_streams = 0;  // engine requests (prompts) behind the merger
   std::chrono::steady_clock::time_point start;
@@ -96,8 +97,9 @@ class BlockingCompletion : public CompletionProducer {
     }
     HttpResponse response;
     response.set_header("x-request-id", s_.meta.id);
-    response.set_content(to_json_text(full_response(s_.meta, choices_, usage_, context_.tokenizer())),
-                         "application/json");
+    response.set_content(
+        to_json_text(full_response(s_.meta, choices_, usage_, context_.tokenizer(), s_.tool_output.get())),
+        "application/json");
     spdlog::info("[{}] done in {:.3f} s: {} prompt + {} completion tokens", s_.meta.id, seconds_since(s_.start),
                  usage_.prompt_tokens, usage_.completion_tokens);
     return finish(std::move(response));
@@ -156,18 +158,35 @@ class StreamingCompletion : public CompletionProducer {
         break;
       }
       const int index = static_cast<int>(tagged->stream) * s_.n + event.index;
-      const bool has_content = !event.text.empty() || !event.logprobs.empty() ||
+      // Chat with tools: the text goes through the choice's tool-call splitter first.
+      tools::ToolCallStream::Delta delta;
+      ToolState* tools = tool_state(index);
+      if (tools) {
+        delta = tools->stream.feed(event.text);
+        if (event.finish_reason) {
+          tools::ToolCallStream::Delta last = tools->stream.finish();
+          delta.content += last.content;
+          for (tools::ToolCall& call : last.calls) delta.calls.push_back(std::move(call));
+        }
+      } else {
+        delta.content = event.text;
+      }
+      const bool has_content = !delta.content.empty() || !event.logprobs.empty() ||
                                (s_.meta.return_token_ids && !event.token_ids.empty());
       if (has_content) {
-        add_event(&out.chunk, to_json_text(stream_chunk(s_.meta, index, nullptr, event.text, &event,
+        add_event(&out.chunk, to_json_text(stream_chunk(s_.meta, index, nullptr, delta.content, &event,
                                                         context_.tokenizer())));
+      }
+      if (!delta.calls.empty()) {
+        add_event(&out.chunk, to_json_text(tool_calls_chunk(s_.meta, index, delta.calls, tools->calls)));
+        tools->calls += delta.calls.size();
       }
       if (event.finish_reason) {
         ChoiceOutput end;
         end.finish_reason = event.finish_reason;
         end.stop_string = event.stop_string;
         end.stop_token = event.stop_token;
-        add_event(&out.chunk, to_json_text(finish_chunk(s_.meta, index, end)));
+        add_event(&out.chunk, to_json_text(finish_chunk(s_.meta, index, end, tools && tools->calls > 0)));
       }
       if (event.usage) add_usage(&usage_, *event.usage);
     }
@@ -207,8 +226,25 @@ class StreamingCompletion : public CompletionProducer {
                  seconds_since(s_.start), usage_.prompt_tokens, usage_.completion_tokens);
   }
 
+  // A choice's tool-call splitter and the calls it has released.
+  struct ToolState {
+    explicit ToolState(const tools::ToolOutput& output) : stream(output) {}
+    tools::ToolOutput::Stream stream;
+    size_t calls = 0;
+  };
+
+  // Null unless this is a chat answer with tools.
+  ToolState* tool_state(int index) {
+    if (!s_.tool_output || !s_.tool_output->active()) return nullptr;
+    if (static_cast<size_t>(index) >= tool_states_.size()) tool_states_.resize(static_cast<size_t>(index) + 1);
+    std::unique_ptr<ToolState>& state = tool_states_[static_cast<size_t>(index)];
+    if (!state) state = std::make_unique<ToolState>(*s_.tool_output);
+    return state.get();
+  }
+
   size_t batch_bytes_;
   bool opened_ = false;
+  std::vector<std::unique_ptr<ToolState>> tool_states_;
 };
 
 constexpr size_t kStreamBatchBytes = 64 << 10;
@@ -245,6 +281,7 @@ HttpResponse CompletionHandler::handle(Endpoint endpoint, const HttpRequest& req
   s.n = request.sampling.n;
   s.echo_texts = std::move(request.echo_texts);
   s.include_usage = request.include_usage;
+  s.tool_output = std::move(request.tool_output);
   s.start = start;
   res.set_header("x-request-id", s.meta.id);
 

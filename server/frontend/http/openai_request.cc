@@ -8,6 +8,8 @@
 #include <limits>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "common/bounded_json.h"
 #include "server/engine/request_validation.h"
 
@@ -15,6 +17,7 @@ namespace longbow::http {
 namespace {
 
 using nlohmann::json;
+using nlohmann::ordered_json;
 
 // Stop, stop-id and logit-bias counts and the temperature range are the engine's
 // (request_validation.h), shared with gRPC; they are checked here too, before values are copied.
@@ -42,6 +45,8 @@ std::string type_name(const json& value) {
 class Fields {
  public:
   Fields(const json& object, std::string* param) : object_(object), param_(param) {}
+
+  const json& object() const { return object_; }
 
   const json* find(const char* name) const {
     auto it = object_.find(name);
@@ -230,27 +235,84 @@ StatusOr<std::string> message_content(const json& content, size_t index, const F
   return text;
 }
 
-StatusOr<std::vector<ChatMessage>> parse_messages(const json& messages, const Fields& fields) {
+// One assistant message's tool_calls: [{id, type, function: {name, arguments (the JSON text of an
+// object)}}].
+StatusOr<ordered_json> parse_tool_calls(const json& calls, const std::string& where, const Fields& fields) {
+  const std::string param = where + ".tool_calls";
+  if (!calls.is_array()) return fields.fail(param, param + " must be a list");
+  ordered_json out = ordered_json::array();
+  for (size_t j = 0; j < calls.size(); ++j) {
+    const json& call = calls[j];
+    const std::string item = fmt::format("{}[{}]", param, j);
+    const json* function = call.is_object() && call.contains("function") ? &call["function"] : nullptr;
+    if (!function || !function->is_object() || !function->contains("name") || !(*function)["name"].is_string() ||
+        !function->contains("arguments") || !(*function)["arguments"].is_string()) {
+      return fields.fail(item, item + " must be {\"id\", \"type\": \"function\", \"function\": {\"name\", "
+                                      "\"arguments\": a JSON text}}");
+    }
+    const std::string& arguments = (*function)["arguments"].get_ref<const std::string&>();
+    ordered_json parsed = ordered_json::parse(arguments, nullptr, false);
+    if (parsed.is_discarded() || !parsed.is_object()) {
+      return fields.fail(item, item + ".function.arguments must be the JSON text of an object");
+    }
+    ordered_json entry = ordered_json::object();
+    if (call.contains("id") && call["id"].is_string()) entry["id"] = call["id"].get<std::string>();
+    entry["type"] = "function";
+    entry["function"] = ordered_json{{"name", (*function)["name"].get<std::string>()},
+                                     {"arguments", arguments}};
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+// messages as the chat template sees them: role (developer becomes system), content (text; null
+// allowed for an assistant turn), an assistant's tool_calls, a tool result's tool_call_id, and name.
+StatusOr<ordered_json> parse_messages(const json& messages, const Fields& fields) {
   if (!messages.is_array()) return fields.wrong_type("messages", "a list of messages", messages);
   if (messages.empty()) return fields.fail("messages", "messages must hold at least one message");
-  std::vector<ChatMessage> out;
-  out.reserve(messages.size());
+  ordered_json out = ordered_json::array();
   for (size_t i = 0; i < messages.size(); ++i) {
     const json& m = messages[i];
     const std::string where = "messages[" + std::to_string(i) + "]";
     if (!m.is_object()) return fields.fail(where, where + " must be an object");
-    auto role = m.find("role");
-    if (role == m.end() || !role->is_string()) return fields.fail(where + ".role", where + ".role must be a string");
-    ChatMessage message;
-    message.role = role->get<std::string>();
-    if (message.role == "developer") message.role = "system";
-    if (message.role != "system" && message.role != "user" && message.role != "assistant") {
-      return fields.fail(where + ".role", where + ".role \"" + message.role +
-                                              "\" is not supported (system, developer, user, assistant)");
+    auto role_field = m.find("role");
+    if (role_field == m.end() || !role_field->is_string()) {
+      return fields.fail(where + ".role", where + ".role must be a string");
     }
+    std::string role = role_field->get<std::string>();
+    if (role == "developer") role = "system";
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
+      return fields.fail(where + ".role", where + ".role \"" + role +
+                                              "\" is not supported (system, developer, user, assistant, tool)");
+    }
+    ordered_json message = {{"role", role}};
     auto content = m.find("content");
-    if (content == m.end()) return fields.fail(where + ".content", where + ".content is required");
-    ASSIGN_OR_RETURN(message.content, message_content(*content, i, fields));
+    auto tool_calls = m.find("tool_calls");
+    const bool has_calls = tool_calls != m.end() && !tool_calls->is_null();
+    if (has_calls && role != "assistant") {
+      return fields.fail(where + ".tool_calls", where + ".tool_calls is only for assistant messages");
+    }
+    if (content == m.end() || content->is_null()) {
+      if (role != "assistant") return fields.fail(where + ".content", where + ".content is required");
+      message["content"] = nullptr;
+    } else {
+      ASSIGN_OR_RETURN(std::string text, message_content(*content, i, fields));
+      message["content"] = std::move(text);
+    }
+    if (auto name = m.find("name"); name != m.end() && !name->is_null()) {
+      if (!name->is_string()) return fields.wrong_type((where + ".name").c_str(), "a string", *name);
+      message["name"] = name->get<std::string>();
+    }
+    if (has_calls) {
+      ASSIGN_OR_RETURN(message["tool_calls"], parse_tool_calls(*tool_calls, where, fields));
+    }
+    if (role == "tool") {
+      auto id = m.find("tool_call_id");
+      if (id == m.end() || !id->is_string()) {
+        return fields.fail(where + ".tool_call_id", where + ".tool_call_id (a string) is required for a tool message");
+      }
+      message["tool_call_id"] = id->get<std::string>();
+    }
     out.push_back(std::move(message));
   }
   return out;
@@ -374,7 +436,8 @@ Status parse_sampling(Endpoint endpoint, const Fields& fields, OpenAiRequest* ou
   return Status::Ok();
 }
 
-Status parse_fields(Endpoint endpoint, const ServingContext& context, const Fields& fields, OpenAiRequest* out) {
+Status parse_fields(Endpoint endpoint, std::string_view body, const ServingContext& context, const Fields& fields,
+                    OpenAiRequest* out) {
   RETURN_IF_ERROR(fields.get_string("model", &out->model));
   RETURN_IF_ERROR(fields.get_bool("stream", &out->stream));
   if (const json* options = fields.find("stream_options")) {
@@ -408,20 +471,37 @@ Status parse_fields(Endpoint endpoint, const ServingContext& context, const Fiel
   } else {
     const json* messages = fields.find("messages");
     if (!messages) return fields.fail("messages", "messages is required");
-    ASSIGN_OR_RETURN(std::vector<ChatMessage> chat, parse_messages(*messages, fields));
+    const ServedModel& model = context.model();
+    ChatRequest chat_request;
+    ASSIGN_OR_RETURN(chat_request.messages, parse_messages(*messages, fields));
+    adapt_messages_to_template(&chat_request.messages, model.tool_arguments_as_objects, model.null_content_as_null);
     RETURN_IF_ERROR(fields.get_bool("logprobs", &out->logprobs));
     RETURN_IF_ERROR(fields.get_int("top_logprobs", 0, 20, &out->top_logprobs));
     if (fields.find("top_logprobs") && !out->logprobs) {
       return fields.fail("top_logprobs", "top_logprobs requires logprobs to be true");
     }
     if (out->logprobs) out->sampling.logprobs = out->top_logprobs;
-    if (const json* tools = fields.find("tools"); tools && !(tools->is_array() && tools->empty())) {
-      return fields.unsupported("tools", "tool calling is not supported");
+    std::string tool_param;
+    StatusOr<tools::ToolRequest> tool_request = tools::parse_tool_request(fields.object(), &tool_param);
+    if (!tool_request.ok()) return fields.attribute(tool_param, tool_request.status());
+    if (tool_request->choice == tools::ToolRequest::Choice::kAuto && !model.tool_call_parser) {
+      return fields.fail("tool_choice",
+                         "tool_choice \"auto\" needs the model's tool-call format, and this model's chat template "
+                         "writes none: start the server with --tool-call-parser (hermes, llama3_json, deepseek_v3, "
+                         "mistral), or send tool_choice \"required\" or a named function");
     }
-    ChatRequest chat_request = ChatRequest::from_messages(chat);
+    // The tools in the client's key order: the template prints them, and a forced call's arguments
+    // follow their schema's property order.
+    if (!tool_request->tools.is_null()) tool_request->tools = ordered_field(body, "tools");
+    if (tool_request->render_tools()) chat_request.tools = tool_request->tools;
+    if (tool_request->forced()) {
+      out->sampling.structured_output =
+          StructuredOutputSpec{StructuredOutputSpec::Kind::kJsonSchema, tool_request->forced_schema(), {}};
+    }
+    out->tool_output = std::make_shared<const tools::ToolOutput>(*tool_request, model.tool_call_parser);
     if (const json* kwargs = fields.find("chat_template_kwargs")) {
       if (!kwargs->is_object()) return fields.wrong_type("chat_template_kwargs", "an object", *kwargs);
-      chat_request.chat_template_kwargs = nlohmann::ordered_json::parse(kwargs->dump());
+      chat_request.chat_template_kwargs = ordered_field(body, "chat_template_kwargs");
     }
     if (const json* gen = fields.find("add_generation_prompt"); gen && gen->is_boolean()) {
       chat_request.add_generation_prompt = gen->get<bool>();
@@ -491,6 +571,9 @@ Status parse_structured_output(std::string_view body, const Fields& fields, Samp
   if (specs.size() > 1) {
     return fields.fail(specs[1].first, specs[0].first + " and " + specs[1].first + " cannot be combined");
   }
+  if (!specs.empty() && sampling->structured_output) {  // set by tool_choice required / a function
+    return fields.fail(specs[0].first, specs[0].first + " cannot be combined with a forced tool_choice");
+  }
   if (!specs.empty()) sampling->structured_output = std::move(specs[0].second);
   return Status::Ok();
 }
@@ -509,7 +592,7 @@ StatusOr<OpenAiRequest> parse_openai_request(Endpoint endpoint, std::string_view
   OpenAiRequest request;
   request.endpoint = endpoint;
   Fields fields(parsed, error_param);
-  RETURN_IF_ERROR(parse_fields(endpoint, context, fields, &request));
+  RETURN_IF_ERROR(parse_fields(endpoint, body, context, fields, &request));
   RETURN_IF_ERROR(parse_structured_output(body, fields, &request.sampling));
   return request;
 }

@@ -2,11 +2,12 @@
 //
 // The only place JSON meets the engine's types: every field is type- and range-checked here, and a
 // failure names its parameter (the error body's "param"). Unknown fields are ignored, as OpenAI's
-// own clients send fields this server has no use for. Prompts are tokenized here: a completions
+// own clients send fields this server has no use for. Tool fields are tools/tool_request.h's. Prompts are tokenized here: a completions
 // prompt may be a string, a list of strings, a token-id list or a list of those (one engine request
 // each); chat messages go through the model's chat template.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 #include "common/status.h"
 #include "server/engine/request.h"
 #include "server/frontend/serving_context.h"
+#include "server/frontend/tools/tool_request.h"
 
 namespace longbow::http {
 
@@ -31,10 +33,12 @@ struct OpenAiRequest {
   bool return_token_ids = false;  // extension: "token_ids" in each choice / chunk
   bool logprobs = false;          // chat: logprobs; completions: logprobs given
   int top_logprobs = 0;           // chat: top_logprobs; completions: the logprobs number
+  // chat: how the answer's text becomes content and tool_calls (never null for chat)
+  std::shared_ptr<const tools::ToolOutput> tool_output;
 };
 
 // Parses and tokenizes `body`: INVALID_ARGUMENT (bad JSON, wrong type, out of range), UNIMPLEMENTED
-// (a feature longbow lacks: tools, best_of > n, ...) or the chat template's error. On failure
+// (a feature longbow lacks: best_of > n, ...) or the chat template's error. On failure
 // *error_param holds the parameter the error is about (empty when none).
 StatusOr<OpenAiRequest> parse_openai_request(Endpoint endpoint, std::string_view body, const ServingContext& context,
                                              std::string* error_param);

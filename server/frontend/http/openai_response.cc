@@ -65,9 +65,23 @@ ordered_json stop_reason(const ChoiceOutput& choice) {
   return nullptr;
 }
 
-ordered_json finish_reason(const std::optional<FinishReason>& reason) {
+ordered_json finish_reason(const std::optional<FinishReason>& reason, bool made_tool_calls = false) {
   if (!reason) return nullptr;
+  if (made_tool_calls && *reason != FinishReason::kLength) return "tool_calls";
   return std::string(finish_reason_name(*reason));
+}
+
+ordered_json tool_calls_json(const std::vector<tools::ToolCall>& calls, size_t first, bool with_index) {
+  ordered_json list = ordered_json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    ordered_json call = ordered_json::object();
+    if (with_index) call["index"] = first + i;
+    call["id"] = tools::new_tool_call_id();
+    call["type"] = "function";
+    call["function"] = ordered_json{{"name", calls[i].name}, {"arguments", calls[i].arguments}};
+    list.push_back(std::move(call));
+  }
+  return list;
 }
 
 }  // namespace
@@ -93,20 +107,30 @@ ordered_json usage_json(const Usage& usage) {
 }
 
 ordered_json full_response(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices, const Usage& usage,
-                           const Tokenizer& tokenizer) {
+                           const Tokenizer& tokenizer, const tools::ToolOutput* tools) {
   ordered_json out = header(meta, is_chat(meta) ? "chat.completion" : "text_completion");
   ordered_json list = ordered_json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
     const ChoiceOutput& c = choices[i];
     ordered_json choice = {{"index", i}};
+    bool made_tool_calls = false;
     if (is_chat(meta)) {
-      choice["message"] = ordered_json{{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}};
+      tools::SplitOutput split;
+      if (tools && tools->active()) split = tools->split(c.text);
+      else split.content = c.text;
+      made_tool_calls = !split.calls.empty();
+      ordered_json message = {{"role", "assistant"}};
+      const bool blank = split.content.find_first_not_of(" \t\r\n") == std::string::npos;
+      message["content"] = made_tool_calls && blank ? ordered_json(nullptr) : ordered_json(split.content);
+      message["refusal"] = nullptr;
+      if (made_tool_calls) message["tool_calls"] = tool_calls_json(split.calls, 0, false);
+      choice["message"] = std::move(message);
       choice["logprobs"] = logprobs_json(meta, c.logprobs, tokenizer);
     } else {
       choice["text"] = c.text;
       choice["logprobs"] = logprobs_json(meta, c.logprobs, tokenizer);
     }
-    choice["finish_reason"] = finish_reason(c.finish_reason);
+    choice["finish_reason"] = finish_reason(c.finish_reason, made_tool_calls);
     choice["stop_reason"] = stop_reason(c);
     if (meta.return_token_ids) choice["token_ids"] = c.token_ids;
     list.push_back(std::move(choice));
@@ -137,7 +161,18 @@ ordered_json stream_chunk(const ResponseMeta& meta, int index, const std::string
   return out;
 }
 
-ordered_json finish_chunk(const ResponseMeta& meta, int index, const ChoiceOutput& finish) {
+ordered_json tool_calls_chunk(const ResponseMeta& meta, int index, const std::vector<tools::ToolCall>& calls,
+                              size_t first) {
+  ordered_json out = header(meta, "chat.completion.chunk");
+  ordered_json choice = {{"index", index}};
+  choice["delta"] = ordered_json{{"tool_calls", tool_calls_json(calls, first, true)}};
+  choice["logprobs"] = nullptr;
+  choice["finish_reason"] = nullptr;
+  out["choices"] = ordered_json::array({std::move(choice)});
+  return out;
+}
+
+ordered_json finish_chunk(const ResponseMeta& meta, int index, const ChoiceOutput& finish, bool made_tool_calls) {
   ordered_json out = header(meta, is_chat(meta) ? "chat.completion.chunk" : "text_completion");
   ordered_json choice = {{"index", index}};
   if (is_chat(meta)) {
@@ -146,7 +181,7 @@ ordered_json finish_chunk(const ResponseMeta& meta, int index, const ChoiceOutpu
     choice["text"] = "";
   }
   choice["logprobs"] = nullptr;
-  choice["finish_reason"] = finish_reason(finish.finish_reason);
+  choice["finish_reason"] = finish_reason(finish.finish_reason, made_tool_calls);
   choice["stop_reason"] = stop_reason(finish);
   if (meta.return_token_ids) choice["token_ids"] = std::vector<TokenId>{};
   out["choices"] = ordered_json::array({std::move(choice)});

@@ -13,6 +13,7 @@
 #include "model/tokenizer/tokenizer.h"
 #include "server/engine/request.h"
 #include "server/frontend/http/openai_request.h"
+#include "server/frontend/tools/tool_request.h"
 
 namespace longbow::http {
 
@@ -45,16 +46,22 @@ std::string to_json_text(const ordered_json& value);
 
 ordered_json usage_json(const Usage& usage);
 
-// The whole non-streaming response; `choices[i]` has index i.
+// The whole non-streaming response; `choices[i]` has index i. Chat: `tools` (may be null) splits
+// each choice's text into the message's content and tool_calls; a choice with calls that was not
+// cut short finishes with "tool_calls".
 ordered_json full_response(const ResponseMeta& meta, const std::vector<ChoiceOutput>& choices, const Usage& usage,
-                           const Tokenizer& tokenizer);
+                           const Tokenizer& tokenizer, const tools::ToolOutput* tools = nullptr);
 
 // A streamed chunk for choice `index`. Chat: the delta holds `role` (the first chunk of a choice)
 // and/or `content`; completions: `text`. `event` may be null (a role-only or finish-only chunk).
 ordered_json stream_chunk(const ResponseMeta& meta, int index, const std::string* role, const std::string& text,
                           const GenerateEvent* event, const Tokenizer& tokenizer);
-// The last chunk of a choice: an empty delta (chat) or empty text (completions) with finish_reason.
-ordered_json finish_chunk(const ResponseMeta& meta, int index, const ChoiceOutput& finish);
+// A chat chunk whose delta holds whole tool calls, numbered from `first` within the choice.
+ordered_json tool_calls_chunk(const ResponseMeta& meta, int index, const std::vector<tools::ToolCall>& calls,
+                              size_t first);
+// The last chunk of a choice: an empty delta (chat) or empty text (completions) with finish_reason
+// ("tool_calls" when `made_tool_calls` and the choice was not cut short).
+ordered_json finish_chunk(const ResponseMeta& meta, int index, const ChoiceOutput& finish, bool made_tool_calls = false);
 // The usage chunk: "choices": [] and "usage".
 ordered_json usage_chunk(const ResponseMeta& meta, const Usage& usage);
 
