@@ -1,4 +1,6 @@
 // create_backend: the one place in longbow that knows whether CUDA was built in.
+#include <spdlog/spdlog.h>
+
 #include <string>
 
 #include "model/backend/backend.h"
@@ -20,10 +22,14 @@ StatusOr<std::unique_ptr<Backend>> create_backend(std::string_view name) {
 #endif
   }
   if (name == "auto") {
+    // Says why CUDA is not used: a user who expected the GPU learns it from the first lines.
 #if defined(LONGBOW_WITH_CUDA)
     StatusOr<std::unique_ptr<Backend>> cuda = create_cuda_backend();
     if (cuda.ok()) return cuda;
     if (cuda.status().code() != StatusCode::kUnavailable) return cuda.status();
+    spdlog::warn("backend auto: CUDA cannot be used ({}); running on the CPU backend", cuda.status().message());
+#else
+    spdlog::info("backend auto: this longbow was built without CUDA; running on the CPU backend");
 #endif
     return create_cpu_backend();
   }

@@ -95,6 +95,14 @@ Status FlagSet::parse(std::span<const std::string> args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (!arg.starts_with("--") || arg.size() == 2) {
+      if (positional_ != nullptr && !positional_->has_value() && arg != "--" && !arg.starts_with("-")) {
+        *positional_ = arg;
+        continue;
+      }
+      if (positional_ != nullptr && positional_->has_value()) {
+        return invalid_argument("unexpected argument '" + arg + "' (" + positional_name_ + " was already given as '" +
+                                **positional_ + "')");
+      }
       return invalid_argument("unexpected argument '" + arg + "' (flags start with --)");
     }
     size_t equals = arg.find('=');
@@ -112,6 +120,11 @@ Status FlagSet::parse(std::span<const std::string> args) {
     }
   }
   return Status::Ok();
+}
+
+void FlagSet::set_positional(std::string value_name, std::optional<std::string>* target) {
+  positional_name_ = std::move(value_name);
+  positional_ = target;
 }
 
 std::string FlagSet::usage() const {

@@ -2,7 +2,7 @@
 //
 // Accepts `--name value` and `--name=value`; boolean flags take no value. Parsing never exits or
 // throws: an unknown flag, a missing or malformed value, or a stray positional argument is an
-// INVALID_ARGUMENT whose message names the flag. usage() lists the flags with their help text.
+// INVALID_ARGUMENT whose message names the flag. A subcommand may take one positional argument. usage() lists the flags with their help text.
 #pragma once
 
 #include <optional>
@@ -26,6 +26,9 @@ class FlagSet {
   // Decimal numbers must be finite and lie in (min, max] (a fraction: (0, 1]).
   void add_fraction(std::string name, std::string help, double min_exclusive, double max, double* target);
   void add_bool(std::string name, std::string help, bool* target);
+  // At most one positional argument (e.g. the model directory), bound to `target`; a second one is
+  // an error. Without this, any positional argument is an error.
+  void set_positional(std::string value_name, std::optional<std::string>* target);
 
   Status parse(std::span<const std::string> args);
   // "  --name VALUE   help" lines, one per flag, in the order added.
@@ -46,6 +49,8 @@ class FlagSet {
   Status assign(const Flag& flag, const std::string& value) const;
 
   std::vector<Flag> flags_;
+  std::string positional_name_;
+  std::optional<std::string>* positional_ = nullptr;
 };
 
 }  // namespace longbow::cli

@@ -58,6 +58,7 @@ struct ServeConfig {
   std::string chat_template;  // empty: the model's (tokenizer_config.json or chat_template.jinja)
   std::string dsa_prefill = "sparse";  // DSA layers' prefill: sparse or dense
   std::string tool_call_parser = "auto";  // auto (from the chat template), none, or a parser's name
+  std::string allowed_origins;  // CORS: comma-separated origins, or "*"; empty: off
   int max_num_seqs = 256;
   int max_batched_tokens = 2048;
   int max_waiting_requests = 1024;
@@ -86,7 +87,8 @@ Status apply_config_file(const std::string& path, ServeConfig* config) {
       {"api_key", &config->api_key},                     {"backend", &config->backend},
       {"chat_template", &config->chat_template},         {"log_level", &config->log_level},
       {"load_format", &config->load_format},             {"tokenizer", &config->tokenizer},
-      {"dsa_prefill", &config->dsa_prefill},             {"tool_call_parser", &config->tool_call_parser}};
+      {"dsa_prefill", &config->dsa_prefill},             {"tool_call_parser", &config->tool_call_parser},
+      {"allowed_origins", &config->allowed_origins}};
   std::map<std::string, int*> ints = {
       {"port", &config->port},
       {"grpc_port", &config->grpc_port},
@@ -138,6 +140,10 @@ void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* confi
   flags.add_string("backend", "NAME", "cpu, cuda or auto (default auto)", &c.backend);
   flags.add_string("chat-template", "FILE|TEMPLATE",
                    "a Jinja chat template file, or the template itself (default: the model's)", &c.chat_template);
+  flags.add_string("allowed-origins", "ORIGINS",
+                   "CORS: comma-separated origins that browsers may call the API from, or * for any (default: "
+                   "none, no CORS headers)",
+                   &c.allowed_origins);
   flags.add_string("tool-call-parser", "NAME",
                    "how tool calls are read from the model's output: hermes, llama3_json, deepseek_v3, mistral, "
                    "none, or auto (from the chat template; default)",
@@ -186,6 +192,7 @@ json effective_config(const ServeConfig& c, const std::string& model_dir) {
               {"chat_template", c.chat_template.empty() ? "<model>" : c.chat_template.substr(0, 200)},
               {"dsa_prefill", c.dsa_prefill},
               {"tool_call_parser", c.tool_call_parser},
+              {"allowed_origins", c.allowed_origins},
               {"max_num_seqs", c.max_num_seqs},
               {"max_batched_tokens", c.max_batched_tokens},
               {"max_waiting_requests", c.max_waiting_requests},
@@ -407,6 +414,15 @@ int serve(const ServeConfig& c) {
   http_options.threads = c.http_threads;
   http_options.max_body_bytes = static_cast<size_t>(c.max_body_mib) << 20;
   http_options.limits.max_connections = c.http_max_connections;
+  for (size_t start = 0; start < c.allowed_origins.size();) {
+    size_t comma = c.allowed_origins.find(',', start);
+    if (comma == std::string::npos) comma = c.allowed_origins.size();
+    std::string origin = c.allowed_origins.substr(start, comma - start);
+    origin.erase(0, origin.find_first_not_of(' '));
+    origin.erase(origin.find_last_not_of(' ') + 1);
+    if (!origin.empty()) http_options.allowed_origins.push_back(std::move(origin));
+    start = comma + 1;
+  }
   raise_open_file_limit(c.http_max_connections);
   http::HttpServer http_server(context, http_options);
   StatusOr<int> http_port = http_server.start();
@@ -477,9 +493,20 @@ int serve_main(std::span<const std::string> args) {
   FlagSet flags;
   bool help = false;
   add_flags(flags, config, &config_file, &help);
+  const std::optional<std::string> file_model = config.model;
+  std::optional<std::string> positional_model;  // `longbow serve DIR`, as `vllm serve DIR`
+  flags.set_positional("MODEL", &positional_model);
   if (Status parsed = flags.parse(args); !parsed.ok()) {
     std::fprintf(stderr, "longbow serve: %s (see longbow serve --help)\n", parsed.message().c_str());
     return 2;
+  }
+  if (positional_model) {
+    if (config.model != file_model && *config.model != *positional_model) {
+      std::fprintf(stderr, "longbow serve: the model is given twice ('%s' and --model '%s')\n",
+                   positional_model->c_str(), config.model->c_str());
+      return 2;
+    }
+    config.model = positional_model;
   }
   for (Status checked : {parse_load_format(config.load_format).status(), explicit_kv_pages(config).status()}) {
     if (!checked.ok()) {
@@ -488,7 +515,7 @@ int serve_main(std::span<const std::string> args) {
     }
   }
   if (help) {
-    std::printf("usage: longbow serve [--model DIR] [--config FILE] [flags]\n\n"
+    std::printf("usage: longbow serve [DIR | --model DIR] [--config FILE] [flags]\n\n"
                 "Serves the OpenAI REST API (/v1/completions, /v1/chat/completions, ...) and the gRPC API\n"
                 "(proto/longbow.proto). SIGTERM drains in-flight requests, then exits 0.\n\nflags:\n%s",
                 flags.usage().c_str());

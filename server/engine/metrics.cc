@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
 
 namespace longbow {
 namespace {
@@ -32,30 +33,47 @@ void header(std::string& out, const std::string& name, const char* type, const c
   out += "# TYPE " + name + " " + type + "\n";
 }
 
-void gauge(std::string& out, const char* name, double value, const char* help) {
-  std::string full = std::string("longbow_") + name;
-  header(out, full, "gauge", help);
-  out += full + " " + number(value) + "\n";
-}
+// Writes the samples of one scrape; every sample carries the model_name label first.
+class Writer {
+ public:
+  explicit Writer(std::string_view model_name) : model_label_("model_name=\"" + escape_label_value(model_name) + "\"") {}
 
-void counter(std::string& out, const char* name, double value, const char* help) {
-  std::string full = std::string("longbow_") + name + "_total";
-  header(out, full, "counter", help);
-  out += full + " " + number(value) + "\n";
-}
+  std::string& out() { return out_; }
 
-void histogram(std::string& out, const char* name, const HistogramSnapshot& h, const char* help) {
-  std::string full = std::string("longbow_") + name;
-  header(out, full, "histogram", help);
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < h.bounds.size(); ++i) {
-    cumulative += h.counts[i];
-    out += full + "_bucket{le=\"" + number(h.bounds[i]) + "\"} " + std::to_string(cumulative) + "\n";
+  // `name{model_name="...",extra} value`
+  void sample(const std::string& name, std::string_view extra, const std::string& value) {
+    out_ += fmt::format("{}{{{}{}{}}} {}\n", name, model_label_, extra.empty() ? "" : ",", extra, value);
   }
-  out += full + "_bucket{le=\"+Inf\"} " + std::to_string(h.count) + "\n";
-  out += full + "_sum " + number(h.sum) + "\n";
-  out += full + "_count " + std::to_string(h.count) + "\n";
-}
+
+  void gauge(const char* name, double value, const char* help) {
+    std::string full = std::string("longbow_") + name;
+    header(out_, full, "gauge", help);
+    sample(full, "", number(value));
+  }
+
+  void counter(const char* name, double value, const char* help) {
+    std::string full = std::string("longbow_") + name + "_total";
+    header(out_, full, "counter", help);
+    sample(full, "", number(value));
+  }
+
+  void histogram(const char* name, const HistogramSnapshot& h, const char* help) {
+    std::string full = std::string("longbow_") + name;
+    header(out_, full, "histogram", help);
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < h.bounds.size(); ++i) {
+      cumulative += h.counts[i];
+      sample(full + "_bucket", "le=\"" + number(h.bounds[i]) + "\"", std::to_string(cumulative));
+    }
+    sample(full + "_bucket", "le=\"+Inf\"", std::to_string(h.count));
+    sample(full + "_sum", "", number(h.sum));
+    sample(full + "_count", "", std::to_string(h.count));
+  }
+
+ private:
+  std::string model_label_;
+  std::string out_;
+};
 
 }  // namespace
 
@@ -95,6 +113,19 @@ void EngineMetrics::observe_queue_time(double seconds) {
   queue_.observe(seconds);
 }
 
+std::string escape_label_value(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
 MetricsSnapshot EngineMetrics::snapshot() const {
   std::lock_guard<std::mutex> lock(mutex_);
   MetricsSnapshot out = data_;
@@ -105,15 +136,16 @@ MetricsSnapshot EngineMetrics::snapshot() const {
   return out;
 }
 
-std::string render_prometheus(const MetricsSnapshot& m) {
-  std::string out;
-  gauge(out, "num_requests_running", m.num_requests_running, "Requests being generated.");
-  gauge(out, "num_requests_waiting", m.num_requests_waiting, "Requests waiting to start.");
-  gauge(out, "kv_cache_pages_used", m.kv_pages_used, "KV-cache pages referenced by running sequences.");
-  gauge(out, "kv_cache_pages_total", m.kv_pages_total, "KV-cache pages in the pool.");
-  gauge(out, "kv_cache_pages_cached", m.kv_pages_cached, "KV-cache pages holding a reusable prefix.");
-  gauge(out, "kv_cache_usage_ratio", m.kv_pages_total ? static_cast<double>(m.kv_pages_used) / m.kv_pages_total : 0.0,
-        "Fraction of KV-cache pages in use.");
+std::string render_prometheus(const MetricsSnapshot& m, std::string_view model_name) {
+  Writer w(model_name);
+  std::string& out = w.out();
+  w.gauge("num_requests_running", m.num_requests_running, "Requests being generated.");
+  w.gauge("num_requests_waiting", m.num_requests_waiting, "Requests waiting to start.");
+  w.gauge("kv_cache_pages_used", m.kv_pages_used, "KV-cache pages referenced by running sequences.");
+  w.gauge("kv_cache_pages_total", m.kv_pages_total, "KV-cache pages in the pool.");
+  w.gauge("kv_cache_pages_cached", m.kv_pages_cached, "KV-cache pages holding a reusable prefix.");
+  w.gauge("kv_cache_usage_ratio", m.kv_pages_total ? static_cast<double>(m.kv_pages_used) / m.kv_pages_total : 0.0,
+          "Fraction of KV-cache pages in use.");
   for (const char* what : {"used", "total"}) {
     const std::string name = fmt::format("longbow_kv_cache_group_pages_{}", what);
     header(out, name, "gauge",
@@ -121,32 +153,32 @@ std::string render_prometheus(const MetricsSnapshot& m) {
                         : "KV-cache pages (state groups: slots) in the pool, per cache group.");
     for (size_t g = 0; g < m.kv_groups.size(); ++g) {
       const KvGroupPages& group = m.kv_groups[g];
-      out += fmt::format("{}{{group=\"{}\",kind=\"{}\",window=\"{}\"}} {}\n", name, g, group.kind, group.window,
-                         *what == 'u' ? group.used : group.total);
+      w.sample(name, fmt::format("group=\"{}\",kind=\"{}\",window=\"{}\"", g, group.kind, group.window),
+               std::to_string(*what == 'u' ? group.used : group.total));
     }
   }
-  gauge(out, "prefix_cache_hit_rate", m.prefix_cache_hit_rate(),
-        "Prompt tokens served by the prefix cache / prompt tokens looked up.");
+  w.gauge("prefix_cache_hit_rate", m.prefix_cache_hit_rate(),
+          "Prompt tokens served by the prefix cache / prompt tokens looked up.");
 
   std::string finished = "longbow_request_success_total";
   header(out, finished, "counter", "Requests finished, by finish reason.");
-  out += finished + "{finished_reason=\"stop\"} " + std::to_string(m.requests_finished_stop) + "\n";
-  out += finished + "{finished_reason=\"length\"} " + std::to_string(m.requests_finished_length) + "\n";
-  counter(out, "request_failure", static_cast<double>(m.requests_failed), "Requests ended by an error or cancellation.");
-  counter(out, "request_rejected", static_cast<double>(m.requests_rejected), "Requests refused at submission.");
-  counter(out, "prompt_tokens", static_cast<double>(m.prompt_tokens), "Prompt tokens of started requests.");
-  counter(out, "generation_tokens", static_cast<double>(m.generation_tokens), "Generated tokens.");
-  counter(out, "prefix_cache_queries", static_cast<double>(m.prefix_cache_query_tokens),
+  w.sample(finished, "finished_reason=\"stop\"", std::to_string(m.requests_finished_stop));
+  w.sample(finished, "finished_reason=\"length\"", std::to_string(m.requests_finished_length));
+  w.counter("request_failure", static_cast<double>(m.requests_failed), "Requests ended by an error or cancellation.");
+  w.counter("request_rejected", static_cast<double>(m.requests_rejected), "Requests refused at submission.");
+  w.counter("prompt_tokens", static_cast<double>(m.prompt_tokens), "Prompt tokens of started requests.");
+  w.counter("generation_tokens", static_cast<double>(m.generation_tokens), "Generated tokens.");
+  w.counter("prefix_cache_queries", static_cast<double>(m.prefix_cache_query_tokens),
           "Prompt tokens looked up in the prefix cache.");
-  counter(out, "prefix_cache_hits", static_cast<double>(m.prefix_cache_hit_tokens),
+  w.counter("prefix_cache_hits", static_cast<double>(m.prefix_cache_hit_tokens),
           "Prompt tokens served by the prefix cache.");
-  counter(out, "num_preemptions", static_cast<double>(m.preemptions), "Sequences preempted for lack of KV pages.");
-  counter(out, "engine_steps", static_cast<double>(m.steps), "Forward steps run by the engine.");
+  w.counter("num_preemptions", static_cast<double>(m.preemptions), "Sequences preempted for lack of KV pages.");
+  w.counter("engine_steps", static_cast<double>(m.steps), "Forward steps run by the engine.");
 
-  histogram(out, "time_to_first_token_seconds", m.time_to_first_token, "Submission to first generated token.");
-  histogram(out, "inter_token_latency_seconds", m.inter_token_latency, "Time between consecutive tokens of a choice.");
-  histogram(out, "e2e_request_latency_seconds", m.e2e_request_latency, "Submission to the request's last event.");
-  histogram(out, "request_queue_time_seconds", m.queue_time, "Submission to first scheduling.");
+  w.histogram("time_to_first_token_seconds", m.time_to_first_token, "Submission to first generated token.");
+  w.histogram("inter_token_latency_seconds", m.inter_token_latency, "Time between consecutive tokens of a choice.");
+  w.histogram("e2e_request_latency_seconds", m.e2e_request_latency, "Submission to the request's last event.");
+  w.histogram("request_queue_time_seconds", m.queue_time, "Submission to first scheduling.");
   return out;
 }
 

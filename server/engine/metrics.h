@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace longbow {
@@ -100,6 +101,10 @@ class EngineMetrics {
   Histogram queue_;
 };
 
-std::string render_prometheus(const MetricsSnapshot& metrics);
+// A Prometheus label value escaped for the text format (backslash, quote, newline).
+std::string escape_label_value(std::string_view value);
+
+// Every sample is labelled model_name="<model_name>" (as vLLM's are, so dashboards can tell models apart).
+std::string render_prometheus(const MetricsSnapshot& metrics, std::string_view model_name);
 
 }  // namespace longbow

@@ -113,6 +113,9 @@ class LongbowServer:
             if line.startswith("#") or not line.strip():
                 continue
             name, value = line.rsplit(" ", 1)
+            # Every sample carries model_name="..." first; keyed without it (test_metrics checks it).
+            name = re.sub(r'\{model_name="[^"]*"\}', "", name)
+            name = re.sub(r'\{model_name="[^"]*",', "{", name)
             values[name] = float(value)
         return values
 

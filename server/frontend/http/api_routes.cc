@@ -1,5 +1,6 @@
 #include "server/frontend/http/api_routes.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -68,6 +69,8 @@ ApiRoutes::ApiRoutes(ServingContext& context) : context_(context), completions_(
   on("POST", "/tokenize", true, true, [this](const HttpRequest& req) { return tokenize(req); });
   on("POST", "/detokenize", true, true, [this](const HttpRequest& req) { return detokenize(req); });
   on("GET", "/health", false, false, [this](const HttpRequest&) { return health(); });
+  on("GET", "/ping", false, false, [this](const HttpRequest&) { return health(); });
+  on("POST", "/ping", false, false, [this](const HttpRequest&) { return health(); });
   on("GET", "/metrics", false, false, [this](const HttpRequest&) { return metrics(); });
   on("GET", "/version", false, false, [](const HttpRequest&) { return json_response(json{{"version", LONGBOW_VERSION}}); });
 }
@@ -95,11 +98,45 @@ std::optional<HttpResponse> ApiRoutes::check_key(const HttpRequest& request) con
                                                                         : "Missing API key: send \"Authorization: Bearer <key>\""));
 }
 
+std::string ApiRoutes::allow_origin(std::string_view origin) const {
+  for (const std::string& allowed : allowed_origins_) {
+    if (allowed == "*") return "*";
+    if (allowed == origin) return allowed;
+  }
+  return "";
+}
+
 std::optional<HttpResponse> ApiRoutes::precheck(HttpRequest& request) const {
   const Route* route = match(request);
   if (!route) {
+    // The methods the path has, if any: 405 (or the OPTIONS answer) rather than 404.
+    std::string allow;
+    for (const Route& other : routes_) {
+      const std::string_view path = other.path;
+      const bool same_path = other.prefix ? request.path.size() > path.size() && request.path.starts_with(path)
+                                          : request.path == path;
+      if (same_path && allow.find(other.method) == std::string::npos) allow += std::string(allow.empty() ? "" : ", ") + other.method;
+    }
     HttpResponse res;
-    set_error(res, 404, "invalid_request_error", "not_found", "no route for " + request.method + " " + request.path);
+    if (allow.empty()) {
+      set_error(res, 404, "invalid_request_error", "not_found", "no route for " + request.method + " " + request.path);
+      return res;
+    }
+    allow += ", OPTIONS";
+    if (request.method == "OPTIONS") {
+      res.status = 204;
+      res.set_header("Allow", allow);
+      if (!allowed_origins_.empty()) {
+        res.set_header("Access-Control-Allow-Methods", allow);
+        const std::string asked = request.header("access-control-request-headers");
+        res.set_header("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type, X-Request-Id" : asked);
+        res.set_header("Access-Control-Max-Age", "600");
+      }
+      return res;
+    }
+    set_error(res, 405, "invalid_request_error", "method_not_allowed",
+              fmt::format("{} is not allowed on {} (allowed: {})", request.method, request.path, allow));
+    res.set_header("Allow", allow);
     return res;
   }
   if (route->authenticated) return check_key(request);
@@ -132,10 +169,12 @@ HttpResponse ApiRoutes::health() const {
 
 HttpResponse ApiRoutes::metrics() const {
   const bool ready = context_.state() != ServingContext::State::kLoading;
-  std::string text = render_prometheus(ready ? context_.engine().metrics() : MetricsSnapshot{});
+  const std::string model_name = ready ? context_.model().id : std::string();
+  std::string text = render_prometheus(ready ? context_.engine().metrics() : MetricsSnapshot{}, model_name);
   text += "# HELP longbow_server_ready Whether the server accepts requests (0 while loading or draining).\n";
   text += "# TYPE longbow_server_ready gauge\n";
-  text += context_.state() == ServingContext::State::kReady ? "longbow_server_ready 1\n" : "longbow_server_ready 0\n";
+  text += fmt::format("longbow_server_ready{{model_name=\"{}\"}} {}\n", escape_label_value(model_name),
+                      context_.state() == ServingContext::State::kReady ? 1 : 0);
   HttpResponse res;
   res.set_content(std::move(text), "text/plain; version=0.0.4; charset=utf-8");
   return res;

@@ -1,7 +1,9 @@
 #include "server/frontend/http/completion_handler.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -249,6 +251,14 @@ class StreamingCompletion : public CompletionProducer {
 
 constexpr size_t kStreamBatchBytes = 64 << 10;
 
+bool valid_client_request_id(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':')) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 HttpResponse CompletionHandler::handle(Endpoint endpoint, const HttpRequest& req) {
@@ -271,9 +281,18 @@ HttpResponse CompletionHandler::handle(Endpoint endpoint, const HttpRequest& req
   }
 
   const bool chat = endpoint == Endpoint::kChatCompletions;
+  // A client's X-Request-Id names the request (the response id is "chatcmpl-<it>"; logs use it);
+  // two live requests cannot share one.
+  const std::string client_id = req.header("x-request-id");
+  if (!client_id.empty() && !valid_client_request_id(client_id)) {
+    set_error(res, invalid_argument("X-Request-Id must be 1-128 characters of A-Z, a-z, 0-9, '-', '_', '.' and ':'"),
+              "X-Request-Id");
+    return res;
+  }
   Submitted s;
   s.meta.endpoint = endpoint;
-  s.meta.id = context_.new_request_id(chat ? "chatcmpl" : "cmpl");
+  s.meta.id = client_id.empty() ? context_.new_request_id(chat ? "chatcmpl" : "cmpl")
+                                : std::string(chat ? "chatcmpl-" : "cmpl-") + client_id;
   s.meta.created = unix_seconds();
   s.meta.model = context_.model().id;
   s.meta.return_token_ids = request.return_token_ids;
@@ -303,8 +322,9 @@ HttpResponse CompletionHandler::handle(Endpoint endpoint, const HttpRequest& req
     }
     handles.push_back(std::move(*handle));
   }
-  spdlog::info("[{}] {} {}: {} prompt(s), {} prompt tokens, n={}{}", s.meta.id, req.method, req.path, handles.size(),
-               prompt_tokens, s.n, request.stream ? ", stream" : "");
+  spdlog::info("[{}] {} {}: {} prompt(s), {} prompt tokens, n={}{}{}", s.meta.id, req.method, req.path, handles.size(),
+               prompt_tokens, s.n, request.stream ? ", stream" : "",
+               request.user.empty() ? std::string() : fmt::format(", user \"{}\"", request.user.substr(0, 256)));
   s.merger_streams = handles.size();
   s.merger = std::make_unique<EventMerger>(std::move(handles));
   if (request.stream) {

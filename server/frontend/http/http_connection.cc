@@ -119,6 +119,7 @@ void HttpConnection::on_header(beast::error_code ec) {
     return reject(415, "unsupported_media_type", "compressed request bodies (Content-Encoding) are not accepted");
   }
   HttpRequest head = request_head();
+  origin_ = head.header("origin");
   if (std::optional<HttpResponse> early = host_.precheck(head)) {
     keep_alive_ = false;  // the body (if any) is not read
     parser_.reset();
@@ -176,6 +177,7 @@ HttpRequest HttpConnection::request_head() const {
 
 void HttpConnection::dispatch() {
   HttpRequest request = request_head();
+  origin_ = request.header("origin");
   keep_alive_ = parser_->get().keep_alive();
   request.body = std::move(parser_->get().body());
   parser_.reset();
@@ -281,10 +283,18 @@ std::string HttpConnection::serialize_head(const HttpResponse& response, bool ch
                                  header_safe(response.content_type));
   if (chunked) {
     head += "Transfer-Encoding: chunked\r\n";
+  } else if (response.status == 204) {
+    // No Content-Length on a 204 (RFC 9110 8.6).
   } else {
     head += fmt::format("Content-Length: {}\r\n", content_length);
   }
   head += keep ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+  if (!origin_.empty()) {
+    if (const std::string allowed = host_.allow_origin(origin_); !allowed.empty()) {
+      head += fmt::format("Access-Control-Allow-Origin: {}\r\nVary: Origin\r\nAccess-Control-Expose-Headers: "
+                          "x-request-id\r\n", header_safe(allowed));
+    }
+  }
   for (const auto& [name, value] : response.headers) {
     head += header_safe(name);
     head += ": ";

@@ -42,6 +42,9 @@ class ConnectionHost {
   virtual void handle(HttpRequest request, std::function<void(HttpResponse)> respond) = 0;
   // The server is stopping: no keep-alive.
   virtual bool stopping() const = 0;
+  // CORS: the Access-Control-Allow-Origin value for a request from `origin` ("" when that origin
+  // is not allowed or CORS is off).
+  virtual std::string allow_origin(std::string_view origin) const = 0;
   virtual void connection_closed(const HttpConnection* connection) = 0;
 };
 
@@ -91,6 +94,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::string remote_;
+  std::string origin_;  // the current request's Origin header (CORS)
   State state_ = State::kReading;
   int requests_served_ = 0;
   bool keep_alive_ = false;

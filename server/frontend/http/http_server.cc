@@ -35,6 +35,7 @@ class HttpServer::Impl : public ConnectionHost {
   Impl(ServingContext& context, HttpOptions options)
       : options_(std::move(options)), routes_(context), acceptor_(io_) {
     options_.limits.max_body_bytes = options_.max_body_bytes;
+    routes_.set_allowed_origins(options_.allowed_origins);
   }
 
   StatusOr<int> start() {
@@ -88,6 +89,7 @@ class HttpServer::Impl : public ConnectionHost {
   // ---- ConnectionHost ----
   const HttpLimits& limits() const override { return options_.limits; }
   bool stopping() const override { return stopping_.load(); }
+  std::string allow_origin(std::string_view origin) const override { return routes_.allow_origin(origin); }
 
   std::optional<HttpResponse> precheck(HttpRequest& request) override { return routes_.precheck(request); }
 

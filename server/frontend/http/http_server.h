@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "server/frontend/http/http_limits.h"
@@ -26,6 +27,8 @@ struct HttpOptions {
   size_t max_body_bytes = 32 << 20;  // larger bodies get 413 (overrides limits.max_body_bytes)
   int listen_backlog = 4096;         // connections the kernel queues before accept()
   int io_threads = 2;                // threads running the connections
+  // CORS: origins allowed to call the API from a browser ("*": any); empty: no CORS headers.
+  std::vector<std::string> allowed_origins;
   HttpLimits limits;
 };
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <set>
 #include <utility>
 
 #include <fmt/format.h>
@@ -449,6 +450,7 @@ Status parse_fields(Endpoint endpoint, std::string_view body, const ServingConte
     }
   }
   RETURN_IF_ERROR(fields.get_bool("return_token_ids", &out->return_token_ids));
+  RETURN_IF_ERROR(fields.get_string("user", &out->user));
   RETURN_IF_ERROR(parse_sampling(endpoint, fields, out));
 
   if (endpoint == Endpoint::kCompletions) {
@@ -578,6 +580,30 @@ Status parse_structured_output(std::string_view body, const Fields& fields, Samp
   return Status::Ok();
 }
 
+// Every field a body may carry. Anything else (set, not null) is refused naming it: a field that
+// changes the answer must never be dropped silently. `user` is accepted as OpenAI defines it (an
+// end-user id for abuse monitoring: it only goes to the request log).
+Status check_known_fields(Endpoint endpoint, const json& body, std::string* param) {
+  static const std::set<std::string, std::less<>> kShared = {
+      "model", "stream", "stream_options", "n", "best_of", "max_tokens", "temperature", "top_p", "top_k", "min_p",
+      "repetition_penalty", "presence_penalty", "frequency_penalty", "ignore_eos", "min_tokens", "seed", "stop",
+      "stop_token_ids", "logit_bias", "logprobs", "return_token_ids", "response_format", "guided_json",
+      "guided_regex", "guided_choice", "user"};
+  static const std::set<std::string, std::less<>> kCompletions = {"prompt", "echo", "suffix"};
+  static const std::set<std::string, std::less<>> kChat = {
+      "messages", "top_logprobs", "max_completion_tokens", "tools", "tool_choice", "parallel_tool_calls",
+      "functions", "function_call", "chat_template_kwargs", "add_generation_prompt"};
+  const auto& own = endpoint == Endpoint::kCompletions ? kCompletions : kChat;
+  for (const auto& [key, value] : body.items()) {
+    if (value.is_null() || kShared.count(key) || own.count(key)) continue;
+    *param = key;
+    return unimplemented(fmt::format("'{}' is not supported by longbow's {} endpoint; remove it (docs/api.md lists "
+                                     "the fields served)",
+                                     key, endpoint == Endpoint::kCompletions ? "/v1/completions" : "/v1/chat/completions"));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<OpenAiRequest> parse_openai_request(Endpoint endpoint, std::string_view body, const ServingContext& context,
@@ -592,6 +618,7 @@ StatusOr<OpenAiRequest> parse_openai_request(Endpoint endpoint, std::string_view
   OpenAiRequest request;
   request.endpoint = endpoint;
   Fields fields(parsed, error_param);
+  RETURN_IF_ERROR(check_known_fields(endpoint, parsed, error_param));
   RETURN_IF_ERROR(parse_fields(endpoint, body, context, fields, &request));
   RETURN_IF_ERROR(parse_structured_output(body, fields, &request.sampling));
   return request;

@@ -1,8 +1,9 @@
 // OpenAI request bodies (/v1/completions, /v1/chat/completions) parsed into engine requests.
 //
 // The only place JSON meets the engine's types: every field is type- and range-checked here, and a
-// failure names its parameter (the error body's "param"). Unknown fields are ignored, as OpenAI's
-// own clients send fields this server has no use for. Tool fields are tools/tool_request.h's. Prompts are tokenized here: a completions
+// failure names its parameter (the error body's "param"). A field longbow does not serve is a 400
+// naming it (never silently ignored); null fields count as absent. Tool fields are
+// tools/tool_request.h's. Prompts are tokenized here: a completions
 // prompt may be a string, a list of strings, a token-id list or a list of those (one engine request
 // each); chat messages go through the model's chat template.
 #pragma once
@@ -31,6 +32,7 @@ struct OpenAiRequest {
   bool stream = false;
   bool include_usage = false;     // stream_options.include_usage
   bool return_token_ids = false;  // extension: "token_ids" in each choice / chunk
+  std::string user;               // OpenAI's end-user id: logged, nothing else
   bool logprobs = false;          // chat: logprobs; completions: logprobs given
   int top_logprobs = 0;           // chat: top_logprobs; completions: the logprobs number
   // chat: how the answer's text becomes content and tool_calls (never null for chat)

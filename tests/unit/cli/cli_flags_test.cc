@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,25 @@ TEST(FractionFlag, RejectsOutOfRangeAndMalformedValuesNamingTheFlag) {
   FlagSet flags;
   flags.add_fraction("gpu-memory-utilization", "help", 0.0, 1.0, &value);
   EXPECT_EQ(parse(flags, {"--gpu-memory-utilization"}).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(PositionalArgument, OneIsBoundAndASecondIsAnError) {
+  std::optional<std::string> model;
+  int port = 0;
+  FlagSet flags;
+  flags.add_int("port", "p", 0, 65535, &port);
+  flags.set_positional("MODEL", &model);
+  ASSERT_TRUE(parse(flags, {"--port", "9", "/models/llama"}).ok());
+  EXPECT_EQ(model, "/models/llama");
+  EXPECT_EQ(port, 9);
+  std::optional<std::string> again;
+  FlagSet twice;
+  twice.set_positional("MODEL", &again);
+  Status s = parse(twice, {"a", "b"});
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("MODEL was already given as 'a'"), std::string::npos) << s.message();
+  FlagSet none;  // without set_positional, any positional argument is an error
+  EXPECT_FALSE(parse(none, {"/models/llama"}).ok());
 }
 
 TEST(LoadFormat, NamesVllmsFormats) {

@@ -43,22 +43,22 @@ TEST(EngineMetrics, RendersPrometheusText) {
   metrics.observe_ttft(5000.0);
   MetricsSnapshot snapshot = metrics.snapshot();
   EXPECT_DOUBLE_EQ(snapshot.prefix_cache_hit_rate(), 0.25);
-  std::string text = render_prometheus(snapshot);
-  EXPECT_EQ(sample(text, "longbow_num_requests_running"), "3");
-  EXPECT_EQ(sample(text, "longbow_kv_cache_usage_ratio"), "0.25");
-  EXPECT_EQ(sample(text, "longbow_prefix_cache_hit_rate"), "0.25");
-  EXPECT_EQ(sample(text, "longbow_kv_cache_pages_used"), "5");  // the total over groups, as before
-  EXPECT_EQ(sample(text, "longbow_kv_cache_group_pages_used{group=\"0\",kind=\"window\",window=\"512\"}"), "2");
-  EXPECT_EQ(sample(text, "longbow_kv_cache_group_pages_total{group=\"1\",kind=\"full\",window=\"0\"}"), "12");
-  EXPECT_EQ(sample(text, "longbow_request_success_total{finished_reason=\"stop\"}"), "7");
-  EXPECT_EQ(sample(text, "longbow_num_preemptions_total"), "2");
+  std::string text = render_prometheus(snapshot, "tiny \"m\"");
+  EXPECT_EQ(sample(text, "longbow_num_requests_running{model_name=\"tiny \\\"m\\\"\"}"), "3");
+  EXPECT_EQ(sample(text, "longbow_kv_cache_usage_ratio{model_name=\"tiny \\\"m\\\"\"}"), "0.25");
+  EXPECT_EQ(sample(text, "longbow_prefix_cache_hit_rate{model_name=\"tiny \\\"m\\\"\"}"), "0.25");
+  EXPECT_EQ(sample(text, "longbow_kv_cache_pages_used{model_name=\"tiny \\\"m\\\"\"}"), "5");  // the total over groups, as before
+  EXPECT_EQ(sample(text, "longbow_kv_cache_group_pages_used{model_name=\"tiny \\\"m\\\"\",group=\"0\",kind=\"window\",window=\"512\"}"), "2");
+  EXPECT_EQ(sample(text, "longbow_kv_cache_group_pages_total{model_name=\"tiny \\\"m\\\"\",group=\"1\",kind=\"full\",window=\"0\"}"), "12");
+  EXPECT_EQ(sample(text, "longbow_request_success_total{model_name=\"tiny \\\"m\\\"\",finished_reason=\"stop\"}"), "7");
+  EXPECT_EQ(sample(text, "longbow_num_preemptions_total{model_name=\"tiny \\\"m\\\"\"}"), "2");
   // Cumulative buckets, then +Inf, sum and count.
-  EXPECT_EQ(sample(text, "longbow_time_to_first_token_seconds_bucket{le=\"0.001\"}"), "0");
-  EXPECT_EQ(sample(text, "longbow_time_to_first_token_seconds_bucket{le=\"0.005\"}"), "1");
-  EXPECT_EQ(sample(text, "longbow_time_to_first_token_seconds_bucket{le=\"0.5\"}"), "2");
-  EXPECT_EQ(sample(text, "longbow_time_to_first_token_seconds_bucket{le=\"2560\"}"), "2");
-  EXPECT_EQ(sample(text, "longbow_time_to_first_token_seconds_bucket{le=\"+Inf\"}"), "3");
-  EXPECT_EQ(sample(text, "longbow_time_to_first_token_seconds_count"), "3");
+  EXPECT_EQ(sample(text, "longbow_time_to_first_token_seconds_bucket{model_name=\"tiny \\\"m\\\"\",le=\"0.001\"}"), "0");
+  EXPECT_EQ(sample(text, "longbow_time_to_first_token_seconds_bucket{model_name=\"tiny \\\"m\\\"\",le=\"0.005\"}"), "1");
+  EXPECT_EQ(sample(text, "longbow_time_to_first_token_seconds_bucket{model_name=\"tiny \\\"m\\\"\",le=\"0.5\"}"), "2");
+  EXPECT_EQ(sample(text, "longbow_time_to_first_token_seconds_bucket{model_name=\"tiny \\\"m\\\"\",le=\"2560\"}"), "2");
+  EXPECT_EQ(sample(text, "longbow_time_to_first_token_seconds_bucket{model_name=\"tiny \\\"m\\\"\",le=\"+Inf\"}"), "3");
+  EXPECT_EQ(sample(text, "longbow_time_to_first_token_seconds_count{model_name=\"tiny \\\"m\\\"\"}"), "3");
   EXPECT_NE(text.find("# TYPE longbow_time_to_first_token_seconds histogram\n"), std::string::npos);
   EXPECT_NE(text.find("# TYPE longbow_generation_tokens_total counter\n"), std::string::npos);
   // Every non-comment line is "name value" with a parseable value.
