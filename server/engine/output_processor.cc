@@ -28,7 +28,19 @@ GenerateEvent process_token(ChoiceState& choice, const SamplingParams& params, i
   bool eos = allowed_to_stop && !params.ignore_eos && contains(eos_token_ids);
   bool stop_token = allowed_to_stop && !eos && contains(params.stop_token_ids);
 
-  if (eos || stop_token) {
+  if (stop_token && params.include_stop_str_in_output) {
+    // The stop token's text is part of the output when asked (unless a stop string ends first).
+    StreamingDetokenizer::Delta delta = choice.detokenizer.add_token(token);
+    event.text = std::move(delta.text);
+    if (delta.stop) {
+      event.text += *delta.stop;
+      event.stop_string = std::move(delta.stop);
+    } else {
+      event.text += choice.detokenizer.flush();
+      event.stop_token = token;
+    }
+    event.finish_reason = FinishReason::kStop;
+  } else if (eos || stop_token) {
     // The stop token's own text is not part of the output.
     event.text = choice.detokenizer.flush();
     event.finish_reason = FinishReason::kStop;
@@ -38,6 +50,7 @@ GenerateEvent process_token(ChoiceState& choice, const SamplingParams& params, i
     event.text = std::move(delta.text);
     if (delta.stop) {
       event.finish_reason = FinishReason::kStop;
+      if (params.include_stop_str_in_output) event.text += *delta.stop;
       event.stop_string = std::move(delta.stop);
     } else if (choice.num_outputs >= max_tokens) {
       event.text += choice.detokenizer.flush();

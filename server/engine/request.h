@@ -36,6 +36,7 @@ struct SamplingParams {
   std::vector<std::pair<TokenId, float>> logit_bias;  // added to the logits, each in [-100, 100]
   std::vector<TokenId> stop_token_ids;  // finish ("stop") after generating one of these
   std::vector<std::string> stop;        // finish ("stop") when the text contains one; it is not emitted
+  bool include_stop_str_in_output = false;  // emit the stop string (or the stop token's text) that finished
   bool ignore_eos = false;              // keep generating past the model's EOS tokens
   int min_tokens = 0;  // EOS and stop_token_ids are suppressed before this many outputs (stop strings are not)
   std::optional<int> max_tokens;        // outputs per choice; unset: until the context is full

@@ -96,6 +96,36 @@ def main():
             c.equal(r.status_code, 200, "%s: null fields are absent, user is accepted" % endpoint)
         c.check(any('user "u-1"' in line for line in server.lines), "user goes to the request log")
 
+        # best_of: the n candidates with the highest total logprob (choice i of a seeded request is the
+        # same sample whatever n, so n=4 shows every candidate best_of=4 chose from).
+        base = {"model": "positional", "prompt": "Once upon a time", "max_tokens": 6, "seed": 11,
+                "temperature": 1.0, "logprobs": 0}
+        all4 = requests.post(url + "/v1/completions", json=dict(base, n=4)).json()["choices"]
+        totals = sorted(((sum(ch["logprobs"]["token_logprobs"]), ch["text"]) for ch in all4), reverse=True)
+        best = requests.post(url + "/v1/completions", json=dict(base, n=2, best_of=4)).json()
+        c.equal([ch["text"] for ch in best["choices"]], [t for _, t in totals[:2]], "best_of 4, n 2: the two best")
+        c.equal([ch["index"] for ch in best["choices"]], [0, 1], "best_of: indices 0..n-1")
+        quiet = requests.post(url + "/v1/completions", json={k: v for k, v in dict(base, best_of=3).items()
+                                                              if k != "logprobs"}).json()["choices"]
+        c.check(len(quiet) == 1 and quiet[0]["logprobs"] is None, "best_of without logprobs returns none")
+        r = requests.post(url + "/v1/completions", json=dict(base, best_of=3, stream=True))
+        c.check(r.status_code == 400 and r.json()["error"]["param"] == "best_of", "best_of cannot stream")
+        r = requests.post(url + "/v1/completions", json=dict(base, n=3, best_of=2))
+        c.check(r.status_code == 400 and r.json()["error"]["param"] == "best_of", "best_of < n")
+
+        # include_stop_str_in_output: the stop string ends the text.
+        greedy = {"model": "positional", "prompt": "Once upon a time", "max_tokens": 12, "temperature": 0}
+        text = requests.post(url + "/v1/completions", json=greedy).json()["choices"][0]["text"]
+        stop = text[3:6] if len(text) >= 6 else None
+        if stop and stop.strip() and text.find(stop) == 3:
+            cut = requests.post(url + "/v1/completions", json=dict(greedy, stop=[stop])).json()["choices"][0]
+            kept = requests.post(url + "/v1/completions", json=dict(greedy, stop=[stop],
+                                                                    include_stop_str_in_output=True)).json()["choices"][0]
+            c.check(cut["text"] == text[:3] and kept["text"] == text[:6] and kept["stop_reason"] == stop,
+                    "include_stop_str_in_output: %r / %r from %r" % (cut["text"], kept["text"], text))
+        else:
+            c.check(False, "the greedy demo text %r gives no stop string to test with" % text)
+
         # Metrics carry model_name.
         text = requests.get(url + "/metrics").text
         samples = [line for line in text.splitlines() if line and not line.startswith("#")]

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cctype>
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -36,7 +37,8 @@ void add_usage(Usage* total, const Usage& part) {
 // Everything a response needs after the request was submitted.
 struct Submitted {
   ResponseMeta meta;
-  int n = 1;
+  int n = 1;         // engine choices per prompt (best_of when given)
+  int returned = 1;  // choices per prompt in the answer (n): the best `returned` of `n` by total logprob
   std::vector<std::string> echo_texts;  // per prompt; empty without echo
   bool include_usage = false;
   std::shared_ptr<const tools::ToolOutput> tool_output;  // chat: content and tool_calls from the text
@@ -91,9 +93,10 @@ class BlockingCompletion : public CompletionProducer {
       if (event.usage) add_usage(&usage_, *event.usage);
     }
     if (!s_.merger->done()) return out;
+    if (s_.returned < s_.n) keep_best();
     for (size_t p = 0; p < s_.echo_texts.size(); ++p) {
-      for (int i = 0; i < s_.n; ++i) {
-        const size_t index = p * static_cast<size_t>(s_.n) + static_cast<size_t>(i);
+      for (int i = 0; i < s_.returned; ++i) {
+        const size_t index = p * static_cast<size_t>(s_.returned) + static_cast<size_t>(i);
         if (index < choices_.size()) choices_[index].text.insert(0, s_.echo_texts[p]);
       }
     }
@@ -108,6 +111,25 @@ class BlockingCompletion : public CompletionProducer {
   }
 
  private:
+  // best_of: per prompt, the `returned` candidates with the highest total logprob, best first.
+  void keep_best() {
+    const size_t n = static_cast<size_t>(s_.n);
+    std::vector<ChoiceOutput> kept;
+    for (size_t first = 0; first < choices_.size(); first += n) {
+      std::vector<std::pair<double, size_t>> ranked;
+      for (size_t i = first; i < std::min(first + n, choices_.size()); ++i) {
+        double total = 0.0;
+        for (const TokenLogprob& lp : choices_[i].logprobs) total += lp.logprob;
+        ranked.emplace_back(-total, i);
+      }
+      std::stable_sort(ranked.begin(), ranked.end());
+      for (size_t k = 0; k < std::min(ranked.size(), static_cast<size_t>(s_.returned)); ++k) {
+        kept.push_back(std::move(choices_[ranked[k].second]));
+      }
+    }
+    choices_ = std::move(kept);
+  }
+
   Output finish(HttpResponse response) {
     finished_ = true;
     s_.merger.reset();
@@ -298,6 +320,7 @@ HttpResponse CompletionHandler::handle(Endpoint endpoint, const HttpRequest& req
   s.meta.return_token_ids = request.return_token_ids;
   s.meta.logprobs = request.logprobs;
   s.n = request.sampling.n;
+  s.returned = request.best_of > 0 ? request.n : s.n;
   s.echo_texts = std::move(request.echo_texts);
   s.include_usage = request.include_usage;
   s.tool_output = std::move(request.tool_output);

@@ -381,10 +381,20 @@ Status parse_sampling(Endpoint endpoint, const Fields& fields, OpenAiRequest* ou
     if (parsed) n = *parsed;
   }
   s.n = static_cast<int>(n);
+  out->n = s.n;
   std::optional<int64_t> best_of;
   RETURN_IF_ERROR(fields.get_int64("best_of", 1, kMaxN, &best_of));
-  if (best_of && *best_of != n) {
-    return fields.unsupported("best_of", "best_of other than n is not supported");
+  if (best_of && *best_of < n) return fields.fail("best_of", "best_of must be at least n");
+  if (best_of && *best_of > n) {
+    // best_of samples per prompt, of which the n with the highest total logprob are returned.
+    if (endpoint != Endpoint::kCompletions) {
+      return fields.unsupported("best_of", "best_of is a /v1/completions field (use n on chat completions)");
+    }
+    bool stream = false;
+    RETURN_IF_ERROR(fields.get_bool("stream", &stream));
+    if (stream) return fields.fail("best_of", "best_of greater than n cannot be streamed");
+    out->best_of = static_cast<int>(*best_of);
+    s.n = out->best_of;
   }
 
   // max_tokens: completions default to 16 (OpenAI); chat runs until EOS or the context is full.
@@ -420,6 +430,7 @@ Status parse_sampling(Endpoint endpoint, const Fields& fields, OpenAiRequest* ou
   RETURN_IF_ERROR(fields.get_float("presence_penalty", -2.0, 2.0, &s.presence_penalty));
   RETURN_IF_ERROR(fields.get_float("frequency_penalty", -2.0, 2.0, &s.frequency_penalty));
   RETURN_IF_ERROR(fields.get_bool("ignore_eos", &s.ignore_eos));
+  RETURN_IF_ERROR(fields.get_bool("include_stop_str_in_output", &s.include_stop_str_in_output));
   RETURN_IF_ERROR(fields.get_int("min_tokens", 0, INT32_MAX, &s.min_tokens));
   if (const json* seed = fields.find("seed")) {
     // Any 64-bit integer; negative seeds are taken modulo 2^64.
@@ -464,6 +475,8 @@ Status parse_fields(Endpoint endpoint, std::string_view body, const ServingConte
       out->logprobs = true;
       out->top_logprobs = *logprobs;
       out->sampling.logprobs = *logprobs;
+    } else if (out->best_of > 0) {
+      out->sampling.logprobs = 0;  // the sampled tokens' logprobs rank the candidates (not returned)
     }
     if (const json* suffix = fields.find("suffix"); suffix && !(suffix->is_string() && suffix->get<std::string>().empty())) {
       return fields.unsupported("suffix", "suffix is not supported");
@@ -587,7 +600,7 @@ Status check_known_fields(Endpoint endpoint, const json& body, std::string* para
   static const std::set<std::string, std::less<>> kShared = {
       "model", "stream", "stream_options", "n", "best_of", "max_tokens", "temperature", "top_p", "top_k", "min_p",
       "repetition_penalty", "presence_penalty", "frequency_penalty", "ignore_eos", "min_tokens", "seed", "stop",
-      "stop_token_ids", "logit_bias", "logprobs", "return_token_ids", "response_format", "guided_json",
+      "stop_token_ids", "include_stop_str_in_output", "logit_bias", "logprobs", "return_token_ids", "response_format", "guided_json",
       "guided_regex", "guided_choice", "user"};
   static const std::set<std::string, std::less<>> kCompletions = {"prompt", "echo", "suffix"};
   static const std::set<std::string, std::less<>> kChat = {

@@ -28,7 +28,9 @@ struct OpenAiRequest {
   std::string model;                               // as given (may be empty)
   std::vector<std::vector<TokenId>> prompts;       // one engine request each; chat has exactly one
   std::vector<std::string> echo_texts;             // completions with echo: each prompt's text
-  SamplingParams sampling;                         // shared by every prompt
+  SamplingParams sampling;                         // shared by every prompt (n: best_of when set)
+  int n = 1;                                       // choices returned per prompt
+  int best_of = 0;                                 // completions: candidates per prompt (> n); 0: n
   bool stream = false;
   bool include_usage = false;     // stream_options.include_usage
   bool return_token_ids = false;  // extension: "token_ids" in each choice / chunk
@@ -40,7 +42,7 @@ struct OpenAiRequest {
 };
 
 // Parses and tokenizes `body`: INVALID_ARGUMENT (bad JSON, wrong type, out of range), UNIMPLEMENTED
-// (a feature longbow lacks: best_of > n, ...) or the chat template's error. On failure
+// (a feature longbow lacks) or the chat template's error. On failure
 // *error_param holds the parameter the error is about (empty when none).
 StatusOr<OpenAiRequest> parse_openai_request(Endpoint endpoint, std::string_view body, const ServingContext& context,
                                              std::string* error_param);

@@ -416,6 +416,18 @@ TEST_F(ScriptedEngineTest, StopConditions) {
   EXPECT_EQ(t.text[0], "Hello World");
   EXPECT_EQ(t.stop_token[0], '!');
 
+  // include_stop_str_in_output: the stop string (or the stop token's text) ends the output.
+  SamplingParams with_string = stop_string;
+  with_string.include_stop_str_in_output = true;
+  Collected ws = generate(with_string);
+  EXPECT_EQ(ws.text[0], "Hello World");
+  EXPECT_EQ(ws.stop_string[0], "World");
+  SamplingParams with_token = stop_token;
+  with_token.include_stop_str_in_output = true;
+  Collected wt = generate(with_token);
+  EXPECT_EQ(wt.text[0], "Hello World!");
+  EXPECT_EQ(wt.stop_token[0], '!');
+
   SamplingParams length = greedy;
   length.max_tokens = 5;
   Collected l = generate(length);
