@@ -1,6 +1,7 @@
 """gRPC API with Python grpcio (Debian): Generate streaming, health, reflection, cancel and deadline,
 error codes, and REST/gRPC agreement on greedy token ids."""
 
+import json
 import os
 import subprocess
 import sys
@@ -117,6 +118,32 @@ def main():
         bad = pb.GenerateRequest(model=model, text="x")
         bad.sampling.temperature = -1
         c.equal(code_of(bad), grpc.StatusCode.INVALID_ARGUMENT, "bad temperature")
+        # The same bounds as REST (temperature in [0, 2], top_p in (0, 1]).
+        for field, value in [("temperature", 5.0), ("top_p", 0.0), ("presence_penalty", 3.0), ("min_p", 1.5)]:
+            bad = pb.GenerateRequest(model=model, text="x")
+            setattr(bad.sampling, field, value)
+            c.equal(code_of(bad), grpc.StatusCode.INVALID_ARGUMENT, "%s %s refused as REST refuses it" % (field, value))
+
+        # Structured output over gRPC: the grammar engine REST uses.
+        choice = pb.GenerateRequest(model=model, text="Pick one", structured_output=pb.StructuredOutput(
+            choice=pb.ChoiceList(choices=["alpha", "beta gamma"])))
+        choice.sampling.seed = 1
+        _, text, finish, _, _ = collect(stub.Generate(choice, timeout=60))
+        c.check(text in ("alpha", "beta gamma") and finish == pb.FINISH_REASON_STOP, "gRPC choice: %r" % text)
+        regex = pb.GenerateRequest(model=model, text="Digits", structured_output=pb.StructuredOutput(regex="[0-9]{3}-x"))
+        _, text, _, _, _ = collect(stub.Generate(regex, timeout=60))
+        c.check(len(text) == 5 and text[:3].isdigit() and text.endswith("-x"), "gRPC regex: %r" % text)
+        schema = pb.GenerateRequest(model=model, text="JSON", structured_output=pb.StructuredOutput(
+            json_schema='{"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}'))
+        _, text, _, _, _ = collect(stub.Generate(schema, timeout=60))
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        c.check(isinstance(parsed, dict) and isinstance(parsed.get("ok"), bool), "gRPC json_schema: %r" % text)
+        unserved = pb.GenerateRequest(model=model, text="x", structured_output=pb.StructuredOutput(
+            json_schema='{"type": "string", "format": "email"}'))
+        c.equal(code_of(unserved), grpc.StatusCode.INVALID_ARGUMENT, "a schema keyword the engine lacks")
         c.equal(code_of(pb.GenerateRequest(model=model, token_ids=pb.TokenIds(ids=[1] * 200000))),
                 grpc.StatusCode.INVALID_ARGUMENT, "prompt longer than the context")
 

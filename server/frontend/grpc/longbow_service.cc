@@ -64,6 +64,30 @@ StatusOr<GenerateRequest> to_engine_request(const pb::GenerateRequest& request, 
   s.stop.assign(stop.stop().begin(), stop.stop().end());
   s.stop_token_ids.assign(stop.stop_token_ids().begin(), stop.stop_token_ids().end());
   s.ignore_eos = stop.ignore_eos();
+  s.include_stop_str_in_output = stop.include_stop_str_in_output();
+  if (request.has_structured_output()) {
+    const pb::StructuredOutput& structured = request.structured_output();
+    switch (structured.kind_case()) {
+      case pb::StructuredOutput::kJsonSchema:
+        s.structured_output = StructuredOutputSpec{StructuredOutputSpec::Kind::kJsonSchema, structured.json_schema(), {}};
+        break;
+      case pb::StructuredOutput::kJsonObject:
+        if (!structured.json_object()) return invalid_argument("structured_output.json_object must be true when set");
+        s.structured_output = StructuredOutputSpec{StructuredOutputSpec::Kind::kJsonObject, "", {}};
+        break;
+      case pb::StructuredOutput::kRegex:
+        s.structured_output = StructuredOutputSpec{StructuredOutputSpec::Kind::kRegex, structured.regex(), {}};
+        break;
+      case pb::StructuredOutput::kChoice:
+        if (structured.choice().choices_size() == 0) return invalid_argument("structured_output.choice needs choices");
+        s.structured_output = StructuredOutputSpec{
+            StructuredOutputSpec::Kind::kChoice, "",
+            std::vector<std::string>(structured.choice().choices().begin(), structured.choice().choices().end())};
+        break;
+      case pb::StructuredOutput::KIND_NOT_SET:
+        break;
+    }
+  }
   if (request.has_logprobs()) {
     if (request.logprobs() > 1024) return invalid_argument("logprobs is too large");
     s.logprobs = static_cast<int>(request.logprobs());
