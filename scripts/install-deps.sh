@@ -23,7 +23,7 @@ test_packages=(
   buildah debootstrap
   python3-grpcio python3-grpc-tools python3-requests curl
   clang-14 libclang-rt-14-dev stress-ng wrk
-  python3-jinja2
+  python3-jinja2 python3-jsonschema
 )
 # The npm `openai` client needs Node.js; machines that already have a newer one keep it.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
