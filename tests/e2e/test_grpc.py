@@ -20,7 +20,7 @@ def generate_stubs(source_dir):
     repo = os.path.abspath(os.path.join(source_dir, "..", ".."))
     subprocess.run(["protoc", "-I" + os.path.join(source_dir, "protos"), "-I" + repo, "--python_out=" + out,
                     "--grpc_out=" + out, "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin", "health.proto",
-                    "reflection.proto", "proto/longbow.proto"], check=True)
+                    "reflection.proto", "proto/longbow.proto", "proto/grpc_reflection_v1.proto"], check=True)
     sys.path.insert(0, out)
 
 
@@ -66,6 +66,24 @@ def main():
         services = {s.name for s in replies[0].list_services_response.service}
         c.check({"longbow.v1.Longbow", "grpc.health.v1.Health"} <= services, "reflection lists services: %s" % services)
         c.check(len(replies[1].file_descriptor_response.file_descriptor_proto) >= 1, "reflection returns descriptors")
+        # Reflection v1 (what current grpcurl asks first) answers the same from the descriptor pool.
+        from proto import grpc_reflection_v1_pb2 as r1, grpc_reflection_v1_pb2_grpc as r1_grpc
+        from google.protobuf import descriptor_pb2
+        replies = list(r1_grpc.ServerReflectionStub(channel).ServerReflectionInfo(iter([
+            r1.ServerReflectionRequest(list_services=""),
+            r1.ServerReflectionRequest(file_containing_symbol="longbow.v1.Longbow.Generate"),
+            r1.ServerReflectionRequest(file_by_filename="proto/longbow.proto"),
+            r1.ServerReflectionRequest(file_containing_symbol="no.such.Service")])))
+        services = {s.name for s in replies[0].list_services_response.service}
+        c.check({"longbow.v1.Longbow", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+                 "grpc.reflection.v1alpha.ServerReflection"} <= services, "reflection v1 lists services: %s" % services)
+        files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+                 for b in replies[1].file_descriptor_response.file_descriptor_proto]
+        c.check(files and files[0].name == "proto/longbow.proto" and
+                any(s.name == "Longbow" for s in files[0].service), "reflection v1 describes the service")
+        c.equal(len(replies[2].file_descriptor_response.file_descriptor_proto), 0,
+                "a file this stream already sent is not sent again")
+        c.equal(replies[3].error_response.error_code, grpc.StatusCode.NOT_FOUND.value[0], "reflection v1: unknown symbol")
 
         # ListModels and Tokenize agree with REST.
         models = stub.ListModels(pb.ListModelsRequest())

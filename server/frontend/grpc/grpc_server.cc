@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "server/frontend/grpc/longbow_service.h"
+#include "server/frontend/grpc/reflection_v1_service.h"
 
 namespace longbow::grpc_frontend {
 
@@ -15,6 +16,9 @@ struct GrpcServer::Impl {
 
   GrpcOptions options;
   LongbowService service;
+  ReflectionV1Service reflection_v1{{longbow::v1::Longbow::service_full_name(), "grpc.health.v1.Health",
+                                     "grpc.reflection.v1alpha.ServerReflection",
+                                     grpc::reflection::v1::ServerReflection::service_full_name()}};
   std::unique_ptr<grpc::Server> server;
 };
 
@@ -36,6 +40,7 @@ StatusOr<int> GrpcServer::start() {
   const std::string address = impl_->options.host + ":" + std::to_string(impl_->options.port);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&impl_->service);
+  builder.RegisterService(&impl_->reflection_v1);
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || port == 0) {
     impl_->server.reset();
