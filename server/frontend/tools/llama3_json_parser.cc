@@ -14,16 +14,7 @@ class Llama3JsonParser : public ToolCallParser {
   std::string_view name() const override { return "llama3_json"; }
 
   size_t find_start(std::string_view text, size_t* held) const override {
-    *held = 0;
-    if (const size_t tag = text.find(kPythonTag); tag != std::string_view::npos) return tag;
-    const size_t first = skip_space(text, 0);
-    if (first == text.size()) {  // only whitespace so far: it may still open a call
-      *held = text.size();
-      return std::string_view::npos;
-    }
-    if (text[first] == '{') return first;
-    *held = partial_marker(text, kPythonTag);
-    return std::string_view::npos;
+    return find_marker_or_leading_json(text, kPythonTag, '{', held);
   }
 
   ParsedSection parse_section(std::string_view section, bool final) const override {

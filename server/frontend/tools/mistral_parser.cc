@@ -18,16 +18,9 @@ class MistralParser : public ToolCallParser {
   std::string_view name() const override { return "mistral"; }
 
   size_t find_start(std::string_view text, size_t* held) const override {
-    *held = 0;
-    if (const size_t marker = text.find(kToolCalls); marker != std::string_view::npos) return marker;
-    const size_t first = skip_space(text, 0);
-    if (first == text.size()) {
-      *held = text.size();
-      return std::string_view::npos;
-    }
-    if (text[first] == '[' && !starts_with_at(text, first, "[TOOL")) return first;
-    *held = partial_marker(text, kToolCalls);
-    return std::string_view::npos;
+    // A "[TOOL_CALLS]" still arriving at the start is taken as the section's start too: parse_section
+    // skips the marker once it is whole.
+    return find_marker_or_leading_json(text, kToolCalls, '[', held);
   }
 
   ParsedSection parse_section(std::string_view section, bool final) const override {

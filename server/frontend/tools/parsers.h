@@ -26,5 +26,9 @@ size_t partial_marker(std::string_view text, std::string_view marker);
 // A call from a name and an arguments text that must be a JSON object (whitespace around allowed).
 bool call_from_parts(std::string_view name, std::string_view arguments, ToolCall* call);
 bool is_blank(std::string_view text);
+// find_start for formats whose marker is a special token (skipped when decoding): the marker's
+// offset, else the first non-blank byte when it is `open` (the JSON the marker precedes), else npos.
+// While the text is blank, or ends in a cut-off marker, *held says what must not be shown yet.
+size_t find_marker_or_leading_json(std::string_view text, std::string_view marker, char open, size_t* held);
 
 }  // namespace longbow::tools

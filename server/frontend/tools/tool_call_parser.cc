@@ -190,4 +190,17 @@ bool call_from_parts(std::string_view name, std::string_view arguments, ToolCall
 
 bool is_blank(std::string_view text) { return skip_space(text, 0) == text.size(); }
 
+size_t find_marker_or_leading_json(std::string_view text, std::string_view marker, char open, size_t* held) {
+  *held = 0;
+  if (const size_t at = text.find(marker); at != std::string_view::npos) return at;
+  const size_t first = skip_space(text, 0);
+  if (first == text.size()) {  // only whitespace so far: it may still open a call
+    *held = text.size();
+    return std::string_view::npos;
+  }
+  if (text[first] == open) return first;
+  *held = partial_marker(text, marker);
+  return std::string_view::npos;
+}
+
 }  // namespace longbow::tools
