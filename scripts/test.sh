@@ -20,6 +20,10 @@ done
 
 scripts/install-deps.sh
 jobs="$(nproc)"
+# ccache hits must not depend on where this checkout lives (CI clones to a fresh folder each run): paths
+# under the checkout are hashed relative to it, and the build folder is left out of the hash (with -g,
+# ccache would otherwise hash it for DW_AT_comp_dir; a debugger then shows the cached object's folder).
+export CCACHE_BASEDIR="$(pwd)" CCACHE_NOHASHDIR=true
 for tier in "${tiers[@]}"; do
   if [[ "$tier" == sanitize ]]; then
     echo "== sanitizer tier (build-asan: ASan + UBSan, unit and e2e tests)"

@@ -9,7 +9,8 @@
 #      then `serve` on free ports: /health, the HEALTHCHECK probe, /v1/models, a completion,
 #      and a clean exit on SIGTERM
 #
-#   tests/e2e/docker/docker_image_test.sh [WORK_DIR]      (default: <repo>/build-docker)
+#   tests/e2e/docker/docker_image_test.sh [WORK_DIR]      (default: <repo>/build-docker; CTest passes
+#                                                         LONGBOW_DOCKER_WORK_DIR, ~/.cache/longbow/docker-image-test)
 #
 # LONGBOW_DOCKER_CONTEXT=DIR builds from another copy of the tree (e.g. `git archive HEAD`
 # unpacked) instead of this checkout; LONGBOW_DOCKER_JOBS sets the compile jobs (default 2).
@@ -25,6 +26,9 @@ base_image=localhost/longbow-debian:12
 image=localhost/longbow:cpu-test
 context=$(cd "${LONGBOW_DOCKER_CONTEXT:-$repo}" && pwd)
 started=$SECONDS
+# One run at a time per work folder (it may be shared by several checkouts: tests/e2e/docker/CMakeLists.txt).
+exec 9>"$work/.lock"
+flock 9
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "==> [$((SECONDS - started))s] $*"; }
