@@ -39,6 +39,12 @@ StatusOr<StepInputs> build_step_inputs(std::span<const SequenceStep> steps, cons
     return invalid_argument(
         fmt::format("forward: {} tokens exceed max_batched_tokens {}", total_tokens, limits.max_tokens));
   }
+  size_t logit_rows = 0;
+  for (const SequenceStep& step : steps) logit_rows += step.want_all_logits ? step.tokens.size() : (step.want_logits ? 1u : 0u);
+  if (logit_rows > static_cast<size_t>(limits.max_seqs)) {
+    return invalid_argument(fmt::format("forward: {} logits rows exceed max_num_seqs {} (the workspace's logits rows)",
+                                        logit_rows, limits.max_seqs));
+  }
 
   const size_t groups = limits.num_pages.size();
   StepInputs in;
@@ -80,7 +86,11 @@ StatusOr<StepInputs> build_step_inputs(std::span<const SequenceStep> steps, cons
     }
     in.query_start.push_back(static_cast<int32_t>(in.token_ids.size()));
     in.context_lens.push_back(static_cast<int32_t>(context));
-    if (step.want_logits) in.logit_rows.push_back(static_cast<int32_t>(in.token_ids.size()) - 1);
+    if (step.want_all_logits) {
+      for (size_t i = step.tokens.size(); i > 0; --i) in.logit_rows.push_back(static_cast<int32_t>(in.token_ids.size() - i));
+    } else if (step.want_logits) {
+      in.logit_rows.push_back(static_cast<int32_t>(in.token_ids.size()) - 1);
+    }
     in.pages_per_seq = std::max(in.pages_per_seq, needed_pages);
     in.max_query_len = std::max(in.max_query_len, static_cast<int>(step.tokens.size()));
     in.max_context_len = std::max(in.max_context_len, static_cast<int>(context));

@@ -49,7 +49,8 @@ struct StepInputs {
 // INVALID_ARGUMENT naming the step and field for: a step without tokens, negative num_cached, a
 // token id outside the vocabulary, a step without one block table per group, a block table too
 // short for its context or holding a page outside its group's pool, two new tokens mapped to the
-// same slot of a group, or more tokens / sequences than the limits.
+// same slot of a group, or more tokens / sequences / logits rows than the limits (logits rows share
+// max_seqs: one per sequence, or one per token with want_all_logits).
 // OUT_OF_RANGE when a sequence's context exceeds max_context_len.
 StatusOr<StepInputs> build_step_inputs(std::span<const SequenceStep> steps, const StepLimits& limits);
 

@@ -68,6 +68,9 @@ struct SequenceStep {
   // preempted sequence restarts from token 0 with a new slot (model/kv_cache/state_slots.h).
   int32_t state_slot = -1;
   bool want_logits = true;   // return logits for the last new token
+  // Return logits for every new token (prompt logprobs), in token order, whatever want_logits says.
+  // The rows of a step together stay within max_num_seqs (the workspace's logits rows).
+  bool want_all_logits = false;
 };
 
 class Transformer {
@@ -82,7 +85,8 @@ class Transformer {
   virtual ~Transformer() = default;
 
   // Runs one step. Appends every new token's K/V to the cache, then writes logits (F32, row-major
-  // [number of steps with want_logits][vocab_size], in step order) to *logits.
+  // [rows][vocab_size], in step order) to *logits: one row per step with want_logits, or one per new
+  // token of a step with want_all_logits.
   virtual Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) = 0;
 
   virtual const ModelConfig& config() const = 0;

@@ -276,6 +276,8 @@ void Engine::admit(Submission submission) {
     seq.arrival = seq.id;
     // With prefix caching, choices after the first wait for its prompt pages instead of recomputing them.
     if (leader && config_.enable_prefix_caching) seq.wait_for = *leader;
+    // Choice 0 computes the prompt's logits rows; the others take its pages or recompute silently.
+    if (!leader) seq.wants_prompt_logits = request.sampling.prompt_logprobs.has_value();
     if (!leader) leader = seq.id;
     raw->choices.push_back(std::make_unique<ChoiceState>(tokenizer_, raw->params, request.prompt_tokens, i, seq.id,
                                                          sampling_stream(seed, static_cast<uint64_t>(i))));
@@ -317,11 +319,12 @@ Status Engine::step() {
     steps_.push_back(SequenceStep{
         std::span<const int32_t>(seq->tokens).subspan(static_cast<size_t>(scheduled.start),
                                                       static_cast<size_t>(scheduled.num_tokens)),
-        scheduled.start, kv_->block_tables(scheduled.id), kv_->state_slot(scheduled.id), scheduled.want_logits});
+        scheduled.start, kv_->block_tables(scheduled.id), kv_->state_slot(scheduled.id), scheduled.want_logits,
+        scheduled.want_all_logits});
   }
   Status forward = runtime_.forward(steps_, &logits_);
-  size_t num_rows = static_cast<size_t>(std::count_if(plan.seqs.begin(), plan.seqs.end(),
-                                                      [](const ScheduledSeq& s) { return s.want_logits; }));
+  size_t num_rows = 0;
+  for (const ScheduledSeq& s : plan.seqs) num_rows += s.want_all_logits ? static_cast<size_t>(s.num_tokens) : s.want_logits;
   if (forward.ok() && logits_.size() != num_rows * static_cast<size_t>(runtime_.config().vocab_size)) {
     forward = internal_error("the runtime returned " + std::to_string(logits_.size()) + " logits for " +
                              std::to_string(num_rows) + " rows of " + std::to_string(runtime_.config().vocab_size));
@@ -353,14 +356,17 @@ Status Engine::step() {
 
 void Engine::publish_sampled(const ScheduleResult& plan) {
   const size_t vocab = static_cast<size_t>(runtime_.config().vocab_size);
-  size_t row = 0;
+  size_t next_row = 0;
   Clock::time_point now = Clock::now();
   for (const ScheduledSeq& scheduled : plan.seqs) {
-    if (!scheduled.want_logits) continue;
-    std::span<const float> logits = std::span<const float>(logits_).subspan(row++ * vocab, vocab);
+    const size_t first_row = next_row;
+    next_row += scheduled.want_all_logits ? static_cast<size_t>(scheduled.num_tokens) : scheduled.want_logits;
     auto owner = seq_owner_.find(scheduled.id);
     if (owner == seq_owner_.end()) continue;  // its request failed earlier in this loop
     RequestState& request = *owner->second.first;
+    if (scheduled.want_all_logits) collect_prompt_logprobs(request, scheduled, first_row);
+    if (!scheduled.want_logits) continue;
+    std::span<const float> logits = std::span<const float>(logits_).subspan((next_row - 1) * vocab, vocab);
     ChoiceState& choice = *request.choices[static_cast<size_t>(owner->second.second)];
 
     if (choice.matcher) {
@@ -388,6 +394,10 @@ void Engine::publish_sampled(const ScheduleResult& plan) {
     scheduler_.append_token(scheduled.id, sampled->token);
     GenerateEvent event = process_token(choice, request.params, request.max_tokens, eos_token_ids_, sampled->token,
                                         std::move(sampled->logprob));
+    if (choice.index == 0 && request.params.prompt_logprobs && !request.prompt_logprobs_sent) {
+      event.prompt_logprobs = std::move(request.prompt_logprobs);
+      request.prompt_logprobs_sent = true;
+    }
     ++request.completion_tokens;
     metrics_.update([](MetricsSnapshot& m) { ++m.generation_tokens; });
     if (!request.first_token_sent) {
@@ -427,6 +437,22 @@ void Engine::publish_sampled(const ScheduleResult& plan) {
     std::lock_guard<std::mutex> lock(ids_mutex_);
     live_ids_.erase(id);
     if (live_ids_.empty()) idle_cv_.notify_all();
+  }
+}
+
+void Engine::collect_prompt_logprobs(RequestState& request, const ScheduledSeq& scheduled, size_t first_row) {
+  const size_t vocab = static_cast<size_t>(runtime_.config().vocab_size);
+  const Sequence* seq = scheduler_.find(scheduled.id);
+  if (seq == nullptr || !request.params.prompt_logprobs) return;
+  for (int i = 0; i < scheduled.num_tokens; ++i) {
+    // Row i holds the logits after token start + i, which predict token start + i + 1. A chunk
+    // recomputed after a preemption repeats rows already collected: only the next one is taken.
+    const int position = scheduled.start + i;
+    if (position + 1 >= request.num_prompt_tokens) break;
+    if (position != static_cast<int>(request.prompt_logprobs.size())) continue;
+    std::span<const float> logits = std::span<const float>(logits_).subspan((first_row + static_cast<size_t>(i)) * vocab, vocab);
+    request.prompt_logprobs.push_back(
+        sampler_.logprob(logits, seq->tokens[static_cast<size_t>(position + 1)], *request.params.prompt_logprobs, true));
   }
 }
 

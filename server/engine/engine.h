@@ -102,6 +102,9 @@ class Engine {
     int cached_prompt_tokens = 0;
     int num_preemptions = 0;
     std::shared_ptr<structured::TokenMasker> masker;  // with a structured output; shared by the choices
+    // prompt_logprobs: entry i is prompt token i + 1's, from choice 0's logits rows; sent with its first event.
+    std::vector<TokenLogprob> prompt_logprobs;
+    bool prompt_logprobs_sent = false;
   };
 
   Engine(const EngineConfig& config, Transformer& runtime, const Tokenizer& tokenizer,
@@ -113,6 +116,8 @@ class Engine {
   void admit(Submission submission);
   void cancel_abandoned();
   void publish_sampled(const ScheduleResult& plan);
+  // Appends the prompt logprobs of a chunk's logits rows [first row, + chunk tokens) not yet collected.
+  void collect_prompt_logprobs(RequestState& request, const ScheduledSeq& scheduled, size_t first_row);
   // Compiles the request's structured output, if any (INVALID_ARGUMENT/UNIMPLEMENTED naming the
   // problem); null without one. Thread-safe.
   StatusOr<std::shared_ptr<const structured::Grammar>> compile_structured_output(const SamplingParams& params);

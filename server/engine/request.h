@@ -41,6 +41,10 @@ struct SamplingParams {
   int min_tokens = 0;  // EOS and stop_token_ids are suppressed before this many outputs (stop strings are not)
   std::optional<int> max_tokens;        // outputs per choice; unset: until the context is full
   std::optional<int> logprobs;          // with each token its logprob and this many top alternatives (0..20)
+  // vLLM's prompt_logprobs: every prompt token after the first with its logprob, its rank and this
+  // many top alternatives (0..20), from the logits at the position before it. The prompt is then
+  // computed in full once (no prefix-cache hit), in chunks whose logits rows fit the step.
+  std::optional<int> prompt_logprobs;
   // response_format json_object/json_schema, guided_json/regex/choice: tokens outside the grammar are
   // masked before sampling; EOS is allowed only where the output is complete.
   std::optional<StructuredOutputSpec> structured_output;
@@ -67,6 +71,7 @@ struct TokenLogprob {
   TokenId token = 0;
   float logprob = 0.0f;  // log-softmax of the model's logits (before penalties, bias and temperature)
   std::vector<std::pair<TokenId, float>> top;  // the most likely tokens with their logprobs, best first
+  int rank = 0;  // prompt logprobs: 1 + the number of tokens with a higher logit; 0: not computed
 };
 
 struct Usage {
@@ -84,6 +89,8 @@ struct GenerateEvent {
   std::vector<TokenId> token_ids;     // tokens generated since the previous event of this choice
   std::string text;                   // text that became final (complete UTF-8, no pending stop prefix)
   std::vector<TokenLogprob> logprobs;  // one per token id, when requested
+  // With prompt_logprobs, in choice 0's first event: prompt tokens 1..N-1 (the first has no context).
+  std::vector<TokenLogprob> prompt_logprobs;
   std::optional<FinishReason> finish_reason;
   std::optional<std::string> stop_string;  // the stop string that finished the choice
   std::optional<TokenId> stop_token;       // or the stop token id (not EOS) that finished it

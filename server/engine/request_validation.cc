@@ -64,6 +64,10 @@ Status validate_sampling(const SamplingParams& p, const RequestLimits& limits) {
     return invalid_argument("logprobs must be in [0, " + std::to_string(limits.max_logprobs) + "], got " +
                             std::to_string(*p.logprobs));
   }
+  if (p.prompt_logprobs && (*p.prompt_logprobs < 0 || *p.prompt_logprobs > limits.max_logprobs)) {
+    return invalid_argument(
+        fmt::format("prompt_logprobs must be in [0, {}], got {}", limits.max_logprobs, *p.prompt_logprobs));
+  }
   return Status::Ok();
 }
 

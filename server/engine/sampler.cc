@@ -174,6 +174,16 @@ TokenLogprob Sampler::make_logprob(std::span<const float> logits, TokenId token,
   return out;
 }
 
+TokenLogprob Sampler::logprob(std::span<const float> logits, TokenId token, int num_top, bool with_rank) const {
+  TokenLogprob out = make_logprob(logits, token, num_top);
+  if (with_rank) {
+    // NaN logits count as -inf (as in make_logprob): they never outrank a token.
+    const float own = std::isnan(logits[static_cast<size_t>(token)]) ? kNegInf : logits[static_cast<size_t>(token)];
+    out.rank = 1 + static_cast<int>(std::count_if(logits.begin(), logits.end(), [own](float x) { return x > own; }));
+  }
+  return out;
+}
+
 StatusOr<std::vector<std::pair<TokenId, double>>> Sampler::distribution(const SampleInput& input) {
   RETURN_IF_ERROR(process_logits(input));
   const SamplingParams& params = *input.params;

@@ -60,6 +60,10 @@ class Sampler {
   // INVALID_ARGUMENT when the logits row has the wrong size; INTERNAL when no token is finite.
   StatusOr<SampleOutput> sample(const SampleInput& input);
 
+  // The log-softmax of the raw `logits` at `token`, with the `num_top` most likely tokens (ties to the
+  // lower id) and, with `with_rank`, the token's rank (prompt logprobs).
+  TokenLogprob logprob(std::span<const float> logits, TokenId token, int num_top, bool with_rank) const;
+
   // The distribution sample() draws from, as (token, probability) in draw order; probabilities sum
   // to 1. Empty for greedy parameters. Exposed for tests.
   StatusOr<std::vector<std::pair<TokenId, double>>> distribution(const SampleInput& input);

@@ -12,6 +12,9 @@
 // back to the waiting queue in arrival order, to resume with the same tokens. No sequence is admitted
 // in a step that preempted one.
 //
+// Logits rows: a step returns at most max_num_seqs rows (the runtime's workspace): one per sequence,
+// or one per token of a chunk that wants prompt logits, whose chunk is cut to the rows left.
+//
 // Pages are accounted per cache group by the KV manager: a sequence is admitted or grown only when
 // every group can serve it (a full group its whole length, a window group the pages of its window
 // and the step, a state group one slot). Releasing the pages behind a window is the window group's
@@ -45,6 +48,7 @@ struct ScheduledSeq {
   int start = 0;
   int num_tokens = 0;
   bool want_logits = false;  // the chunk ends at the sequence's last token: sample after it
+  bool want_all_logits = false;  // logits for every token of the chunk (Sequence::wants_prompt_logits)
 };
 
 struct ScheduleResult {
@@ -89,7 +93,8 @@ class Scheduler {
   Sequence& seq(SeqId id) { return seqs_.at(id); }
   // Preempts the newest running sequence; removes it from `result` (refunding its budget) if it was
   // already scheduled this step. Returns its id.
-  SeqId preempt_newest(ScheduleResult& result, int& budget);
+  SeqId preempt_newest(ScheduleResult& result, int& budget, int& rows);
+  static int logits_rows(const ScheduledSeq& scheduled);
   void insert_waiting(SeqId id);
   void release_waiters(SeqId leader);
   int chunk_limit(int budget) const;

@@ -33,6 +33,9 @@ struct Sequence {
   int num_preemptions = 0;
   int num_cached_prompt_tokens = 0;  // prompt tokens served by the prefix cache at first admission
   bool admitted_once = false;
+  // Logits for every prompt token until the prompt has been computed once (prompt logprobs): no
+  // prefix-cache hit, and prompt chunks no longer than the step's free logits rows.
+  bool wants_prompt_logits = false;
 
   int num_tokens() const { return static_cast<int>(tokens.size()); }
   int num_output_tokens() const { return num_tokens() - num_prompt_tokens; }

@@ -110,6 +110,38 @@ def main():
         lps = lp["choices"][0]["logprobs"]
         c.equal(len(lps["tokens"]), 5, "completion logprobs tokens")
         c.check(all(len(t) <= 2 for t in lps["top_logprobs"]), "top_logprobs bounded")
+        # echo with logprobs scores the prompt too (OpenAI): its first token has no logprob.
+        n_prompt = tok["count"]
+        el = requests.post(url + "/v1/completions", json=dict(base, prompt="Once upon a time", logprobs=2,
+                                                              echo=True)).json()["choices"][0]["logprobs"]
+        c.equal(len(el["tokens"]), n_prompt + 5, "echo logprobs: prompt + completion tokens")
+        c.check(el["token_logprobs"][0] is None and el["top_logprobs"][0] is None, "echo: the first token has none")
+        c.check(all(x <= 0 for x in el["token_logprobs"][1:]), "echo: prompt logprobs are log-probabilities")
+        c.check(all(len(t) <= 2 for t in el["top_logprobs"][1:]), "echo: top_logprobs bounded")
+        c.check(el["text_offset"][0] == 0 and el["text_offset"] == sorted(el["text_offset"]), "echo: text offsets")
+        c.check(all(abs(a - b) < 1e-4 for a, b in zip(el["token_logprobs"][n_prompt:], lps["token_logprobs"])),
+                "echo: the completion's logprobs are unchanged")
+        # vLLM's prompt_logprobs: scoring prompt + [t1] gives t1 the logprob its generation had (a prefill
+        # row against a decode step: two paths through the model).
+        t1, l1 = as_ids["choices"][0]["token_ids"][0], lps["token_logprobs"][0]
+        pl = requests.post(url + "/v1/completions", json=dict(base, prompt=tok["tokens"] + [t1], max_tokens=1,
+                                                              prompt_logprobs=2)).json()["choices"][0]
+        entries = pl["prompt_logprobs"]
+        c.equal(len(entries), n_prompt + 1, "prompt_logprobs: one entry per prompt token")
+        c.check(entries[0] is None, "prompt_logprobs: the first is null")
+        last = entries[-1].get(str(t1), {})
+        c.check(abs(last.get("logprob", 1.0) - l1) < 1e-3, f"prompt_logprobs == generation logprob ({last}, {l1})")
+        c.check(all(1 <= len(e) <= 3 for e in entries[1:]), "prompt_logprobs: the token and its top 2")
+        c.check(all(str(t) in e and e[str(t)]["rank"] >= 1 for t, e in zip(tok["tokens"][1:], entries[1:])),
+                "prompt_logprobs: each entry holds its prompt token with a rank")
+        chat_pl = requests.post(url + "/v1/chat/completions", json=dict(body, prompt_logprobs=0)).json()
+        c.check(chat_pl.get("prompt_logprobs", [1])[0] is None and len(chat_pl["prompt_logprobs"]) > 1,
+                "chat: prompt_logprobs at the top level")
+        r = requests.post(url + "/v1/completions", json=dict(base, prompt="Hi", prompt_logprobs=1, stream=True))
+        c.equal(r.status_code, 400, "prompt_logprobs with stream: 400 (not streamed yet)")
+        c.equal(r.json()["error"]["param"], "prompt_logprobs", "the 400 names prompt_logprobs")
+        r = requests.post(url + "/v1/completions", json=dict(base, prompt="Hi", prompt_logprobs=21))
+        c.equal(r.status_code, 400, "prompt_logprobs above 20: 400")
         chat_lp = requests.post(url + "/v1/chat/completions", json=dict(body, logprobs=True, top_logprobs=3)).json()
         content = chat_lp["choices"][0]["logprobs"]["content"]
         c.check(len(content) >= 1 and len(content[0]["top_logprobs"]) == 3 and "bytes" in content[0], "chat logprobs")

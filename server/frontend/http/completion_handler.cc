@@ -40,6 +40,7 @@ struct Submitted {
   int n = 1;         // engine choices per prompt (best_of when given)
   int returned = 1;  // choices per prompt in the answer (n): the best `returned` of `n` by total logprob
   std::vector<std::string> echo_texts;  // per prompt; empty without echo
+  std::vector<TokenId> first_prompt_tokens;  // per prompt, with prompt logprobs (echo or prompt_logprobs)
   bool include_usage = false;
   std::shared_ptr<const tools::ToolOutput> tool_output;  // chat: content and tool_calls from the text
   std::unique_ptr<EventMerger> merger;
@@ -93,6 +94,7 @@ class BlockingCompletion : public CompletionProducer {
       if (event.usage) add_usage(&usage_, *event.usage);
     }
     if (!s_.merger->done()) return out;
+    share_prompt_logprobs();
     if (s_.returned < s_.n) keep_best();
     for (size_t p = 0; p < s_.echo_texts.size(); ++p) {
       for (int i = 0; i < s_.returned; ++i) {
@@ -111,6 +113,17 @@ class BlockingCompletion : public CompletionProducer {
   }
 
  private:
+  // The engine sends a prompt's logprobs with its choice 0; every choice of that prompt shows them.
+  void share_prompt_logprobs() {
+    const size_t n = static_cast<size_t>(s_.n);
+    for (size_t p = 0; p < s_.first_prompt_tokens.size(); ++p) {
+      for (size_t i = p * n; i < std::min((p + 1) * n, choices_.size()); ++i) {
+        choices_[i].first_prompt_token = s_.first_prompt_tokens[p];
+        if (i != p * n) choices_[i].prompt_logprobs = choices_[p * n].prompt_logprobs;
+      }
+    }
+  }
+
   // best_of: per prompt, the `returned` candidates with the highest total logprob, best first.
   void keep_best() {
     const size_t n = static_cast<size_t>(s_.n);
@@ -319,6 +332,14 @@ HttpResponse CompletionHandler::handle(Endpoint endpoint, const HttpRequest& req
   s.meta.model = context_.model().id;
   s.meta.return_token_ids = request.return_token_ids;
   s.meta.logprobs = request.logprobs;
+  s.meta.echo_logprobs = request.echo_logprobs;
+  s.meta.prompt_logprobs = request.prompt_logprobs.has_value();
+  if (request.sampling.prompt_logprobs) {
+    // (An empty prompt is refused by the engine's submit below; 0 only keeps the lists aligned.)
+    for (const std::vector<TokenId>& prompt : request.prompts) {
+      s.first_prompt_tokens.push_back(prompt.empty() ? TokenId{0} : prompt.front());
+    }
+  }
   s.n = request.sampling.n;
   s.returned = request.best_of > 0 ? request.n : s.n;
   s.echo_texts = std::move(request.echo_texts);

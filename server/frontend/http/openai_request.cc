@@ -463,6 +463,8 @@ Status parse_fields(Endpoint endpoint, std::string_view body, const ServingConte
   RETURN_IF_ERROR(fields.get_bool("return_token_ids", &out->return_token_ids));
   RETURN_IF_ERROR(fields.get_string("user", &out->user));
   RETURN_IF_ERROR(parse_sampling(endpoint, fields, out));
+  RETURN_IF_ERROR(fields.get_optional_int("prompt_logprobs", 0, 20, &out->prompt_logprobs));
+  out->sampling.prompt_logprobs = out->prompt_logprobs;
 
   if (endpoint == Endpoint::kCompletions) {
     const json* prompt = fields.find("prompt");
@@ -483,6 +485,11 @@ Status parse_fields(Endpoint endpoint, std::string_view body, const ServingConte
     }
     RETURN_IF_ERROR(parse_prompt(*prompt, context, fields, out));
     if (!echo) out->echo_texts.clear();
+    if (echo && logprobs) {
+      // OpenAI scores the echoed prompt: each prompt token after the first with its logprob and top alternatives.
+      out->echo_logprobs = true;
+      out->sampling.prompt_logprobs = std::max(out->sampling.prompt_logprobs.value_or(0), *logprobs);
+    }
   } else {
     const json* messages = fields.find("messages");
     if (!messages) return fields.fail("messages", "messages is required");
@@ -524,6 +531,11 @@ Status parse_fields(Endpoint endpoint, std::string_view body, const ServingConte
     StatusOr<std::vector<TokenId>> ids = context.encode_chat(chat_request);
     if (!ids.ok()) return fields.attribute("messages", ids.status());
     out->prompts.push_back(std::move(*ids));
+  }
+  if (out->stream && (out->prompt_logprobs || out->echo_logprobs)) {
+    return fields.unsupported(out->prompt_logprobs ? "prompt_logprobs" : "echo",
+                              "prompt logprobs (prompt_logprobs, or echo with logprobs) are not streamed yet; "
+                              "send stream: false");
   }
   return Status::Ok();
 }
@@ -601,7 +613,7 @@ Status check_known_fields(Endpoint endpoint, const json& body, std::string* para
       "model", "stream", "stream_options", "n", "best_of", "max_tokens", "temperature", "top_p", "top_k", "min_p",
       "repetition_penalty", "presence_penalty", "frequency_penalty", "ignore_eos", "min_tokens", "seed", "stop",
       "stop_token_ids", "include_stop_str_in_output", "logit_bias", "logprobs", "return_token_ids", "response_format", "guided_json",
-      "guided_regex", "guided_choice", "user"};
+      "guided_regex", "guided_choice", "user", "prompt_logprobs"};
   static const std::set<std::string, std::less<>> kCompletions = {"prompt", "echo", "suffix"};
   static const std::set<std::string, std::less<>> kChat = {
       "messages", "top_logprobs", "max_completion_tokens", "tools", "tool_choice", "parallel_tool_calls",

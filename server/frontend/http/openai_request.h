@@ -37,6 +37,8 @@ struct OpenAiRequest {
   std::string user;               // OpenAI's end-user id: logged, nothing else
   bool logprobs = false;          // chat: logprobs; completions: logprobs given
   int top_logprobs = 0;           // chat: top_logprobs; completions: the logprobs number
+  std::optional<int> prompt_logprobs;  // vLLM's prompt_logprobs (top alternatives per prompt token)
+  bool echo_logprobs = false;          // completions with echo and logprobs: the prompt's tokens lead the logprobs
   // chat: how the answer's text becomes content and tool_calls (never null for chat)
   std::shared_ptr<const tools::ToolOutput> tool_output;
 };

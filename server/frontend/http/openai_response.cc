@@ -52,6 +52,42 @@ ordered_json completion_logprobs(const std::vector<TokenLogprob>& logprobs, cons
                       {"text_offset", std::move(offsets)}};
 }
 
+// Completions with echo and logprobs: the prompt's tokens first (the first without a logprob, as
+// OpenAI answers), then the completion's; text offsets run on across both.
+ordered_json echoed_completion_logprobs(const ChoiceOutput& c, const Tokenizer& tokenizer) {
+  std::vector<TokenLogprob> all = c.prompt_logprobs;
+  all.insert(all.end(), c.logprobs.begin(), c.logprobs.end());
+  const std::string first = c.first_prompt_token ? tokenizer.token_bytes(*c.first_prompt_token) : std::string();
+  ordered_json out = completion_logprobs(all, tokenizer, first.size());
+  if (c.first_prompt_token) {
+    out["tokens"].insert(out["tokens"].begin(), first);
+    out["token_logprobs"].insert(out["token_logprobs"].begin(), nullptr);
+    out["top_logprobs"].insert(out["top_logprobs"].begin(), nullptr);
+    out["text_offset"].insert(out["text_offset"].begin(), 0);
+  }
+  return out;
+}
+
+// vLLM's prompt_logprobs: null for the first prompt token, then per token {"<id>": {logprob, rank,
+// decoded_token}} holding the prompt token and its top alternatives (rank i + 1 for the i-th).
+ordered_json prompt_logprobs_json(const ChoiceOutput& c, const Tokenizer& tokenizer) {
+  ordered_json list = ordered_json::array();
+  if (!c.first_prompt_token) return list;
+  list.push_back(nullptr);
+  for (const TokenLogprob& lp : c.prompt_logprobs) {
+    ordered_json entry = ordered_json::object();
+    auto add = [&](TokenId token, float logprob, int rank) {
+      const std::string key = std::to_string(token);
+      if (entry.contains(key)) return;
+      entry[key] = ordered_json{{"logprob", logprob}, {"rank", rank}, {"decoded_token", tokenizer.token_bytes(token)}};
+    };
+    add(lp.token, lp.logprob, lp.rank);
+    for (size_t i = 0; i < lp.top.size(); ++i) add(lp.top[i].first, lp.top[i].second, static_cast<int>(i) + 1);
+    list.push_back(std::move(entry));
+  }
+  return list;
+}
+
 ordered_json logprobs_json(const ResponseMeta& meta, const std::vector<TokenLogprob>& logprobs,
                            const Tokenizer& tokenizer) {
   if (!meta.logprobs) return nullptr;
@@ -90,6 +126,7 @@ void ChoiceOutput::append(const GenerateEvent& event) {
   text += event.text;
   token_ids.insert(token_ids.end(), event.token_ids.begin(), event.token_ids.end());
   logprobs.insert(logprobs.end(), event.logprobs.begin(), event.logprobs.end());
+  if (!event.prompt_logprobs.empty()) prompt_logprobs = event.prompt_logprobs;
   if (event.finish_reason) finish_reason = event.finish_reason;
   if (event.stop_string) stop_string = event.stop_string;
   if (event.stop_token) stop_token = event.stop_token;
@@ -128,7 +165,9 @@ ordered_json full_response(const ResponseMeta& meta, const std::vector<ChoiceOut
       choice["logprobs"] = logprobs_json(meta, c.logprobs, tokenizer);
     } else {
       choice["text"] = c.text;
-      choice["logprobs"] = logprobs_json(meta, c.logprobs, tokenizer);
+      choice["logprobs"] = meta.echo_logprobs ? echoed_completion_logprobs(c, tokenizer)
+                                              : logprobs_json(meta, c.logprobs, tokenizer);
+      if (meta.prompt_logprobs) choice["prompt_logprobs"] = prompt_logprobs_json(c, tokenizer);
     }
     choice["finish_reason"] = finish_reason(c.finish_reason, made_tool_calls);
     choice["stop_reason"] = stop_reason(c);
@@ -136,6 +175,9 @@ ordered_json full_response(const ResponseMeta& meta, const std::vector<ChoiceOut
     list.push_back(std::move(choice));
   }
   out["choices"] = std::move(list);
+  if (is_chat(meta) && meta.prompt_logprobs) {
+    out["prompt_logprobs"] = choices.empty() ? ordered_json(nullptr) : prompt_logprobs_json(choices[0], tokenizer);
+  }
   out["usage"] = usage_json(usage);
   return out;
 }

@@ -27,6 +27,8 @@ struct ResponseMeta {
   std::string model;
   bool return_token_ids = false;
   bool logprobs = false;
+  bool echo_logprobs = false;          // completions: the echoed prompt's tokens lead each choice's logprobs
+  bool prompt_logprobs = false;        // vLLM's prompt_logprobs field (completions: per choice; chat: top level)
 };
 
 // One choice's output, accumulated over its events (non-streaming responses).
@@ -34,6 +36,9 @@ struct ChoiceOutput {
   std::string text;
   std::vector<TokenId> token_ids;
   std::vector<TokenLogprob> logprobs;
+  // With prompt logprobs: the prompt's first token, then tokens 1..N-1 with their logprobs.
+  std::optional<TokenId> first_prompt_token;
+  std::vector<TokenLogprob> prompt_logprobs;
   std::optional<FinishReason> finish_reason;
   std::optional<std::string> stop_string;
   std::optional<TokenId> stop_token;

@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <future>
+#include <numeric>
 #include <thread>
 
 #include "server/engine/rng.h"
@@ -28,6 +31,8 @@ struct Collected {
   std::vector<std::optional<std::string>> stop_string;
   std::vector<std::optional<TokenId>> stop_token;
   std::vector<std::vector<TokenLogprob>> logprobs;
+  std::vector<TokenLogprob> prompt_logprobs;
+  int prompt_logprobs_events = 0;  // events that carried prompt logprobs
   std::optional<Usage> usage;
   Status error;
   int num_events = 0;
@@ -56,6 +61,11 @@ Collected collect(const RequestHandle& handle, int n = 1, std::chrono::milliseco
     out.tokens[i].insert(out.tokens[i].end(), event->token_ids.begin(), event->token_ids.end());
     out.text[i] += event->text;
     out.logprobs[i].insert(out.logprobs[i].end(), event->logprobs.begin(), event->logprobs.end());
+    if (!event->prompt_logprobs.empty()) {
+      ++out.prompt_logprobs_events;
+      EXPECT_EQ(event->index, 0) << "prompt logprobs come with choice 0";
+      out.prompt_logprobs = event->prompt_logprobs;
+    }
     if (event->finish_reason) {
       EXPECT_FALSE(out.finish[i].has_value()) << "choice " << i << " finished twice";
       out.finish[i] = event->finish_reason;
@@ -370,6 +380,74 @@ TEST_F(EngineTest, RepeatedLongPromptHitsThePrefixCache) {
   EXPECT_EQ(m.time_to_first_token.count, 2u);
 }
 
+TEST_F(EngineTest, PromptLogprobsScoreEveryPromptTokenWhateverTheChunksAndCache) {
+  EngineConfig config = test_config();
+  config.scheduler.max_num_seqs = 8;  // prompt chunks of at most 8 logits rows
+  make(config);
+  const std::vector<TokenId> prompt = make_prompt(150, 5);
+  // The reference: each prompt token scored against the fake model's logits for the tokens before it.
+  std::vector<TokenLogprob> expected;
+  for (size_t i = 1; i < prompt.size(); ++i) {
+    std::vector<float> row = model_->reference_logits(std::span<const int32_t>(prompt).first(i));
+    double max_value = *std::max_element(row.begin(), row.end());
+    double sum = 0.0;
+    for (float x : row) sum += std::exp(static_cast<double>(x) - max_value);
+    const double log_total = max_value + std::log(sum);
+    TokenLogprob lp;
+    lp.token = prompt[i];
+    lp.logprob = static_cast<float>(row[static_cast<size_t>(prompt[i])] - log_total);
+    lp.rank = 1 + static_cast<int>(std::count_if(row.begin(), row.end(),
+                                                 [&](float x) { return x > row[static_cast<size_t>(prompt[i])]; }));
+    std::vector<TokenId> order(row.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](TokenId a, TokenId b) {
+      return row[static_cast<size_t>(a)] > row[static_cast<size_t>(b)];
+    });
+    for (int k = 0; k < 3; ++k) lp.top.emplace_back(order[static_cast<size_t>(k)], static_cast<float>(row[static_cast<size_t>(order[static_cast<size_t>(k)])] - log_total));
+    expected.push_back(lp);
+  }
+  auto check = [&](const Collected& out, const std::string& what) {
+    EXPECT_TRUE(out.error.ok()) << what << ": " << out.error.to_string();
+    EXPECT_EQ(out.prompt_logprobs_events, 1) << what;
+    ASSERT_EQ(out.prompt_logprobs.size(), expected.size()) << what;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      const TokenLogprob& got = out.prompt_logprobs[i];
+      EXPECT_EQ(got.token, expected[i].token) << what << " token " << i + 1;
+      EXPECT_NEAR(got.logprob, expected[i].logprob, 1e-5) << what << " token " << i + 1;
+      EXPECT_EQ(got.rank, expected[i].rank) << what << " token " << i + 1;
+      ASSERT_EQ(got.top.size(), 3u) << what;
+      for (size_t k = 0; k < 3; ++k) {
+        EXPECT_EQ(got.top[k].first, expected[i].top[k].first) << what << " token " << i + 1 << " top " << k;
+        EXPECT_NEAR(got.top[k].second, expected[i].top[k].second, 1e-5) << what;
+      }
+    }
+  };
+  auto scored = [&](int n) {
+    GenerateRequest request = greedy_request(prompt, 4);
+    request.sampling.prompt_logprobs = 3;
+    request.sampling.n = n;
+    return request;
+  };
+  // Cold, with two choices (choice 0 scores the prompt), and three at once (they share the rows).
+  Collected first = collect(submit(scored(2)), 2);
+  check(first, "cold, n=2");
+  EXPECT_EQ(first.usage->cached_prompt_tokens, 0);
+  std::vector<RequestHandle> together;
+  for (int i = 0; i < 3; ++i) together.push_back(submit(scored(1)));
+  for (const RequestHandle& handle : together) {
+    Collected out = collect(handle);
+    check(out, "concurrent, prompt in the prefix cache");
+    EXPECT_EQ(out.usage->cached_prompt_tokens, 0) << "a request scoring its prompt computes all of it";
+    EXPECT_EQ(out.tokens[0], first.tokens[0]);
+  }
+  // The same prompt without prompt logprobs takes the cached pages and gets none.
+  Collected plain = collect(submit(greedy_request(prompt, 4)));
+  EXPECT_GT(plain.usage->cached_prompt_tokens, 0);
+  EXPECT_EQ(plain.prompt_logprobs_events, 0);
+  EXPECT_EQ(plain.tokens[0], first.tokens[0]);
+  EXPECT_TRUE(wait_for_idle_pages());
+}
+
 // A scripted model that spells `text` and then emits EOS.
 class ScriptedEngineTest : public EngineTest {
  protected:
@@ -501,6 +579,16 @@ TEST_F(EngineTest, SubmitRejectsBadRequestsWithClearErrors) {
   EXPECT_EQ(out.tokens[0].size(), 10u);
   EXPECT_EQ(out.finish[0], FinishReason::kLength);
   EXPECT_EQ(engine_->metrics().requests_rejected, 8);
+}
+
+TEST_F(EngineTest, PromptLogprobsOutsideTheLimitAreRefused) {
+  make();
+  GenerateRequest request = greedy_request(make_prompt(10, 1), 2);
+  request.sampling.prompt_logprobs = 21;
+  StatusOr<RequestHandle> handle = engine_->submit(request);
+  ASSERT_FALSE(handle.ok());
+  EXPECT_EQ(handle.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(handle.status().message().find("prompt_logprobs"), std::string::npos) << handle.status().message();
 }
 
 TEST_F(EngineTest, OverloadDuplicateIdsAndStop) {

@@ -106,39 +106,42 @@ class FakeTransformer : public Transformer {
     tokens_computed_ += computed;
     logits->clear();
     for (const SequenceStep& step : steps) {
-      if (!step.want_logits) continue;
-      int32_t total = step.num_cached + static_cast<int32_t>(step.tokens.size());
-      // The context comes from the first full group; every other group must hold the same tokens
-      // where its last query reads (a window group: positions [total - W, total)).
-      std::vector<size_t> order;
-      for (size_t g = 0; g < paged.size(); ++g) {
-        if (paged[g]->window == 0) order.push_back(g);
-      }
-      if (order.empty()) return internal_error("the fake needs a full-attention group");
-      for (size_t g = 0; g < paged.size(); ++g) {
-        if (g != order.front()) order.push_back(g);
-      }
-      std::vector<int32_t> context;
-      for (size_t g : order) {
-        const int32_t first = paged[g]->window > 0 ? std::max(0, total - paged[g]->window) : 0;
-        for (int32_t pos = first; pos < total; ++pos) {
-          int32_t page = step.block_tables[g][static_cast<size_t>(pos / kPageSize)];
-          int32_t token = page == kNullPage
-                              ? -1
-                              : slots_[g][static_cast<size_t>(page) * kPageSize + static_cast<size_t>(pos % kPageSize)];
-          if (token < 0) {
-            return internal_error(fmt::format("group {}: read an unwritten KV slot at position {}", g, pos));
-          }
-          if (g == order.front()) {
-            context.push_back(token);
-          } else if (token != context[static_cast<size_t>(pos)]) {
-            return internal_error(fmt::format("group {} holds token {} at position {}, group {} holds {}", g, token,
-                                              pos, order.front(), context[static_cast<size_t>(pos)]));
+      const int32_t end = step.num_cached + static_cast<int32_t>(step.tokens.size());
+      // Rows for contexts of `total` tokens: every new token's with want_all_logits, else the last one's.
+      const int32_t first_total = step.want_all_logits ? step.num_cached + 1 : step.want_logits ? end : end + 1;
+      for (int32_t total = first_total; total <= end; ++total) {
+        // The context comes from the first full group; every other group must hold the same tokens
+        // where its last query reads (a window group: positions [total - W, total)).
+        std::vector<size_t> order;
+        for (size_t g = 0; g < paged.size(); ++g) {
+          if (paged[g]->window == 0) order.push_back(g);
+        }
+        if (order.empty()) return internal_error("the fake needs a full-attention group");
+        for (size_t g = 0; g < paged.size(); ++g) {
+          if (g != order.front()) order.push_back(g);
+        }
+        std::vector<int32_t> context;
+        for (size_t g : order) {
+          const int32_t first = paged[g]->window > 0 ? std::max(0, total - paged[g]->window) : 0;
+          for (int32_t pos = first; pos < total; ++pos) {
+            int32_t page = step.block_tables[g][static_cast<size_t>(pos / kPageSize)];
+            int32_t token = page == kNullPage
+                                ? -1
+                                : slots_[g][static_cast<size_t>(page) * kPageSize + static_cast<size_t>(pos % kPageSize)];
+            if (token < 0) {
+              return internal_error(fmt::format("group {}: read an unwritten KV slot at position {}", g, pos));
+            }
+            if (g == order.front()) {
+              context.push_back(token);
+            } else if (token != context[static_cast<size_t>(pos)]) {
+              return internal_error(fmt::format("group {} holds token {} at position {}, group {} holds {}", g, token,
+                                                pos, order.front(), context[static_cast<size_t>(pos)]));
+            }
           }
         }
+        std::vector<float> row = reference_logits(context);
+        logits->insert(logits->end(), row.begin(), row.end());
       }
-      std::vector<float> row = reference_logits(context);
-      logits->insert(logits->end(), row.begin(), row.end());
     }
     return Status::Ok();
   }

@@ -4,6 +4,7 @@
 // reached their output length. The KV manager's integrity check runs after every step.
 #include "server/engine/scheduler.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -28,7 +29,7 @@ class Harness {
   // Adds sequence `name` with a prompt of `prompt_len` tokens (distinct per name unless `prompt`
   // is given) that finishes after `max_tokens` outputs.
   void add(const std::string& name, int prompt_len, int max_tokens, std::vector<TokenId> prompt = {},
-           std::optional<std::string> wait_for = std::nullopt) {
+           std::optional<std::string> wait_for = std::nullopt, bool prompt_logits = false) {
     SeqId id = static_cast<SeqId>(names_.size()) + 1;
     names_[id] = name;
     ids_[name] = id;
@@ -42,6 +43,7 @@ class Harness {
     s.num_prompt_tokens = static_cast<int>(prompt.size());
     s.arrival = id;
     if (wait_for) s.wait_for = ids_.at(*wait_for);
+    s.wants_prompt_logits = prompt_logits;
     max_tokens_[id] = max_tokens;
     ASSERT_TRUE(scheduler_.add(std::move(s)).ok());
   }
@@ -51,7 +53,9 @@ class Harness {
     std::string row;
     for (const ScheduledSeq& s : result.seqs) {
       if (!row.empty()) row += " ";
-      row += names_[s.id] + "+" + std::to_string(s.num_tokens);
+      // "a*3@8": a chunk of 3 tokens from position 8 with logits for every token (prompt logprobs).
+      row += s.want_all_logits ? fmt::format("{}*{}@{}", names_[s.id], s.num_tokens, s.start)
+                               : names_[s.id] + "+" + std::to_string(s.num_tokens);
     }
     if (!result.preempted.empty()) {
       row += " |";
@@ -248,6 +252,33 @@ TEST(Scheduler, OutputsUnderHeavyPreemptionMatchARoomyPool) {
   EXPECT_GT(tight.scheduler().num_preemptions(), 3);
   EXPECT_EQ(roomy.scheduler().num_preemptions(), 0);
   EXPECT_EQ(tight.kv().num_used(), 0);
+}
+
+TEST(Scheduler, PromptLogitsChunksFitTheLogitsRowsAndTakeNoPrefixHit) {
+  // 4 logits rows a step (max_num_seqs); every other scheduled sequence takes one.
+  Harness h({.max_batched_tokens = 32, .max_num_seqs = 4}, 64, /*prefix_caching=*/true);
+  std::vector<TokenId> prompt(12);
+  std::iota(prompt.begin(), prompt.end(), 500);
+  h.add("a", 10, 3);
+  h.add("b", 12, 2, prompt, std::nullopt, /*prompt_logits=*/true);
+  EXPECT_EQ(h.steps(6), (Rows{
+                            "a+10 b*3@0",  // a's row leaves b 3 rows
+                            "a+1 b*3@3",
+                            "a+1 b*3@6",   // a finishes (3 outputs)
+                            "b*3@9",       // b's prompt is done: it samples
+                            "b+1",         // decodes take one row again
+                            "idle",
+                        }));
+  // b's full pages are in the prefix cache: a plain sequence hits them, one wanting prompt logits does not.
+  h.add("c", 12, 1, prompt);
+  h.add("d", 12, 1, prompt, std::nullopt, /*prompt_logits=*/true);
+  EXPECT_EQ(h.steps(5), (Rows{
+                            "c+4 d*3@0",  // c starts at 8 (two full pages hit)
+                            "d*4@3",
+                            "d*4@7",
+                            "d*1@11",
+                            "idle",
+                        }));
 }
 
 TEST(Scheduler, RejectsBadConfigAndDuplicateIds) {

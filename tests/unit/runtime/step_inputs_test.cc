@@ -44,6 +44,28 @@ TEST(StepInputs, MixedPrefillAndDecode) {
   EXPECT_EQ(in->max_context_len, 129);
 }
 
+// Prompt logprobs: a chunk with want_all_logits returns a row per token; rows share max_seqs.
+TEST(StepInputs, AllLogitsRowsAndTheirLimit) {
+  std::vector<int32_t> chunk = {5, 6, 7};
+  std::vector<int32_t> chunk_table = {7, 2};
+  std::vector<int32_t> decode = {9};
+  std::vector<int32_t> decode_table = {0, 1, 4, 8};
+  std::vector<SequenceStep> steps = {
+      {decode, 128, {decode_table}, -1, true},
+      {chunk, 62, {chunk_table}, -1, false, /*want_all_logits=*/true},
+  };
+  auto in = build_step_inputs(steps, limits());
+  ASSERT_TRUE(in.ok()) << in.status().to_string();
+  EXPECT_EQ(in->logit_rows, (std::vector<int32_t>{0, 1, 2, 3}));
+  // Five rows for a workspace of max_seqs = 4.
+  std::vector<int32_t> longer = {5, 6, 7, 8};
+  steps[1].tokens = longer;
+  auto over = build_step_inputs(steps, limits());
+  ASSERT_FALSE(over.ok());
+  EXPECT_NE(over.status().message().find("5 logits rows exceed max_num_seqs 4"), std::string::npos)
+      << over.status().message();
+}
+
 // Two cache groups (a full one and a window one): every group has its own table, slots and pool
 // size; entries behind the window are the null page, a page like any other here (attention masks
 // it); -1 is never a valid entry.
