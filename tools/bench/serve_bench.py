@@ -519,6 +519,9 @@ async def main_async(args):
                 roof["achieved_fraction_compute"] = out_tps / roof["compute_ceiling_output_tok_s"]
                 roof["achieved_fraction_bandwidth"] = out_tps / roof["bandwidth_ceiling_output_tok_s"]
             m["roofline"] = roof
+        if duration > 0 and cpu / duration > 0.8:
+            sys.stderr.write("serve_bench: warning: %s: this client was on the CPU %.0f %% of the level; its figures may"
+                             " be bounded by the client, not the server\n" % (label, 100.0 * cpu / duration))
         if not args.summary_only:
             print_level(label, m)
         levels.append(m)
