@@ -186,6 +186,7 @@ def main():
     c.equal((level["completed"], level["failed"]), (0, 4), "short streams: all failed")
     c.equal([(e["count"], e["message"]) for e in level["errors"]],
             [(4, "asked for 8 tokens with ignore_eos, got 3 (finish_reason length)")], "short streams: the error")
+    c.check("4 of 4 requests failed; the first: asked for 8 tokens" in proc.stderr, "short streams: shown on stderr")
 
     # The plot of the sweep.
     png = os.path.join(tmp, "plot.png")

@@ -312,6 +312,7 @@ def level_metrics(results, duration, args):
     for r in failed:
         errors[r.error] = errors.get(r.error, 0) + 1
     out["errors"] = [{"count": c, "message": m} for m, c in sorted(errors.items(), key=lambda e: -e[1])]
+    out["first_error"] = failed[0].error if failed else None  # in request order
     if args.save_detailed:
         out["input_lens"] = [r.prompt_tokens for r in results]
         out["output_lens"] = [r.output_tokens for r in results]
@@ -519,6 +520,9 @@ async def main_async(args):
                 roof["achieved_fraction_compute"] = out_tps / roof["compute_ceiling_output_tok_s"]
                 roof["achieved_fraction_bandwidth"] = out_tps / roof["bandwidth_ceiling_output_tok_s"]
             m["roofline"] = roof
+        if m["failed"]:
+            sys.stderr.write("serve_bench: %s: %d of %d requests failed; the first: %s\n" % (
+                label, m["failed"], n, m["first_error"]))
         if duration > 0 and cpu / duration > 0.8:
             sys.stderr.write("serve_bench: warning: %s: this client was on the CPU %.0f %% of the level; its figures may"
                              " be bounded by the client, not the server\n" % (label, 100.0 * cpu / duration))
