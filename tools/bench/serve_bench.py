@@ -430,13 +430,16 @@ def print_level(label, m):
 
 
 def print_summary(levels):
-    print("\n%-6s %6s %9s %9s %6s %9s %9s %9s %9s %9s %9s" % (
-        "C", "ok", "req/s", "out tok/s", "roof%", "TTFTmed", "TTFTp99", "TPOTmed", "TPOTp99", "ITLp99", "E2Emed"))
+    """One line per level; "roofline" is the bound's output tok/s with c (compute) or b (bandwidth)."""
+    print("\n%-6s %6s %9s %9s %10s %6s %9s %9s %9s %9s %9s %9s" % (
+        "C", "ok", "req/s", "out tok/s", "roofline", "roof%", "TTFTmed", "TTFTp99", "TPOTmed", "TPOTp99", "ITLp99",
+        "E2Emed"))
     for m in levels:
         roof = m.get("roofline")
-        print("%-6s %6s %9.2f %9.1f %6s %9.1f %9.1f %9.2f %9.2f %9.2f %9.1f" % (
+        print("%-6s %6s %9.2f %9.1f %10s %6s %9.1f %9.1f %9.2f %9.2f %9.2f %9.1f" % (
             m["max_concurrency"] or "inf", "%d/%d" % (m["completed"], m["completed"] + m["failed"]),
             m["request_throughput"], m["output_throughput"],
+            fmt_rate(roof["roofline_output_tok_s"]) + roof["bound"][0] if roof else "-",
             "%.3g" % (100 * roof["achieved_fraction"]) if roof else "-",
             m["median_ttft_ms"], m["p99_ttft_ms"], m["median_tpot_ms"], m["p99_tpot_ms"], m["p99_itl_ms"],
             m["median_e2el_ms"]))
