@@ -106,14 +106,17 @@ async def _stream(endpoint, path, body, res, opts):
         usage = None
         async for piece in resp.pieces():
             now = time.perf_counter()
-            buf += piece
+            buf += piece.replace(b"\r\n", b"\n") if b"\r" in piece else piece  # SSE allows CRLF line ends
             while True:
                 cut = buf.find(b"\n\n")
                 if cut < 0:
                     break
                 event, buf = buf[:cut], buf[cut + 2:]
-                data = b"\n".join(line[5:].lstrip(b" ") for line in event.replace(b"\r", b"").split(b"\n")
-                                  if line.startswith(b"data:"))
+                if event.startswith(b"data: ") and b"\n" not in event:
+                    data = event[6:]  # the usual one-line event
+                else:
+                    data = b"\n".join(line[5:].lstrip(b" ") for line in event.replace(b"\r", b"").split(b"\n")
+                                      if line.startswith(b"data:"))
                 if not data:
                     continue
                 if data == b"[DONE]":
