@@ -17,13 +17,14 @@ packages=(
 # Test-only tools: the sentencepiece oracle; python3-jinja2 (a chat-template oracle); buildah + debootstrap for tests/e2e/docker; the e2e
 # clients (curl, python3-requests, Python grpcio + protoc's grpc_python_plugin; npm `openai` is
 # installed by a CTest fixture, tests/e2e/npm_install.sh); clang-14 and its runtime for the libFuzzer
-# targets (tests/fuzz); stress-ng and wrk for the load checks and benchmarks (docs/benchmarks.md).
+# targets (tests/fuzz); stress-ng and wrk for the load checks and benchmarks (docs/benchmarks.md);
+# python3-matplotlib for tools/bench/plot_serve_bench.py (its e2e test plots the serving benchmark's JSON).
 test_packages=(
   python3-sentencepiece
   buildah debootstrap
   python3-grpcio python3-grpc-tools python3-requests curl
   clang-14 libclang-rt-14-dev stress-ng wrk
-  python3-jinja2 python3-jsonschema
+  python3-jinja2 python3-jsonschema python3-matplotlib
 )
 # The npm `openai` client needs Node.js; machines that already have a newer one keep it.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -56,7 +56,9 @@ cp tools/gpu_bundle/run_gpu_tests.sh "$out/run_gpu_tests.sh"
 cp tools/bench/dsa_profile_gpu.sh "$out/dsa_profile_gpu.sh"  # per-kernel DSA times under ncu
 cp tools/bench/runtime_bench_gpu.sh "$out/runtime_bench_gpu.sh"  # 8B dummy serve, FillRandom, 8B dense and DSA e2e
 cp tools/bench/local_global_bench_gpu.sh "$out/local_global_bench_gpu.sh"  # Gemma-3-12B hybrid against all-global
-chmod +x "$out/run_gpu_tests.sh" "$out/dsa_profile_gpu.sh" "$out/runtime_bench_gpu.sh" "$out/local_global_bench_gpu.sh"
+cp tools/bench/serve_bench_gpu.sh "$out/serve_bench_gpu.sh"  # peers/serve_bench.py sweeps against the 8B dummy server
+chmod +x "$out/run_gpu_tests.sh" "$out/dsa_profile_gpu.sh" "$out/runtime_bench_gpu.sh" "$out/local_global_bench_gpu.sh" \
+  "$out/serve_bench_gpu.sh"
 # Test data: the parity fixtures and the built demo model, when present. PACK_PARITY_DATA=0 leaves
 # the fixtures out (run_gpu_tests.sh then reads them from the repository beside the bundle, which the
 # GPU machine's copy of the working tree has anyway; saves ~12 MB of the 64 MiB a call may carry).
