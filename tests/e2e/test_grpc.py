@@ -123,6 +123,20 @@ def main():
         c.check(all(len(m.logprobs) == len(m.token_ids) for m in msgs), "one logprob per token")
         c.check(all(len(lp.top) == 2 for m in msgs for lp in m.logprobs), "two alternatives per token")
         c.equal(sorted({m.index for m in msgs}), [0, 1], "n=2 choice indices")
+        # prompt_logprobs: on choice 0's first message, equal to REST's.
+        request = pb.GenerateRequest(model=model, text=prompt, prompt_logprobs=1)
+        request.sampling.temperature = 0
+        request.stop.max_tokens = 2
+        msgs = list(stub.Generate(request))
+        carried = [i for i, m in enumerate(msgs) if len(m.prompt_logprobs) > 0]
+        c.equal(carried[:1], [0] if carried else [], "prompt logprobs on the first message")
+        rest_pl = requests.post(server.url + "/v1/completions", json={
+            "model": model, "prompt": prompt, "max_tokens": 2, "temperature": 0,
+            "prompt_logprobs": 1}).json()["choices"][0]["prompt_logprobs"]
+        grpc_pl = list(msgs[0].prompt_logprobs) if msgs else []
+        c.equal(len(grpc_pl), len(rest_pl) - 1, "gRPC prompt logprobs: one per prompt token after the first")
+        c.check(all(abs(e[str(lp.token_id)]["logprob"] - lp.logprob) < 1e-6 and e[str(lp.token_id)]["rank"] == lp.rank
+                    for lp, e in zip(grpc_pl, rest_pl[1:])), "gRPC prompt logprobs == REST (logprob and rank)")
 
         # Errors.
         def code_of(request, timeout=30):

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <string>
@@ -92,23 +93,30 @@ StatusOr<GenerateRequest> to_engine_request(const pb::GenerateRequest& request, 
     if (request.logprobs() > 1024) return invalid_argument("logprobs is too large");
     s.logprobs = static_cast<int>(request.logprobs());
   }
+  if (request.has_prompt_logprobs()) {
+    if (request.prompt_logprobs() > 1024) return invalid_argument("prompt_logprobs is too large");
+    s.prompt_logprobs = static_cast<int>(request.prompt_logprobs());
+  }
   return out;
+}
+
+void fill_logprob(const TokenLogprob& lp, pb::TokenLogprob* entry) {
+  entry->set_token_id(lp.token);
+  entry->set_logprob(lp.logprob);
+  entry->set_rank(static_cast<uint32_t>(std::max(0, lp.rank)));
+  for (const auto& [token, logprob] : lp.top) {
+    pb::TopLogprob* top = entry->add_top();
+    top->set_token_id(token);
+    top->set_logprob(logprob);
+  }
 }
 
 void fill_response(const GenerateEvent& event, pb::GenerateResponse* out) {
   out->set_index(static_cast<uint32_t>(event.index));
   out->mutable_token_ids()->Add(event.token_ids.begin(), event.token_ids.end());
   out->set_text(event.text);
-  for (const TokenLogprob& lp : event.logprobs) {
-    pb::TokenLogprob* entry = out->add_logprobs();
-    entry->set_token_id(lp.token);
-    entry->set_logprob(lp.logprob);
-    for (const auto& [token, logprob] : lp.top) {
-      pb::TopLogprob* top = entry->add_top();
-      top->set_token_id(token);
-      top->set_logprob(logprob);
-    }
-  }
+  for (const TokenLogprob& lp : event.logprobs) fill_logprob(lp, out->add_logprobs());
+  for (const TokenLogprob& lp : event.prompt_logprobs) fill_logprob(lp, out->add_prompt_logprobs());
   if (event.finish_reason) {
     switch (*event.finish_reason) {
       case FinishReason::kStop: out->set_finish_reason(pb::FINISH_REASON_STOP); break;
