@@ -274,8 +274,9 @@ void Engine::admit(Submission submission) {
     seq.num_prompt_tokens = raw->num_prompt_tokens;
     seq.cache_salt = salt;
     seq.arrival = seq.id;
-    // With prefix caching, choices after the first wait for its prompt pages instead of recomputing them.
-    if (leader && config_.enable_prefix_caching) seq.wait_for = *leader;
+    // With prefix caching, choices after the first wait for its prompt pages instead of recomputing them;
+    // with prompt logprobs they wait in any case, so that each first event can carry the prompt's scores.
+    if (leader && (config_.enable_prefix_caching || request.sampling.prompt_logprobs)) seq.wait_for = *leader;
     // Choice 0 computes the prompt's logits rows; the others take its pages or recompute silently.
     if (!leader) seq.wants_prompt_logits = request.sampling.prompt_logprobs.has_value();
     if (!leader) leader = seq.id;
@@ -394,10 +395,8 @@ void Engine::publish_sampled(const ScheduleResult& plan) {
     scheduler_.append_token(scheduled.id, sampled->token);
     GenerateEvent event = process_token(choice, request.params, request.max_tokens, eos_token_ids_, sampled->token,
                                         std::move(sampled->logprob));
-    if (choice.index == 0 && request.params.prompt_logprobs && !request.prompt_logprobs_sent) {
-      event.prompt_logprobs = std::move(request.prompt_logprobs);
-      request.prompt_logprobs_sent = true;
-    }
+    // Every choice's first event carries the prompt's scores (complete: the other choices wait for choice 0).
+    if (request.params.prompt_logprobs && choice.num_outputs == 1) event.prompt_logprobs = request.prompt_logprobs;
     ++request.completion_tokens;
     metrics_.update([](MetricsSnapshot& m) { ++m.generation_tokens; });
     if (!request.first_token_sent) {

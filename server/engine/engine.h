@@ -102,9 +102,8 @@ class Engine {
     int cached_prompt_tokens = 0;
     int num_preemptions = 0;
     std::shared_ptr<structured::TokenMasker> masker;  // with a structured output; shared by the choices
-    // prompt_logprobs: entry i is prompt token i + 1's, from choice 0's logits rows; sent with its first event.
+    // prompt_logprobs: entry i is prompt token i + 1's, from choice 0's logits rows; in each choice's first event.
     std::vector<TokenLogprob> prompt_logprobs;
-    bool prompt_logprobs_sent = false;
   };
 
   Engine(const EngineConfig& config, Transformer& runtime, const Tokenizer& tokenizer,

@@ -89,7 +89,7 @@ struct GenerateEvent {
   std::vector<TokenId> token_ids;     // tokens generated since the previous event of this choice
   std::string text;                   // text that became final (complete UTF-8, no pending stop prefix)
   std::vector<TokenLogprob> logprobs;  // one per token id, when requested
-  // With prompt_logprobs, in choice 0's first event: prompt tokens 1..N-1 (the first has no context).
+  // With prompt_logprobs, in each choice's first event: prompt tokens 1..N-1 (the first has no context).
   std::vector<TokenLogprob> prompt_logprobs;
   std::optional<FinishReason> finish_reason;
   std::optional<std::string> stop_string;  // the stop string that finished the choice

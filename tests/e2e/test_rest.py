@@ -137,9 +137,23 @@ def main():
         chat_pl = requests.post(url + "/v1/chat/completions", json=dict(body, prompt_logprobs=0)).json()
         c.check(chat_pl.get("prompt_logprobs", [1])[0] is None and len(chat_pl["prompt_logprobs"]) > 1,
                 "chat: prompt_logprobs at the top level")
-        r = requests.post(url + "/v1/completions", json=dict(base, prompt="Hi", prompt_logprobs=1, stream=True))
-        c.equal(r.status_code, 400, "prompt_logprobs with stream: 400 (not streamed yet)")
-        c.equal(r.json()["error"]["param"], "prompt_logprobs", "the 400 names prompt_logprobs")
+        # Streamed: the echo chunk (with the prompt's logprobs) comes first; prompt_logprobs with the first token.
+        r = requests.post(url + "/v1/completions", json=dict(base, prompt="Once upon a time", logprobs=2, echo=True,
+                                                             stream=True), stream=True)
+        chunks = [json.loads(p) for p in sse_events(r.content.decode("utf-8"))[:-1]]
+        first = chunks[0]["choices"][0] if chunks else {}
+        c.equal(first.get("text"), "Once upon a time", "streamed echo: the prompt's text first")
+        c.equal(len((first.get("logprobs") or {}).get("tokens", [])), n_prompt, "streamed echo: the prompt's tokens")
+        c.equal(first.get("logprobs", {}).get("token_logprobs", [0])[1:], el["token_logprobs"][1:n_prompt],
+                "streamed echo logprobs == non-streamed")
+        c.equal("".join(ch["choices"][0]["text"] for ch in chunks if ch["choices"]), echo["choices"][0]["text"],
+                "streamed echo text == non-streamed")
+        r = requests.post(url + "/v1/completions", json=dict(base, prompt=tok["tokens"] + [t1], max_tokens=1,
+                                                             prompt_logprobs=2, stream=True), stream=True)
+        chunks = [json.loads(p) for p in sse_events(r.content.decode("utf-8"))[:-1]]
+        streamed_pl = [ch["choices"][0]["prompt_logprobs"] for ch in chunks
+                       if ch["choices"] and "prompt_logprobs" in ch["choices"][0]]
+        c.equal(streamed_pl, [entries], "streamed prompt_logprobs: once, == non-streamed")
         r = requests.post(url + "/v1/completions", json=dict(base, prompt="Hi", prompt_logprobs=21))
         c.equal(r.status_code, 400, "prompt_logprobs above 20: 400")
         chat_lp = requests.post(url + "/v1/chat/completions", json=dict(body, logprobs=True, top_logprobs=3)).json()

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -113,13 +114,12 @@ class BlockingCompletion : public CompletionProducer {
   }
 
  private:
-  // The engine sends a prompt's logprobs with its choice 0; every choice of that prompt shows them.
+  // Each choice's prompt logprobs came with its first event; the prompt's first token leads them.
   void share_prompt_logprobs() {
     const size_t n = static_cast<size_t>(s_.n);
     for (size_t p = 0; p < s_.first_prompt_tokens.size(); ++p) {
       for (size_t i = p * n; i < std::min((p + 1) * n, choices_.size()); ++i) {
         choices_[i].first_prompt_token = s_.first_prompt_tokens[p];
-        if (i != p * n) choices_[i].prompt_logprobs = choices_[p * n].prompt_logprobs;
       }
     }
   }
@@ -195,6 +195,14 @@ class StreamingCompletion : public CompletionProducer {
         break;
       }
       const int index = static_cast<int>(tagged->stream) * s_.n + event.index;
+      if (s_.meta.echo_logprobs && echoed_.insert(index).second) {
+        // The echo chunk waited for the prompt's scores, which come with the choice's first event.
+        ChoiceOutput prompt;
+        prompt.first_prompt_token = s_.first_prompt_tokens[tagged->stream];
+        prompt.prompt_logprobs = event.prompt_logprobs;
+        add_event(&out.chunk, to_json_text(echo_chunk(s_.meta, index, s_.echo_texts[tagged->stream], prompt,
+                                                      context_.tokenizer())));
+      }
       // Chat with tools: the text goes through the choice's tool-call splitter first.
       tools::ToolCallStream::Delta delta;
       ToolState* tools = tool_state(index);
@@ -209,7 +217,8 @@ class StreamingCompletion : public CompletionProducer {
         delta.content = event.text;
       }
       const bool has_content = !delta.content.empty() || !event.logprobs.empty() ||
-                               (s_.meta.return_token_ids && !event.token_ids.empty());
+                               (s_.meta.return_token_ids && !event.token_ids.empty()) ||
+                               (s_.meta.prompt_logprobs && !event.prompt_logprobs.empty());
       if (has_content) {
         add_event(&out.chunk, to_json_text(stream_chunk(s_.meta, index, nullptr, delta.content, &event,
                                                         context_.tokenizer())));
@@ -245,7 +254,7 @@ class StreamingCompletion : public CompletionProducer {
         const int index = static_cast<int>(p) * s_.n + i;
         if (chat) {
           add_event(chunk, to_json_text(stream_chunk(s_.meta, index, &kAssistant, "", nullptr, context_.tokenizer())));
-        } else if (!s_.echo_texts.empty()) {
+        } else if (!s_.echo_texts.empty() && !s_.meta.echo_logprobs) {
           add_event(chunk, to_json_text(stream_chunk(s_.meta, index, nullptr, s_.echo_texts[p], nullptr,
                                                      context_.tokenizer())));
         }
@@ -281,6 +290,7 @@ class StreamingCompletion : public CompletionProducer {
 
   size_t batch_bytes_;
   bool opened_ = false;
+  std::set<int> echoed_;  // choices whose echo chunk went out (echo with logprobs)
   std::vector<std::unique_ptr<ToolState>> tool_states_;
 };
 

@@ -532,11 +532,6 @@ Status parse_fields(Endpoint endpoint, std::string_view body, const ServingConte
     if (!ids.ok()) return fields.attribute("messages", ids.status());
     out->prompts.push_back(std::move(*ids));
   }
-  if (out->stream && (out->prompt_logprobs || out->echo_logprobs)) {
-    return fields.unsupported(out->prompt_logprobs ? "prompt_logprobs" : "echo",
-                              "prompt logprobs (prompt_logprobs, or echo with logprobs) are not streamed yet; "
-                              "send stream: false");
-  }
   return Status::Ok();
 }
 

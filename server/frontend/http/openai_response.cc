@@ -70,11 +70,9 @@ ordered_json echoed_completion_logprobs(const ChoiceOutput& c, const Tokenizer& 
 
 // vLLM's prompt_logprobs: null for the first prompt token, then per token {"<id>": {logprob, rank,
 // decoded_token}} holding the prompt token and its top alternatives (rank i + 1 for the i-th).
-ordered_json prompt_logprobs_json(const ChoiceOutput& c, const Tokenizer& tokenizer) {
-  ordered_json list = ordered_json::array();
-  if (!c.first_prompt_token) return list;
-  list.push_back(nullptr);
-  for (const TokenLogprob& lp : c.prompt_logprobs) {
+ordered_json prompt_logprobs_json(const std::vector<TokenLogprob>& prompt_logprobs, const Tokenizer& tokenizer) {
+  ordered_json list = ordered_json::array({nullptr});
+  for (const TokenLogprob& lp : prompt_logprobs) {
     ordered_json entry = ordered_json::object();
     auto add = [&](TokenId token, float logprob, int rank) {
       const std::string key = std::to_string(token);
@@ -167,7 +165,7 @@ ordered_json full_response(const ResponseMeta& meta, const std::vector<ChoiceOut
       choice["text"] = c.text;
       choice["logprobs"] = meta.echo_logprobs ? echoed_completion_logprobs(c, tokenizer)
                                               : logprobs_json(meta, c.logprobs, tokenizer);
-      if (meta.prompt_logprobs) choice["prompt_logprobs"] = prompt_logprobs_json(c, tokenizer);
+      if (meta.prompt_logprobs) choice["prompt_logprobs"] = prompt_logprobs_json(c.prompt_logprobs, tokenizer);
     }
     choice["finish_reason"] = finish_reason(c.finish_reason, made_tool_calls);
     choice["stop_reason"] = stop_reason(c);
@@ -176,7 +174,7 @@ ordered_json full_response(const ResponseMeta& meta, const std::vector<ChoiceOut
   }
   out["choices"] = std::move(list);
   if (is_chat(meta) && meta.prompt_logprobs) {
-    out["prompt_logprobs"] = choices.empty() ? ordered_json(nullptr) : prompt_logprobs_json(choices[0], tokenizer);
+    out["prompt_logprobs"] = choices.empty() ? ordered_json(nullptr) : prompt_logprobs_json(choices[0].prompt_logprobs, tokenizer);
   }
   out["usage"] = usage_json(usage);
   return out;
@@ -197,9 +195,19 @@ ordered_json stream_chunk(const ResponseMeta& meta, int index, const std::string
     choice["text"] = text;
   }
   choice["logprobs"] = event && !logprobs.empty() ? logprobs_json(meta, logprobs, tokenizer) : ordered_json(nullptr);
+  if (meta.prompt_logprobs && event && !event->prompt_logprobs.empty()) {
+    choice["prompt_logprobs"] = prompt_logprobs_json(event->prompt_logprobs, tokenizer);
+  }
   choice["finish_reason"] = nullptr;
   if (meta.return_token_ids) choice["token_ids"] = event ? event->token_ids : std::vector<TokenId>{};
   out["choices"] = ordered_json::array({std::move(choice)});
+  return out;
+}
+
+ordered_json echo_chunk(const ResponseMeta& meta, int index, const std::string& text, const ChoiceOutput& prompt,
+                        const Tokenizer& tokenizer) {
+  ordered_json out = stream_chunk(meta, index, nullptr, text, nullptr, tokenizer);
+  out["choices"][0]["logprobs"] = echoed_completion_logprobs(prompt, tokenizer);
   return out;
 }
 

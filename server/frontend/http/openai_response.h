@@ -61,6 +61,10 @@ ordered_json full_response(const ResponseMeta& meta, const std::vector<ChoiceOut
 // and/or `content`; completions: `text`. `event` may be null (a role-only or finish-only chunk).
 ordered_json stream_chunk(const ResponseMeta& meta, int index, const std::string* role, const std::string& text,
                           const GenerateEvent* event, const Tokenizer& tokenizer);
+// Completions with echo and logprobs, streamed: the echoed prompt `text` with its tokens' logprobs
+// (`prompt`: first_prompt_token and prompt_logprobs), before the choice's first token.
+ordered_json echo_chunk(const ResponseMeta& meta, int index, const std::string& text, const ChoiceOutput& prompt,
+                        const Tokenizer& tokenizer);
 // A chat chunk whose delta holds whole tool calls, numbered from `first` within the choice.
 ordered_json tool_calls_chunk(const ResponseMeta& meta, int index, const std::vector<tools::ToolCall>& calls,
                               size_t first);

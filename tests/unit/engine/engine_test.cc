@@ -31,7 +31,7 @@ struct Collected {
   std::vector<std::optional<std::string>> stop_string;
   std::vector<std::optional<TokenId>> stop_token;
   std::vector<std::vector<TokenLogprob>> logprobs;
-  std::vector<TokenLogprob> prompt_logprobs;
+  std::vector<std::vector<TokenLogprob>> prompt_logprobs;  // per choice
   int prompt_logprobs_events = 0;  // events that carried prompt logprobs
   std::optional<Usage> usage;
   Status error;
@@ -50,6 +50,7 @@ Collected collect(const RequestHandle& handle, int n = 1, std::chrono::milliseco
   out.stop_string.resize(static_cast<size_t>(n));
   out.stop_token.resize(static_cast<size_t>(n));
   out.logprobs.resize(static_cast<size_t>(n));
+  out.prompt_logprobs.resize(static_cast<size_t>(n));
   while (true) {
     std::optional<GenerateEvent> event = handle.events->next(timeout);
     if (!event) {
@@ -63,8 +64,8 @@ Collected collect(const RequestHandle& handle, int n = 1, std::chrono::milliseco
     out.logprobs[i].insert(out.logprobs[i].end(), event->logprobs.begin(), event->logprobs.end());
     if (!event->prompt_logprobs.empty()) {
       ++out.prompt_logprobs_events;
-      EXPECT_EQ(event->index, 0) << "prompt logprobs come with choice 0";
-      out.prompt_logprobs = event->prompt_logprobs;
+      EXPECT_EQ(out.tokens[i].size(), event->token_ids.size()) << "prompt logprobs come with a choice's first event";
+      out.prompt_logprobs[i] = event->prompt_logprobs;
     }
     if (event->finish_reason) {
       EXPECT_FALSE(out.finish[i].has_value()) << "choice " << i << " finished twice";
@@ -408,17 +409,19 @@ TEST_F(EngineTest, PromptLogprobsScoreEveryPromptTokenWhateverTheChunksAndCache)
   }
   auto check = [&](const Collected& out, const std::string& what) {
     EXPECT_TRUE(out.error.ok()) << what << ": " << out.error.to_string();
-    EXPECT_EQ(out.prompt_logprobs_events, 1) << what;
-    ASSERT_EQ(out.prompt_logprobs.size(), expected.size()) << what;
-    for (size_t i = 0; i < expected.size(); ++i) {
-      const TokenLogprob& got = out.prompt_logprobs[i];
-      EXPECT_EQ(got.token, expected[i].token) << what << " token " << i + 1;
-      EXPECT_NEAR(got.logprob, expected[i].logprob, 1e-5) << what << " token " << i + 1;
-      EXPECT_EQ(got.rank, expected[i].rank) << what << " token " << i + 1;
-      ASSERT_EQ(got.top.size(), 3u) << what;
-      for (size_t k = 0; k < 3; ++k) {
-        EXPECT_EQ(got.top[k].first, expected[i].top[k].first) << what << " token " << i + 1 << " top " << k;
-        EXPECT_NEAR(got.top[k].second, expected[i].top[k].second, 1e-5) << what;
+    EXPECT_EQ(out.prompt_logprobs_events, static_cast<int>(out.tokens.size())) << what << ": one per choice";
+    for (const std::vector<TokenLogprob>& scored : out.prompt_logprobs) {
+      ASSERT_EQ(scored.size(), expected.size()) << what;
+      for (size_t i = 0; i < expected.size(); ++i) {
+        const TokenLogprob& got = scored[i];
+        EXPECT_EQ(got.token, expected[i].token) << what << " token " << i + 1;
+        EXPECT_NEAR(got.logprob, expected[i].logprob, 1e-5) << what << " token " << i + 1;
+        EXPECT_EQ(got.rank, expected[i].rank) << what << " token " << i + 1;
+        ASSERT_EQ(got.top.size(), 3u) << what;
+        for (size_t k = 0; k < 3; ++k) {
+          EXPECT_EQ(got.top[k].first, expected[i].top[k].first) << what << " token " << i + 1 << " top " << k;
+          EXPECT_NEAR(got.top[k].second, expected[i].top[k].second, 1e-5) << what;
+        }
       }
     }
   };
@@ -446,6 +449,10 @@ TEST_F(EngineTest, PromptLogprobsScoreEveryPromptTokenWhateverTheChunksAndCache)
   EXPECT_EQ(plain.prompt_logprobs_events, 0);
   EXPECT_EQ(plain.tokens[0], first.tokens[0]);
   EXPECT_TRUE(wait_for_idle_pages());
+  // Without prefix caching the other choices still wait for choice 0, so each first event has the scores.
+  config.enable_prefix_caching = false;
+  make(config);
+  check(collect(submit(scored(3)), 3), "no prefix caching, n=3");
 }
 
 // A scripted model that spells `text` and then emits EOS.
