@@ -7,10 +7,12 @@ namespace longbow {
 using nlohmann::json;
 using nlohmann::ordered_json;
 
-ordered_json ordered_field(std::string_view body_text, const char* key) {
-  ordered_json body = ordered_json::parse(body_text, nullptr, false);
-  if (body.is_discarded() || !body.is_object() || !body.contains(key)) return nullptr;
-  return std::move(body[key]);
+const ordered_json& OrderedBody::field(std::string_view key) const {
+  static const ordered_json kNull;
+  if (!document_) document_ = ordered_json::parse(text_, nullptr, false);
+  if (!document_->is_object()) return kNull;
+  auto it = document_->find(key);
+  return it == document_->end() ? kNull : *it;
 }
 
 void adapt_messages_to_template(ordered_json* messages, bool arguments_as_objects, bool null_content_as_null) {
@@ -60,16 +62,17 @@ StatusOr<ChatRequest> parse_chat_fields(const json& body, std::string_view body_
     if (!gen->is_boolean()) return invalid_argument("add_generation_prompt must be a boolean");
     request.add_generation_prompt = gen->get<bool>();
   }
+  const OrderedBody ordered(body_text);
   for (const char* key : {"tools", "documents"}) {
     auto list = body.find(key);
     if (list == body.end() || list->is_null()) continue;
     *param = key;
     if (!list->is_array()) return invalid_argument(fmt::format("{} must be a list", key));
-    (key == std::string("tools") ? request.tools : request.documents) = ordered_field(body_text, key);
+    (key == std::string("tools") ? request.tools : request.documents) = ordered.field(key);
   }
   *param = "chat_template_kwargs";
   ASSIGN_OR_RETURN(request.chat_template_kwargs, parse_chat_template_kwargs(body));
-  if (!request.chat_template_kwargs.empty()) request.chat_template_kwargs = ordered_field(body_text, "chat_template_kwargs");
+  if (!request.chat_template_kwargs.empty()) request.chat_template_kwargs = ordered.field("chat_template_kwargs");
   param->clear();
   return request;
 }

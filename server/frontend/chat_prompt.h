@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,10 +27,20 @@ struct ChatRequest {
 // `body_text` is the body's text (for the key order of tools).
 StatusOr<ChatRequest> parse_chat_fields(const nlohmann::json& body, std::string_view body_text, std::string* param);
 
-// Field `key` of the JSON object `body_text`, parsed keeping key order (null when absent or not an
-// object): tools and chat_template_kwargs reach the template in the order the client wrote them
-// (tojson prints them), as Python dicts keep it. Call after the body passed the bounded parse.
-nlohmann::ordered_json ordered_field(std::string_view body_text, const char* key);
+// A request body re-read keeping key order, parsed at most once and only when a field is asked for:
+// tools and chat_template_kwargs reach the template in the order the client wrote them (tojson
+// prints them), as Python dicts keep it, and a JSON schema's properties are produced in its order.
+// Use after the body passed the bounded parse; `text` must outlive this.
+class OrderedBody {
+ public:
+  explicit OrderedBody(std::string_view text) : text_(text) {}
+  // body[key] (null when absent or when the body is not an object).
+  const nlohmann::ordered_json& field(std::string_view key) const;
+
+ private:
+  std::string_view text_;
+  mutable std::optional<nlohmann::ordered_json> document_;
+};
 
 // OpenAI messages adapted to what a template expects (see ServedModel): an assistant's null content
 // becomes "" unless `null_content_as_null`; tool_calls' arguments JSON texts become objects when

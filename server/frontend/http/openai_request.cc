@@ -448,7 +448,7 @@ Status parse_sampling(Endpoint endpoint, const Fields& fields, OpenAiRequest* ou
   return Status::Ok();
 }
 
-Status parse_fields(Endpoint endpoint, std::string_view body, const ServingContext& context, const Fields& fields,
+Status parse_fields(Endpoint endpoint, const OrderedBody& body, const ServingContext& context, const Fields& fields,
                     OpenAiRequest* out) {
   RETURN_IF_ERROR(fields.get_string("model", &out->model));
   RETURN_IF_ERROR(fields.get_bool("stream", &out->stream));
@@ -514,7 +514,7 @@ Status parse_fields(Endpoint endpoint, std::string_view body, const ServingConte
     }
     // The tools in the client's key order: the template prints them, and a forced call's arguments
     // follow their schema's property order.
-    if (!tool_request->tools.is_null()) tool_request->tools = ordered_field(body, "tools");
+    if (!tool_request->tools.is_null()) tool_request->tools = body.field("tools");
     if (tool_request->render_tools()) chat_request.tools = tool_request->tools;
     if (tool_request->forced()) {
       out->sampling.structured_output =
@@ -523,7 +523,7 @@ Status parse_fields(Endpoint endpoint, std::string_view body, const ServingConte
     out->tool_output = std::make_shared<const tools::ToolOutput>(*tool_request, model.tool_call_parser);
     if (const json* kwargs = fields.find("chat_template_kwargs")) {
       if (!kwargs->is_object()) return fields.wrong_type("chat_template_kwargs", "an object", *kwargs);
-      chat_request.chat_template_kwargs = ordered_field(body, "chat_template_kwargs");
+      chat_request.chat_template_kwargs = body.field("chat_template_kwargs");
     }
     if (const json* gen = fields.find("add_generation_prompt"); gen && gen->is_boolean()) {
       chat_request.add_generation_prompt = gen->get<bool>();
@@ -539,16 +539,17 @@ Status parse_fields(Endpoint endpoint, std::string_view body, const ServingConte
 // object or as JSON text), guided_regex, guided_choice: at most one of them constrains the output.
 // Schemas are taken from `body` re-read with key order kept (properties are produced in schema
 // order); the body already passed the depth-limited parse.
-Status parse_structured_output(std::string_view body, const Fields& fields, SamplingParams* sampling) {
+Status parse_structured_output(const OrderedBody& body, const Fields& fields, SamplingParams* sampling) {
   std::vector<std::pair<std::string, StructuredOutputSpec>> specs;
+  // The text of body[first][second]... with key order kept (a string as is).
   auto ordered = [&](const char* first, const char* second, const char* third) -> std::string {
-    const nlohmann::ordered_json doc = nlohmann::ordered_json::parse(body, nullptr, false);
-    const nlohmann::ordered_json* v = &doc;
-    for (const char* key : {first, second, third}) {
+    const nlohmann::ordered_json* v = &body.field(first);
+    for (const char* key : {second, third}) {
       if (key == nullptr) break;
       if (!v->is_object() || !v->contains(key)) return std::string();
       v = &(*v)[key];
     }
+    if (v->is_null()) return std::string();
     return v->is_string() ? v->get<std::string>() : v->dump();
   };
   if (const json* format = fields.find("response_format")) {
@@ -639,8 +640,9 @@ StatusOr<OpenAiRequest> parse_openai_request(Endpoint endpoint, std::string_view
   request.endpoint = endpoint;
   Fields fields(parsed, error_param);
   RETURN_IF_ERROR(check_known_fields(endpoint, parsed, error_param));
-  RETURN_IF_ERROR(parse_fields(endpoint, body, context, fields, &request));
-  RETURN_IF_ERROR(parse_structured_output(body, fields, &request.sampling));
+  const OrderedBody ordered(body);
+  RETURN_IF_ERROR(parse_fields(endpoint, ordered, context, fields, &request));
+  RETURN_IF_ERROR(parse_structured_output(ordered, fields, &request.sampling));
   return request;
 }
 
