@@ -6,7 +6,7 @@
 #include <limits>
 #include <system_error>
 
-#include "server/engine/rng.h"
+#include "common/rng.h"
 #include "server/structured/guided.h"
 #include "server/structured/json_schema.h"
 
@@ -80,7 +80,7 @@ Engine::Engine(const EngineConfig& config, Transformer& runtime, const Tokenizer
       kv_(std::move(kv)),
       scheduler_(config.scheduler, *kv_),
       eos_token_ids_(eos_tokens(runtime.config(), tokenizer)),
-      sampler_(runtime.config().vocab_size, eos_token_ids_) {
+      host_sampler_(runtime.config().vocab_size) {
   const ModelConfig& model = runtime.config();
   limits_.vocab_size = model.vocab_size;
   limits_.max_model_len = config.max_model_len > 0 ? config.max_model_len : model.max_position_embeddings;
@@ -319,13 +319,8 @@ Status Engine::step() {
                                                       static_cast<size_t>(scheduled.num_tokens)),
         scheduled.start, kv_->block_tables(scheduled.id), kv_->state_slot(scheduled.id), scheduled.want_logits});
   }
-  Status forward = runtime_.forward(steps_, &logits_);
-  size_t num_rows = static_cast<size_t>(std::count_if(plan.seqs.begin(), plan.seqs.end(),
-                                                      [](const ScheduledSeq& s) { return s.want_logits; }));
-  if (forward.ok() && logits_.size() != num_rows * static_cast<size_t>(runtime_.config().vocab_size)) {
-    forward = internal_error("the runtime returned " + std::to_string(logits_.size()) + " logits for " +
-                             std::to_string(num_rows) + " rows of " + std::to_string(runtime_.config().vocab_size));
-  }
+  build_sampling_rows(plan);
+  Status forward = forward_and_sample();
   if (!forward.ok()) {
     Status error = internal_error("the model step failed: " + forward.message());
     std::vector<std::string> failed;
@@ -351,31 +346,68 @@ Status Engine::step() {
   return Status::Ok();
 }
 
-void Engine::publish_sampled(const ScheduleResult& plan) {
+void Engine::build_sampling_rows(const ScheduleResult& plan) {
   const size_t vocab = static_cast<size_t>(runtime_.config().vocab_size);
+  rows_.clear();
+  std::vector<uint32_t> allow;
+  for (const ScheduledSeq& scheduled : plan.seqs) {
+    if (!scheduled.want_logits) continue;
+    const auto& [request, index] = seq_owner_.at(scheduled.id);
+    const ChoiceState& choice = *request->choices[static_cast<size_t>(index)];
+    allow.clear();
+    if (choice.matcher) {
+      // Tokens the grammar cannot take next are masked (EOS only where the output is complete).
+      request->masker->fill_mask(*choice.matcher, token_mask_);
+      allow.resize((vocab + 31) / 32);
+      for (size_t w = 0; w < allow.size(); ++w) {
+        allow[w] = static_cast<uint32_t>(token_mask_[w / 2] >> (32 * (w % 2)));
+      }
+    }
+    rows_.push_back(make_sampling_row(
+        SampleInput{{}, &request->params, &choice.penalties, choice.num_outputs, choice.stream, allow},
+        eos_token_ids_));
+  }
+}
+
+Status Engine::forward_and_sample() {
+  const bool on_device = config_.device_sampling && !rows_.empty() &&
+                         std::all_of(rows_.begin(), rows_.end(), [this](const SamplingRow& r) {
+    return runtime_.supports_sampling(r);
+  });
+  if (on_device) {
+    RETURN_IF_ERROR(runtime_.forward_sample(steps_, rows_, &samples_));
+    if (samples_.size() != rows_.size()) {
+      return internal_error(fmt::format("the runtime returned {} samples for {} rows", samples_.size(), rows_.size()));
+    }
+    device_sampled_rows_ += static_cast<int64_t>(rows_.size());
+    return Status::Ok();
+  }
+  RETURN_IF_ERROR(runtime_.forward(steps_, &logits_));
+  const size_t vocab = static_cast<size_t>(runtime_.config().vocab_size);
+  if (logits_.size() != rows_.size() * vocab) {
+    return internal_error(fmt::format("the runtime returned {} logits for {} rows of {}", logits_.size(), rows_.size(),
+                                      vocab));
+  }
+  samples_.resize(rows_.size());
+  for (size_t r = 0; r < rows_.size(); ++r) {
+    RETURN_IF_ERROR(host_sampler_.sample(std::span<const float>(logits_).subspan(r * vocab, vocab), rows_[r], &samples_[r]));
+  }
+  host_sampled_rows_ += static_cast<int64_t>(rows_.size());
+  return Status::Ok();
+}
+
+void Engine::publish_sampled(const ScheduleResult& plan) {
   size_t row = 0;
   Clock::time_point now = Clock::now();
   for (const ScheduledSeq& scheduled : plan.seqs) {
     if (!scheduled.want_logits) continue;
-    std::span<const float> logits = std::span<const float>(logits_).subspan(row++ * vocab, vocab);
+    const RowSample& sample = samples_[row++];
     auto owner = seq_owner_.find(scheduled.id);
     if (owner == seq_owner_.end()) continue;  // its request failed earlier in this loop
     RequestState& request = *owner->second.first;
     ChoiceState& choice = *request.choices[static_cast<size_t>(owner->second.second)];
 
-    if (choice.matcher) {
-      // Tokens the grammar cannot take next get -inf (EOS only where the output is complete).
-      request.masker->fill_mask(*choice.matcher, token_mask_);
-      masked_logits_.assign(logits.begin(), logits.end());
-      for (size_t id = 0; id < vocab; ++id) {
-        if (!structured::mask_allows(token_mask_, static_cast<int32_t>(id))) {
-          masked_logits_[id] = -std::numeric_limits<float>::infinity();
-        }
-      }
-      logits = masked_logits_;
-    }
-    StatusOr<SampleOutput> sampled =
-        sampler_.sample(SampleInput{logits, &request.params, &choice.penalties, choice.num_outputs, choice.stream});
+    StatusOr<SampleOutput> sampled = to_sample_output(sample, request.params);
     if (sampled.ok() && choice.matcher &&
         std::find(eos_token_ids_.begin(), eos_token_ids_.end(), sampled->token) == eos_token_ids_.end() &&
         !choice.matcher->accept_bytes(vocabulary_->bytes(sampled->token))) {

@@ -8,7 +8,7 @@
 #include <future>
 #include <thread>
 
-#include "server/engine/rng.h"
+#include "common/rng.h"
 #include "tests/unit/engine/fake_tokenizer.h"
 #include "tests/unit/engine/fake_transformer.h"
 
