@@ -132,6 +132,8 @@ TEST(SamplingOp, CpuOpChecksShapes) {
   ASSERT_TRUE(cpu.ok());
   auto tensor = (*cpu)->allocate(DType::kF32, {2, 10});
   ASSERT_TRUE(tensor.ok());
+  const std::vector<float> zeros(20, 0.0f);
+  ASSERT_TRUE((*cpu)->upload(zeros.data(), *tensor).ok());
   std::vector<SamplingRow> rows(1);
   std::vector<RowSample> out(1);
   EXPECT_EQ((*cpu)->sample(*tensor, rows, out).code(), StatusCode::kInvalidArgument);
