@@ -11,6 +11,8 @@
 //      and the draw when the candidates are sorted) descend a radix tree of the 64-bit keys, 8 bits a
 //      level, over per-warp shared histograms (counts and double masses); unsorted draws scan the
 //      row in id order (per-thread chunks, a block prefix sum).
+// Every product and sum that the reference rounds separately is rounded separately here too (__fmul_rn
+// and friends: nvcc would otherwise fuse them), so processed logits and weights are the reference's.
 // Where the device's double sums differ from the reference's (their order; exp to within an ulp),
 // a draw can differ only when u · total lies within about 1e-15 · total of a CDF boundary, a top_p
 // target of a prefix mass, or a weight of min_p: the knife edges the tests stay away from.
@@ -317,7 +319,9 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
       float v = x[e.id];
       if (r != 1.0f && (e.in_prompt != 0 || e.output_count > 0)) v = v > 0.0f ? v / r : v * r;
       if (counts && e.output_count > 0) {
-        v -= rp.frequency_penalty * static_cast<float>(e.output_count) + rp.presence_penalty;
+        // Rounded op by op, as the host computes it (nvcc would fuse a multiply-add).
+        v = __fsub_rn(v, __fadd_rn(__fmul_rn(rp.frequency_penalty, static_cast<float>(e.output_count)),
+                                   rp.presence_penalty));
       }
       x[e.id] = v;
     }
@@ -368,7 +372,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
       auto kept = [=](int i, float v, double* weight) {
         if (!(v > neg_inf())) return false;
         if (cut_k && sort_key(v, i) < k_key) return false;
-        *weight = exp(static_cast<double>(v) * inv_t - v_max);
+        *weight = exp(__dsub_rn(__dmul_rn(static_cast<double>(v), inv_t), v_max));  // no fused multiply-add
         return !(min_p > 0.0 && *weight < min_p);
       };
       double total = 0.0;
