@@ -11,6 +11,10 @@
 //      and the draw when the candidates are sorted) descend a radix tree of the 64-bit keys, 8 bits a
 //      level, over per-warp shared histograms (counts and double masses); unsorted draws scan the
 //      row in id order (per-thread chunks, a block prefix sum).
+// Cost (one block per row, so B rows use B SMs; each pass reads the row, 512 KB at a 128K vocabulary,
+// from L2 after the first): greedy 2 passes; logprobs 2 + N; a draw about 3 more, plus one pass per
+// radix level of each selection (top_k, top_p's end, the sorted draw), at most 8 and usually 3-4 (a
+// level whose bin holds one element ends it). No limit on k or on the nucleus size: nothing is sorted.
 // Every product and sum that the reference rounds separately is rounded separately here too (__fmul_rn
 // and friends: nvcc would otherwise fuse them), so processed logits and weights are the reference's.
 // Where the device's double sums differ from the reference's (their order; exp to within an ulp),
@@ -122,10 +126,10 @@ __device__ bool select_by_metric(const float* x, int vocab, const Member& member
     __syncthreads();
     for (int i = static_cast<int>(threadIdx.x); i < vocab; i += kThreads) {
       const float xi = x[i];
+      const uint64_t k = sort_key(xi, i);
+      if (level > 0 && (k >> (shift + 8)) != (prefix >> (shift + 8))) continue;  // before member()'s exp
       double metric = 0.0;
       if (!member(i, xi, &metric)) continue;
-      const uint64_t k = sort_key(xi, i);
-      if (level > 0 && (k >> (shift + 8)) != (prefix >> (shift + 8))) continue;
       const int bin = static_cast<int>((k >> shift) & 0xff);
       atomicAdd(&h.mass[warp][bin], metric);
       atomicAdd(&h.count[warp][bin], 1);
