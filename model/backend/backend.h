@@ -24,6 +24,7 @@
 #include "common/status.h"
 #include "model/backend/tensor.h"
 #include "model/config/model_config.h"
+#include "model/sampling/sampling_row.h"
 
 namespace longbow {
 
@@ -286,6 +287,23 @@ class Backend {
   virtual StatusOr<size_t> reserve_dsa_workspace(std::span<const DsaWorkspaceShape> shapes) {
     (void)shapes;
     return size_t{0};
+  }
+
+  // ---- sampling on the device (the order of operations is in model/sampling/sampling_row.h) ----
+  // Whether sample() takes `row` over a vocabulary of `vocab_size` (a backend may lack a filter or
+  // bound num_logprobs). The base takes none: the runtime then returns logits to the host.
+  virtual bool supports_sampling(const SamplingRow& row, int vocab_size) const {
+    (void)row, (void)vocab_size;
+    return false;
+  }
+  // Samples row r of logits [R, vocab] F32 under rows[r] into out[r] (R == rows.size() == out.size(),
+  // every row supported): exactly what the reference (model/sampling/reference_sampler.h) gives for
+  // the same inputs, up to the order of floating-point sums (the CUDA op states where that can move
+  // a draw). Only ids and the asked logprobs come back to the host. The logits are the op's scratch:
+  // bias, masks and penalties may be applied to them in place. Waits for its result.
+  virtual Status sample(Tensor& logits, std::span<const SamplingRow> rows, std::span<RowSample> out) {
+    (void)logits, (void)rows, (void)out;
+    return missing_op("sample");
   }
 
  private:

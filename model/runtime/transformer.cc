@@ -9,6 +9,8 @@
 // by its cache group's plan, and the decode graphs.
 #include "model/runtime/transformer_impl.h"
 
+#include <algorithm>
+
 namespace longbow {
 
 Status Decoder::run_model(StepViews& s) {
@@ -72,31 +74,55 @@ Status Decoder::plan_dsa_blocks(const StepInputs& in, StepViews& v) {
   return Status::Ok();
 }
 
-Status Decoder::forward(std::span<const SequenceStep> steps, std::vector<float>* logits) {
-  logits->clear();
-  if (steps.empty()) return Status::Ok();
+StatusOr<Tensor> Decoder::run_step(std::span<const SequenceStep> steps) {
   ASSIGN_OR_RETURN(StepInputs in, build_step_inputs(steps, limits_));
   const bool dense = options_.dsa_prefill == DsaPrefillMode::kDense && in.max_query_len > 1;
   selection_rows_ = dense ? 0 : in.num_tokens();
   const int bucket = graphs_ != nullptr && is_decode_step(steps) ? graphs_->bucket_for(in.num_seqs()) : 0;
-  if (bucket > 0) return forward_padded_decode(in, bucket, logits);
+  if (bucket > 0) return run_padded_decode(in, bucket);
 
   ASSIGN_OR_RETURN(StepViews s, prepare_step(in));
   RETURN_IF_ERROR(run_model(s));
-  if (in.logit_rows.empty()) return backend_.synchronize();
-  logits->resize(static_cast<size_t>(s.logits.numel()));
-  return backend_.download(s.logits, logits->data());
+  return s.logits;
 }
 
 // A decode step padded to `bucket` rows with the fixed shape decode_shape_, so that its launches are
 // those of the bucket's graph; only the real rows' logits are returned.
-Status Decoder::forward_padded_decode(const StepInputs& in, int bucket, std::vector<float>* logits) {
+StatusOr<Tensor> Decoder::run_padded_decode(const StepInputs& in, int bucket) {
   ASSIGN_OR_RETURN(StepInputs padded, pad_decode_step(in, bucket, decode_shape_));
   ASSIGN_OR_RETURN(StepViews s, prepare_step(padded));
   RETURN_IF_ERROR(graphs_->run(bucket, [this, &s] { return run_model(s); }));
-  const Tensor real = s.logits.rows(0, in.num_seqs());
-  logits->resize(static_cast<size_t>(real.numel()));
-  return backend_.download(real, logits->data());
+  return s.logits.rows(0, in.num_seqs());
+}
+
+Status Decoder::forward(std::span<const SequenceStep> steps, std::vector<float>* logits) {
+  logits->clear();
+  if (steps.empty()) return Status::Ok();
+  ASSIGN_OR_RETURN(Tensor rows, run_step(steps));
+  if (rows.dim(0) == 0) return backend_.synchronize();
+  logits->resize(static_cast<size_t>(rows.numel()));
+  return backend_.download(rows, logits->data());
+}
+
+Status Decoder::forward_sample(std::span<const SequenceStep> steps, std::span<const SamplingRow> rows,
+                               std::vector<RowSample>* samples) {
+  samples->clear();
+  const auto wanted = static_cast<size_t>(
+      std::count_if(steps.begin(), steps.end(), [](const SequenceStep& s) { return s.want_logits; }));
+  if (wanted != rows.size()) {
+    return invalid_argument(fmt::format("forward_sample: {} sampling rows for {} steps that want logits", rows.size(),
+                                        wanted));
+  }
+  for (const SamplingRow& row : rows) {
+    if (!supports_sampling(row)) {
+      return unimplemented(fmt::format("forward_sample: the {} backend cannot sample this row", backend_.name()));
+    }
+  }
+  if (steps.empty()) return Status::Ok();
+  ASSIGN_OR_RETURN(Tensor logits, run_step(steps));
+  if (logits.dim(0) == 0) return backend_.synchronize();
+  samples->resize(rows.size());
+  return backend_.sample(logits, rows, *samples);
 }
 
 int Decoder::num_pages(int group) const {

@@ -89,6 +89,22 @@ class Transformer {
   // token of a step with want_all_logits.
   virtual Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) = 0;
 
+  // Sampling on the device: whether forward_sample() takes `row` (the backend's supports_sampling).
+  virtual bool supports_sampling(const SamplingRow& row) const {
+    (void)row;
+    return false;
+  }
+  // Runs one step as forward() does, but samples each logits row where the logits are (the
+  // backend's `sample` op, after a decode graph's replay) instead of returning it: rows[i] is the
+  // i-th step with want_logits, samples gets one RowSample per such step. Only token ids and the
+  // asked logprobs reach the host. INVALID_ARGUMENT when rows does not match the steps;
+  // UNIMPLEMENTED where supports_sampling() is false.
+  virtual Status forward_sample(std::span<const SequenceStep> steps, std::span<const SamplingRow> rows,
+                                std::vector<RowSample>* samples) {
+    (void)steps, (void)rows, (void)samples;
+    return unimplemented("this runtime does not sample on its backend");
+  }
+
   virtual const ModelConfig& config() const = 0;
   // group_cache_specs() of the layers' cache specs: which layers share a block table.
   virtual const std::vector<CacheGroup>& cache_groups() const = 0;

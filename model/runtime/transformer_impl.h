@@ -23,6 +23,11 @@ class Decoder final : public Transformer {
 
   Status init(const WeightSource& source);
   Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) override;
+  bool supports_sampling(const SamplingRow& row) const override {
+    return backend_.supports_sampling(row, config_.vocab_size);
+  }
+  Status forward_sample(std::span<const SequenceStep> steps, std::span<const SamplingRow> rows,
+                        std::vector<RowSample>* samples) override;
   const ModelConfig& config() const override { return config_; }
   const std::vector<CacheGroup>& cache_groups() const override { return groups_; }
   int num_pages(int group) const override;
@@ -48,7 +53,10 @@ class Decoder final : public Transformer {
   Status plan_dsa_blocks(const StepInputs& in, StepViews& v);
   // Every launch of a step whose inputs are on the device, up to the logits (no host synchronisation).
   Status run_model(StepViews& s);
-  Status forward_padded_decode(const StepInputs& in, int bucket, std::vector<float>* logits);
+  // Runs a non-empty step; returns the device logits of its rows that want them ([rows, vocab] F32,
+  // in step order; a view of the workspace, valid until the next step).
+  StatusOr<Tensor> run_step(std::span<const SequenceStep> steps);
+  StatusOr<Tensor> run_padded_decode(const StepInputs& in, int bucket);
 
   ModelConfig config_;
   Backend& backend_;

@@ -74,6 +74,7 @@ struct ServeConfig {
   int drain_timeout = 30;  // seconds
   std::string log_level = "info";
   bool enforce_eager = false;    // decode steps without CUDA graphs
+  bool host_sampling = false;    // logits to the host every step, sampled there (not on the backend)
   int cuda_graph_max_bs = 256;   // largest decode batch run as a CUDA graph
 };
 
@@ -176,6 +177,8 @@ void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* confi
                 &c.drain_timeout);
   flags.add_string("log-level", "LEVEL", "trace, debug, info, warn, error or off (default info)", &c.log_level);
   flags.add_bool("enforce-eager", "run decode steps without CUDA graphs", &c.enforce_eager);
+  flags.add_bool("host-sampling", "sample on the host from downloaded logits instead of on the backend",
+                 &c.host_sampling);
   flags.add_int("cuda-graph-max-bs", "largest decode batch run as a CUDA graph (default 256)", 1, 1 << 20,
                 &c.cuda_graph_max_bs);
   flags.add_bool("help", "show this help", help);
@@ -208,6 +211,7 @@ json effective_config(const ServeConfig& c, const std::string& model_dir) {
               {"drain_timeout", c.drain_timeout},
               {"log_level", c.log_level},
               {"enforce_eager", c.enforce_eager},
+              {"host_sampling", c.host_sampling},
               {"cuda_graph_max_bs", c.cuda_graph_max_bs}};
 }
 
@@ -363,6 +367,7 @@ StatusOr<LoadedModel> load_model(const ServeConfig& c, const ModelLocation& loca
   engine_config.scheduler.max_num_seqs = c.max_num_seqs;
   engine_config.max_waiting_requests = c.max_waiting_requests;
   engine_config.max_model_len = c.max_model_len;
+  engine_config.device_sampling = !c.host_sampling;
   ASSIGN_OR_RETURN(m.engine, Engine::create(engine_config, *m.runtime, *m.tokenizer));
   RETURN_IF_ERROR(m.engine->start());
 

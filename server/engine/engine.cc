@@ -6,7 +6,7 @@
 #include <limits>
 #include <system_error>
 
-#include "server/engine/rng.h"
+#include "common/rng.h"
 #include "server/structured/guided.h"
 #include "server/structured/json_schema.h"
 
@@ -80,7 +80,7 @@ Engine::Engine(const EngineConfig& config, Transformer& runtime, const Tokenizer
       kv_(std::move(kv)),
       scheduler_(config.scheduler, *kv_),
       eos_token_ids_(eos_tokens(runtime.config(), tokenizer)),
-      sampler_(runtime.config().vocab_size, eos_token_ids_) {
+      host_sampler_(runtime.config().vocab_size) {
   const ModelConfig& model = runtime.config();
   limits_.vocab_size = model.vocab_size;
   limits_.max_model_len = config.max_model_len > 0 ? config.max_model_len : model.max_position_embeddings;
@@ -323,13 +323,8 @@ Status Engine::step() {
         scheduled.start, kv_->block_tables(scheduled.id), kv_->state_slot(scheduled.id), scheduled.want_logits,
         scheduled.want_all_logits});
   }
-  Status forward = runtime_.forward(steps_, &logits_);
-  size_t num_rows = 0;
-  for (const ScheduledSeq& s : plan.seqs) num_rows += s.want_all_logits ? static_cast<size_t>(s.num_tokens) : s.want_logits;
-  if (forward.ok() && logits_.size() != num_rows * static_cast<size_t>(runtime_.config().vocab_size)) {
-    forward = internal_error("the runtime returned " + std::to_string(logits_.size()) + " logits for " +
-                             std::to_string(num_rows) + " rows of " + std::to_string(runtime_.config().vocab_size));
-  }
+  build_sampling_rows(plan);
+  Status forward = forward_and_sample();
   if (!forward.ok()) {
     Status error = internal_error("the model step failed: " + forward.message());
     std::vector<std::string> failed;
@@ -355,34 +350,84 @@ Status Engine::step() {
   return Status::Ok();
 }
 
-void Engine::publish_sampled(const ScheduleResult& plan) {
+void Engine::build_sampling_rows(const ScheduleResult& plan) {
   const size_t vocab = static_cast<size_t>(runtime_.config().vocab_size);
-  size_t next_row = 0;
+  rows_.clear();
+  sample_logit_rows_.clear();
+  size_t logit_rows = 0;
+  std::vector<uint32_t> allow;
+  for (const ScheduledSeq& scheduled : plan.seqs) {
+    logit_rows += logits_rows(scheduled);
+    if (!scheduled.want_logits) continue;
+    sample_logit_rows_.push_back(logit_rows - 1);  // a chunk's last row
+    const auto& [request, index] = seq_owner_.at(scheduled.id);
+    const ChoiceState& choice = *request->choices[static_cast<size_t>(index)];
+    allow.clear();
+    if (choice.matcher) {
+      // Tokens the grammar cannot take next are masked (EOS only where the output is complete).
+      request->masker->fill_mask(*choice.matcher, token_mask_);
+      allow.resize((vocab + 31) / 32);
+      for (size_t w = 0; w < allow.size(); ++w) {
+        allow[w] = static_cast<uint32_t>(token_mask_[w / 2] >> (32 * (w % 2)));
+      }
+    }
+    rows_.push_back(make_sampling_row(
+        SampleInput{{}, &request->params, &choice.penalties, choice.num_outputs, choice.stream, allow},
+        eos_token_ids_));
+  }
+  num_logit_rows_ = logit_rows;
+}
+
+size_t Engine::logits_rows(const ScheduledSeq& scheduled) {
+  return scheduled.want_all_logits ? static_cast<size_t>(scheduled.num_tokens) : (scheduled.want_logits ? 1u : 0u);
+}
+
+Status Engine::forward_and_sample() {
+  // Prompt logprobs need every prompt row's logits on the host: such steps take the host path.
+  const bool on_device = config_.device_sampling && !rows_.empty() &&
+                         std::none_of(steps_.begin(), steps_.end(), [](const SequenceStep& s) { return s.want_all_logits; }) &&
+                         std::all_of(rows_.begin(), rows_.end(), [this](const SamplingRow& r) {
+    return runtime_.supports_sampling(r);
+  });
+  if (on_device) {
+    RETURN_IF_ERROR(runtime_.forward_sample(steps_, rows_, &samples_));
+    if (samples_.size() != rows_.size()) {
+      return internal_error(fmt::format("the runtime returned {} samples for {} rows", samples_.size(), rows_.size()));
+    }
+    device_sampled_rows_ += static_cast<int64_t>(rows_.size());
+    return Status::Ok();
+  }
+  RETURN_IF_ERROR(runtime_.forward(steps_, &logits_));
+  const size_t vocab = static_cast<size_t>(runtime_.config().vocab_size);
+  if (logits_.size() != num_logit_rows_ * vocab) {
+    return internal_error(fmt::format("the runtime returned {} logits for {} rows of {}", logits_.size(),
+                                      num_logit_rows_, vocab));
+  }
+  samples_.resize(rows_.size());
+  for (size_t r = 0; r < rows_.size(); ++r) {
+    RETURN_IF_ERROR(host_sampler_.sample(std::span<const float>(logits_).subspan(sample_logit_rows_[r] * vocab, vocab),
+                                         rows_[r], &samples_[r]));
+  }
+  host_sampled_rows_ += static_cast<int64_t>(rows_.size());
+  return Status::Ok();
+}
+
+void Engine::publish_sampled(const ScheduleResult& plan) {
+  size_t next_sample = 0, next_row = 0;
   Clock::time_point now = Clock::now();
   for (const ScheduledSeq& scheduled : plan.seqs) {
-    const size_t first_row = next_row;
-    next_row += scheduled.want_all_logits ? static_cast<size_t>(scheduled.num_tokens) : scheduled.want_logits;
+    const size_t first_row = next_row;  // of logits_, on the host path
+    next_row += logits_rows(scheduled);
+    if (!scheduled.want_logits && !scheduled.want_all_logits) continue;
+    const RowSample* sample = scheduled.want_logits ? &samples_[next_sample++] : nullptr;
     auto owner = seq_owner_.find(scheduled.id);
     if (owner == seq_owner_.end()) continue;  // its request failed earlier in this loop
     RequestState& request = *owner->second.first;
     if (scheduled.want_all_logits) collect_prompt_logprobs(request, scheduled, first_row);
-    if (!scheduled.want_logits) continue;
-    std::span<const float> logits = std::span<const float>(logits_).subspan((next_row - 1) * vocab, vocab);
+    if (sample == nullptr) continue;
     ChoiceState& choice = *request.choices[static_cast<size_t>(owner->second.second)];
 
-    if (choice.matcher) {
-      // Tokens the grammar cannot take next get -inf (EOS only where the output is complete).
-      request.masker->fill_mask(*choice.matcher, token_mask_);
-      masked_logits_.assign(logits.begin(), logits.end());
-      for (size_t id = 0; id < vocab; ++id) {
-        if (!structured::mask_allows(token_mask_, static_cast<int32_t>(id))) {
-          masked_logits_[id] = -std::numeric_limits<float>::infinity();
-        }
-      }
-      logits = masked_logits_;
-    }
-    StatusOr<SampleOutput> sampled =
-        sampler_.sample(SampleInput{logits, &request.params, &choice.penalties, choice.num_outputs, choice.stream});
+    StatusOr<SampleOutput> sampled = to_sample_output(*sample, request.params);
     if (sampled.ok() && choice.matcher &&
         std::find(eos_token_ids_.begin(), eos_token_ids_.end(), sampled->token) == eos_token_ids_.end() &&
         !choice.matcher->accept_bytes(vocabulary_->bytes(sampled->token))) {
@@ -451,7 +496,7 @@ void Engine::collect_prompt_logprobs(RequestState& request, const ScheduledSeq& 
     if (position != static_cast<int>(request.prompt_logprobs.size())) continue;
     std::span<const float> logits = std::span<const float>(logits_).subspan((first_row + static_cast<size_t>(i)) * vocab, vocab);
     request.prompt_logprobs.push_back(
-        sampler_.logprob(logits, seq->tokens[static_cast<size_t>(position + 1)], *request.params.prompt_logprobs, true));
+        score_token(logits, seq->tokens[static_cast<size_t>(position + 1)], *request.params.prompt_logprobs));
   }
 }
 

@@ -53,6 +53,10 @@ struct EngineConfig {
   uint64_t default_seed = 0;
   // Runs the KV manager's integrity check after every step (tests).
   bool check_kv_integrity = false;
+  // Sample on the runtime's backend (Transformer::forward_sample) when it supports every row of a
+  // step; otherwise, or when false, logits come to the host and the host sampler runs. Outputs are
+  // the same either way (model/sampling/sampling_row.h).
+  bool device_sampling = true;
 
   Status validate() const;
 };
@@ -78,6 +82,9 @@ class Engine {
   const RequestLimits& limits() const { return limits_; }
   // Usable KV pages over every paged cache group.
   int num_kv_pages() const { return kv_->num_pages(); }
+  // Rows sampled on the runtime's backend so far (EngineConfig::device_sampling), and on the host.
+  int64_t num_device_sampled_rows() const { return device_sampled_rows_.load(); }
+  int64_t num_host_sampled_rows() const { return host_sampled_rows_.load(); }
 
   // Stops admission (submit() returns UNAVAILABLE), then waits up to `timeout` for the requests in
   // flight to finish. Requests still running then end with UNAVAILABLE errors and drain() returns
@@ -114,6 +121,13 @@ class Engine {
   void apply(EngineCommand command);
   void admit(Submission submission);
   void cancel_abandoned();
+  // The sampling rows of the step's sequences that want logits (grammar masks filled here), into rows_.
+  void build_sampling_rows(const ScheduleResult& plan);
+  // Logits rows a scheduled sequence returns: one per token with want_all_logits, else one if want_logits.
+  static size_t logits_rows(const ScheduledSeq& scheduled);
+  // Runs the step on the runtime and leaves one sample per row of rows_ in samples_: on the device
+  // when it takes every row, else from host logits.
+  Status forward_and_sample();
   void publish_sampled(const ScheduleResult& plan);
   // Appends the prompt logprobs of a chunk's logits rows [first row, + chunk tokens) not yet collected.
   void collect_prompt_logprobs(RequestState& request, const ScheduledSeq& scheduled, size_t first_row);
@@ -133,7 +147,7 @@ class Engine {
   std::unique_ptr<KvCacheManager> kv_;
   Scheduler scheduler_;
   std::vector<TokenId> eos_token_ids_;
-  Sampler sampler_;
+  ReferenceSampler host_sampler_;
   std::unordered_map<std::string, std::unique_ptr<RequestState>> requests_;
   std::unordered_map<SeqId, std::pair<RequestState*, int>> seq_owner_;  // seq -> (request, choice index)
   std::vector<SequenceStep> steps_;
@@ -142,13 +156,18 @@ class Engine {
   // (kReleasedPage) become kNullPage. Reused every step.
   std::vector<std::vector<int32_t>> tables_;
   std::vector<float> logits_;
+  std::vector<SamplingRow> rows_;     // each step's rows that want logits, in step order
+  std::vector<RowSample> samples_;    // their samples
+  // Host path: each sampled row's row in logits_, and the rows of the step (prompt-logprobs chunks
+  // return one per token).
+  std::vector<size_t> sample_logit_rows_;
+  size_t num_logit_rows_ = 0;
   SeqId next_seq_id_ = 1;
   // Structured outputs: the vocabulary's bytes (built on the first such request, by whichever
   // thread submits it), and per-step scratch.
   std::once_flag vocabulary_once_;
   std::shared_ptr<const structured::Vocabulary> vocabulary_;
   std::vector<uint64_t> token_mask_;
-  std::vector<float> masked_logits_;
   // Mask caches live with their grammar: requests with the same structured output share one
   // TokenMasker, so a schema's trie walks are paid once (a few, at most kMaxCachedGrammars, kept).
   std::unordered_map<std::string, std::shared_ptr<structured::TokenMasker>> maskers_;
@@ -161,7 +180,8 @@ class Engine {
   EngineMetrics metrics_;
   mutable std::mutex ids_mutex_;
   std::unordered_set<std::string> live_ids_;  // submitted and not yet ended
-  std::atomic<int> num_waiting_{0};             // submitted and not yet started
+  std::atomic<int> num_waiting_{0};
+  std::atomic<int64_t> device_sampled_rows_{0}, host_sampled_rows_{0};             // submitted and not yet started
   std::atomic<uint64_t> next_request_number_{1};
   std::atomic<bool> accepting_{true};
   std::atomic<bool> stop_requested_{false};

@@ -123,7 +123,7 @@ def main():
         c.check(all(len(m.logprobs) == len(m.token_ids) for m in msgs), "one logprob per token")
         c.check(all(len(lp.top) == 2 for m in msgs for lp in m.logprobs), "two alternatives per token")
         c.equal(sorted({m.index for m in msgs}), [0, 1], "n=2 choice indices")
-        # prompt_logprobs: on choice 0's first message, equal to REST's.
+        # prompt_logprobs: on the first message, equal to REST's.
         request = pb.GenerateRequest(model=model, text=prompt, prompt_logprobs=1)
         request.sampling.temperature = 0
         request.stop.max_tokens = 2

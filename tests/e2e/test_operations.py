@@ -84,7 +84,7 @@ def main():
         # Unserved fields are refused by name; nulls are absent; user is accepted (logged).
         for endpoint, extra in [("/v1/completions", {"prompt": "x"}),
                                 ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}]})]:
-            for field, value in [("prompt_logprobs", 1), ("service_tier", "flex"), ("store", True),
+            for field, value in [("service_tier", "flex"), ("store", True),
                                  ("reasoning_effort", "high"), ("typo_temprature", 0.5)]:
                 r = requests.post(url + endpoint, json=dict({"model": "positional", "max_tokens": 2, field: value},
                                                             **extra))

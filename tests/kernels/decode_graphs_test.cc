@@ -34,6 +34,7 @@
 #include "model/runtime/transformer.h"
 #include "model/weights/safetensors.h"
 #include "tests/unit/runtime/decode_scenario.h"
+#include "tests/unit/runtime/sampling_check.h"
 #include "tests/unit/runtime/tiny_model.h"
 
 namespace longbow {
@@ -251,6 +252,53 @@ TEST(DemoModelGraphs, DsaDecodeWithRealSelection) {
   s.decode_steps = 30;
   s.seed = 9;
   check_scenario(*config, g_demo_model, s);
+}
+
+// Sampling on the device through the runtime (Transformer::forward_sample: the sample op after a
+// decode graph's replay, or after an eager step), checked step by step by testing::SamplingCheck.
+void check_device_sampling(const ModelConfig& config, const std::string& dir, Mode mode) {
+  auto checkpoint = Checkpoint::open(dir);
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
+  auto backend = cuda_backend();
+  ASSERT_NE(backend, nullptr);
+  const testing::DecodeScenario scenario = scenario_for(300);
+  RuntimeOptions options;
+  options.num_kv_pages = testing::decode_scenario_pages(scenario) + 5;
+  options.max_batched_tokens = 512;
+  options.max_num_seqs = kMaxSeqs;
+  options.enable_cuda_graphs = mode == Mode::kGraphs;
+  auto model = Transformer::load(config, **checkpoint, *backend, options);
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  SamplingRow probe;
+  ASSERT_TRUE((*model)->supports_sampling(probe));
+  testing::SamplingCheck check(**model);
+  auto steps = testing::run_decode_scenario(check, scenario);
+  ASSERT_TRUE(steps.ok()) << steps.status().to_string();
+  EXPECT_GT(check.rows_checked_, 100u);
+  EXPECT_LE(check.knife_edges_, 2);
+  if (mode == Mode::kGraphs) {
+    EXPECT_GT((*model)->num_decode_graphs(), 0);
+  }
+  std::printf("[ sample ] %s %s: %llu rows sampled on the device and on the host, %d knife edges skipped\n",
+              config.model_type.c_str(), mode_name(mode), static_cast<unsigned long long>(check.rows_checked_),
+              check.knife_edges_);
+}
+
+TEST(DeviceSampling, RuntimeSamplesLikeTheHostWithGraphsAndEagerly) {
+  ModelConfig config = testing::tiny_config(testing::TinyFamily::kQwen3);
+  config.head_dim = 64;
+  config.rope.rotary_dim = 64;
+  testing::TempDir dir;
+  testing::write_tiny_checkpoint(config, dir.path(), DType::kBF16, 23);
+  check_device_sampling(config, dir.path(), Mode::kGraphs);
+  check_device_sampling(config, dir.path(), Mode::kEager);
+}
+
+TEST(DeviceSampling, DemoModelSamplesLikeTheHostWithGraphs) {
+  ASSERT_TRUE(std::filesystem::exists(g_demo_model + "/config.json")) << "no demo model at " << g_demo_model;
+  auto config = load_model_config(g_demo_model);
+  ASSERT_TRUE(config.ok()) << config.status().to_string();
+  check_device_sampling(*config, g_demo_model, Mode::kGraphs);
 }
 
 }  // namespace

@@ -63,6 +63,10 @@ class CpuBackend final : public Backend {
   Status dsa_topk(const DsaTopkArgs& args) override;
   Status dsa_sparse_attention(const DsaSparseAttentionArgs& args) override;
 
+  // Sampling (cpu_sampling.cc): the reference sampler on each row; every row is supported.
+  bool supports_sampling(const SamplingRow& row, int vocab_size) const override;
+  Status sample(Tensor& logits, std::span<const SamplingRow> rows, std::span<RowSample> out) override;
+
  private:
   size_t memory_limit_bytes_ = 0;
   // Bytes held by live tensors of this backend; shared with their deleters, which may outlive it.

@@ -26,6 +26,7 @@
 #include "model/backend/cuda/cuda_dsa.h"
 #include "model/backend/cuda/cuda_graph.h"
 #include "model/backend/cuda/cuda_pointwise.h"
+#include "model/backend/cuda/cuda_sampling.h"
 #include "model/backend/cuda/cuda_support.h"
 #include "model/backend/cuda/op_checks.h"
 
@@ -462,6 +463,15 @@ class CudaBackend final : public Backend {
                        "fill_random");
   }
 
+  bool supports_sampling(const SamplingRow& row, int vocab_size) const override {
+    return cuda_sampling::supports(row, vocab_size);
+  }
+  Status sample(Tensor& logits, std::span<const SamplingRow> rows, std::span<RowSample> out) override {
+    RETURN_IF_ERROR(not_capturing("sample"));
+    return sampler_.sample(
+        stream_, [this](int64_t bytes) { return allocate(DType::kI32, {(bytes + 3) / 4}); }, logits, rows, out);
+  }
+
  private:
   Status check_bf16(std::string_view op, std::string_view name, const Tensor& t, std::initializer_list<int64_t> dims) {
     RETURN_IF_ERROR(dtype_is(op, name, t, DType::kBF16));
@@ -523,6 +533,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas_ = nullptr;
   Tensor cublas_workspace_;
   Tensor workspace_;
+  cuda_sampling::DeviceSampler sampler_;  // its own buffers (graphs hold workspace_'s address)
   bool capturing_ = false;  // inside capture_graph: no synchronisation, allocation or growth
 };
 

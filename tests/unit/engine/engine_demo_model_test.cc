@@ -70,7 +70,7 @@ class DemoModelEngineTest : public ::testing::Test {
     if (gated_) gated_->gate().open();
     engine_.reset();
   }
-  void make(int num_pages, int max_batched_tokens, bool start = true) {
+  void make(int num_pages, int max_batched_tokens, bool start = true, bool device_sampling = true) {
     stop_engine();
     RuntimeOptions options;
     options.num_kv_pages = num_pages;
@@ -84,6 +84,7 @@ class DemoModelEngineTest : public ::testing::Test {
     config.scheduler.max_batched_tokens = max_batched_tokens;
     config.scheduler.max_num_seqs = 64;
     config.check_kv_integrity = true;
+    config.device_sampling = device_sampling;
     auto engine = Engine::create(config, *gated_, *demo->tokenizer);
     ASSERT_TRUE(engine.ok()) << engine.status().to_string();
     engine_ = std::move(engine).value();
@@ -353,6 +354,82 @@ TEST_F(DemoModelEngineTest, StructuredOutputsConstrainTheRandomModel) {
   auto rejected = engine_->submit(std::move(bad));
   ASSERT_FALSE(rejected.ok());
   EXPECT_NE(rejected.status().message().find("'format'"), std::string::npos) << rejected.status().message();
+}
+
+// Sampling on the backend (the CPU op) and on the host (logits downloaded, the host sampler) give the
+// same tokens and logprobs for every kind of parameter, batched together: greedy, seeded
+// temperature with top-k, top-p and min-p, penalties, logit bias, min_tokens and a grammar.
+TEST_F(DemoModelEngineTest, DeviceAndHostSamplingGiveTheSameTokensAndLogprobs) {
+  std::vector<GenerateRequest> requests;
+  auto add = [&](int i, auto&& set) {
+    GenerateRequest request;
+    request.prompt_tokens = prompt(211 * static_cast<size_t>(i), 10 + 3 * i);
+    request.sampling.max_tokens = 12;
+    request.sampling.seed = 100 + static_cast<uint64_t>(i);
+    request.sampling.logprobs = i % 3 == 0 ? 5 : (i % 3 == 1 ? 0 : std::optional<int>());
+    set(request.sampling);
+    requests.push_back(std::move(request));
+  };
+  add(0, [](SamplingParams& p) { p.temperature = 0.0f; });
+  add(1, [](SamplingParams& p) { p.temperature = 0.9f; });
+  add(2, [](SamplingParams& p) { p.temperature = 0.7f, p.top_k = 20; });
+  add(3, [](SamplingParams& p) { p.temperature = 1.2f, p.top_p = 0.8f; });
+  add(4, [](SamplingParams& p) { p.temperature = 1.0f, p.min_p = 0.05f, p.top_k = 100, p.top_p = 0.9f; });
+  add(5, [](SamplingParams& p) { p.temperature = 0.0f, p.repetition_penalty = 1.3f, p.frequency_penalty = 0.5f; });
+  add(6, [](SamplingParams& p) { p.temperature = 0.8f, p.presence_penalty = 1.0f, p.logit_bias = {{5, 4.0f}, {9, -3.0f}}; });
+  add(7, [](SamplingParams& p) { p.temperature = 0.0f, p.min_tokens = 8, p.ignore_eos = false, p.n = 2; });
+  add(8, [](SamplingParams& p) {
+    p.temperature = 1.0f;
+    p.structured_output = StructuredOutputSpec{StructuredOutputSpec::Kind::kChoice, "", {"alpha", "beta", "gamma"}};
+  });
+  struct Output {
+    std::vector<std::vector<TokenId>> tokens;
+    std::vector<std::vector<TokenLogprob>> logprobs;
+  };
+  auto run = [&](bool device_sampling) {
+    make(/*num_pages=*/128, /*max_batched_tokens=*/128, /*start=*/false, device_sampling);
+    std::vector<RequestHandle> handles;
+    for (const GenerateRequest& request : requests) handles.push_back(submit(request));
+    EXPECT_TRUE(engine_->start().ok());
+    std::vector<Output> outputs;
+    for (const RequestHandle& handle : handles) {
+      Output out;
+      while (auto event = handle.events->next(120s)) {
+        EXPECT_TRUE(event->error.ok()) << event->error.to_string();
+        const auto i = static_cast<size_t>(event->index);
+        if (out.tokens.size() <= i) out.tokens.resize(i + 1), out.logprobs.resize(i + 1);
+        out.tokens[i].insert(out.tokens[i].end(), event->token_ids.begin(), event->token_ids.end());
+        out.logprobs[i].insert(out.logprobs[i].end(), event->logprobs.begin(), event->logprobs.end());
+        if (event->last) break;
+      }
+      outputs.push_back(std::move(out));
+    }
+    return outputs;
+  };
+  const std::vector<Output> host = run(false);
+  EXPECT_EQ(engine_->num_device_sampled_rows(), 0);
+  EXPECT_GT(engine_->num_host_sampled_rows(), 0);
+  const std::vector<Output> device = run(true);
+  EXPECT_GT(engine_->num_device_sampled_rows(), 0);
+  EXPECT_EQ(engine_->num_host_sampled_rows(), 0);
+  ASSERT_EQ(host.size(), device.size());
+  for (size_t r = 0; r < host.size(); ++r) {
+    ASSERT_FALSE(host[r].tokens.empty()) << "request " << r;
+    EXPECT_EQ(device[r].tokens, host[r].tokens) << "request " << r;
+    ASSERT_EQ(device[r].logprobs.size(), host[r].logprobs.size()) << "request " << r;
+    for (size_t c = 0; c < host[r].logprobs.size(); ++c) {
+      ASSERT_EQ(device[r].logprobs[c].size(), host[r].logprobs[c].size()) << "request " << r;
+      for (size_t t = 0; t < host[r].logprobs[c].size(); ++t) {
+        const TokenLogprob& d = device[r].logprobs[c][t];
+        const TokenLogprob& h = host[r].logprobs[c][t];
+        EXPECT_EQ(d.token, h.token);
+        EXPECT_EQ(d.logprob, h.logprob);
+        EXPECT_EQ(d.top, h.top);
+      }
+    }
+  }
+  EXPECT_EQ(host[0].logprobs[0].size(), 12u);
+  EXPECT_EQ(host[0].logprobs[0][0].top.size(), 5u);
 }
 
 }  // namespace

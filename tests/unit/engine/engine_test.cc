@@ -11,7 +11,7 @@
 #include <numeric>
 #include <thread>
 
-#include "server/engine/rng.h"
+#include "common/rng.h"
 #include "tests/unit/engine/fake_tokenizer.h"
 #include "tests/unit/engine/fake_transformer.h"
 
@@ -165,6 +165,57 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<FakeTransformer> model_;
   std::unique_ptr<Engine> engine_;
 };
+
+// A runtime that samples only some rows on its device: steps whose every row it takes sample there,
+// the others on the host, and the outputs (tokens, logprobs) are those of host sampling throughout.
+TEST_F(EngineTest, DeviceSamplingTakesWholeStepsAndChangesNoOutput) {
+  auto requests = [] {
+    std::vector<GenerateRequest> out;
+    for (int i = 0; i < 6; ++i) {
+      GenerateRequest request = greedy_request(make_prompt(30 + 7 * i, 10 + i), i % 2 == 0 ? 40 : 12);
+      request.sampling.ignore_eos = true;
+      request.sampling.logprobs = i % 3;
+      if (i % 2 == 1) {  // seeded sampling, only on the host here; shorter, so later steps are all greedy
+        request.sampling.temperature = 0.9f;
+        request.sampling.top_k = 20;
+        request.sampling.seed = 50 + static_cast<uint64_t>(i);
+        request.sampling.frequency_penalty = 0.5f;
+      }
+      out.push_back(std::move(request));
+    }
+    return out;
+  };
+  std::vector<std::vector<Collected>> runs;
+  std::vector<std::pair<int64_t, int64_t>> rows;  // (device, host) rows of each run
+  for (bool device : {false, true}) {
+    EngineConfig config = test_config();
+    config.device_sampling = device;
+    make(config, 256, /*start=*/false);
+    model_->set_device_sampling([](const SamplingRow& row) { return row.greedy(); });
+    std::vector<RequestHandle> handles;
+    for (GenerateRequest& request : requests()) handles.push_back(submit(std::move(request)));
+    ASSERT_TRUE(engine_->start().ok());
+    std::vector<Collected> outputs;
+    for (const RequestHandle& handle : handles) outputs.push_back(collect(handle));
+    runs.push_back(std::move(outputs));
+    rows.emplace_back(engine_->num_device_sampled_rows(), engine_->num_host_sampled_rows());
+  }
+  EXPECT_EQ(rows[0].first, 0);
+  EXPECT_GT(rows[1].first, 0);  // the steps after the seeded requests finished
+  EXPECT_GT(rows[1].second, 0);  // the steps with a seeded row
+  EXPECT_EQ(rows[0].first + rows[0].second, rows[1].first + rows[1].second);
+  for (size_t r = 0; r < runs[0].size(); ++r) {
+    ASSERT_TRUE(runs[0][r].error.ok() && runs[1][r].error.ok());
+    EXPECT_EQ(runs[0][r].tokens[0].size(), r % 2 == 0 ? 40u : 12u);
+    EXPECT_EQ(runs[0][r].logprobs[0].size(), runs[0][r].tokens[0].size());
+    EXPECT_EQ(runs[1][r].tokens, runs[0][r].tokens) << "request " << r;
+    ASSERT_EQ(runs[1][r].logprobs[0].size(), runs[0][r].logprobs[0].size());
+    for (size_t t = 0; t < runs[0][r].logprobs[0].size(); ++t) {
+      EXPECT_EQ(runs[1][r].logprobs[0][t].logprob, runs[0][r].logprobs[0][t].logprob);
+      EXPECT_EQ(runs[1][r].logprobs[0][t].top, runs[0][r].logprobs[0][t].top);
+    }
+  }
+}
 
 TEST_F(EngineTest, GreedyRequestStreamsItsTokensAndFinishes) {
   make();

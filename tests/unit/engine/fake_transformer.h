@@ -17,6 +17,7 @@
 
 #include "model/kv_cache/window_pages.h"
 #include "model/runtime/transformer.h"
+#include "model/sampling/reference_sampler.h"
 #include "tests/unit/engine/step_gate.h"
 
 namespace longbow::fakes {
@@ -48,6 +49,27 @@ class FakeTransformer : public Transformer {
   }
 
   void set_favorite(Favorite favorite) { favorite_ = std::move(favorite); }
+  // Sampling "on the device": forward_sample() takes the rows `supports` accepts (the reference
+  // sampler over forward()'s logits); unset, it takes none.
+  void set_device_sampling(std::function<bool(const SamplingRow&)> supports) { supports_ = std::move(supports); }
+
+  bool supports_sampling(const SamplingRow& row) const override { return supports_ && supports_(row); }
+  Status forward_sample(std::span<const SequenceStep> steps, std::span<const SamplingRow> rows,
+                        std::vector<RowSample>* samples) override {
+    for (const SamplingRow& row : rows) {
+      if (!supports_sampling(row)) return unimplemented("the fake does not sample this row");
+    }
+    std::vector<float> logits;
+    RETURN_IF_ERROR(forward(steps, &logits));
+    const auto vocab = static_cast<size_t>(config_.vocab_size);
+    if (logits.size() != rows.size() * vocab) return invalid_argument("forward_sample: rows do not match the steps");
+    ReferenceSampler sampler(config_.vocab_size);
+    samples->resize(rows.size());
+    for (size_t r = 0; r < rows.size(); ++r) {
+      RETURN_IF_ERROR(sampler.sample(std::span<const float>(logits).subspan(r * vocab, vocab), rows[r], &(*samples)[r]));
+    }
+    return Status::Ok();
+  }
   StepGate& gate() { return gate_; }
   void fail_forward_calls(bool fail) { fail_ = fail; }
 
@@ -161,6 +183,7 @@ class FakeTransformer : public Transformer {
   std::vector<int> pool_sizes_;
   std::vector<std::vector<int32_t>> slots_;  // per paged group: the token written to each slot, -1 none
   Favorite favorite_;
+  std::function<bool(const SamplingRow&)> supports_;
   StepGate gate_;
   std::atomic<bool> fail_{false};
   std::atomic<int64_t> tokens_computed_{0};

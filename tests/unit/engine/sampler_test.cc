@@ -8,7 +8,7 @@
 #include <numeric>
 #include <random>
 
-#include "server/engine/rng.h"
+#include "common/rng.h"
 
 namespace longbow {
 namespace {

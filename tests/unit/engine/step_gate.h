@@ -79,20 +79,28 @@ class GatedTransformer : public Transformer {
   }
 
   Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) override {
-    gate_.pass();
-    int64_t computed = 0;
-    for (const SequenceStep& step : steps) computed += static_cast<int64_t>(step.tokens.size());
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      tokens_computed_ += computed;
-    }
+    pass(steps);
     return inner_.forward(steps, logits);
+  }
+  bool supports_sampling(const SamplingRow& row) const override { return inner_.supports_sampling(row); }
+  Status forward_sample(std::span<const SequenceStep> steps, std::span<const SamplingRow> rows,
+                        std::vector<RowSample>* samples) override {
+    pass(steps);
+    return inner_.forward_sample(steps, rows, samples);
   }
   const ModelConfig& config() const override { return inner_.config(); }
   const std::vector<CacheGroup>& cache_groups() const override { return inner_.cache_groups(); }
   int num_pages(int group) const override { return inner_.num_pages(group); }
 
  private:
+  void pass(std::span<const SequenceStep> steps) {
+    gate_.pass();
+    int64_t computed = 0;
+    for (const SequenceStep& step : steps) computed += static_cast<int64_t>(step.tokens.size());
+    std::lock_guard<std::mutex> lock(mutex_);
+    tokens_computed_ += computed;
+  }
+
   Transformer& inner_;
   StepGate gate_;
   mutable std::mutex mutex_;

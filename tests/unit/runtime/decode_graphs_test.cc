@@ -9,6 +9,7 @@
 
 #include "model/runtime/step_inputs.h"
 #include "tests/unit/runtime/decode_scenario.h"
+#include "tests/unit/runtime/sampling_check.h"
 #include "tests/unit/runtime/tiny_model.h"
 
 namespace longbow {
@@ -149,6 +150,38 @@ TEST(PaddedDecode, CpuRuntimeBitwiseEqualToUnpadded) {
       ASSERT_EQ(runs[0][i].logits.size(),
                 static_cast<size_t>(runs[0][i].num_seqs) * static_cast<size_t>(config.vocab_size));
       ASSERT_EQ(runs[0][i].logits, runs[1][i].logits) << "step " << i << " (" << runs[0][i].num_seqs << " sequences)";
+    }
+  }
+}
+
+// forward_sample on the CPU runtime (the CPU backend's sample op) equals forward() sampled on the host,
+// on padded decode steps (the rows of a graph's bucket; only the real rows are sampled) and plain ones.
+TEST(PaddedDecode, ForwardSampleEqualsForwardAndTheHostSampler) {
+  for (testing::TinyFamily family : {testing::TinyFamily::kQwen2, testing::TinyFamily::kLlamaDsa}) {
+    ModelConfig config = testing::tiny_config(family);
+    testing::TempDir dir;
+    testing::write_tiny_checkpoint(config, dir.path(), DType::kF32, 37);
+    testing::DecodeScenario scenario;
+    scenario.prompt_lens = {60, 3, 127, 64, 90, 1};
+    scenario.batch_sizes = {1, 3, 5, 2, 6};
+    scenario.decode_steps = 10;
+    for (bool pad : {false, true}) {
+      auto checkpoint = Checkpoint::open(dir.path());
+      ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
+      auto backend = create_backend("cpu");
+      ASSERT_TRUE(backend.ok());
+      RuntimeOptions options;
+      options.num_kv_pages = testing::decode_scenario_pages(scenario) + 3;
+      options.max_batched_tokens = 128;
+      options.max_num_seqs = 8;
+      options.pad_decode_steps = pad;
+      auto model = Transformer::load(config, **checkpoint, **backend, options);
+      ASSERT_TRUE(model.ok()) << model.status().to_string();
+      testing::SamplingCheck check(**model);
+      auto steps = testing::run_decode_scenario(check, scenario);
+      ASSERT_TRUE(steps.ok()) << steps.status().to_string();
+      EXPECT_EQ(check.rows_checked_, 6u + 2u * (1u + 3u + 5u + 2u + 6u)) << "6 prefills, 10 decode steps";
+      EXPECT_EQ(check.knife_edges_, 0);
     }
   }
 }
