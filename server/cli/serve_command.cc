@@ -74,7 +74,10 @@ struct ServeConfig {
   int drain_timeout = 30;  // seconds
   std::string log_level = "info";
   bool enforce_eager = false;    // decode steps without CUDA graphs
-  bool host_sampling = false;    // logits to the host every step, sampled there (not on the backend)
+  // Where tokens are sampled: device (the backend's sample op), host (logits downloaded every step,
+  // sampled there), auto (device on the CPU backend, whose op is the reference; host on CUDA until
+  // the sampling kernel has passed its GPU tests: docs/benchmarks.md, "Sampling on the device").
+  std::string sampling = "auto";
   int cuda_graph_max_bs = 256;   // largest decode batch run as a CUDA graph
 };
 
@@ -177,8 +180,10 @@ void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* confi
                 &c.drain_timeout);
   flags.add_string("log-level", "LEVEL", "trace, debug, info, warn, error or off (default info)", &c.log_level);
   flags.add_bool("enforce-eager", "run decode steps without CUDA graphs", &c.enforce_eager);
-  flags.add_bool("host-sampling", "sample on the host from downloaded logits instead of on the backend",
-                 &c.host_sampling);
+  flags.add_string("sampling", "WHERE",
+                   "device (the backend samples; only token ids and asked logprobs reach the host), host (logits "
+                   "to the host every step) or auto (default: device on cpu, host on cuda)",
+                   &c.sampling);
   flags.add_int("cuda-graph-max-bs", "largest decode batch run as a CUDA graph (default 256)", 1, 1 << 20,
                 &c.cuda_graph_max_bs);
   flags.add_bool("help", "show this help", help);
@@ -211,7 +216,7 @@ json effective_config(const ServeConfig& c, const std::string& model_dir) {
               {"drain_timeout", c.drain_timeout},
               {"log_level", c.log_level},
               {"enforce_eager", c.enforce_eager},
-              {"host_sampling", c.host_sampling},
+              {"sampling", c.sampling},
               {"cuda_graph_max_bs", c.cuda_graph_max_bs}};
 }
 
@@ -342,6 +347,9 @@ StatusOr<LoadedModel> load_model(const ServeConfig& c, const ModelLocation& loca
     return invalid_argument("the tokenizer " + tokenizer_path + " has " + std::to_string(m.tokenizer->vocab_size()) +
                             " tokens, more than the model's vocab_size " + std::to_string(config.vocab_size));
   }
+  if (c.sampling != "auto" && c.sampling != "device" && c.sampling != "host") {
+    return invalid_argument(fmt::format("--sampling must be device, host or auto, got '{}'", c.sampling));
+  }
   ASSIGN_OR_RETURN(m.backend, create_backend(c.backend));
   RETURN_IF_ERROR(m.backend->check_supported(config));
   RuntimeOptions runtime_options;
@@ -367,7 +375,8 @@ StatusOr<LoadedModel> load_model(const ServeConfig& c, const ModelLocation& loca
   engine_config.scheduler.max_num_seqs = c.max_num_seqs;
   engine_config.max_waiting_requests = c.max_waiting_requests;
   engine_config.max_model_len = c.max_model_len;
-  engine_config.device_sampling = !c.host_sampling;
+  engine_config.device_sampling = c.sampling == "device" || (c.sampling == "auto" && m.backend->name() != "cuda");
+  spdlog::info("sampling on the {} (--sampling {})", engine_config.device_sampling ? "backend" : "host", c.sampling);
   ASSIGN_OR_RETURN(m.engine, Engine::create(engine_config, *m.runtime, *m.tokenizer));
   RETURN_IF_ERROR(m.engine->start());
 

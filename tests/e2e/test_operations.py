@@ -56,6 +56,12 @@ def main():
         code, err = start_fails(args.longbow, ["--port", "0", "--grpc-port", str(server.grpc_port)])
         c.check(code != 0 and "gRPC" in err and str(server.grpc_port) in err,
                 "gRPC port in use: exit %d, %s" % (code, err[-300:]))
+        c.check(any("sampling on the backend (--sampling auto)" in line for line in server.lines) or
+                any("sampling on the host (--sampling auto)" in line for line in server.lines),
+                "the log says where tokens are sampled")
+        code, err = start_fails(args.longbow, [model_dir, "--sampling", "gpu", "--port", "0", "--grpc-port", "0"])
+        c.check(code != 0 and "--sampling must be device, host or auto, got 'gpu'" in err,
+                "--sampling with a bad value: exit %d, %s" % (code, err[-300:]))
         # The first server still answers everything.
         c.equal(requests.get(url + "/health").status_code, 200, "the first server still serves")
 
