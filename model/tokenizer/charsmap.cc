@@ -25,11 +25,13 @@ StatusOr<PrecompiledCharsMap> PrecompiledCharsMap::parse(std::string_view blob) 
                             " bytes is too short for its header");
   }
   const uint32_t trie_size = read_le32(blob.data());
-  if (trie_size >= blob.size()) {
-    return invalid_argument("precompiled_charsmap: trie size " + std::to_string(trie_size) +
-                            " exceeds the blob size " + std::to_string(blob.size()));
-  }
   blob.remove_prefix(4);
+  // The trie must fit behind its 4-byte header (sentencepiece checks only trie_size < the whole blob,
+  // and would read past the end for the last 4 sizes).
+  if (trie_size > blob.size()) {
+    return invalid_argument("precompiled_charsmap: trie size " + std::to_string(trie_size) +
+                            " exceeds the " + std::to_string(blob.size()) + " bytes after its header");
+  }
   PrecompiledCharsMap map;
   // Like the library, a trailing partial unit is ignored.
   map.units_.resize(trie_size / 4);

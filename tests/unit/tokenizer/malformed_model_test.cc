@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "model/tokenizer/charsmap.h"
 #include "model/tokenizer/tokenizer.h"
 #include "model/tokenizer/wire_format.h"
 #include "tests/unit/tokenizer/spm_test_support.h"
@@ -271,6 +272,31 @@ TEST_F(MalformedModelTest, CorruptedModelsNeverCrash) {
   }
   EXPECT_EQ(failures, 0);
   EXPECT_GT(accepted, 10) << "too few corrupted charsmaps were accepted to exercise the normalizer";
+}
+
+}  // namespace
+}  // namespace longbow
+
+namespace longbow {
+namespace {
+
+std::string charsmap_blob(uint32_t trie_size, size_t total) {
+  std::string blob(total, '\0');
+  for (int i = 0; i < 4; ++i) blob[static_cast<size_t>(i)] = static_cast<char>((trie_size >> (8 * i)) & 0xFF);
+  return blob;
+}
+
+// Found by sentencepiece_model_fuzz (tests/fuzz/corpus/sentencepiece_model/charsmap-trie-past-the-end):
+// a trie size below the blob's size but past its end once the 4-byte header is taken threw
+// std::out_of_range out of the parser.
+TEST(PrecompiledCharsMapParse, TrieSizeMustFitBehindTheHeader) {
+  for (uint32_t trie_size : {7u, 8u, 9u}) {
+    StatusOr<spm::PrecompiledCharsMap> map = spm::PrecompiledCharsMap::parse(charsmap_blob(trie_size, 10));
+    ASSERT_FALSE(map.ok()) << trie_size;
+    EXPECT_EQ(map.status().code(), StatusCode::kInvalidArgument);
+  }
+  EXPECT_TRUE(spm::PrecompiledCharsMap::parse(charsmap_blob(6, 10)).ok());  // the trie fills the rest
+  EXPECT_TRUE(spm::PrecompiledCharsMap::parse(charsmap_blob(4, 10)).ok());  // a 2-byte pool follows it
 }
 
 }  // namespace
