@@ -70,13 +70,14 @@ struct ServeConfig {
   int kv_cache_tokens = 0;  // the same as num_kv_pages, in tokens (rounded up to whole pages)
   int http_threads = 4;              // REST worker threads (parsing, tokenizing); connections cost none
   int http_max_connections = 8192;  // open HTTP connections; more are refused with 503
+  int http_keep_alive_timeout = 5;  // seconds a keep-alive connection may sit idle (uvicorn's --timeout-keep-alive)
   int max_body_mib = 32;
   int drain_timeout = 30;  // seconds
   std::string log_level = "info";
   bool enforce_eager = false;    // decode steps without CUDA graphs
-  // Where tokens are sampled: device (the backend's sample op), host (logits downloaded every step,
-  // sampled there), auto (device on the CPU backend, whose op is the reference; host on CUDA until
-  // the sampling kernel has passed its GPU tests: docs/benchmarks.md, "Sampling on the device").
+  // Where tokens are sampled: device (the backend's sample op: on CUDA only token ids and the asked
+  // logprobs reach the host), host (logits downloaded every step and sampled there, the path before
+  // device sampling; for comparison), auto (= device).
   std::string sampling = "auto";
   int cuda_graph_max_bs = 256;   // largest decode batch run as a CUDA graph
 };
@@ -104,6 +105,7 @@ Status apply_config_file(const std::string& path, ServeConfig* config) {
       {"num_kv_pages", &config->num_kv_pages},
       {"http_threads", &config->http_threads},
       {"http_max_connections", &config->http_max_connections},
+      {"http_keep_alive_timeout", &config->http_keep_alive_timeout},
       {"max_body_mib", &config->max_body_mib},
       {"drain_timeout", &config->drain_timeout},
       {"cuda_graph_max_bs", &config->cuda_graph_max_bs}};
@@ -175,6 +177,8 @@ void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* confi
                 &c.http_threads);
   flags.add_int("http-max-connections", "open HTTP connections; more get 503 (default 8192)", 1, 1 << 20,
                 &c.http_max_connections);
+  flags.add_int("http-keep-alive-timeout", "seconds an idle keep-alive connection stays open (default 5)", 1, 86400,
+                &c.http_keep_alive_timeout);
   flags.add_int("max-body-mib", "largest accepted request body in MiB (default 32)", 1, 4096, &c.max_body_mib);
   flags.add_int("drain-timeout", "seconds SIGTERM waits for in-flight requests (default 30)", 0, 86400,
                 &c.drain_timeout);
@@ -182,7 +186,7 @@ void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* confi
   flags.add_bool("enforce-eager", "run decode steps without CUDA graphs", &c.enforce_eager);
   flags.add_string("sampling", "WHERE",
                    "device (the backend samples; only token ids and asked logprobs reach the host), host (logits "
-                   "to the host every step) or auto (default: device on cpu, host on cuda)",
+                   "to the host every step) or auto (default: device)",
                    &c.sampling);
   flags.add_int("cuda-graph-max-bs", "largest decode batch run as a CUDA graph (default 256)", 1, 1 << 20,
                 &c.cuda_graph_max_bs);
@@ -212,6 +216,7 @@ json effective_config(const ServeConfig& c, const std::string& model_dir) {
               {"kv_cache_tokens", c.kv_cache_tokens},
               {"http_threads", c.http_threads},
               {"http_max_connections", c.http_max_connections},
+              {"http_keep_alive_timeout", c.http_keep_alive_timeout},
               {"max_body_mib", c.max_body_mib},
               {"drain_timeout", c.drain_timeout},
               {"log_level", c.log_level},
@@ -375,7 +380,7 @@ StatusOr<LoadedModel> load_model(const ServeConfig& c, const ModelLocation& loca
   engine_config.scheduler.max_num_seqs = c.max_num_seqs;
   engine_config.max_waiting_requests = c.max_waiting_requests;
   engine_config.max_model_len = c.max_model_len;
-  engine_config.device_sampling = c.sampling == "device" || (c.sampling == "auto" && m.backend->name() != "cuda");
+  engine_config.device_sampling = c.sampling != "host";
   spdlog::info("sampling on the {} (--sampling {})", engine_config.device_sampling ? "backend" : "host", c.sampling);
   ASSIGN_OR_RETURN(m.engine, Engine::create(engine_config, *m.runtime, *m.tokenizer));
   RETURN_IF_ERROR(m.engine->start());
@@ -428,6 +433,7 @@ int serve(const ServeConfig& c) {
   http_options.threads = c.http_threads;
   http_options.max_body_bytes = static_cast<size_t>(c.max_body_mib) << 20;
   http_options.limits.max_connections = c.http_max_connections;
+  http_options.limits.idle_timeout = std::chrono::seconds(c.http_keep_alive_timeout);
   for (size_t start = 0; start < c.allowed_origins.size();) {
     size_t comma = c.allowed_origins.find(',', start);
     if (comma == std::string::npos) comma = c.allowed_origins.size();
