@@ -7,6 +7,11 @@
 #   DEST/lib/         every shared library the programs load (found by ldd), except the C library
 #                     (the runtime base image has the same one) and the CUDA/driver libraries
 #                     (the CUDA runtime base image has them; the driver comes from the host)
+#
+# LONGBOW_BUNDLE_CUDA_LIBS=1 copies the CUDA toolkit's runtime libraries (cuBLAS, cuBLASLt, cudart)
+# into DEST/lib too, for a runtime base that is not a CUDA runtime image (the Debian GPU image).
+# The driver's libraries (libcuda, libnvidia-*) are never copied: they must match the host's driver,
+# which the container runtime mounts.
 #   DEST/demo-model/  the built demo model (`longbow` looks for <exe dir>/../demo-model)
 #
 # The runtime stage copies DEST as is and adds DEST/lib to the loader's path, so it needs no
@@ -25,15 +30,19 @@ here=$(dirname "$0")
 mkdir -p "$dest/bin" "$dest/lib"
 install -m 0755 "$here/entrypoint.sh" "$dest/bin/longbow-entrypoint"
 
-# Libraries the runtime base image provides: glibc's own, and CUDA's (runtime image / host driver).
+bundle_cuda=${LONGBOW_BUNDLE_CUDA_LIBS:-0}
+
+# Libraries the runtime base image provides: glibc's own, the host driver's, and (unless
+# bundle_cuda) the CUDA toolkit's, which a CUDA runtime base image has.
 provided_by_base() {
   case $1 in
     linux-vdso.so.* | ld-linux*.so.* | libc.so.* | libm.so.* | libpthread.so.* | libdl.so.* | \
       librt.so.* | libresolv.so.* | libutil.so.* | libanl.so.* | libmvec.so.*) return 0 ;;
-    libcuda.so.* | libcudart.so.* | libcublas.so.* | libcublasLt.so.* | libnccl.so.* | \
-      libnvidia-*.so.* | libnvrtc.so.* | libcudnn*.so.*) return 0 ;;
+    libcuda.so.* | libnvidia-*.so.*) return 0 ;;
+    libcudart.so.* | libcublas.so.* | libcublasLt.so.* | libnccl.so.* | libnvrtc.so.* | \
+      libcudnn*.so.*) [ "$bundle_cuda" != 1 ] ;;
+    *) return 1 ;;
   esac
-  return 1
 }
 
 missing=0
@@ -48,12 +57,17 @@ for program in "$@"; do
       echo "collect-runtime: $program needs $name, which is not installed" >&2
       exit 1
     fi
-    case $path in /usr/local/cuda*) continue ;; esac  # the CUDA toolkit's own libraries
+    case $path in /usr/local/cuda*) [ "$bundle_cuda" = 1 ] || continue ;; esac  # the toolkit's own
     cp -L -n "$path" "$dest/lib/$name"
   done || missing=1
 done
 [ "$missing" -eq 0 ] || exit 1
-strip --strip-unneeded "$dest"/lib/*.so* 2>/dev/null || true
+# The toolkit's libraries ship stripped (and are checked against the toolkit's files byte for byte
+# by tests/e2e/docker/gpu_rootfs.sh), so only the others are stripped here.
+for lib in "$dest"/lib/*.so*; do
+  case $(basename "$lib") in libcudart.so.* | libcublas*.so.* | libnccl.so.* | libnvrtc.so.* | libcudnn*.so.*) continue ;; esac
+  strip --strip-unneeded "$lib" 2>/dev/null || true
+done
 
 rm -rf "$dest/demo-model"
 cp -r "$demo_model" "$dest/demo-model"

@@ -15,6 +15,15 @@
 # LONGBOW_DOCKER_CONTEXT=DIR builds from another copy of the tree (e.g. `git archive HEAD`
 # unpacked) instead of this checkout; LONGBOW_DOCKER_JOBS sets the compile jobs (default 2).
 #
+# LONGBOW_DOCKER_VARIANT=cuda builds the GPU image on the same Debian base instead (not in CI: it
+# compiles the CUDA kernels, ~40 min cold on 2 cores): the host's CUDA toolkit (/usr/local/cuda) is
+# mounted into the build stage and its runtime libraries (cuBLAS, cuBLASLt) are copied into the
+# image. The same checks run here, where there is no GPU (`--backend auto` serves on the CPU).
+# LONGBOW_DOCKER_EXPORT=DIR then writes the image's root filesystem for tests/e2e/docker/gpu_rootfs.sh
+# on a GPU machine: DIR/rootfs.tar.xz without the toolkit's libraries (they are hundreds of MB; the
+# GPU machine's identical toolkit files are put back, checked by SHA-256, from DIR/toolkit-files.txt)
+# and DIR/image.json (the image's configuration: user, environment, entrypoint).
+#
 # Needs root, buildah and debootstrap (scripts/install-deps.sh installs them) and the Debian
 # mirror for the first run. Missing tools fail the test; nothing is skipped. buildah's storage
 # (overlay driver) lives in WORK_DIR/storage: delete WORK_DIR to reclaim the space.
@@ -23,7 +32,17 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../../.." && pwd)
 work=$(mkdir -p "${1:-$repo/build-docker}" && cd "${1:-$repo/build-docker}" && pwd)
 base_image=localhost/longbow-debian:12
-image=localhost/longbow:cpu-test
+variant=${LONGBOW_DOCKER_VARIANT:-cpu}
+export_dir=${LONGBOW_DOCKER_EXPORT:-}
+case $variant in
+  cpu) variant_args=(--build-arg LONGBOW_CUDA=OFF) ;;
+  cuda)
+    cuda_home=$(readlink -f "${CUDA_HOME:-/usr/local/cuda}")
+    [[ -x $cuda_home/bin/nvcc ]] || { echo "FAIL: no CUDA toolkit at $cuda_home (set CUDA_HOME)" >&2; exit 1; }
+    variant_args=(--build-arg LONGBOW_CUDA=ON --build-arg BUNDLE_CUDA_LIBS=1 -v "$cuda_home:/usr/local/cuda:ro") ;;
+  *) echo "FAIL: LONGBOW_DOCKER_VARIANT must be cpu or cuda, not '$variant'" >&2; exit 1 ;;
+esac
+image=localhost/longbow:$variant-test
 context=$(cd "${LONGBOW_DOCKER_CONTEXT:-$repo}" && pwd)
 started=$SECONDS
 # One run at a time per work folder (it may be shared by several checkouts: tests/e2e/docker/CMakeLists.txt).
@@ -61,16 +80,17 @@ step "Debian 12 base image ($base_image)"
 "$context/docker/make-debian-base.sh" "$work" "$base_image" "${storage[@]}"
 
 # ---- 2. build the CPU image --------------------------------------------------------------------
-step "buildah bud docker/Dockerfile (LONGBOW_CUDA=OFF, context $context)"
+step "buildah bud docker/Dockerfile ($variant variant, context $context)"
 # --format docker: the OCI format has no HEALTHCHECK field. --layers: reruns reuse the dependency
 # layer. --pull=never: only local images exist here.
 bah bud --isolation chroot --format docker --layers --pull=never \
   -f "$context/docker/Dockerfile" \
   --build-arg BUILD_IMAGE="$base_image" \
   --build-arg RUNTIME_IMAGE="$base_image" \
-  --build-arg LONGBOW_CUDA=OFF \
+  "${variant_args[@]}" \
   --build-arg BUILD_JOBS="${LONGBOW_DOCKER_JOBS:-2}" \
-  -t "$image" "$context" >"$work/build.log" 2>&1 || { tail -40 "$work/build.log"; fail "image build (log: $work/build.log)"; }
+  -t "$image" "$context" >"$work/build-$variant.log" 2>&1 ||
+  { tail -40 "$work/build-$variant.log"; fail "image build (log: $work/build-$variant.log)"; }
 pass "built $image ($(bah images --format '{{.Size}}' "$image"))"
 
 # ---- 3. image configuration --------------------------------------------------------------------
@@ -167,5 +187,32 @@ wait "$server_pid" && rc=0 || rc=$?
 server_pid=
 [[ $rc == 0 ]] || { tail -20 "$work/serve.log"; fail "the server exited $rc after SIGTERM"; }
 pass "SIGTERM: exited 0"
+
+# ---- 6. the root filesystem for a GPU machine ---------------------------------------------------
+if [[ -n $export_dir ]]; then
+  step "export the root filesystem to $export_dir"
+  mkdir -p "$export_dir"
+  export_ctr=$(bah from --pull=never --name "longbow-image-export-$$" "$image")
+  containers+=("$export_ctr")
+  rootfs=$(bah mount "$export_ctr")
+  cp "$work/image.json" "$export_dir/image.json"
+  # Files identical to a library of the toolkit stay out of the tarball; the manifest names them.
+  : >"$export_dir/toolkit-files.txt"
+  excludes=()
+  if [[ $variant == cuda ]]; then
+    for f in "$rootfs"/opt/longbow/lib/*; do
+      name=$(basename "$f")
+      toolkit_file=$cuda_home/lib64/$name
+      [[ -f $toolkit_file ]] || continue
+      sum=$(sha256sum <"$f" | cut -d' ' -f1)
+      [[ $sum == "$(sha256sum <"$toolkit_file" | cut -d' ' -f1)" ]] || fail "$name differs from $toolkit_file"
+      echo "opt/longbow/lib/$name $sum $(stat -c %s "$f")" >>"$export_dir/toolkit-files.txt"
+      excludes+=(--exclude="./opt/longbow/lib/$name")
+    done
+  fi
+  tar -C "$rootfs" --numeric-owner "${excludes[@]}" -cf - . | xz -T2 -6 >"$export_dir/rootfs.tar.xz"
+  bah umount "$export_ctr" >/dev/null
+  pass "rootfs.tar.xz $(du -h "$export_dir/rootfs.tar.xz" | cut -f1); left out: $(cut -d' ' -f1 "$export_dir/toolkit-files.txt" | xargs -r -n1 basename | tr '\n' ' ')"
+fi
 
 step "PASS (docker image test, $((SECONDS - started))s)"
