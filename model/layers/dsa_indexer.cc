@@ -129,7 +129,8 @@ Status attend_dsa_selection(Backend& backend, const DsaAttentionStep& step, cons
 
 Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const DsaIndexerWeights& weights,
                          DsaPrefillMode mode, const DsaAttentionStep& step, DsaScratch& scratch) {
-  const bool dense = mode == DsaPrefillMode::kDense && step.attention.max_query_len > 1;
+  const bool selects_everything = step.attention.max_context_len <= config.topk;
+  const bool dense = selects_everything || (mode == DsaPrefillMode::kDense && step.attention.max_query_len > 1);
   RETURN_IF_ERROR(select_dsa_tokens(backend, config, weights, step, !dense, scratch));
   if (dense) return backend.paged_attention(step.attention);
   return attend_dsa_selection(backend, step, scratch);

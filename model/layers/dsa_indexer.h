@@ -88,7 +88,11 @@ Status select_dsa_tokens(Backend& backend, const DsaIndexerConfig& config, const
 Status attend_dsa_selection(Backend& backend, const DsaAttentionStep& step, const DsaScratch& scratch);
 
 // A DSA layer's whole attention: select_dsa_tokens, then attend_dsa_selection, or dense paged
-// attention for a multi-token step in kDense mode (the index keys are written either way).
+// attention for a multi-token step in kDense mode (the index keys are written either way). A step
+// whose every context fits in index_topk (attention.max_context_len <= topk) selects every causal
+// token of every row, which is dense attention: it skips the query projections, scores and top-k
+// and runs paged attention, the same result without approximation. (A decode graph captured at a
+// longer bound keeps the sparse path; both are exact there.)
 Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const DsaIndexerWeights& weights,
                          DsaPrefillMode mode, const DsaAttentionStep& step, DsaScratch& scratch);
 

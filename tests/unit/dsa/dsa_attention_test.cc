@@ -25,6 +25,7 @@ using testing::to_host;
 class DsaAttentionTest : public ::testing::Test {
  protected:
   static constexpr int kHidden = 48, kHq = 4, kHkv = 2, kD = 16, kIh = 4, kId = 32, kPages = 8;
+  static constexpr int32_t kUnwritten = -7;
   std::unique_ptr<Backend> be = create_cpu_backend();
 
 
@@ -90,9 +91,12 @@ class DsaAttentionTest : public ::testing::Test {
     ASSERT_TRUE(allocated.ok()) << allocated.status().to_string();
     DsaScratch scratch = std::move(allocated).value();
     ASSERT_EQ(scratch.logits.numel(), max_rows > 0 ? max_rows * dsa_logits_width(t0) : tokens * dsa_logits_width(t0));
-    // Poisoned scratch: every score and index the step uses must be written by it.
+    // Poisoned scratch: every score and index the step uses must be written by it (indices left at
+    // kUnwritten show a step that selected nothing).
     std::vector<float> nan_logits(static_cast<size_t>(scratch.logits.numel()), NAN);
     ASSERT_TRUE(be->upload(nan_logits.data(), scratch.logits).ok());
+    std::vector<int32_t> unwritten(static_cast<size_t>(scratch.indices.numel()), kUnwritten);
+    ASSERT_TRUE(be->upload(unwritten.data(), scratch.indices).ok());
     std::vector<DsaRowBlockTensors> blocks;
     if (max_rows > 0) {
       std::vector<int32_t> qs = {0, t0, tokens}, cl = {t0, ctx1};
@@ -137,7 +141,10 @@ TEST_F(DsaAttentionTest, TopkAtLeastContextEqualsDense) {
   std::vector<int32_t> idx;
   std::vector<uint8_t> cache;
   run(256, DsaPrefillMode::kSparse, &dsa, &dense, &idx, &cache);
-  EXPECT_LT(max_diff(dsa, dense), 1e-5);
+  // Every context (150 and 100 tokens) fits in the 256 selected: the step is dense attention, so
+  // no score or top-k ran (the indices keep their poison) and the output is paged attention's.
+  EXPECT_TRUE(std::all_of(idx.begin(), idx.end(), [](int32_t i) { return i == kUnwritten; }));
+  EXPECT_EQ(max_diff(dsa, dense), 0.0);
   // Every token's index key was written: no NaN code (0x7F / 0xFF) is left in the used value slots.
   const std::vector<int32_t> tables = {2, 5, 0, 7, 1};
   auto written = [&](int page, int off) {
@@ -146,6 +153,19 @@ TEST_F(DsaAttentionTest, TopkAtLeastContextEqualsDense) {
   };
   for (int j = 0; j < 150; ++j) EXPECT_TRUE(written(tables[j / 64], j % 64)) << "prefill token " << j;
   for (int j = 0; j < 100; ++j) EXPECT_TRUE(written(tables[3 + j / 64], j % 64)) << "sequence 1 token " << j;
+}
+
+// The skip's boundary: index_topk equal to the longest context (150) still selects everything;
+// one less must score and select (row 149 drops one token), so it differs from dense.
+TEST_F(DsaAttentionTest, TopkEqualToTheLongestContextIsDenseAndOneLessSelects) {
+  std::vector<float> dsa, dense;
+  std::vector<int32_t> idx;
+  std::vector<uint8_t> cache;
+  run(150, DsaPrefillMode::kSparse, &dsa, &dense, &idx, &cache);
+  EXPECT_EQ(max_diff(dsa, dense), 0.0);
+  run(149, DsaPrefillMode::kSparse, &dsa, &dense, &idx, &cache);
+  EXPECT_TRUE(std::none_of(idx.begin(), idx.end(), [](int32_t i) { return i == kUnwritten; }));
+  EXPECT_GT(max_diff(dsa, dense), 0.0);
 }
 
 TEST_F(DsaAttentionTest, SmallTopkSelectsCausallyPerRow) {
