@@ -304,6 +304,7 @@ void Engine::cancel_abandoned() {
 }
 
 Status Engine::step() {
+  const Clock::time_point step_start = Clock::now();
   ScheduleResult plan = scheduler_.schedule();
   if (plan.empty()) return Status::Ok();
   Clock::time_point now = Clock::now();
@@ -324,7 +325,9 @@ Status Engine::step() {
         scheduled.want_all_logits});
   }
   build_sampling_rows(plan);
+  const Clock::time_point forward_start = Clock::now();
   Status forward = forward_and_sample();
+  const Clock::time_point forward_end = Clock::now();
   if (!forward.ok()) {
     Status error = internal_error("the model step failed: " + forward.message());
     std::vector<std::string> failed;
@@ -336,8 +339,14 @@ Status Engine::step() {
   }
   scheduler_.complete_step(plan);
   ++num_steps_;
-  metrics_.update([](MetricsSnapshot& m) { ++m.steps; });
   publish_sampled(plan);
+  const double forward_seconds = seconds_between(forward_start, forward_end);
+  const double host_seconds = seconds_between(step_start, forward_start) + seconds_between(forward_end, Clock::now());
+  metrics_.update([&](MetricsSnapshot& m) {
+    ++m.steps;
+    m.step_forward_seconds += forward_seconds;
+    m.step_host_seconds += host_seconds;
+  });
   if (config_.check_kv_integrity) {
     Status integrity = kv_->check_integrity();
     if (!integrity.ok()) {

@@ -174,6 +174,10 @@ std::string render_prometheus(const MetricsSnapshot& m, std::string_view model_n
           "Prompt tokens served by the prefix cache.");
   w.counter("num_preemptions", static_cast<double>(m.preemptions), "Sequences preempted for lack of KV pages.");
   w.counter("engine_steps", static_cast<double>(m.steps), "Forward steps run by the engine.");
+  w.counter("engine_step_forward_seconds", m.step_forward_seconds,
+            "Engine thread time inside model steps (forward and sampling, until the samples are on the host).");
+  w.counter("engine_step_host_seconds", m.step_host_seconds,
+            "Engine thread time around model steps (scheduling, step inputs, detokenizing, streaming).");
 
   w.histogram("time_to_first_token_seconds", m.time_to_first_token, "Submission to first generated token.");
   w.histogram("inter_token_latency_seconds", m.inter_token_latency, "Time between consecutive tokens of a choice.");

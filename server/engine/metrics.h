@@ -61,6 +61,11 @@ struct MetricsSnapshot {
   int64_t prefix_cache_hit_tokens = 0;
   int64_t preemptions = 0;
   int64_t steps = 0;
+  // Engine thread time over the steps, in seconds: inside the model step (forward and sampling,
+  // until its samples are on the host) and around it (scheduling, step inputs, detokenizing,
+  // streaming), the host work that overlapped steps would hide behind the GPU.
+  double step_forward_seconds = 0.0;
+  double step_host_seconds = 0.0;
   // Latencies in seconds.
   HistogramSnapshot time_to_first_token;
   HistogramSnapshot inter_token_latency;

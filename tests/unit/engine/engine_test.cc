@@ -239,6 +239,10 @@ TEST_F(EngineTest, GreedyRequestStreamsItsTokensAndFinishes) {
   EXPECT_EQ(m.time_to_first_token.count, 1u);
   EXPECT_EQ(m.inter_token_latency.count, expected.size() - 1);
   EXPECT_EQ(m.e2e_request_latency.count, 1u);
+  // Every step was timed, inside the model and around it.
+  EXPECT_GT(m.steps, 0);
+  EXPECT_GT(m.step_forward_seconds, 0.0);
+  EXPECT_GT(m.step_host_seconds, 0.0);
 }
 
 // The same greedy request gives the same tokens alone, among 32 concurrent requests (mixed chunked

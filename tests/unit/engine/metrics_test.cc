@@ -37,6 +37,8 @@ TEST(EngineMetrics, RendersPrometheusText) {
     m.prefix_cache_query_tokens = 400;
     m.prefix_cache_hit_tokens = 100;
     m.preemptions = 2;
+    m.step_forward_seconds = 1.5;
+    m.step_host_seconds = 0.25;
   });
   metrics.observe_ttft(0.003);
   metrics.observe_ttft(0.3);
@@ -52,6 +54,8 @@ TEST(EngineMetrics, RendersPrometheusText) {
   EXPECT_EQ(sample(text, "longbow_kv_cache_group_pages_total{model_name=\"tiny \\\"m\\\"\",group=\"1\",kind=\"full\",window=\"0\"}"), "12");
   EXPECT_EQ(sample(text, "longbow_request_success_total{model_name=\"tiny \\\"m\\\"\",finished_reason=\"stop\"}"), "7");
   EXPECT_EQ(sample(text, "longbow_num_preemptions_total{model_name=\"tiny \\\"m\\\"\"}"), "2");
+  EXPECT_EQ(sample(text, "longbow_engine_step_forward_seconds_total{model_name=\"tiny \\\"m\\\"\"}"), "1.5");
+  EXPECT_EQ(sample(text, "longbow_engine_step_host_seconds_total{model_name=\"tiny \\\"m\\\"\"}"), "0.25");
   // Cumulative buckets, then +Inf, sum and count.
   EXPECT_EQ(sample(text, "longbow_time_to_first_token_seconds_bucket{model_name=\"tiny \\\"m\\\"\",le=\"0.001\"}"), "0");
   EXPECT_EQ(sample(text, "longbow_time_to_first_token_seconds_bucket{model_name=\"tiny \\\"m\\\"\",le=\"0.005\"}"), "1");
