@@ -127,10 +127,15 @@ Status attend_dsa_selection(Backend& backend, const DsaAttentionStep& step, cons
   return Status::Ok();
 }
 
+bool dsa_attends_densely(int topk, DsaPrefillMode mode, int max_query_len, int max_context_len) {
+  const bool selects_everything = max_context_len <= topk;
+  return selects_everything || (mode == DsaPrefillMode::kDense && max_query_len > 1);
+}
+
 Status run_dsa_attention(Backend& backend, const DsaIndexerConfig& config, const DsaIndexerWeights& weights,
                          DsaPrefillMode mode, const DsaAttentionStep& step, DsaScratch& scratch) {
-  const bool selects_everything = step.attention.max_context_len <= config.topk;
-  const bool dense = selects_everything || (mode == DsaPrefillMode::kDense && step.attention.max_query_len > 1);
+  const bool dense =
+      dsa_attends_densely(config.topk, mode, step.attention.max_query_len, step.attention.max_context_len);
   RETURN_IF_ERROR(select_dsa_tokens(backend, config, weights, step, !dense, scratch));
   if (dense) return backend.paged_attention(step.attention);
   return attend_dsa_selection(backend, step, scratch);

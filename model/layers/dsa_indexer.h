@@ -87,6 +87,11 @@ Status select_dsa_tokens(Backend& backend, const DsaIndexerConfig& config, const
 // Sparse attention of every row over its selection in scratch.indices, block by block.
 Status attend_dsa_selection(Backend& backend, const DsaAttentionStep& step, const DsaScratch& scratch);
 
+// Whether a DSA layer attends densely in a step with these bounds (run_dsa_attention's choice, for
+// code that must know it without running the layer): a multi-token step in kDense mode, or a step
+// whose every context fits in index_topk.
+bool dsa_attends_densely(int topk, DsaPrefillMode mode, int max_query_len, int max_context_len);
+
 // A DSA layer's whole attention: select_dsa_tokens, then attend_dsa_selection, or dense paged
 // attention for a multi-token step in kDense mode (the index keys are written either way). A step
 // whose every context fits in index_topk (attention.max_context_len <= topk) selects every causal

@@ -76,9 +76,12 @@ Status Decoder::plan_dsa_blocks(const StepInputs& in, StepViews& v) {
 
 StatusOr<Tensor> Decoder::run_step(std::span<const SequenceStep> steps) {
   ASSIGN_OR_RETURN(StepInputs in, build_step_inputs(steps, limits_));
-  const bool dense = options_.dsa_prefill == DsaPrefillMode::kDense && in.max_query_len > 1;
-  selection_rows_ = dense ? 0 : in.num_tokens();
   const int bucket = graphs_ != nullptr && is_decode_step(steps) ? graphs_->bucket_for(in.num_seqs()) : 0;
+  // The layers see the graph shape's context bound on a graph replay, the step's own otherwise.
+  const int layer_context = bucket > 0 ? decode_shape_.max_context_len : in.max_context_len;
+  const bool dense = config_.dsa && dsa_attends_densely(config_.dsa->topk, options_.dsa_prefill, in.max_query_len,
+                                                        layer_context);
+  selection_rows_ = dense ? 0 : in.num_tokens();
   if (bucket > 0) return run_padded_decode(in, bucket);
 
   ASSIGN_OR_RETURN(StepViews s, prepare_step(in));
@@ -142,7 +145,10 @@ Status Decoder::read_index_cache(int layer, std::vector<uint8_t>* bytes) {
 
 Status Decoder::read_dsa_selection(std::vector<int32_t>* selection) {
   if (num_dsa_layers_ == 0) return not_found("runtime: the model has no DSA layer");
-  if (selection_rows_ == 0) return not_found("runtime: the last step attended densely (the dense prefill option): no selection");
+  if (selection_rows_ == 0) {
+    return not_found("runtime: the last step attended densely (the dense prefill option, or every context within "
+                     "index_topk): no selection");
+  }
   const Tensor rows = ws_.scratch.dsa.indices.rows(0, selection_rows_);
   selection->resize(static_cast<size_t>(rows.numel()));
   return backend_.download(rows, selection->data());

@@ -126,7 +126,7 @@ class Transformer {
   // The top-k selection of every token row of the last forward() in the model's last DSA layer:
   // [rows][index_topk] row-major, logical token positions, -1 padded; for tests and debugging.
   // NOT_FOUND for a model without DSA layers and when that step attended densely (the dense
-  // prefill option).
+  // prefill option, or every context within index_topk).
   virtual Status read_dsa_selection(std::vector<int32_t>* selection) {
     (void)selection;
     return not_found("the model has no DSA layer");

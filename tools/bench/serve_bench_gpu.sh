@@ -95,7 +95,7 @@ run_config() {  # run_config NAME CONFIG_JSON SWEEPS
     if ((remaining < sweep_min)); then echo "$name $in_len/$out_len: skipped (budget: ${remaining} s left)"; continue; fi
     limit=${SWEEP_TIMEOUT:-300}
     ((limit > remaining)) && limit=$remaining
-    local file="$out/$name-$in_len-$out_len"
+    local file="$out/$name-$in_len-$out_len-c${levels//,/-}"
     echo "-- $name $in_len/$out_len at C=$levels (timeout ${limit} s)"
     local s0=$SECONDS
     timeout -k 5 "$limit" "${bench[@]}" --random-input-len "$in_len" --random-output-len "$out_len" \
@@ -106,7 +106,19 @@ run_config() {  # run_config NAME CONFIG_JSON SWEEPS
     cat "$file.txt"
     grep -E "error|failed" "$file.err" | grep -v " 0 failed" | head -3
     echo "($name $in_len/$out_len: rc=$rc, $((SECONDS - s0)) s)"
+    # The server's counters after each sweep: differences between sweeps give one sweep's engine
+    # step count and its time inside and around the model steps.
+    curl -s -m 10 "http://127.0.0.1:$port/metrics" >"$file-metrics.txt" 2>/dev/null
+    awk -v prev="${prev_metrics:-}" '
+      function read(file, arr,   line, name) { while ((getline line < file) > 0) if (line ~ /^longbow_engine_step/) { split(line, f, "[{} ]"); arr[f[1]] = f[length(f)] } }
+      BEGIN { read(ARGV[1], now); if (prev != "") read(prev, before)
+              steps = now["longbow_engine_steps_total"] - before["longbow_engine_steps_total"]
+              fwd = now["longbow_engine_step_forward_seconds_total"] - before["longbow_engine_step_forward_seconds_total"]
+              host = now["longbow_engine_step_host_seconds_total"] - before["longbow_engine_step_host_seconds_total"]
+              if (steps > 0) printf "engine: %d steps, %.2f ms in the model step and %.2f ms around it per step (host share %.0f%%)\n", steps, 1e3 * fwd / steps, 1e3 * host / steps, 100 * host / (fwd + host) }' "$file-metrics.txt"
+    prev_metrics="$file-metrics.txt"
   done
+  prev_metrics=""
   curl -s -m 10 "http://127.0.0.1:$port/metrics" >"$out/$name-metrics.txt" 2>/dev/null
   stop_server "$pid"
 }

@@ -52,6 +52,8 @@ flock 9
 fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "==> [$((SECONDS - started))s] $*"; }
 pass() { echo "    ok: $*"; }
+# shellcheck source=server_checks.sh
+source "$repo/tests/e2e/docker/server_checks.sh"
 
 # ---- preflight: fail (never skip) when the tools are missing ------------------------------------
 [[ $(id -u) -eq 0 ]] || fail "must run as root (buildah chroot isolation and debootstrap need it)"
@@ -126,8 +128,6 @@ pass "generate: $(printf '%q' "$text")"
 # ---- 5. serve -----------------------------------------------------------------------------------
 step "longbow serve in the container"
 run "$ctr" -- /opt/longbow/bin/longbow --help | grep -qw serve || fail "this longbow has no 'serve' command"
-# chroot isolation shares the host's network, so use ports nobody else is using.
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http_port=$(free_port)
 grpc_port=$(free_port)
 [[ $http_port != "$grpc_port" ]] || grpc_port=$(free_port)
@@ -145,48 +145,18 @@ setsid buildah "${storage[@]}" run --isolation chroot \
 server_pid=$!
 
 base_url=http://127.0.0.1:$http_port
-for ((i = 0; i < 240; i++)); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$base_url/health" || true)
-  [[ $code == 200 ]] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.log"; fail "the server exited before becoming healthy"; }
-  sleep 0.5
-done
-[[ $code == 200 ]] || { tail -20 "$work/serve.log"; fail "/health never answered 200 (last: $code)"; }
+wait_healthy "$base_url" "$server_pid" "$work/serve.log"
 pass "/health 200 on port $http_port after $((SECONDS - started))s total"
 
 probe_out=$(run --env LONGBOW_PORT="$http_port" "$ctr" -- $probe_cmd 2>&1) || fail "healthcheck probe: $probe_out"
 pass "probe: $probe_out"
 
-models=$(curl -sf "$base_url/v1/models") || fail "/v1/models"
-model_id=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])' <<<"$models")
-pass "/v1/models: $model_id"
-
-body=$(printf '{"model": "%s", "prompt": "Once upon a time", "max_tokens": 8, "temperature": 0}' "$model_id")
-completion=$(curl -s -w '\n%{http_code}' -H 'Content-Type: application/json' -d "$body" "$base_url/v1/completions")
-status=${completion##*$'\n'}
-completion=${completion%$'\n'*}
-[[ $status == 200 ]] || fail "/v1/completions answered $status: $completion"
-/usr/bin/python3 - "$completion" <<'EOF' || fail "bad completion: $completion"
-import json, sys
-reply = json.loads(sys.argv[1])
-choice = reply["choices"][0]
-assert reply["object"] == "text_completion", reply["object"]
-assert isinstance(choice["text"], str) and choice["text"], "empty text"
-assert reply["usage"]["completion_tokens"] >= 1, reply["usage"]
-print("    ok: completion %r (%s)" % (choice["text"], choice["finish_reason"]))
-EOF
+check_completion "$base_url" 8
 
 # SIGTERM to the server (the entrypoint exec'd it, so it is the process buildah started) must
 # drain and exit 0.
-longbow_pid=$(ps -o pid=,comm= --sid "$server_pid" | awk '$2 == "longbow" { print $1 }' | head -1)
-[[ -n $longbow_pid ]] || fail "no longbow process under the buildah run"
-kill -TERM "$longbow_pid"
-for ((i = 0; i < 60; i++)); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.5; done
-kill -0 "$server_pid" 2>/dev/null && fail "the server did not exit within 30 s of SIGTERM"
-wait "$server_pid" && rc=0 || rc=$?
+sigterm_exits_zero "$server_pid" "$work/serve.log"
 server_pid=
-[[ $rc == 0 ]] || { tail -20 "$work/serve.log"; fail "the server exited $rc after SIGTERM"; }
-pass "SIGTERM: exited 0"
 
 # ---- 6. the root filesystem for a GPU machine ---------------------------------------------------
 if [[ -n $export_dir ]]; then

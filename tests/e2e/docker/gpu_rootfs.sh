@@ -23,6 +23,8 @@ started=$SECONDS
 fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "==> [$((SECONDS - started))s] $*"; }
 pass() { echo "    ok: $*"; }
+# shellcheck source=server_checks.sh
+source "$(dirname "$0")/server_checks.sh"
 
 [[ $(id -u) -eq 0 ]] || fail "must run as root (chroot, mount)"
 mounts=()
@@ -81,7 +83,6 @@ mapfile -t image_env < <(/usr/bin/python3 -c '
 import json, sys
 for e in json.load(open(sys.argv[1]))["Docker"]["config"]["Env"]: print(e)' "$export_dir/image.json")
 [[ ${user%%:*} != 0 ]] || fail "the image runs as root"
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http_port=$(free_port)
 grpc_port=$(free_port)
 [[ $http_port != "$grpc_port" ]] || grpc_port=$(free_port)
@@ -101,14 +102,7 @@ setsid chroot --userspec="$user" "$rootfs" /usr/bin/env -i -C /home/longbow "${i
   LONGBOW_BACKEND=cuda $entrypoint >"$work/serve.log" 2>&1 &
 server_pid=$!
 base_url=http://127.0.0.1:$http_port
-code=
-for ((i = 0; i < 240; i++)); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$base_url/health" || true)
-  [[ $code == 200 ]] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.log"; fail "the server exited before becoming healthy"; }
-  sleep 0.5
-done
-[[ $code == 200 ]] || { tail -20 "$work/serve.log"; fail "/health never answered 200 (last: $code)"; }
+wait_healthy "$base_url" "$server_pid" "$work/serve.log"
 backend_line=$(grep -m1 "CUDA backend on device" "$work/serve.log" || true)
 [[ -n $backend_line ]] || { cat "$work/serve.log"; fail "the server did not log the CUDA backend"; }
 pass "/health 200; ${backend_line#*] }"
@@ -117,28 +111,7 @@ import json, sys
 print(" ".join(json.load(open(sys.argv[1]))["Docker"]["config"]["Healthcheck"]["Test"][1:]))' "$export_dir/image.json")
 probe_out=$(in_image $probe 2>&1) || fail "healthcheck probe: $probe_out"
 pass "HEALTHCHECK probe: $probe_out"
-model_id=$(curl -sf "$base_url/v1/models" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')
-body=$(printf '{"model": "%s", "prompt": "Once upon a time", "max_tokens": 16, "temperature": 0}' "$model_id")
-completion=$(curl -s -w '\n%{http_code}' -H 'Content-Type: application/json' -d "$body" "$base_url/v1/completions")
-status=${completion##*$'\n'}
-completion=${completion%$'\n'*}
-[[ $status == 200 ]] || fail "/v1/completions answered $status: $completion"
-/usr/bin/python3 - "$completion" <<'EOF' || fail "bad completion: $completion"
-import json, sys
-reply = json.loads(sys.argv[1])
-choice = reply["choices"][0]
-assert choice["text"], "empty text"
-assert reply["usage"]["completion_tokens"] == 16, reply["usage"]
-print("    ok: completion %r (%s, %d tokens)" % (choice["text"], choice["finish_reason"], reply["usage"]["completion_tokens"]))
-EOF
-
-longbow_pid=$(ps -o pid=,comm= --sid "$server_pid" | awk '$2 == "longbow" { print $1 }' | head -1)
-[[ -n $longbow_pid ]] || fail "no longbow process in the server's session"
-kill -TERM "$longbow_pid"
-for ((i = 0; i < 60; i++)); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.5; done
-kill -0 "$server_pid" 2>/dev/null && fail "the server did not exit within 30 s of SIGTERM"
-wait "$server_pid" && rc=0 || rc=$?
+check_completion "$base_url" 16
+sigterm_exits_zero "$server_pid" "$work/serve.log"
 server_pid=
-[[ $rc == 0 ]] || { tail -20 "$work/serve.log"; fail "the server exited $rc after SIGTERM"; }
-pass "SIGTERM: exited 0"
 step "PASS (GPU image root filesystem on $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"
