@@ -84,17 +84,29 @@ struct Run {
   std::vector<std::vector<int32_t>> step_selections;
 };
 
-Status read_selection(Transformer& model, Run& run) {
+// The step's rows are positions [first_position, first_position + rows) of one sequence.
+Status read_selection(Transformer& model, Run& run, int first_position, int rows) {
   if (!model.config().dsa) return Status::Ok();
+  const int topk = model.config().dsa->topk;
   std::vector<int32_t> selection;
   Status status = model.read_dsa_selection(&selection);
   if (!status.ok() && status.code() != StatusCode::kNotFound) return status;
   std::vector<int32_t>& sorted = run.step_selections.emplace_back();
-  if (!status.ok()) return Status::Ok();  // a dense step: nothing to compare
-  const size_t topk = static_cast<size_t>(model.config().dsa->topk);
-  for (size_t row = 0; row * topk < selection.size(); ++row) {  // each row as a set: ascending
-    std::sort(selection.begin() + static_cast<ptrdiff_t>(row * topk),
-              selection.begin() + static_cast<ptrdiff_t>((row + 1) * topk));
+  if (!status.ok()) {
+    // A dense step. When every context fits in index_topk that is the selection of every causal
+    // token (dsa_attends_densely), which a runtime on a decode graph captured at a longer bound
+    // computes sparsely: compare it as that set. Otherwise (the dense prefill option) there is none.
+    if (first_position + rows > topk) return Status::Ok();
+    for (int r = 0; r < rows; ++r) {
+      const int visible = first_position + r + 1;
+      sorted.insert(sorted.end(), static_cast<size_t>(topk - visible), -1);
+      for (int j = 0; j < visible; ++j) sorted.push_back(j);
+    }
+    return Status::Ok();
+  }
+  const size_t k = static_cast<size_t>(topk);
+  for (size_t row = 0; row * k < selection.size(); ++row) {  // each row as a set: ascending
+    std::sort(selection.begin() + static_cast<ptrdiff_t>(row * k), selection.begin() + static_cast<ptrdiff_t>((row + 1) * k));
   }
   sorted = std::move(selection);
   return Status::Ok();
@@ -110,7 +122,7 @@ StatusOr<Run> run_prompt(Transformer& model, const Prompt& prompt, std::span<con
   const std::vector<std::span<const int32_t>> tables(model.cache_groups().size(), table);
   SequenceStep prefill{sequence, 0, tables, -1, true};
   RETURN_IF_ERROR(model.forward(std::span(&prefill, 1), &run.prompt_logits));
-  RETURN_IF_ERROR(read_selection(model, run));
+  RETURN_IF_ERROR(read_selection(model, run, 0, static_cast<int>(sequence.size())));
   run.tokens.push_back(argmax(run.prompt_logits));
   run.step_logits.push_back(run.prompt_logits);
   while (static_cast<int>(run.tokens.size()) < prompt.generate) {
@@ -119,7 +131,7 @@ StatusOr<Run> run_prompt(Transformer& model, const Prompt& prompt, std::span<con
     std::vector<float> logits;
     SequenceStep decode{std::span(sequence).last(1), static_cast<int32_t>(sequence.size() - 1), tables, -1, true};
     RETURN_IF_ERROR(model.forward(std::span(&decode, 1), &logits));
-    RETURN_IF_ERROR(read_selection(model, run));
+    RETURN_IF_ERROR(read_selection(model, run, static_cast<int>(sequence.size()) - 1, 1));
     run.tokens.push_back(argmax(logits));
     run.step_logits.push_back(std::move(logits));
   }

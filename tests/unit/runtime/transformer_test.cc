@@ -274,6 +274,35 @@ TEST(DemoModel, IndexerSelectsEveryMarkerThenTheEarliestTokens) {
   EXPECT_GT(markers_seen, 2) << "the prompt should hold several markers";
 }
 
+// A step whose every context fits in index_topk selects every token: the layers attend densely
+// and there is no selection to read (NOT_FOUND); one token more and the step selects again.
+TEST(DemoModel, StepsWithinIndexTopkAttendDenselyWithoutASelection) {
+  auto config = load_model_config(demo_model_dir());
+  ASSERT_TRUE(config.ok()) << config.status().to_string() << " (build the demo_model target)";
+  ASSERT_TRUE(config->dsa.has_value());
+  const int topk = config->dsa->topk;
+  RuntimeOptions options;
+  options.num_kv_pages = 6;
+  options.max_batched_tokens = 320;
+  options.max_num_seqs = 1;
+  ASSERT_LT(topk + 1, options.max_batched_tokens);
+  auto model = load_model(*config, demo_model_dir(), options);
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  std::vector<int32_t> tokens = random_tokens(topk + 1, config->vocab_size, 5);
+  std::vector<int32_t> table(6);
+  for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(i);
+  std::vector<float> logits;
+  std::vector<int32_t> selection;
+  SequenceStep within{std::span(tokens).first(static_cast<size_t>(topk)), 0, {table}, -1, true};
+  ASSERT_TRUE(model->transformer->forward(std::span(&within, 1), &logits).ok());
+  EXPECT_EQ(model->transformer->read_dsa_selection(&selection).code(), StatusCode::kNotFound);
+  SequenceStep past{std::span(tokens).last(1), topk, {table}, -1, true};
+  ASSERT_TRUE(model->transformer->forward(std::span(&past, 1), &logits).ok());
+  ASSERT_TRUE(model->transformer->read_dsa_selection(&selection).ok());
+  EXPECT_EQ(selection.size(), static_cast<size_t>(topk));
+  EXPECT_EQ(std::count(selection.begin(), selection.end(), -1), 0) << "context topk + 1 fills every slot";
+}
+
 // ---- DSA layers (DESIGN §3-§4) ----
 
 // The logits of `steps` (chunks of one sequence: [begin, end) token ranges) on `model`; one row per
