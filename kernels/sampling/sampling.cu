@@ -68,24 +68,16 @@ struct Shared {
   int token_raw_found;
 };
 
-__device__ __forceinline__ double block_sum(double v, Shared& s) {
+// Sum over the block in a fixed order (warps, then the kWarps partials in turn): every thread gets
+// the same value, and the same inputs give the same sum on every run. `partials` is shared scratch.
+template <typename T>
+__device__ __forceinline__ T block_sum(T v, T (&partials)[kWarps]) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if ((threadIdx.x & 31) == 0) s.red_d[threadIdx.x >> 5] = v;
+  if ((threadIdx.x & 31) == 0) partials[threadIdx.x >> 5] = v;
   __syncthreads();
-  double r = 0.0;
-  for (int w = 0; w < kWarps; ++w) r += s.red_d[w];  // a fixed order: the same sum in every thread
-  __syncthreads();
-  return r;
-}
-
-__device__ __forceinline__ int block_sum_int(int v, Shared& s) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if ((threadIdx.x & 31) == 0) s.red_i[threadIdx.x >> 5] = v;
-  __syncthreads();
-  int r = 0;
-  for (int w = 0; w < kWarps; ++w) r += s.red_i[w];
+  T r = 0;
+  for (int w = 0; w < kWarps; ++w) r += partials[w];
   __syncthreads();
   return r;
 }
@@ -268,7 +260,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
     const float max_value = x[key_id(best)];
     double sum = 0.0;
     for (int i = tid; i < vocab; i += kThreads) sum += exp(static_cast<double>(x[i] - max_value));
-    sum = block_sum(sum, s);
+    sum = block_sum(sum, s.red_d);
     log_total = static_cast<double>(max_value) + log(sum);
     uint64_t previous = ~uint64_t{0};
     for (int n = 0; n < rp.num_logprobs && n < vocab; ++n) {
@@ -357,7 +349,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
         best = k > best ? k : best;
       }
     }
-    finite = block_sum_int(finite, s);
+    finite = block_sum(finite, s.red_i);
     best = block_max_key(best, s);
     if (finite > 0) {
       const double inv_t = 1.0 / static_cast<double>(rp.temperature);
@@ -384,7 +376,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
         double w = 0.0;
         if (kept(i, x[i], &w)) total += w;
       }
-      total = block_sum(total, s);
+      total = block_sum(total, s.red_d);
       // top_p: the shortest best-first prefix whose mass reaches top_p · total.
       uint64_t p_key = 0;
       bool cut_p = false;
@@ -401,7 +393,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p) {
           double w = 0.0;
           if (nucleus(i, x[i], &w)) total += w;
         }
-        total = block_sum(total, s);
+        total = block_sum(total, s.red_d);
       }
       const double target = uniform_draw(rp.stream, rp.counter) * total;
       if (cut_k || rp.top_p < 1.0f) {

@@ -8,6 +8,7 @@
 //
 // Built only with LONGBOW_CUDA and run on the GPU machine from the bundle (tools/gpu_bundle), never
 // by CTest.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -273,6 +274,40 @@ TEST_F(BackendOpsTest, Matmul) {
       }
     }
   }
+}
+
+// Products of m <= kSkinnyGemmMaxRows rows run the skinny GEMM (kernels/gemm) when k is a multiple
+// of 8 and the operands are 16-byte aligned, cuBLAS otherwise: row counts on both sides of the
+// switch, k across the kernel's unrolled and tail loops, odd n (a column pair's second column past
+// n), bias, both output types, and the two cuBLAS fallbacks.
+TEST_F(BackendOpsTest, SkinnyMatmul) {
+  struct Shape {
+    int k, n;
+  };
+  for (Shape shape : {Shape{8, 5}, Shape{1000, 77}, Shape{4104, 129}, Shape{330, 33}}) {
+    for (int m = 1; m <= 8; ++m) {
+      for (bool f32_out : {false, true}) {
+        const bool with_bias = (m + shape.k) % 2 == 0;
+        Pair x = random_floats({m, shape.k});
+        Pair w = random_floats({shape.n, shape.k}, -0.1f, 0.1f);
+        Pair bias = with_bias ? random_floats({shape.n}) : Pair{};
+        Pair out = outputs({m, shape.n}, f32_out ? DType::kF32 : cuda_->compute_dtype());
+        check(cpu_->matmul(x.ref, w.ref, bias.ref, out.ref));
+        check(cuda_->matmul(x.dev, w.dev, bias.dev, out.dev));
+        expect_close(out, f32_out ? 1e-5 : kGemmBudget,
+                     fmt::format("skinny matmul M={} K={} N={}{}{}", m, shape.k, shape.n, f32_out ? " f32" : " bf16",
+                                 with_bias ? " bias" : ""));
+      }
+    }
+  }
+  // x rows starting 24 bytes into an allocation: not 16-byte aligned, so cuBLAS takes it.
+  Pair x_all = random_floats({4, 12});
+  Pair w = random_floats({9, 12}, -0.1f, 0.1f);
+  Pair out = outputs({3, 9}, DType::kF32);
+  const Tensor x_ref = x_all.ref.rows(1, 3), x_dev = x_all.dev.rows(1, 3);
+  check(cpu_->matmul(x_ref, w.ref, Tensor{}, out.ref));
+  check(cuda_->matmul(x_dev, w.dev, Tensor{}, out.dev));
+  expect_close(out, 1e-5, "skinny matmul unaligned x M=3 K=12 N=9");
 }
 
 TEST_F(BackendOpsTest, Rope) {

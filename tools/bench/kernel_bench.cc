@@ -2,7 +2,9 @@
 // TFLOP/s and paged decode µs per layer. Writes one JSON document (argv[1], default
 // kernel_bench.json) and prints a table.
 //
-//   kernel_bench OUT.json [--quick | --prefill | --prefill-only | --attention] [--head-dim 256]
+//   kernel_bench OUT.json [--quick | --prefill | --prefill-only | --attention | --skinny] [--head-dim 256]
+//   --skinny: decode-sized GEMMs (M = 1, 2) of the Llama-3.1-8B projections, cuBLAS against the
+//     skinny GEMM (kernels/gemm), as GB/s of the bytes they must move and % of the copy rate.
 //   --prefill: the prefill table alone (every N, every variant), for short GPU runs.
 //   --attention: the prefill and decode tables (no copy/GEMM ceilings).
 //   --head-dim 256: the attention tables at head_dim 256 with Hq=16, Hkv=8 (Gemma-2-9B / Gemma-3-12B
@@ -20,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
@@ -29,6 +32,7 @@
 #include "kernels/elementwise/params.h"
 #include "kernels/flash_prefill/flash_prefill_variants.h"
 #include "kernels/flash_prefill/params.h"
+#include "kernels/gemm/params.h"
 #include "kernels/paged_decode/params.h"
 
 namespace {
@@ -130,8 +134,103 @@ std::string json_escape_free(const std::string& s) { return "\"" + s + "\""; }
 
 }  // namespace
 
+// Writes `json` to `path` and prints the table under `title`; the process's exit status.
+int write_results(const std::string& path, const std::string& json, const std::string& title,
+                  const std::vector<std::string>& lines) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) {
+    std::fprintf(stderr, "cannot write %s\n", path.c_str());
+    return 1;
+  }
+  std::fputs(json.c_str(), f);
+  std::fclose(f);
+  std::printf("== %s ==\n", title.c_str());
+  for (const auto& line : lines) std::printf("%s\n", line.c_str());
+  return 0;
+}
+
+// Decode-sized GEMMs: out[m][n] = x[m][k] · w[n][k]ᵀ, bf16, on cuBLAS and on the skinny GEMM. The
+// weights rotate over copies filling >= 512 MB, so no repetition finds its w in the 50 MB L2.
+int skinny_gemm_bench(const std::string& out_path) {
+  cudaDeviceProp prop{};
+  CHECK_OR_EXIT(cudaGetDeviceProperties(&prop, 0));
+  const size_t copy_bytes = size_t{2} << 30;
+  double copy_tbps = 0;
+  {
+    DeviceBuffer a(copy_bytes), b(copy_bytes);
+    CHECK_OR_EXIT(cudaMemset(a.ptr, 1, copy_bytes));
+    const double ms = time_ms([&] { check(cudaMemcpyAsync(b.ptr, a.ptr, copy_bytes, cudaMemcpyDeviceToDevice), "copy"); },
+                              5, 3);
+    copy_tbps = 2.0 * static_cast<double>(copy_bytes) / (ms * 1e-3) / 1e12;
+  }
+  cublasHandle_t handle;
+  if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) return 1;
+  struct Shape {
+    const char* name;
+    int n, k;
+  };
+  const Shape shapes[] = {{"q_proj/o_proj", 4096, 4096}, {"k_proj/v_proj", 1024, 4096}, {"gate/up", 14336, 4096},
+                          {"down", 4096, 14336},          {"lm_head", 128256, 4096}};
+  std::string json = "{\n  \"device\": \"" + std::string(prop.name) + "\",\n  \"copy_tbps\": " +
+                     std::to_string(copy_tbps) + ",\n  \"skinny_gemm\": [\n";
+  std::vector<std::string> lines;
+  char line[220];
+  std::snprintf(line, sizeof(line), "copy bandwidth (read+write) %.2f TB/s", copy_tbps);
+  lines.push_back(line);
+  bool first = true;
+  for (const Shape& s : shapes) {
+    const size_t w_bytes = size_t{2} * s.n * s.k;
+    const int copies = static_cast<int>(std::max<size_t>(1, (size_t{512} << 20) / w_bytes + 1));
+    std::vector<std::unique_ptr<DeviceBuffer>> weights;
+    for (int c = 0; c < copies; ++c) {
+      weights.push_back(std::make_unique<DeviceBuffer>(w_bytes));
+      fill_random(*weights.back(), 100 + static_cast<uint64_t>(c), 0.05f);
+    }
+    for (int m = 1; m <= longbow::kernels::kSkinnyGemmMaxRows; ++m) {
+      DeviceBuffer x(size_t{2} * m * s.k), out(size_t{2} * m * s.n);
+      fill_random(x, 7, 1.0f);
+      int next = 0;
+      const float alpha = 1.0f, beta = 0.0f;
+      auto cublas = [&] {
+        const void* w = weights[static_cast<size_t>(next++ % copies)]->ptr;
+        cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, s.n, m, s.k, &alpha, w, CUDA_R_16BF, s.k, x.ptr, CUDA_R_16BF,
+                     s.k, &beta, out.ptr, CUDA_R_16BF, s.n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+      };
+      auto skinny = [&] {
+        longbow::kernels::SkinnyGemmParams p;
+        p.x = x.ptr;
+        p.w = weights[static_cast<size_t>(next++ % copies)]->ptr;
+        p.out = out.ptr;
+        p.m = m;
+        p.n = s.n;
+        p.k = s.k;
+        check(longbow::kernels::launch_skinny_gemm(p, nullptr), "skinny gemm");
+      };
+      const double cublas_ms = time_ms(cublas, 9, 20);
+      const double skinny_ms = time_ms(skinny, 9, 20);
+      const double bytes = static_cast<double>(w_bytes) + 2.0 * m * (s.k + s.n);
+      const double cublas_gbps = bytes / (cublas_ms * 1e-3) / 1e9, skinny_gbps = bytes / (skinny_ms * 1e-3) / 1e9;
+      json += std::string(first ? "" : ",\n") + "    {\"name\": \"" + s.name + "\", \"m\": " + std::to_string(m) +
+              ", \"n\": " + std::to_string(s.n) + ", \"k\": " + std::to_string(s.k) +
+              ", \"cublas_us\": " + std::to_string(cublas_ms * 1e3) + ", \"skinny_us\": " +
+              std::to_string(skinny_ms * 1e3) + ", \"cublas_gbps\": " + std::to_string(cublas_gbps) +
+              ", \"skinny_gbps\": " + std::to_string(skinny_gbps) + "}";
+      first = false;
+      std::snprintf(line, sizeof(line),
+                    "%-14s M=%d N=%-6d K=%-5d cuBLAS %8.1f us %6.0f GB/s (%3.0f%%)  skinny %8.1f us %6.0f GB/s (%3.0f%%)  %.2fx",
+                    s.name, m, s.n, s.k, cublas_ms * 1e3, cublas_gbps, 100.0 * cublas_gbps / (copy_tbps * 1e3),
+                    skinny_ms * 1e3, skinny_gbps, 100.0 * skinny_gbps / (copy_tbps * 1e3), cublas_ms / skinny_ms);
+      lines.push_back(line);
+    }
+  }
+  cublasDestroy(handle);
+  json += "\n  ]\n}\n";
+  return write_results(out_path, json, std::string("skinny GEMM on ") + prop.name, lines);
+}
+
 int main(int argc, char** argv) {
   const std::string out_path = argc > 1 ? argv[1] : "kernel_bench.json";
+  if (argc > 2 && std::strcmp(argv[2], "--skinny") == 0) return skinny_gemm_bench(out_path);
   const bool quick = argc > 2 && std::strcmp(argv[2], "--quick") == 0;
   // --prefill-only: one N=16384 prefill per variant and nothing else (for profiling under ncu).
   const bool prefill_only = argc > 2 && std::strcmp(argv[2], "--prefill-only") == 0;
@@ -337,15 +436,7 @@ int main(int argc, char** argv) {
     }
   }
   json += "\n  ]\n}\n";
-
-  FILE* f = std::fopen(out_path.c_str(), "w");
-  if (f == nullptr) {
-    std::fprintf(stderr, "cannot write %s\n", out_path.c_str());
-    return 1;
-  }
-  std::fputs(json.c_str(), f);
-  std::fclose(f);
-  std::printf("== longbow kernels on %s (%d SMs) ==\n", prop.name, num_sms);
-  for (const auto& line : table_lines) std::printf("%s\n", line.c_str());
-  return 0;
+  return write_results(out_path, json,
+                       std::string("longbow kernels on ") + prop.name + " (" + std::to_string(num_sms) + " SMs)",
+                       table_lines);
 }

@@ -18,6 +18,7 @@
 #include "kernels/elementwise/params.h"
 #include "kernels/flash_prefill/params.h"
 #include "kernels/gather/params.h"
+#include "kernels/gemm/params.h"
 #include "kernels/kv_append/params.h"
 #include "kernels/norm/params.h"
 #include "kernels/paged_decode/params.h"
@@ -63,6 +64,7 @@ class CudaBackend final : public Backend {
                          " found)");
     }
     device_ = options.device;
+    skinny_gemm_ = options.skinny_gemm;
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     cudaDeviceProp prop{};
     CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, device_));
@@ -77,8 +79,8 @@ class CudaBackend final : public Backend {
     CUBLAS_RETURN_IF_ERROR(cublasSetStream(cublas_, stream_));
     ASSIGN_OR_RETURN(cublas_workspace_, allocate(DType::kI32, {static_cast<int64_t>(kCublasWorkspaceBytes / 4)}));
     CUBLAS_RETURN_IF_ERROR(cublasSetWorkspace(cublas_, cublas_workspace_.data, kCublasWorkspaceBytes));
-    spdlog::info("CUDA backend on device {} ({}, {} SMs, {} GiB)", device_, device_name_, num_sms_,
-                 prop.totalGlobalMem >> 30);
+    spdlog::info("CUDA backend on device {} ({}, {} SMs, {} GiB){}", device_, device_name_, num_sms_,
+                 prop.totalGlobalMem >> 30, skinny_gemm_ ? "" : "; skinny GEMM off: every GEMM on cuBLAS");
     return Status::Ok();
   }
 
@@ -249,6 +251,18 @@ class CudaBackend final : public Backend {
     RETURN_IF_ERROR(fits_int(op, "n", n));
     RETURN_IF_ERROR(fits_int(op, "k", k));
     if (m == 0 || n == 0) return Status::Ok();
+    if (skinny_gemm_ && m <= kernels::kSkinnyGemmMaxRows) {
+      kernels::SkinnyGemmParams p;
+      p.x = x.data;
+      p.w = w.data;
+      p.bias = has_bias ? bias.data : nullptr;
+      p.out = out.data;
+      p.m = static_cast<int>(m);
+      p.n = static_cast<int>(n);
+      p.k = static_cast<int>(k);
+      p.out_f32 = out.dtype == DType::kF32;
+      if (kernels::skinny_gemm_supported(p)) return cuda_status(kernels::launch_skinny_gemm(p, stream_), "matmul");
+    }
     // Row-major out[m][n] = x[m][k] · w[n][k]ᵀ is column-major outᵀ[n][m] = w[n][k] · xᵀ: A = w
     // (stored k-major, transposed), B = xᵀ (k-major, as is).
     const float alpha = 1.0f, beta = 0.0f;
@@ -527,6 +541,7 @@ class CudaBackend final : public Backend {
   }
 
   int device_ = 0;
+  bool skinny_gemm_ = true;
   int num_sms_ = 0;
   std::string device_name_;
   cudaStream_t stream_ = nullptr;
