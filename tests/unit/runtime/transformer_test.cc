@@ -216,6 +216,15 @@ TEST(DemoModel, MixedBatchEqualsEachSequenceAlone) {
   check_mixed_batch(*config, demo_model_dir());
 }
 
+// The DSA demo model's tests: 6 KV pages (384 tokens), one sequence of up to 320 tokens a step.
+RuntimeOptions demo_dsa_options() {
+  RuntimeOptions options;
+  options.num_kv_pages = 6;
+  options.max_batched_tokens = 320;
+  options.max_num_seqs = 1;
+  return options;
+}
+
 // The demo model's indexer (tools/demo_model/demo_indexer.h) scores every marker token far above 0
 // and every other token exactly 0, so each row's top-k is every marker of its context, then the
 // non-markers of lowest position. This is what lets the bf16 CUDA backend select, and decode, like
@@ -226,11 +235,7 @@ TEST(DemoModel, IndexerSelectsEveryMarkerThenTheEarliestTokens) {
   ASSERT_TRUE(config.ok()) << config.status().to_string() << " (build the demo_model target)";
   ASSERT_TRUE(config->dsa.has_value());
   const int topk = config->dsa->topk;
-  RuntimeOptions options;
-  options.num_kv_pages = 6;
-  options.max_batched_tokens = 320;
-  options.max_num_seqs = 1;
-  auto model = load_model(*config, demo_model_dir(), options);
+  auto model = load_model(*config, demo_model_dir(), demo_dsa_options());
   ASSERT_TRUE(model.ok()) << model.status().to_string();
   auto embedding = model->checkpoint->tensor("model.embed_tokens.weight");
   ASSERT_TRUE(embedding.ok());
@@ -281,12 +286,8 @@ TEST(DemoModel, StepsWithinIndexTopkAttendDenselyWithoutASelection) {
   ASSERT_TRUE(config.ok()) << config.status().to_string() << " (build the demo_model target)";
   ASSERT_TRUE(config->dsa.has_value());
   const int topk = config->dsa->topk;
-  RuntimeOptions options;
-  options.num_kv_pages = 6;
-  options.max_batched_tokens = 320;
-  options.max_num_seqs = 1;
-  ASSERT_LT(topk + 1, options.max_batched_tokens);
-  auto model = load_model(*config, demo_model_dir(), options);
+  ASSERT_LT(topk + 1, demo_dsa_options().max_batched_tokens);
+  auto model = load_model(*config, demo_model_dir(), demo_dsa_options());
   ASSERT_TRUE(model.ok()) << model.status().to_string();
   std::vector<int32_t> tokens = random_tokens(topk + 1, config->vocab_size, 5);
   std::vector<int32_t> table(6);
