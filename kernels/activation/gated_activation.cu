@@ -1,5 +1,6 @@
-// Gated-MLP activations (SwiGLU, GeGLU with exact or tanh GELU): elementwise, 8 elements per thread
-// on the 16-byte path. One kernel per activation and path: six small instantiations.
+// Gated activations (SwiGLU, GeGLU with exact or tanh GELU, MiniMax's sigmoid output gate):
+// elementwise, 8 elements per thread on the 16-byte path. One kernel per activation and path: eight
+// small instantiations.
 #include <cuda_bf16.h>
 
 #include "kernels/activation/params.h"
@@ -17,6 +18,8 @@ __device__ __forceinline__ float gated(float g, float u) {
   } else if constexpr (kAct == GatedActivation::kGeluTanh) {
     constexpr float kSqrt2OverPi = 0.7978845608028654f;
     return 0.5f * g * (1.0f + tanhf(kSqrt2OverPi * (g + 0.044715f * g * g * g))) * u;
+  } else if constexpr (kAct == GatedActivation::kSigmoid) {
+    return u / (1.0f + __expf(-g));
   } else {
     constexpr float kInvSqrt2 = 0.7071067811865476f;
     return 0.5f * g * (1.0f + erff(g * kInvSqrt2)) * u;
@@ -73,6 +76,7 @@ cudaError_t launch_gated_activation(const GatedActivationParams& p, cudaStream_t
     case GatedActivation::kSilu: return launch<GatedActivation::kSilu>(p, stream);
     case GatedActivation::kGeluTanh: return launch<GatedActivation::kGeluTanh>(p, stream);
     case GatedActivation::kGelu: return launch<GatedActivation::kGelu>(p, stream);
+    case GatedActivation::kSigmoid: return launch<GatedActivation::kSigmoid>(p, stream);
   }
   return cudaErrorInvalidValue;
 }

@@ -12,6 +12,7 @@ enum class GatedActivation : int {
   kSilu = 0,      // x · sigmoid(x)
   kGeluTanh = 1,  // 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))
   kGelu = 2,      // 0.5 · x · (1 + erf(x / √2))
+  kSigmoid = 3,   // 1 / (1 + exp(−x))
 };
 
 struct GatedActivationParams {

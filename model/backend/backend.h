@@ -68,7 +68,59 @@ struct PagedAttentionArgs {
 //   kSilu      x · sigmoid(x)                                   (Llama, Qwen, Mistral, MiniMax)
 //   kGeluTanh  0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³))) (Gemma's gelu_pytorch_tanh)
 //   kGelu      0.5 · x · (1 + erf(x / √2))                       (exact GELU: ModernBERT's "gelu")
-enum class Activation { kSilu, kGeluTanh, kGelu };
+//   kSigmoid   1 / (1 + exp(−x))                                 (MiniMax's lightning output gate)
+enum class Activation { kSilu, kGeluTanh, kGelu, kSigmoid };
+
+// ---- lightning attention (MiniMax; DESIGN §4; reference: model/backend/cpu/cpu_lightning.cc) ----
+// Causal linear attention with a fixed decay per head, λ_h = exp(−slopes[h]) (Lightning Attention-2 as
+// transformers' MiniMaxLightningAttention computes it). For each sequence and head h, over the
+// sequence's tokens u in order, with S [D, D] and S = 0 before the sequence's first token:
+//   S ← λ_h · S + k_uᵀ v_u;   o_u = q_u · S        (o_u = Σ_{u' ≤ u} λ_h^{u−u'} (q_u · k_u') v_u')
+// where q, k, v are SiLU of the layer's qkv projection, split per head as transformers splits it:
+// qkv[t] = [q_0 k_0 v_0 | q_1 k_1 v_1 | ...], each piece D wide.
+// Sequence s owns rows [query_start[s], query_start[s+1]) of qkv and out: the last q_len of its
+// context_lens[s] tokens, as in PagedAttentionArgs. Its state is state[slots[s]] ([H, D, D] F32):
+// read at entry unless context_lens[s] == q_len (the sequence's first step: the slot is fresh, taken
+// as 0 and never read), and replaced by S after the sequence's last new token. A row whose slot is
+// −1 (a graph batch's padding: one query, context 0) reads and writes no state and outputs 0. No two
+// sequences of one call hold the same slot.
+// Multi-token rows run blockwise, block_size tokens at a time (intra-block: masked, decayed QKᵀ;
+// inter-block: through S), as transformers does; any block size gives the recurrence up to rounding.
+struct LightningAttentionArgs {
+  Tensor qkv;           // [T, H·3·D] the qkv projection, before SiLU
+  Tensor slopes;        // [H] F32
+  Tensor state;         // [num_slots, H, D, D] F32: the layer's state pool
+  Tensor query_start;   // [S + 1] I32
+  Tensor context_lens;  // [S] I32
+  Tensor slots;         // [S] I32 state slots, or −1
+  Tensor out;           // [T, H·D]
+  int num_heads = 0, head_dim = 0;
+  int block_size = 256;
+  int max_query_len = 0;  // an upper bound on every q_len (a launch hint)
+};
+
+// ---- mixture of experts (MiniMax, Mixtral; reference: model/backend/cpu/cpu_moe.cc) ----
+// Softmax top-k routing (transformers' MixtralTopKRouter): p = softmax(logits[t]); ids[t] the k = ids.dim(1)
+// experts of largest p in descending order (ties to the lower id); weights[t][j] = p[ids[t][j]] / Σ_j'
+// p[ids[t][j']] (renormalized over the chosen k).
+struct MoeRouteArgs {
+  Tensor logits;   // [T, E] F32 router logits
+  Tensor ids;      // [T, k] I32, written
+  Tensor weights;  // [T, k] F32, written
+};
+
+// The routed experts (transformers' MixtralExperts, stacked as it stores them):
+//   out[t] = Σ_j weights[t][j] · down[e] · (act(gate[e] · x[t]) ⊙ up[e] · x[t]),  e = ids[t][j],
+// with gate[e] = gate_up[e] rows [0, I) and up[e] = rows [I, 2I).
+struct MoeExpertsArgs {
+  Tensor x;        // [T, H]
+  Tensor ids;      // [T, k] I32 in [0, E)
+  Tensor weights;  // [T, k] F32
+  Tensor gate_up;  // [E, 2I, H]
+  Tensor down;     // [E, H, I]
+  Activation activation = Activation::kSilu;
+  Tensor out;      // [T, H]
+};
 
 // ---- DeepSeek Sparse Attention (DESIGN §4, §5; reference model/backend/cpu/cpu_dsa.h) ----
 // A DSA layer's index cache is [P, kPageSize · (Di + 4)] kFP8E4M3 raw page bytes: the page's 64 e4m3
@@ -264,6 +316,11 @@ class Backend {
     (void)x, (void)cap;
     return missing_op("softcap");
   }
+
+  // ---- ops of the lightning hybrid family (MiniMax; contracts above the class) ----
+  virtual Status lightning_attention(const LightningAttentionArgs&) { return missing_op("lightning_attention"); }
+  virtual Status moe_route(const MoeRouteArgs&) { return missing_op("moe_route"); }
+  virtual Status moe_experts(const MoeExpertsArgs&) { return missing_op("moe_experts"); }
 
   // ---- graphs: whether capture_graph works here (CUDA: yes; CPU: no, the runtime runs eagerly) ----
   virtual bool supports_graphs() const { return false; }

@@ -643,11 +643,12 @@ TEST_F(PagedAttentionTest, RejectsUnsupportedHeadDim) {
   }
 }
 
-// GELU-tanh (Gemma) and exact GELU (ModernBERT) gates next to SiLU, on both the 16-byte path and
+// GELU-tanh (Gemma), exact GELU (ModernBERT) and sigmoid (MiniMax) gates next to SiLU, on both the 16-byte path and
 // the scalar one (an inner size that is not a multiple of 8).
 TEST_F(BackendOpsTest, GatedActivations) {
   const std::pair<Activation, const char*> acts[] = {
-      {Activation::kSilu, "silu"}, {Activation::kGeluTanh, "gelu_tanh"}, {Activation::kGelu, "gelu"}};
+      {Activation::kSilu, "silu"}, {Activation::kGeluTanh, "gelu_tanh"}, {Activation::kGelu, "gelu"},
+      {Activation::kSigmoid, "sigmoid"}};
   for (const auto& [act, name] : acts) {
     for (int tokens : kLengths) {
       for (int inter : {1024, 77}) {

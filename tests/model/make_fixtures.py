@@ -15,7 +15,8 @@ between the best and second-best logit over the greedy steps (a small gap means 
 
 The local/global families (gemma2, gemma3_text, modernbert-decoder) use odd head sizes (48, 256, 32), a sliding
 window (24) shorter than the longest prompt, soft-caps small enough to bend the scores, and biases/norm weights
-away from their identity values. Families are appended, never reordered: each one's seed is its index.
+away from their identity values. minimax (lightning hybrid, MoE) uses a block size of 16, so the longest prompt
+crosses several blocks. Families are appended, never reordered: each one's seed is its index.
 
 Usage: python3 tests/model/make_fixtures.py OUT_DIR [NAME,NAME,...]   (default: every family)
 """
@@ -58,6 +59,7 @@ def families():
     yield "gemma2", gemma2
     yield "gemma3_text", gemma3_text
     yield "modernbert-decoder", modernbert_decoder
+    yield "minimax", minimax
 
 
 LOCAL = dict(vocab_size=VOCAB, max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=0,
@@ -100,6 +102,21 @@ def modernbert_decoder():
         norm_bias=True, attention_bias=True, mlp_bias=True, decoder_bias=True, classifier_bias=True,
         local_attention=2 * WINDOW, global_attn_every_n_layers=3, global_rope_theta=160000.0,
         local_rope_theta=10000.0)
+
+
+def minimax():
+    """Lightning hybrid: linear-attention layers around one softmax layer, a block size (16) that the 70-token
+    prompt crosses four times, residual alpha/beta factors away from 1, partial RoPE on the softmax layer, and a
+    softmax top-2 MoE over 4 experts."""
+    from transformers import MiniMaxConfig, MiniMaxForCausalLM
+    types = ["linear_attention", "linear_attention", "full_attention", "linear_attention"]
+    return MiniMaxForCausalLM, MiniMaxConfig(
+        **LOCAL, hidden_size=96, intermediate_size=80, num_hidden_layers=4, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=32, rms_norm_eps=1e-5, hidden_act="silu", tie_word_embeddings=False,
+        layer_types=types, block_size=16, num_local_experts=4, num_experts_per_tok=2,
+        full_attn_alpha_factor=1.3, full_attn_beta_factor=0.9, linear_attn_alpha_factor=1.7,
+        linear_attn_beta_factor=0.8, mlp_alpha_factor=1.5, mlp_beta_factor=1.1,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "partial_rotary_factor": 0.5})
 
 
 UNIT_OFFSET_NORMS = ("gemma2", "gemma3_text")  # RMSNorm scales by (1 + weight)

@@ -5,8 +5,9 @@
 // sums. Every argument is validated (dtype, shape, index ranges, aliasing) before any write, so a
 // bad call returns INVALID_ARGUMENT naming the op and the tensor and changes nothing.
 //
-// The ops live in three files: cpu_backend.cc (memory), cpu_ops.cc (embedding, norms, matmul, RoPE,
-// activation, gather) and cpu_attention.cc (KV append and paged attention).
+// The ops live in several files: cpu_backend.cc (memory), cpu_ops.cc (embedding, norms, RoPE,
+// activation, gather), cpu_matmul.cc, cpu_attention.cc (KV append and paged attention), cpu_dsa*.cc,
+// cpu_lightning.cc, cpu_moe.cc and cpu_sampling.cc.
 #pragma once
 
 #include <atomic>
@@ -62,6 +63,11 @@ class CpuBackend final : public Backend {
   Status dsa_index_scores(const DsaIndexScoresArgs& args) override;
   Status dsa_topk(const DsaTopkArgs& args) override;
   Status dsa_sparse_attention(const DsaSparseAttentionArgs& args) override;
+
+  // The lightning hybrid's ops: cpu_lightning.cc, cpu_moe.cc.
+  Status lightning_attention(const LightningAttentionArgs& args) override;
+  Status moe_route(const MoeRouteArgs& args) override;
+  Status moe_experts(const MoeExpertsArgs& args) override;
 
   // Sampling (cpu_sampling.cc): the reference sampler on each row; every row is supported.
   bool supports_sampling(const SamplingRow& row, int vocab_size) const override;

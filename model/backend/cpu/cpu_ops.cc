@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "model/backend/cpu/cpu_backend.h"
+#include "model/backend/cpu/cpu_activation.h"
 #include "model/backend/cpu/cpu_checks.h"
 
 namespace longbow {
@@ -176,19 +177,7 @@ Status CpuBackend::gated_activation(Activation act, const Tensor& gate, const Te
   if (out.data != up.data) RETURN_IF_ERROR(cpu::check_disjoint(op, "out", out, "up", up));
   const int64_t n = gate.numel();
   for (int64_t i = 0; i < n; ++i) {
-    const double g = gate.as<float>()[i];
-    double a = 0.0;
-    switch (act) {
-      case Activation::kSilu:
-        a = g / (1.0 + std::exp(-g));
-        break;
-      case Activation::kGeluTanh:
-        a = 0.5 * g * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (g + 0.044715 * g * g * g)));
-        break;
-      case Activation::kGelu:
-        a = 0.5 * g * (1.0 + std::erf(g / std::sqrt(2.0)));
-        break;
-    }
+    const double a = cpu::activate(act, gate.as<float>()[i]);
     out.as<float>()[i] = static_cast<float>(a * up.as<float>()[i]);
   }
   return Status::Ok();

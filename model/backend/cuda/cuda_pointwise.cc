@@ -73,6 +73,7 @@ Status gated_activation(cudaStream_t stream, Activation act, const Tensor& gate,
     case Activation::kSilu: p.act = kernels::GatedActivation::kSilu; break;
     case Activation::kGeluTanh: p.act = kernels::GatedActivation::kGeluTanh; break;
     case Activation::kGelu: p.act = kernels::GatedActivation::kGelu; break;
+    case Activation::kSigmoid: p.act = kernels::GatedActivation::kSigmoid; break;
   }
   return cuda_status(kernels::launch_gated_activation(p, stream), op);
 }

@@ -284,6 +284,19 @@ TEST_F(CpuOpsTest, GeluActivationsMatchTheirDefinitions) {
   EXPECT_GT(max_abs_diff(to_host(backend_, out), std::vector<double>(exact.begin(), exact.end())), 1e-5);
 }
 
+// MiniMax's output gate: sigmoid(gate) · up.
+TEST_F(CpuOpsTest, SigmoidGateMatchesItsDefinition) {
+  const int rows = 3, cols = 19;
+  std::vector<float> gate = random_floats(rows * cols, 38, -8.0f, 8.0f);
+  std::vector<float> up = random_floats(rows * cols, 39);
+  Tensor g = make_f32(backend_, {rows, cols}, gate), u = make_f32(backend_, {rows, cols}, up);
+  Tensor out = make_poisoned(backend_, {rows, cols});
+  ASSERT_TRUE(backend_.gated_activation(Activation::kSigmoid, g, u, out).ok());
+  std::vector<double> want(gate.size());
+  for (size_t i = 0; i < gate.size(); ++i) want[i] = up[i] / (1.0 + std::exp(-double{gate[i]}));
+  EXPECT_LT(max_abs_diff(to_host(backend_, out), want), 1e-6);
+}
+
 TEST_F(CpuOpsTest, LayerNormMatchesNaiveWithAndWithoutBias) {
   const int rows = 3, cols = 50;
   std::vector<float> x = random_floats(rows * cols, 35, -3.0f, 5.0f);
