@@ -26,6 +26,8 @@
 #include "model/backend/cuda/cuda_check.h"
 #include "model/backend/cuda/cuda_dsa.h"
 #include "model/backend/cuda/cuda_graph.h"
+#include "model/backend/cuda/cuda_lightning.h"
+#include "model/backend/cuda/cuda_moe.h"
 #include "model/backend/cuda/cuda_pointwise.h"
 #include "model/backend/cuda/cuda_sampling.h"
 #include "model/backend/cuda/cuda_support.h"
@@ -88,6 +90,11 @@ class CudaBackend final : public Backend {
   DType compute_dtype() const override { return DType::kBF16; }
 
   Status check_supported(const ModelConfig& config) const override { return check_cuda_supported(config); }
+
+  Status supports(const OpQuery& query) const override {
+    if (query.op == "lightning_attention") return cuda_lightning::supports_head_dim(query.head_dim);
+    return Status::Ok();
+  }
 
   // ---- memory ----
   StatusOr<Tensor> allocate(DType dtype, std::initializer_list<int64_t> dims) override {
@@ -420,6 +427,13 @@ class CudaBackend final : public Backend {
     return cuda_status(kernels::launch_flash_prefill(p, stream_), "paged_attention (prefill)");
   }
 
+  // Lightning hybrid ops: model/backend/cuda/cuda_lightning.cc and cuda_moe.cc.
+  Status lightning_attention(const LightningAttentionArgs& args) override {
+    return cuda_lightning::lightning_attention(stream_, args);
+  }
+  Status moe_route(const MoeRouteArgs& args) override { return cuda_moe::route(moe_context(), args); }
+  Status moe_experts(const MoeExpertsArgs& args) override { return cuda_moe::experts(moe_context(), args); }
+
   // ---- graphs (model/backend/cuda/cuda_graph.cc) ----
   bool supports_graphs() const override { return true; }
 
@@ -515,6 +529,10 @@ class CudaBackend final : public Backend {
 
   cuda_dsa::Context dsa_context() {
     return cuda_dsa::Context{stream_, num_sms_, [this](size_t bytes) { return workspace(bytes); }};
+  }
+
+  cuda_moe::Context moe_context() {
+    return cuda_moe::Context{stream_, [this](size_t bytes) { return workspace(bytes); }};
   }
 
   // Host-synchronising calls would invalidate a graph capture; refuse them with a clear reason.
