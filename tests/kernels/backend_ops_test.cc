@@ -76,6 +76,17 @@ class BackendOpsTest : public ::testing::Test {
     return p;
   }
 
+  // F32 on both sides (slopes, states, router logits and weights), the values as given.
+  Pair floats_f32(std::initializer_list<int64_t> dims, const std::vector<float>& values) {
+    Pair p;
+    p.ref = must(cpu_->allocate(DType::kF32, dims));
+    p.dev = must(cuda_->allocate(DType::kF32, dims));
+    EXPECT_EQ(static_cast<size_t>(p.ref.numel()), values.size());
+    check(cpu_->upload(values.data(), p.ref));
+    check(cuda_->upload(values.data(), p.dev));
+    return p;
+  }
+
   Pair random_floats(std::initializer_list<int64_t> dims, float lo = -1.0f, float hi = 1.0f) {
     int64_t n = 1;
     for (int64_t d : dims) n *= d;
@@ -761,6 +772,347 @@ TEST_F(BackendOpsTest, CheckSupportedNamesHeadDim) {
     config.head_dim = d;
     config.rope.rotary_dim = d;
     EXPECT_TRUE(cuda_->check_supported(config).ok()) << d;
+  }
+}
+
+
+// ---- lightning attention (MiniMax): CudaBackend vs CpuBackend ----
+//
+// Budgets. Both backends read the same bf16 qkv values; the CUDA kernels apply SiLU, the decays
+// (expf of slope·n) and every sum in fp32 where the CPU uses double, which moves a value by a few
+// fp32 ulps (~1e-7 relative); the state stays fp32 on both sides, so states agree to ~1e-6 relative
+// L2 even after several calls and hundreds of tokens: kLightningStateBudget. The outputs add one bf16
+// rounding on the CUDA side (≤ 2^-9 per element, ~1e-3..2.3e-3 relative L2); with inputs in [-2, 2]
+// the SiLU'd q, k, v are mostly positive and the history states are O(1), so no sum cancels enough to
+// lift the fp32 error near that: one rounding's budget, kOneRounding. A kernel that mixes up a decay
+// exponent (λ^p for λ^{p+1}), a block boundary or a fresh slot misses these by orders of magnitude
+// at the fast heads (λ = 0.41).
+constexpr double kLightningStateBudget = 1e-5;
+
+// One sequence of a lightning call: q_len rows, context ctx after them (ctx == q_len: its first step,
+// the slot is fresh), its state slot (−1 with q_len 1 and ctx 0: a graph batch's padding row).
+struct LightningSeq {
+  int q_len;
+  int ctx;
+  int slot;
+};
+
+class LightningTest : public BackendOpsTest {
+ protected:
+  // Per-head slopes, geometric from 0.9 (λ = 0.41, MiniMax's fastest head) to 0.004 (λ = 0.996).
+  static std::vector<float> slopes(int heads) {
+    std::vector<float> out(static_cast<size_t>(heads));
+    for (int h = 0; h < heads; ++h) {
+      const double f = heads > 1 ? static_cast<double>(h) / (heads - 1) : 0.0;
+      out[static_cast<size_t>(h)] = static_cast<float>(0.9 * std::pow(0.004 / 0.9, f));
+    }
+    return out;
+  }
+
+  // A pool of `slots` states: the `fresh` slots hold NaN on both sides (a fresh sequence must never
+  // read its slot), every other slot a random history in [-1, 1] (slots no sequence names must come
+  // back unchanged).
+  Pair state_pool(int slots, int heads, int d, const std::vector<int>& fresh) {
+    const size_t per_slot = static_cast<size_t>(heads) * d * d;
+    std::vector<float> values(per_slot * static_cast<size_t>(slots));
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (auto& v : values) v = dist(rng_);
+    for (int slot : fresh) {
+      std::fill(values.begin() + static_cast<int64_t>(per_slot) * slot,
+                values.begin() + static_cast<int64_t>(per_slot) * (slot + 1), std::nanf(""));
+    }
+    return floats_f32({slots, heads, d, d}, values);
+  }
+
+  struct Call {
+    Pair qkv, query_start, context_lens, slots, out;
+    int max_query_len = 0;
+  };
+
+  // The inputs of one call: fresh random qkv in [-2, 2] (unscaled: the decays must hold at O(1)).
+  Call make_call(const std::vector<LightningSeq>& seqs, int heads, int d) {
+    Call c;
+    std::vector<int32_t> starts{0}, ctx, slots;
+    for (const LightningSeq& s : seqs) {
+      starts.push_back(starts.back() + s.q_len);
+      ctx.push_back(s.ctx);
+      slots.push_back(s.slot);
+      c.max_query_len = std::max(c.max_query_len, s.q_len);
+    }
+    const int tokens = starts.back(), n = static_cast<int>(seqs.size());
+    c.qkv = random_floats({tokens, heads * 3 * d}, -2.0f, 2.0f);
+    c.query_start = ints({n + 1}, starts);
+    c.context_lens = ints({n}, ctx);
+    c.slots = ints({n}, slots);
+    c.out = outputs({tokens, heads * d});
+    return c;
+  }
+
+  static LightningAttentionArgs args(const Call& c, const Pair& slopes_t, const Pair& state, int heads, int d,
+                                     bool dev) {
+    LightningAttentionArgs a;
+    a.qkv = dev ? c.qkv.dev : c.qkv.ref;
+    a.slopes = dev ? slopes_t.dev : slopes_t.ref;
+    a.state = dev ? state.dev : state.ref;
+    a.query_start = dev ? c.query_start.dev : c.query_start.ref;
+    a.context_lens = dev ? c.context_lens.dev : c.context_lens.ref;
+    a.slots = dev ? c.slots.dev : c.slots.ref;
+    a.out = dev ? c.out.dev : c.out.ref;
+    a.num_heads = heads;
+    a.head_dim = d;
+    a.block_size = 256;  // the CPU's blocks; the CUDA kernel uses its own 64-token blocks
+    a.max_query_len = c.max_query_len;
+    return a;
+  }
+
+  // One call on both backends, comparing the outputs and then the whole state pool.
+  void run_call(const std::vector<LightningSeq>& seqs, int heads, int d, const Pair& slopes_t, Pair& state,
+                const std::string& label) {
+    Call c = make_call(seqs, heads, d);
+    check(cpu_->lightning_attention(args(c, slopes_t, state, heads, d, false)));
+    check(cuda_->lightning_attention(args(c, slopes_t, state, heads, d, true)));
+    expect_close(c.out, kOneRounding, "lightning out " + label);
+    expect_close(state, kLightningStateBudget, "lightning state " + label);
+  }
+
+  static std::string describe(const std::vector<LightningSeq>& seqs, int heads, int d) {
+    std::string s = fmt::format("H={} D={} seqs(q/ctx/slot)=", heads, d);
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      s += fmt::format("{}{}/{}/{}", i ? "," : "", seqs[i].q_len, seqs[i].ctx, seqs[i].slot);
+    }
+    return s;
+  }
+};
+
+// Whole prompts (fresh slots full of NaN) at lengths around the kernel's 64-token blocks, one per
+// call and all in one batch; head sizes of every kernel instance (32, 64, 128) and padded ones.
+TEST_F(LightningTest, FreshPrefillAtOddLengths) {
+  const int lengths[] = {1, 17, 63, 64, 65, 300};
+  for (int d : {128, 64, 32, 100, 5}) {
+    const int heads = d >= 64 ? 4 : 3;
+    const Pair sl = floats_f32({heads}, slopes(heads));
+    for (int len : lengths) {
+      Pair state = state_pool(3, heads, d, {1});
+      const std::vector<LightningSeq> seqs{{len, len, 1}};
+      run_call(seqs, heads, d, sl, state, describe(seqs, heads, d));
+    }
+    std::vector<LightningSeq> batch;
+    std::vector<int> fresh;
+    for (int i = 0; i < 6; ++i) {
+      batch.push_back({lengths[i], lengths[i], 5 - i});
+      fresh.push_back(5 - i);
+    }
+    Pair state = state_pool(7, heads, d, fresh);
+    run_call(batch, heads, d, sl, state, describe(batch, heads, d));
+  }
+}
+
+// Three sequences prefilled in chunks across calls, then decoded token by token: the state each call
+// leaves is the next call's history. Calls mix chunk and decode rows, and two calls are decode-only.
+TEST_F(LightningTest, ChunkedPrefillThenDecodeCarriesTheState) {
+  const std::vector<std::vector<int>> chunks{{100, 1, 70, 1, 1, 129, 1, 1},
+                                             {1, 1, 64, 1, 65, 1, 1, 1},
+                                             {300, 1, 2, 1, 1, 17, 1, 1}};
+  const int slots[] = {2, 0, 4};
+  for (int d : {128, 64}) {
+    const int heads = 4;
+    const Pair sl = floats_f32({heads}, slopes(heads));
+    Pair state = state_pool(5, heads, d, {2, 0, 4});
+    std::vector<int> ctx(3, 0);
+    for (size_t call = 0; call < chunks[0].size(); ++call) {
+      std::vector<LightningSeq> seqs;
+      for (size_t s = 0; s < 3; ++s) {
+        const int q = chunks[s][call];
+        ctx[s] += q;
+        seqs.push_back({q, ctx[s], slots[s]});
+      }
+      run_call(seqs, heads, d, sl, state, fmt::format("call {} ", call) + describe(seqs, heads, d));
+    }
+  }
+}
+
+// One call mixing every kind of row: fresh prefills, chunks and decode steps over a history, a fresh
+// one-token sequence, a two-token one, and a padding row (slot −1, context 0).
+TEST_F(LightningTest, MixedBatchWithHistoryAndPadding) {
+  for (int d : {128, 48}) {
+    const int heads = 3;
+    const Pair sl = floats_f32({heads}, slopes(heads));
+    Pair state = state_pool(8, heads, d, {3, 7, 6});
+    const std::vector<LightningSeq> seqs{{65, 65, 3}, {1, 500, 0},   {1, 0, -1}, {97, 1000, 5},
+                                         {1, 1, 7},   {300, 400, 1}, {2, 2, 6}};
+    run_call(seqs, heads, d, sl, state, describe(seqs, heads, d));
+  }
+}
+
+// Decode steps recorded once in a CUDA graph and replayed with new qkv and context lengths uploaded
+// between replays (a padding row included), against the CPU op stepping the same inputs.
+TEST_F(LightningTest, DecodeInsideAGraph) {
+  const int heads = 4, d = 128;
+  const Pair sl = floats_f32({heads}, slopes(heads));
+  Pair state = state_pool(5, heads, d, {});
+  std::vector<LightningSeq> seqs{{1, 40, 1}, {1, 0, -1}, {1, 7, 3}, {1, 1000, 0}};
+  Call c = make_call(seqs, heads, d);
+  auto advance = [&](bool first) {
+    std::vector<int32_t> ctx;
+    for (LightningSeq& s : seqs) {
+      if (!first && s.slot >= 0) ++s.ctx;
+      ctx.push_back(s.ctx);
+    }
+    check(cpu_->upload(ctx.data(), c.context_lens.ref));
+    check(cuda_->upload(ctx.data(), c.context_lens.dev));
+    const std::vector<float> qkv = random_values(static_cast<size_t>(c.qkv.ref.numel()), -2.0f, 2.0f);
+    check(cpu_->upload(qkv.data(), c.qkv.ref));
+    check(cuda_->upload_converted(qkv.data(), DType::kF32, static_cast<int64_t>(qkv.size()), c.qkv.dev));
+    poison(c.out.dev);
+  };
+  // An eager step first (as the runtime does before capturing), then the graph.
+  advance(true);
+  check(cpu_->lightning_attention(args(c, sl, state, heads, d, false)));
+  check(cuda_->lightning_attention(args(c, sl, state, heads, d, true)));
+  expect_close(c.out, kOneRounding, "lightning graph eager out");
+  auto graph = cuda_->capture_graph([&] { return cuda_->lightning_attention(args(c, sl, state, heads, d, true)); });
+  ASSERT_TRUE(graph.ok()) << graph.status().to_string();
+  for (int step = 0; step < 4; ++step) {
+    advance(false);
+    check(cpu_->lightning_attention(args(c, sl, state, heads, d, false)));
+    check((*graph)->replay());
+    expect_close(c.out, kOneRounding, fmt::format("lightning graph replay {} out", step));
+    expect_close(state, kLightningStateBudget, fmt::format("lightning graph replay {} state", step));
+  }
+}
+
+TEST_F(LightningTest, RejectsBadArgumentsAndUnsupportedHeadDims) {
+  OpQuery query;
+  query.op = "lightning_attention";
+  query.head_dim = 128;
+  EXPECT_TRUE(cuda_->supports(query).ok());
+  query.head_dim = 256;
+  Status s = cuda_->supports(query);
+  EXPECT_EQ(s.code(), StatusCode::kUnimplemented) << s.to_string();
+  EXPECT_NE(s.message().find("head_dim 256"), std::string::npos) << s.message();
+
+  const int heads = 2, d = 32;
+  const Pair sl = floats_f32({heads}, slopes(heads));
+  Pair state = state_pool(2, heads, d, {});
+  Call c = make_call({{3, 3, 0}}, heads, d);
+  LightningAttentionArgs a = args(c, sl, state, heads, d, true);
+  a.qkv = must(cuda_->allocate(DType::kF32, {3, heads * 3 * d}));
+  s = cuda_->lightning_attention(a);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
+  EXPECT_NE(s.message().find("qkv"), std::string::npos) << s.message();
+  a = args(c, sl, state, heads, d, true);
+  a.state = must(cuda_->allocate(DType::kBF16, {2, heads, d, d}));
+  s = cuda_->lightning_attention(a);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
+  EXPECT_NE(s.message().find("state"), std::string::npos) << s.message();
+  a = args(c, sl, state, heads, d, true);
+  a.head_dim = 200;
+  s = cuda_->lightning_attention(a);
+  EXPECT_NE(s.code(), StatusCode::kOk);
+}
+
+// ---- mixture of experts: CudaBackend vs CpuBackend ----
+
+// Router logits whose values in a row are at least 0.03 apart (a shuffled ladder plus noise below
+// the step), so the top-k set and order are unambiguous in fp32 and double alike: ids must be equal.
+// The weights are exp differences renormalised in fp32 against the CPU's double: a few ulps.
+TEST_F(BackendOpsTest, MoeRoute) {
+  for (int experts : {4, 32, 256}) {
+    for (int k : {2, 8}) {
+      if (k > experts) continue;
+      for (int tokens : {1, 37, 300}) {
+        std::vector<float> logits(static_cast<size_t>(tokens) * experts);
+        std::vector<int> ladder(static_cast<size_t>(experts));
+        std::uniform_real_distribution<float> noise(0.0f, 0.02f);
+        for (int t = 0; t < tokens; ++t) {
+          std::iota(ladder.begin(), ladder.end(), 0);
+          std::shuffle(ladder.begin(), ladder.end(), rng_);
+          for (int e = 0; e < experts; ++e) {
+            logits[static_cast<size_t>(t) * experts + e] =
+                t == 1 ? 0.25f : (ladder[static_cast<size_t>(e)] - experts / 2) * 0.05f + noise(rng_);
+          }
+        }
+        // Row 1 (when present) is all ties: the lowest ids, equal weights, on both sides.
+        const Pair lg = floats_f32({tokens, experts}, logits);
+        Pair ids;
+        ids.ref = must(cpu_->allocate(DType::kI32, {tokens, k}));
+        ids.dev = must(cuda_->allocate(DType::kI32, {tokens, k}));
+        poison(ids.dev);
+        Pair weights = outputs({tokens, k}, DType::kF32);
+        check(cpu_->moe_route(MoeRouteArgs{lg.ref, ids.ref, weights.ref}));
+        check(cuda_->moe_route(MoeRouteArgs{lg.dev, ids.dev, weights.dev}));
+        const std::string label = fmt::format("moe_route T={} E={} k={}", tokens, experts, k);
+        std::vector<int32_t> want(static_cast<size_t>(tokens) * k), got(want.size());
+        check(cpu_->download(ids.ref, want.data()));
+        check(cuda_->download(ids.dev, got.data()));
+        EXPECT_EQ(got, want) << label;
+        expect_close(weights, 1e-5, label + " weights");
+      }
+    }
+  }
+}
+
+// Experts at decode and prefill sizes (1 token to several 64-row tiles per expert, experts left
+// without tokens), hidden and intermediate sizes off the 64/32-column tiles, every activation.
+// Budget: h = act(gate)·up is stored in bf16 between the two GEMMs (one rounding, ~1e-3 relative,
+// carried through the down projection without growing: random-sign weights sum its independent
+// errors as they sum the values) and the output is rounded once more; fp32 accumulation elsewhere.
+TEST_F(BackendOpsTest, MoeExperts) {
+  struct Shape {
+    int hidden, inter;
+  };
+  struct Case {
+    int experts, tokens;
+    Shape shape;
+    Activation act;
+  };
+  std::vector<Case> cases;
+  for (int experts : {4, 32}) {
+    for (int tokens : {1, 5, 64, 300}) {
+      for (Shape shape : {Shape{200, 150}, Shape{256, 128}}) cases.push_back({experts, tokens, shape, Activation::kSilu});
+    }
+  }
+  for (Activation act : {Activation::kGeluTanh, Activation::kGelu, Activation::kSigmoid}) {
+    cases.push_back({4, 64, Shape{200, 150}, act});
+  }
+  const int k = 2;
+  for (const Case& c : cases) {
+    const int t_count = c.tokens, hidden = c.shape.hidden, inter = c.shape.inter;
+    std::vector<int32_t> ids;
+    std::vector<float> weights;
+    std::vector<int32_t> order(static_cast<size_t>(c.experts));
+    std::uniform_real_distribution<float> w_dist(0.1f, 1.0f);
+    for (int t = 0; t < t_count; ++t) {
+      std::iota(order.begin(), order.end(), 0);
+      std::shuffle(order.begin(), order.end(), rng_);
+      const float w0 = w_dist(rng_), w1 = w_dist(rng_);
+      ids.push_back(order[0]);
+      ids.push_back(order[1]);
+      weights.push_back(w0 / (w0 + w1));
+      weights.push_back(w1 / (w0 + w1));
+    }
+    const Pair x = random_floats({t_count, hidden});
+    const Pair id_t = ints({t_count, k}, ids);
+    const Pair w_t = floats_f32({t_count, k}, weights);
+    const Pair gate_up = random_floats({c.experts, 2 * inter, hidden}, -0.1f, 0.1f);
+    const Pair down = random_floats({c.experts, hidden, inter}, -0.1f, 0.1f);
+    Pair out = outputs({t_count, hidden});
+    auto args = [&](bool dev) {
+      MoeExpertsArgs a;
+      a.x = dev ? x.dev : x.ref;
+      a.ids = dev ? id_t.dev : id_t.ref;
+      a.weights = dev ? w_t.dev : w_t.ref;
+      a.gate_up = dev ? gate_up.dev : gate_up.ref;
+      a.down = dev ? down.dev : down.ref;
+      a.activation = c.act;
+      a.out = dev ? out.dev : out.ref;
+      return a;
+    };
+    check(cpu_->moe_experts(args(false)));
+    check(cuda_->moe_experts(args(true)));
+    expect_close(out, kGemmBudget,
+                 fmt::format("moe_experts T={} E={} k={} H={} I={} act={}", t_count, c.experts, k, hidden, inter,
+                             static_cast<int>(c.act)));
   }
 }
 
