@@ -10,6 +10,7 @@ const std::vector<Architecture>& architectures() {
       {"llama", {"llama", "mistral", "qwen2", "qwen3"}, make_llama_plan},
       {"gemma", {"gemma2", "gemma3_text"}, make_gemma_plan},
       {"modernbert_decoder", {"modernbert-decoder"}, make_modernbert_decoder_plan},
+      {"minimax", {"minimax"}, make_minimax_plan},
   };
   return kArchitectures;
 }

@@ -52,6 +52,11 @@ std::vector<TensorSpec> plan_tensors(const ModelPlan& plan) {
   list.add(plan.embed_norm);
   for (const LayerPlan& layer : plan.layers) {
     list.add(layer.attn_norm);
+    if (layer.lightning) {
+      const LightningPlan& l = *layer.lightning;
+      for (const LinearPlan* linear : {&l.qkv, &l.output_gate, &l.out}) list.add(*linear);
+      list.add(l.norm);
+    }
     const AttentionPlan& a = layer.attention;
     for (const LinearPlan* linear : {&a.q, &a.k, &a.v, &a.o}) list.add(*linear);
     list.add(a.q_norm);
@@ -64,6 +69,12 @@ std::vector<TensorSpec> plan_tensors(const ModelPlan& plan) {
     list.add(layer.attn_post_norm);
     list.add(layer.mlp_norm);
     for (const LinearPlan* linear : {&layer.mlp.gate, &layer.mlp.up, &layer.mlp.down}) list.add(*linear);
+    if (layer.moe) {
+      const MoePlan& m = *layer.moe;
+      list.add(m.router);
+      list.add(m.gate_up, {m.num_experts, 2 * m.intermediate, m.hidden});
+      list.add(m.down, {m.num_experts, m.hidden, m.intermediate});
+    }
     list.add(layer.mlp_post_norm);
   }
   list.add(plan.head.final_norm);
@@ -84,6 +95,7 @@ std::vector<std::string> unit_offset_tensors(const ModelPlan& plan) {
                                  &layer.attention.q_norm, &layer.attention.k_norm}) {
       add(*norm);
     }
+    if (layer.lightning) add(layer.lightning->norm);
   }
   add(plan.head.final_norm);
   add(plan.head.dense_norm);

@@ -7,6 +7,8 @@
 //   x = attn_norm(h)            (kNone: x = h, only before any residual add, ModernBERT's layer 0)
 //   a = attention(x); a = attn_post_norm(a) if any (Gemma);   h += a
 //   y = mlp_norm(h);  m = mlp(y);  m = mlp_post_norm(m) if any (Gemma);   h += m
+// or, with scaled residuals (MiniMax): h = α₁·x + β₁·a, then y = mlp_norm(h), h = α₂·y + β₂·m.
+// The token mixer is GQA attention or lightning attention; the FFN a gated MLP or a MoE.
 // and the model: h = embed(ids) · embed_scale → embed_norm (ModernBERT) → layers → final_norm →
 // head (ModernBERT's dense → activation → norm) → lm_head (+ bias) → final soft-cap.
 #pragma once
@@ -72,11 +74,51 @@ struct MlpPlan {
   LinearPlan gate, up, down;
 };
 
+// MiniMax's lightning attention (DESIGN §3-4): qkv = qkv_proj(x) [T, H·3·D] (SiLU and the per-head
+// split happen in Backend::lightning_attention), o = the decayed linear attention, RMSNorm over all
+// H·D channels, o ⊙ sigmoid(output_gate(x)), out_proj. Cache: an [H, D, D] fp32 state per sequence.
+struct LightningPlan {
+  int num_heads = 0, head_dim = 0;
+  LinearPlan qkv, output_gate, out;
+  NormPlan norm;              // [H·D]
+  std::vector<float> slopes;  // [H] this layer's decay rate per head: λ = exp(−slope)
+  int block_size = 256;
+};
+
+// A softmax top-k mixture of experts (transformers' MixtralSparseMoeBlock): router logits, the top-k
+// renormalized, the experts' gated MLPs stacked as transformers 5 holds them.
+struct MoePlan {
+  LinearPlan router;      // [E, hidden]
+  std::string gate_up;    // [E, 2I, hidden]: rows [0, I) gate, [I, 2I) up, per expert
+  std::string down;       // [E, hidden, I]
+  int num_experts = 0, top_k = 0;
+  int64_t intermediate = 0, hidden = 0;
+  Activation activation = Activation::kSilu;
+};
+
+// MiniMax's residual around a block f with normed input x = norm(h): h' = alpha · x + beta · f(x).
+struct ScaledResidual {
+  float alpha = 1.0f, beta = 1.0f;
+};
+
 struct LayerPlan {
   NormPlan attn_norm, attn_post_norm;
   AttentionPlan attention;
+  std::optional<LightningPlan> lightning;  // set: the token mixer is this instead of `attention`
   NormPlan mlp_norm, mlp_post_norm;
   MlpPlan mlp;
+  std::optional<MoePlan> moe;  // set: the FFN is this instead of `mlp`
+  // Both set (MiniMax) or neither: the residuals are taken from the normed inputs, scaled.
+  std::optional<ScaledResidual> attn_residual, mlp_residual;
+};
+
+// A plan tensor that older checkpoints store in pieces (transformers' checkpoint conversion
+// mapping, e.g. Mixtral-style block_sparse_moe.experts.N.w1/w3/w2): when the checkpoint lacks
+// `name`, it is assembled from `parts`, each a [rows_i, cols] tensor, stacked along the first axis
+// of the flattened [shape[0]·…, cols] tensor in order.
+struct TensorParts {
+  std::string name;
+  std::vector<std::string> parts;
 };
 
 // The head after the final norm: an optional transform (ModernBERT's prediction head), then the
@@ -99,6 +141,7 @@ struct ModelPlan {
   std::vector<LayerPlan> layers;
   HeadPlan head;
   std::optional<DsaIndexerConfig> dsa;  // set when some layer has `dsa`
+  std::vector<TensorParts> legacy_parts;  // alternative sources of some plan tensors
 };
 
 // Every checkpoint tensor the plan reads, once each (tied and fused tensors once), with its shape.

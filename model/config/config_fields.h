@@ -141,6 +141,8 @@ inline Status require_positive(std::string_view field, double value) {
 // (default `default_window`), query scale, soft-caps, activations, norms and biases
 // (local_global_config.cc). Needs num_hidden_layers, head_dim and the model_type parsed.
 Status parse_local_global(const Fields& fields, std::optional<int> default_window, ModelConfig& config);
+// minimax_config.cc: layer_types (linear/full), block_size, the residual factors, the MoE.
+Status parse_minimax(const Fields& fields, ModelConfig& config);
 
 // The RoPE fields (rope_scaling / rope_parameters, per layer type too) into config.rope and
 // config.rope_local; needs head_dim, max_position_embeddings and layer_types already parsed.

@@ -100,6 +100,8 @@ Status check_config_sizes(const ModelConfig& c) {
       {"num_attention_heads x head_dim x hidden_size", product({c.num_attention_heads, c.head_dim, c.hidden_size})},
       {"num_key_value_heads x head_dim x hidden_size", product({c.num_key_value_heads, c.head_dim, c.hidden_size})},
       {"intermediate_size x hidden_size", product({c.intermediate_size, c.hidden_size})},
+      {"num_local_experts x intermediate_size x hidden_size",
+       product({c.moe ? c.moe->num_experts : 1, c.intermediate_size, c.hidden_size})},
       {"max_position_embeddings x head_dim", product({c.max_position_embeddings, c.head_dim})},  // RoPE tables
   };
   int64_t per_layer = 0;
@@ -108,7 +110,7 @@ Status check_config_sizes(const ModelConfig& c) {
       return invalid_argument(fmt::format("{}: the product is more than 2^40 elements; the config is not plausible",
                                           m.fields));
     }
-    per_layer += *m.elements;  // at most 5 · 2^40: no overflow
+    per_layer += *m.elements;  // at most 6 · 2^40: no overflow
   }
   std::optional<int64_t> total = product({per_layer, int64_t{c.num_hidden_layers} + 1});
   if (!total || *total > kMaxModelElements) {

@@ -50,6 +50,8 @@ struct FamilyDefaults {
   std::optional<int> sliding_window;       // mistral: 4096 unless the key says otherwise
   bool tie_word_embeddings = false;
   bool local_global = false;               // gemma2, gemma3_text, modernbert-decoder
+  double rms_norm_eps = 1e-6;
+  bool minimax = false;
 };
 
 std::optional<FamilyDefaults> family_defaults(std::string_view model_type) {
@@ -60,6 +62,9 @@ std::optional<FamilyDefaults> family_defaults(std::string_view model_type) {
   if (model_type == "gemma2" || model_type == "gemma3_text") return FamilyDefaults{4, 256, 2, 1, 4096, true, true};
   if (model_type == "modernbert-decoder") {
     return FamilyDefaults{std::nullopt, std::nullopt, 50281, 50282, 64, true, true};
+  }
+  if (model_type == "minimax") {
+    return FamilyDefaults{8, std::nullopt, 1, 2, std::nullopt, false, false, 1e-5, true};
   }
   return std::nullopt;
 }
@@ -189,7 +194,7 @@ StatusOr<ModelConfig> parse_model_config(const nlohmann::json& config_json) {
   if (!defaults) {
     return unimplemented("model_type: \"" + config.model_type +
                          "\" is not supported (supported: llama, mistral, qwen2, qwen3, gemma2, gemma3_text, "
-                         "modernbert-decoder)");
+                         "modernbert-decoder, minimax)");
   }
 
   ASSIGN_OR_RETURN(config.vocab_size, fields.required_int("vocab_size", 1));
@@ -230,7 +235,7 @@ StatusOr<ModelConfig> parse_model_config(const nlohmann::json& config_json) {
     return invalid_argument("head_dim: " + std::to_string(config.head_dim) + " must be even for RoPE");
   }
 
-  ASSIGN_OR_RETURN(config.rms_norm_eps, fields.double_or("rms_norm_eps", 1e-6));
+  ASSIGN_OR_RETURN(config.rms_norm_eps, fields.double_or("rms_norm_eps", defaults->rms_norm_eps));
   RETURN_IF_ERROR(require_positive("rms_norm_eps", config.rms_norm_eps));
   ASSIGN_OR_RETURN(config.tie_word_embeddings, fields.bool_or("tie_word_embeddings", defaults->tie_word_embeddings));
 
@@ -241,8 +246,12 @@ StatusOr<ModelConfig> parse_model_config(const nlohmann::json& config_json) {
     if (hidden_act && *hidden_act != "silu") {
       return unimplemented("hidden_act: \"" + *hidden_act + "\" is not supported (supported: silu)");
     }
-    RETURN_IF_ERROR(parse_layer_options(fields, config));
-    RETURN_IF_ERROR(parse_sliding_window(fields, *defaults, config));
+    if (defaults->minimax) {
+      RETURN_IF_ERROR(parse_minimax(fields, config));
+    } else {
+      RETURN_IF_ERROR(parse_layer_options(fields, config));
+      RETURN_IF_ERROR(parse_sliding_window(fields, *defaults, config));
+    }
   }
   RETURN_IF_ERROR(parse_dsa_indexer(fields, config));
   RETURN_IF_ERROR(parse_token_ids(fields, *defaults, config));

@@ -1,7 +1,7 @@
 // ModelConfig: what the runtime needs from a Hugging Face config.json, parsed and validated once.
 //
 // Supported model_type values: llama, mistral, qwen2, qwen3 (Llama-style GQA), gemma2, gemma3_text and
-// modernbert-decoder (local/global), DESIGN §3. The fields are the union of what those families'
+// modernbert-decoder (local/global), minimax (lightning hybrid with MoE), DESIGN §3. The fields are the union of what those families'
 // config.json files say, parsed with each family's transformers defaults; model/arch/ turns them into
 // a per-layer plan. Anything the runtime cannot honour is rejected by parse_model_config with a
 // message naming the field and value.
@@ -49,14 +49,31 @@ struct DsaIndexerConfig {
   int rope_dim = 64;  // leading dims rotated (half-split pairs); even, <= head_dim
 };
 
-// A layer's attention span (transformers' layer_types).
+// A layer's token mixer (transformers' layer_types).
 enum class LayerAttention {
-  kFull,     // "full_attention": the whole causal prefix
+  kFull,     // "full_attention": softmax attention over the whole causal prefix
   kSliding,  // "sliding_attention": the last sliding_window tokens, itself included
+  kLinear,   // "linear_attention": MiniMax's lightning attention (a fixed state per sequence)
+};
+
+// A mixture-of-experts FFN with softmax top-k routing, renormalized over the chosen experts
+// (Mixtral, MiniMax): num_local_experts experts of intermediate_size each.
+struct MoeConfig {
+  int num_experts = 0;  // num_local_experts
+  int top_k = 0;        // num_experts_per_tok
+};
+
+// The lightning hybrid (minimax): the prefill block of the linear layers and the residual factors of
+// MiniMaxDecoderLayer, h = α · x + β · f(x) where x is the normed input of the block f.
+struct LightningConfig {
+  int block_size = 256;
+  double full_attn_alpha = 1.0, full_attn_beta = 1.0;
+  double linear_attn_alpha = 1.0, linear_attn_beta = 1.0;
+  double mlp_alpha = 1.0, mlp_beta = 1.0;
 };
 
 struct ModelConfig {
-  std::string model_type;  // "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "modernbert-decoder"
+  std::string model_type;  // "llama", ..., "modernbert-decoder", "minimax" (the list above)
   int vocab_size = 0;
   int hidden_size = 0;
   int intermediate_size = 0;
@@ -79,6 +96,8 @@ struct ModelConfig {
   // sliding_window is set, else kFull.
   std::vector<LayerAttention> layer_types;
   std::optional<DsaIndexerConfig> dsa;  // set when the index_* keys are present
+  std::optional<MoeConfig> moe;         // minimax: every layer's FFN is this MoE
+  std::optional<LightningConfig> lightning;  // minimax
   RopeConfig rope;        // full-attention layers, and every layer of a model with one RoPE
   RopeConfig rope_local;  // sliding layers: equal to `rope` unless the config gives local RoPE parameters
   // Gemma: the softmax scale is query_pre_attn_scalar^-0.5 instead of head_dim^-0.5.

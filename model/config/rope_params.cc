@@ -99,9 +99,9 @@ Status parse_rope_dict(const Fields& fields, const Fields& rope, const ModelConf
   return Status::Ok();
 }
 
-// The theta a family uses when the config gives none (Gemma 3: 1e6; ModernBERT: global_rope_theta).
+// The theta a family uses when the config gives none (Gemma 3, MiniMax: 1e6; ModernBERT: global_rope_theta).
 double family_theta(const ModelConfig& config) {
-  if (config.model_type == "gemma3_text") return 1000000.0;
+  if (config.model_type == "gemma3_text" || config.model_type == "minimax") return 1000000.0;
   if (config.model_type == "modernbert-decoder") return 160000.0;
   return 10000.0;
 }

@@ -1,14 +1,21 @@
 // One decoder layer of a ModelPlan: norms around a token mixer (GQA attention, full or windowed, DSA
-// or not) and a gated MLP, with the residual adds fused into the norms that follow them:
+// or not; or lightning attention) and an FFN (a gated MLP or a MoE), with the residual adds fused
+// into the norms that follow them:
 //
-//   x = attn_norm(h + pending)      (h += pending first, where the previous layer left its MLP output)
-//   a = attention(x) → attn_post_norm (Gemma);  y = mlp_norm(h += a);  m = mlp(y) → mlp_post_norm (Gemma)
+//   x = attn_norm(h + pending)      (h += pending first, where the previous layer left its FFN output)
+//   a = mixer(x) → attn_post_norm (Gemma);  y = mlp_norm(h += a);  m = ffn(y) → mlp_post_norm (Gemma)
 //
-// and m is left in `delta` as the next layer's pending add (or the final norm's).
+// and m is left in `delta` as the next layer's pending add (or the final norm's). With scaled
+// residuals (MiniMax: h = α·x + β·a, then h = α'·y + β'·m) x and a are scaled in place first, x
+// becomes the residual, and the stream carries α'·y with β'·m pending.
 #pragma once
+
+#include <variant>
 
 #include "model/layers/gated_mlp.h"
 #include "model/layers/gqa_attention.h"
+#include "model/layers/lightning_attention.h"
+#include "model/layers/moe.h"
 #include "model/layers/norm.h"
 
 namespace longbow {
@@ -20,21 +27,38 @@ struct ResidualStream {
   bool pending = false;  // delta holds an output to add before the next norm
 };
 
+// What a layer computes in the step's scratch, per token (the workspace takes the widest layer's).
+struct ScratchWidths {
+  int64_t q = 0, kv = 0, intermediate = 0;
+  int64_t experts = 0, top_k = 0;  // MoE routing
+};
+
 class DecoderLayer {
  public:
   static StatusOr<DecoderLayer> build(const LayerPlan& plan, const TensorMap& tensors, const RopeTensors& rope,
-                                      const DsaLayerOptions& dsa, const Backend& backend);
+                                      const DsaLayerOptions& dsa, Backend& backend);
 
-  GqaAttention& attention() { return attention_; }
-  const GqaAttention& attention() const { return attention_; }
-  const GatedMlp& mlp() const { return mlp_; }
+  // The GQA attention, or nullptr for a lightning layer.
+  GqaAttention* attention() { return std::get_if<GqaAttention>(&mixer_); }
+  const GqaAttention* attention() const { return std::get_if<GqaAttention>(&mixer_); }
+  const LightningAttention* lightning() const { return std::get_if<LightningAttention>(&mixer_); }
+  bool is_dsa() const { return attention() != nullptr && attention()->is_dsa(); }
+
+  CacheSpec cache_spec(DType kv_dtype) const;
+  // Allocates this layer's cache: `size` pages of its paged group `group` (the step's slots and block
+  // tables it reads), or `size` state slots. Returns the bytes allocated.
+  StatusOr<size_t> allocate_cache(Backend& backend, int64_t size, int group);
+  ScratchWidths scratch_widths() const;
 
   Status forward(Backend& backend, const StepTensors& step, LayerScratch& scratch, ResidualStream& r);
 
  private:
+  Status scale(Backend& backend, Tensor& x, float factor) const;
+
   Norm attn_norm_, attn_post_norm_, mlp_norm_, mlp_post_norm_;
-  GqaAttention attention_;
-  GatedMlp mlp_;
+  std::variant<GqaAttention, LightningAttention> mixer_;
+  std::variant<GatedMlp, MoeFfn> ffn_;
+  std::optional<ScaledResidual> attn_residual_, mlp_residual_;
 };
 
 }  // namespace longbow

@@ -30,6 +30,9 @@ struct StepTensors {
   // tables [S, W] of that group's pool.
   std::vector<Tensor> slots;
   std::vector<Tensor> block_tables;
+  // Each sequence's slot in the model's state group [S] I32 (-1: none; a padding row): the lightning
+  // layers' state index (SequenceStep::state_slot). Unused by a model without state layers.
+  Tensor state_slots;
   int max_query_len = 0;
   int max_context_len = 0;
   std::span<const DsaRowBlockTensors> dsa_blocks;  // empty: one block
@@ -38,9 +41,11 @@ struct StepTensors {
 // Scratch shared by the layers, each a flat buffer holding T rows of the widest layer; view(t, n)
 // is its leading [t, n].
 struct LayerScratch {
-  Tensor q, attn;   // T · max(Hq·D)
+  Tensor q, attn;   // T · max(Hq·D, lightning 3·H·D)
   Tensor k, v;      // T · max(Hkv·D)
-  Tensor gate, up;  // T · max(intermediate)
+  Tensor gate, up;  // T · max(intermediate, lightning H·D)
+  // MoE layers: router logits T · E (F32), the chosen experts and their weights T · k (I32, F32).
+  Tensor router_logits, route_ids, route_weights;
   DsaScratch dsa;   // DSA layers only
   static Tensor view(const Tensor& flat, int64_t rows, int64_t cols) {
     return flat.rows(0, rows * cols).reshape({rows, cols});

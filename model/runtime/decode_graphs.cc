@@ -56,6 +56,7 @@ StatusOr<StepInputs> pad_decode_step(const StepInputs& in, int bucket, const Dec
   std::copy(in.token_ids.begin(), in.token_ids.end(), out.token_ids.begin());
   std::copy(in.positions.begin(), in.positions.end(), out.positions.begin());
   std::copy(in.context_lens.begin(), in.context_lens.end(), out.context_lens.begin());
+  std::copy(in.state_slots.begin(), in.state_slots.end(), out.state_slots.begin());
   const auto w = static_cast<size_t>(shape.table_width);
   const auto in_w = static_cast<size_t>(in.pages_per_seq);
   for (size_t g = 0; g < in.slots.size() && g < out.slots.size(); ++g) {
@@ -75,6 +76,7 @@ StepInputs padding_decode_step(int bucket, const DecodeShape& shape) {
   out.positions.assign(b, 0);
   out.slots.assign(static_cast<size_t>(shape.num_groups), std::vector<int32_t>(b, -1));
   out.context_lens.assign(b, 0);
+  out.state_slots.assign(b, -1);
   out.query_start.resize(b + 1);
   out.logit_rows.resize(b);
   for (size_t i = 0; i <= b; ++i) out.query_start[i] = static_cast<int32_t>(i);

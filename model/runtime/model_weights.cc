@@ -61,13 +61,14 @@ StatusOr<std::vector<bool>> find_dsa_layers(const ModelConfig& config, const Che
 namespace {
 
 StatusOr<Tensor> allocate_tensor(const TensorSpec& spec, Backend& backend) {
-  if (spec.shape.empty() || spec.shape.size() > 2) {
-    return unimplemented("loading " + spec.name + ": tensors of rank " + std::to_string(spec.shape.size()) +
-                         " are not supported");
+  const std::vector<int64_t>& s = spec.shape;
+  if (s.empty() || s.size() > 3) {
+    return unimplemented(fmt::format("loading {}: tensors of rank {} are not supported", spec.name, s.size()));
   }
-  StatusOr<Tensor> allocated = spec.shape.size() == 1
-                                   ? backend.allocate(backend.compute_dtype(), {spec.shape[0]})
-                                   : backend.allocate(backend.compute_dtype(), {spec.shape[0], spec.shape[1]});
+  const DType dt = backend.compute_dtype();
+  StatusOr<Tensor> allocated = s.size() == 1   ? backend.allocate(dt, {s[0]})
+                               : s.size() == 2 ? backend.allocate(dt, {s[0], s[1]})
+                                               : backend.allocate(dt, {s[0], s[1], s[2]});
   if (!allocated.ok()) return allocated.status().with_context("allocating " + spec.name);
   return allocated;
 }
@@ -104,19 +105,71 @@ StatusOr<Tensor> upload_tensor(const TensorSpec& spec, const TensorView& view, b
   return tensor;
 }
 
+// The part specs of `spec` when the checkpoint lacks it and `legacy` assembles it: part i is the
+// i-th of parts.size() equal row blocks of the flattened [rows, cols] tensor. Empty: load it directly.
+std::vector<TensorSpec> legacy_part_specs(const TensorSpec& spec, const std::vector<std::string>& names,
+                                          const std::vector<TensorParts>& legacy) {
+  if (std::binary_search(names.begin(), names.end(), spec.name)) return {};
+  for (const TensorParts& entry : legacy) {
+    if (entry.name != spec.name || entry.parts.empty()) continue;
+    int64_t rows = 1;
+    for (size_t i = 0; i + 1 < spec.shape.size(); ++i) rows *= spec.shape[i];
+    const auto n = static_cast<int64_t>(entry.parts.size());
+    if (rows % n != 0) return {};
+    std::vector<TensorSpec> parts;
+    for (const std::string& part : entry.parts) parts.push_back({part, {rows / n, spec.shape.back()}});
+    // A checkpoint with none of the parts either: report the plan's own name as missing.
+    if (!std::binary_search(names.begin(), names.end(), parts.front().name)) return {};
+    return parts;
+  }
+  return {};
+}
+
 // Every tensor of `specs` from the checkpoint, by name.
 StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<TensorSpec>& specs,
                                                           const Checkpoint& checkpoint, Backend& backend,
-                                                          const std::vector<std::string>& unit_offset) {
-  RETURN_IF_ERROR(checkpoint.check(specs));
-  uint64_t total_bytes = 0;
+                                                          const std::vector<std::string>& unit_offset,
+                                                          const std::vector<TensorParts>& legacy) {
+  const std::vector<std::string> names = checkpoint.tensor_names();  // sorted
+  std::vector<TensorSpec> direct;
+  std::vector<std::pair<TensorSpec, std::vector<TensorSpec>>> assembled;
   for (const TensorSpec& spec : specs) {
+    std::vector<TensorSpec> parts = legacy_part_specs(spec, names, legacy);
+    if (parts.empty()) {
+      direct.push_back(spec);
+    } else {
+      RETURN_IF_ERROR(checkpoint.check(parts).with_context("assembling " + spec.name));
+      assembled.emplace_back(spec, std::move(parts));
+    }
+  }
+  RETURN_IF_ERROR(checkpoint.check(direct));
+  uint64_t total_bytes = 0;
+  for (const TensorSpec& spec : direct) {
     ASSIGN_OR_RETURN(TensorView view, checkpoint.tensor(spec));
     total_bytes += view.num_bytes;
   }
+  for (const auto& [spec, parts] : assembled) {
+    for (const TensorSpec& part : parts) {
+      ASSIGN_OR_RETURN(TensorView view, checkpoint.tensor(part));
+      total_bytes += view.num_bytes;
+    }
+  }
   ProgressLog progress("uploading weights to " + std::string(backend.name()), total_bytes);
   std::map<std::string, Tensor> by_name;
-  for (const TensorSpec& spec : specs) {
+  for (const auto& [spec, parts] : assembled) {
+    ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, backend));
+    const int64_t part_rows = parts.front().shape[0], cols = parts.front().shape[1];
+    Tensor flat = tensor.reshape({part_rows * static_cast<int64_t>(parts.size()), cols});
+    for (size_t i = 0; i < parts.size(); ++i) {
+      ASSIGN_OR_RETURN(TensorView view, checkpoint.tensor(parts[i]));
+      Tensor block = flat.rows(static_cast<int64_t>(i) * part_rows, part_rows);
+      RETURN_IF_ERROR(backend.upload_converted(view.data, view.dtype, view.num_elements(), block)
+                          .with_context("uploading " + parts[i].name));
+      progress.advance(view.num_bytes);
+    }
+    by_name.emplace(spec.name, std::move(tensor));
+  }
+  for (const TensorSpec& spec : direct) {
     ASSIGN_OR_RETURN(TensorView view, checkpoint.tensor(spec));
     const bool offset = std::find(unit_offset.begin(), unit_offset.end(), spec.name) != unit_offset.end();
     ASSIGN_OR_RETURN(Tensor tensor, upload_tensor(spec, view, offset, backend));
@@ -150,8 +203,11 @@ StatusOr<std::map<std::string, Tensor>> fill_dummy(const std::vector<TensorSpec>
 
 StatusOr<std::map<std::string, Tensor>> load_weight_tensors(const std::vector<TensorSpec>& specs,
                                                             const WeightSource& source, Backend& backend,
-                                                            const std::vector<std::string>& unit_offset) {
-  if (source.checkpoint() != nullptr) return upload_checkpoint(specs, *source.checkpoint(), backend, unit_offset);
+                                                            const std::vector<std::string>& unit_offset,
+                                                            const std::vector<TensorParts>& legacy) {
+  if (source.checkpoint() != nullptr) {
+    return upload_checkpoint(specs, *source.checkpoint(), backend, unit_offset, legacy);
+  }
   return fill_dummy(specs, source.dummy_seed(), backend);
 }
 

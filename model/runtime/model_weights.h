@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "model/arch/model_plan.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
 #include "model/runtime/weight_source.h"
@@ -35,10 +36,12 @@ StatusOr<std::vector<bool>> dsa_layers_of(const ModelConfig& config, const Weigh
 // first (missing or misshapen tensors are errors naming the tensor), then uploaded and converted;
 // the tensors named in `unit_offset` (Gemma's (1 + w) norm weights) get 1 added on the host in fp32
 // first, as transformers computes 1 + w. Dummy: allocated and filled on the backend
-// (dummy_weights.h; a unit-offset norm is drawn like any norm gain, mean 1).
+// (dummy_weights.h; a unit-offset norm is drawn like any norm gain, mean 1). A spec the checkpoint
+// lacks is assembled from its `legacy` parts when it has one (TensorParts: equal row blocks, in order).
 StatusOr<std::map<std::string, Tensor>> load_weight_tensors(const std::vector<TensorSpec>& specs,
                                                             const WeightSource& source, Backend& backend,
-                                                            const std::vector<std::string>& unit_offset = {});
+                                                            const std::vector<std::string>& unit_offset = {},
+                                                            const std::vector<TensorParts>& legacy = {});
 
 // Backend bytes the tensors of `specs` take in `dtype` (what load_model_weights will allocate).
 uint64_t model_weight_bytes(const std::vector<TensorSpec>& specs, DType dtype);

@@ -84,6 +84,11 @@ StatusOr<StepInputs> build_step_inputs(std::span<const SequenceStep> steps, cons
                               pos % kPageSize);
       }
     }
+    if (limits.has_state && (step.state_slot < 0 || step.state_slot >= limits.num_state_slots)) {
+      return invalid_argument(fmt::format("forward: {} has state slot {} outside [0, {})", step_name(s),
+                                          step.state_slot, limits.num_state_slots));
+    }
+    in.state_slots.push_back(limits.has_state ? step.state_slot : -1);
     in.query_start.push_back(static_cast<int32_t>(in.token_ids.size()));
     in.context_lens.push_back(static_cast<int32_t>(context));
     if (step.want_all_logits) {
@@ -104,6 +109,15 @@ StatusOr<StepInputs> build_step_inputs(std::span<const SequenceStep> steps, cons
       return invalid_argument(fmt::format("forward: two new tokens write KV slot {} (page {}) of cache group {}; "
                                           "sequences share a page they append to",
                                           *duplicate, *duplicate / kPageSize, g));
+    }
+  }
+
+  if (limits.has_state) {
+    std::vector<int32_t> sorted_slots = in.state_slots;
+    std::sort(sorted_slots.begin(), sorted_slots.end());
+    auto duplicate = std::adjacent_find(sorted_slots.begin(), sorted_slots.end());
+    if (duplicate != sorted_slots.end()) {
+      return invalid_argument(fmt::format("forward: two sequences hold state slot {}", *duplicate));
     }
   }
 

@@ -24,6 +24,10 @@ struct StepLimits {
   // must lie in [0, num_pages[g]). Entries behind a window group's window are the null page 0.
   std::vector<int> num_pages;
   int max_context_len = 0;  // num_cached + new tokens per sequence (max_position_embeddings)
+  // A model with a state group (lightning layers): every sequence holds a distinct slot in
+  // [0, num_state_slots); without one, state slots are ignored.
+  bool has_state = false;
+  int num_state_slots = 0;
 };
 
 struct StepInputs {
@@ -37,6 +41,7 @@ struct StepInputs {
   // [G][S, W] per group, each row the sequence's first W table entries, -1 padded
   std::vector<std::vector<int32_t>> block_tables;
   std::vector<int32_t> logit_rows;    // token rows whose logits are wanted, in step order
+  std::vector<int32_t> state_slots;   // [S] each sequence's state slot, -1 without a state group
   int pages_per_seq = 0;              // W: the most pages any sequence needs
   int max_query_len = 0;
   int max_context_len = 0;
@@ -47,6 +52,7 @@ struct StepInputs {
 };
 
 // INVALID_ARGUMENT naming the step and field for: a step without tokens, negative num_cached, a
+// state slot outside [0, num_state_slots) or held by two steps (models with a state group), a
 // token id outside the vocabulary, a step without one block table per group, a block table too
 // short for its context or holding a page outside its group's pool, two new tokens mapped to the
 // same slot of a group, or more tokens / sequences / logits rows than the limits (logits rows share

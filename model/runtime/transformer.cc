@@ -2,7 +2,8 @@
 //
 //   h = embed(ids) · embed_scale → embed_norm
 //   per layer (model/layers/decoder_layer.h): norms, a token mixer (GQA attention: full, windowed or
-//   DSA) and a gated MLP, residual adds fused into the norms that follow them
+//   DSA; or lightning attention) and an FFN (gated MLP or MoE), residual adds fused into the norms
+//   that follow them
 //   logits = head(final_norm(h)) for the rows that want them.
 //
 // Loading (transformer_load.cc) builds the plan's layers, the workspace, one KV pool per layer sized
@@ -134,11 +135,10 @@ int Decoder::num_pages(int group) const {
 }
 
 Status Decoder::read_index_cache(int layer, std::vector<uint8_t>* bytes) {
-  if (layer < 0 || static_cast<size_t>(layer) >= layers_.size() ||
-      !layers_[static_cast<size_t>(layer)].attention().is_dsa()) {
+  if (layer < 0 || static_cast<size_t>(layer) >= layers_.size() || !layers_[static_cast<size_t>(layer)].is_dsa()) {
     return not_found(fmt::format("runtime: layer {} is not a DSA layer", layer));
   }
-  const Tensor& cache = layers_[static_cast<size_t>(layer)].attention().index_cache();
+  const Tensor& cache = layers_[static_cast<size_t>(layer)].attention()->index_cache();
   bytes->resize(cache.num_bytes());
   return backend_.download(cache, bytes->data());
 }

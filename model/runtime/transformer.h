@@ -60,7 +60,7 @@ struct RuntimeOptions {
 struct SequenceStep {
   std::span<const int32_t> tokens;  // the new tokens: a prefill chunk, or one decode token
   int32_t num_cached = 0;           // tokens of this sequence already in the KV cache
-  // One per paged cache group, in cache_groups() order, each covering num_cached + tokens.size()
+  // One per paged cache group (state groups have none), in cache_groups() order, each covering num_cached + tokens.size()
   // tokens with page ids of that group's pool (entries behind a window group's window: kNullPage).
   std::vector<std::span<const int32_t>> block_tables;
   // The sequence's slot in the model's state group (-1: the model has none). The slot is fresh, and
@@ -108,8 +108,8 @@ class Transformer {
   virtual const ModelConfig& config() const = 0;
   // group_cache_specs() of the layers' cache specs: which layers share a block table.
   virtual const std::vector<CacheGroup>& cache_groups() const = 0;
-  // Pages in the pool of paged group `group` (the null page included); 0 for a state group or an
-  // index outside cache_groups().
+  // Pages in the pool of paged group `group` (the null page included); a state group's slots (one
+  // per sequence that may run at once); 0 for an index outside cache_groups().
   virtual int num_pages(int group) const = 0;
   // The pool of group 0 (the only group of a model whose layers all cache alike).
   int num_kv_pages() const { return num_pages(0); }

@@ -2,6 +2,7 @@
 // Internal to model/runtime.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -73,7 +74,12 @@ class Decoder final : public Transformer {
   LmHead head_;
   std::vector<CacheGroup> groups_;
   std::vector<int> layer_group_;  // cache group of each layer
-  std::vector<int> group_pages_;  // pool size of each group
+  std::vector<int> paged_index_;  // per cache group: its index among the paged groups (the step's
+                                  // slots and block tables), or -1 for the state group
+  std::vector<int> group_pages_;  // pool size of each group (pages, or a state group's slots)
+  int num_paged_groups() const {
+    return static_cast<int>(std::count_if(paged_index_.begin(), paged_index_.end(), [](int i) { return i >= 0; }));
+  }
   StepLimits limits_;
   Workspace ws_;
   std::vector<int32_t> index_staging_;        // host image of ws_.indices, reused every step

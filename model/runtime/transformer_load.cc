@@ -78,7 +78,8 @@ Status Decoder::load_weights(const WeightSource& source) {
   ASSIGN_OR_RETURN(MemoryInfo before, backend_.memory_info());
   RETURN_IF_ERROR(check_weights_fit(model_weight_bytes(specs, backend_.compute_dtype()), before.total_bytes,
                                     before.free_bytes, options_.gpu_memory_utilization, backend_.name()));
-  ASSIGN_OR_RETURN(tensors_, load_weight_tensors(specs, source, backend_, unit_offset_tensors(plan_)));
+  ASSIGN_OR_RETURN(tensors_,
+                   load_weight_tensors(specs, source, backend_, unit_offset_tensors(plan_), plan_.legacy_parts));
   for (const auto& entry : tensors_) weights_bytes_ += entry.second.num_bytes();
   return Status::Ok();
 }
@@ -114,15 +115,24 @@ Status Decoder::build_layers() {
     StatusOr<DecoderLayer> layer =
         DecoderLayer::build(p, tensors_, ropes_[static_cast<size_t>(p.attention.rope)], dsa, backend_);
     if (!layer.ok()) return layer.status().with_context(fmt::format("runtime: layer {}", l));
-    num_dsa_layers_ += layer->attention().is_dsa() ? 1 : 0;
-    specs.push_back(layer->attention().cache_spec(backend_.compute_dtype()));
+    num_dsa_layers_ += layer->is_dsa() ? 1 : 0;
+    specs.push_back(layer->cache_spec(backend_.compute_dtype()));
     layers_.push_back(std::move(layer).value());
   }
   groups_ = group_cache_specs(specs, kPageSize);
   layer_group_.assign(layers_.size(), 0);
+  paged_index_.assign(groups_.size(), -1);
+  int num_paged = 0, num_state = 0;
   for (size_t g = 0; g < groups_.size(); ++g) {
     for (int l : groups_[g].layers) layer_group_[static_cast<size_t>(l)] = static_cast<int>(g);
+    if (groups_[g].is_state) {
+      ++num_state;
+    } else {
+      paged_index_[g] = num_paged++;
+    }
   }
+  // The engine's KV manager hands one slot per sequence, of its first state group (state_slot()).
+  if (num_state > 1) return internal_error(fmt::format("runtime: {} state cache groups (at most 1)", num_state));
   weights_bytes_ += rope_bytes + head_.scratch_bytes();
   return Status::Ok();
 }
@@ -137,11 +147,14 @@ Status Decoder::init_workspace() {
   shape.hidden = config_.hidden_size;
   shape.vocab = config_.vocab_size;
   shape.table_width = table_width;
-  shape.groups = static_cast<int>(groups_.size());
+  shape.groups = num_paged_groups();
   for (const DecoderLayer& layer : layers_) {
-    shape.q_dim = std::max<int64_t>(shape.q_dim, layer.attention().q_dim());
-    shape.kv_dim = std::max<int64_t>(shape.kv_dim, layer.attention().kv_dim());
-    shape.intermediate = std::max(shape.intermediate, layer.mlp().intermediate_size());
+    const ScratchWidths w = layer.scratch_widths();
+    shape.q_dim = std::max(shape.q_dim, w.q);
+    shape.kv_dim = std::max(shape.kv_dim, w.kv);
+    shape.intermediate = std::max(shape.intermediate, w.intermediate);
+    shape.experts = std::max(shape.experts, w.experts);
+    shape.top_k = std::max(shape.top_k, w.top_k);
   }
   ASSIGN_OR_RETURN(ws_, allocate_workspace(backend_, shape));
   limits_.max_tokens = options_.max_batched_tokens;
@@ -151,6 +164,7 @@ Status Decoder::init_workspace() {
   decode_shape_.table_width = static_cast<int>(table_width);
   decode_shape_.max_context_len = limits_.max_context_len;
   decode_shape_.num_groups = shape.groups;
+  limits_.has_state = std::any_of(groups_.begin(), groups_.end(), [](const CacheGroup& g) { return g.is_state; });
   return Status::Ok();
 }
 
@@ -199,9 +213,10 @@ Status Decoder::reserve_dsa_graph_workspace(int64_t rows_per_block) {
   return Status::Ok();
 }
 
-// One pool per layer, sized by its cache group: the groups share the KV budget in proportion to
-// their demand (plan_group_pages: full groups max_model_len per sequence, window groups
-// min(W + max_batched_tokens, max_model_len)), or every group gets options.num_kv_pages.
+// One pool per layer, sized by its cache group: a state group holds max_num_seqs slots (taken off the
+// budget first); the paged groups share the rest in proportion to their demand (plan_group_pages:
+// full groups max_model_len per sequence, window groups min(W + max_batched_tokens, max_model_len)),
+// or every paged group gets options.num_kv_pages.
 Status Decoder::allocate_kv_pools() {
   ASSIGN_OR_RETURN(MemoryInfo memory, backend_.memory_info());
   GroupDemand demand;
@@ -213,7 +228,14 @@ Status Decoder::allocate_kv_pools() {
   // sequence takes over all groups, per page of its tokens.
   const int64_t seq_pages = pages_for_tokens(options_.max_model_len, kPageSize);
   int64_t seq_bytes = 0, all_groups_page_bytes = 0;
+  size_t state_bytes = 0;
+  std::vector<CacheGroup> paged;
   for (const CacheGroup& g : groups_) {
+    if (g.is_state) {
+      state_bytes += static_cast<size_t>(g.bytes_per_slot) * static_cast<size_t>(options_.max_num_seqs);
+      continue;
+    }
+    paged.push_back(g);
     seq_bytes += pages_for_tokens(group_demand_tokens(g, demand), kPageSize) * g.bytes_per_page;
     all_groups_page_bytes += g.bytes_per_page;
   }
@@ -223,7 +245,7 @@ Status Decoder::allocate_kv_pools() {
   request.free_bytes = memory.free_bytes;
   request.utilization = options_.gpu_memory_utilization;
   request.weights_bytes = weights_bytes_;
-  request.workspace_bytes = ws_.num_bytes;
+  request.workspace_bytes = ws_.num_bytes + state_bytes;  // the state slots are fixed, like the workspace
   request.page_bytes = options_.num_kv_pages > 0 ? static_cast<size_t>(all_groups_page_bytes)
                                                  : static_cast<size_t>((seq_bytes + seq_pages - 1) / seq_pages);
   request.page_size = kPageSize;
@@ -235,23 +257,28 @@ Status Decoder::allocate_kv_pools() {
   }
   ASSIGN_OR_RETURN(KvPoolPlan plan, plan_kv_pool(request));
   if (!plan.warning.empty()) spdlog::warn("{}", plan.warning);
-  if (options_.num_kv_pages > 0 || groups_.size() == 1) {
+  std::vector<int> paged_pages;
+  if (options_.num_kv_pages > 0 || paged.size() == 1) {
     // One group takes the whole pool (its null page among the pages).
-    group_pages_.assign(groups_.size(), plan.num_pages);
+    paged_pages.assign(paged.size(), plan.num_pages);
   } else {
     // The pool's bytes split by demand (plan_group_pages counts each group's null page in it).
-    group_pages_ = plan_group_pages(groups_, plan.pool_bytes, demand);
-    RETURN_IF_ERROR(check_group_plan(groups_, group_pages_, demand));
+    paged_pages = plan_group_pages(paged, plan.pool_bytes, demand);
+    RETURN_IF_ERROR(check_group_plan(paged, paged_pages, demand));
+  }
+  group_pages_.assign(groups_.size(), options_.max_num_seqs);  // state groups: one slot per sequence
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    if (paged_index_[g] >= 0) group_pages_[g] = paged_pages[static_cast<size_t>(paged_index_[g])];
   }
   size_t allocated = 0;
   for (size_t l = 0; l < layers_.size(); ++l) {
-    const int group = layer_group_[l];
-    StatusOr<size_t> bytes =
-        layers_[l].attention().allocate_cache(backend_, group_pages_[static_cast<size_t>(group)], group);
+    const auto group = static_cast<size_t>(layer_group_[l]);
+    StatusOr<size_t> bytes = layers_[l].allocate_cache(backend_, group_pages_[group], paged_index_[group]);
     if (!bytes.ok()) return bytes.status().with_context(fmt::format("allocating the KV pool of layer {}", l));
     allocated += *bytes;
   }
-  limits_.num_pages = group_pages_;
+  limits_.num_pages = paged_pages;
+  limits_.num_state_slots = limits_.has_state ? options_.max_num_seqs : 0;
   spdlog::info("runtime: {} {}; {} ({:.1f} MiB allocated)", config_.model_type, plan.summary,
                describe_group_plan(groups_, group_pages_, demand), static_cast<double>(allocated) / 1048576.0);
   if (num_dsa_layers_ > 0) {

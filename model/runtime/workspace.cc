@@ -23,7 +23,12 @@ StatusOr<Workspace> allocate_workspace(Backend& backend, const WorkspaceShape& s
   RETURN_IF_ERROR(take(&ws.scratch.v, dt, {t * shape.kv_dim}));
   RETURN_IF_ERROR(take(&ws.scratch.gate, dt, {t * shape.intermediate}));
   RETURN_IF_ERROR(take(&ws.scratch.up, dt, {t * shape.intermediate}));
-  RETURN_IF_ERROR(take(&ws.indices, DType::kI32, {2 * t + t * g + 3 * s + 1 + s * w * g}));
+  if (shape.experts > 0) {
+    RETURN_IF_ERROR(take(&ws.scratch.router_logits, DType::kF32, {t * shape.experts}));
+    RETURN_IF_ERROR(take(&ws.scratch.route_ids, DType::kI32, {t * shape.top_k}));
+    RETURN_IF_ERROR(take(&ws.scratch.route_weights, DType::kF32, {t * shape.top_k}));
+  }
+  RETURN_IF_ERROR(take(&ws.indices, DType::kI32, {2 * t + t * g + 4 * s + 1 + s * w * g}));
   int64_t offset = 0;
   auto carve = [&](Tensor* tensor, int64_t count) {
     *tensor = ws.indices.rows(offset, count);
@@ -36,6 +41,7 @@ StatusOr<Workspace> allocate_workspace(Backend& backend, const WorkspaceShape& s
   carve(&ws.query_start, s + 1);
   carve(&ws.context_lens, s);
   carve(&ws.logit_rows, s);
+  carve(&ws.state_slots, s);
   ws.block_tables.resize(static_cast<size_t>(g));
   for (Tensor& table : ws.block_tables) carve(&table, s * w);
   RETURN_IF_ERROR(take(&ws.last_normed, dt, {s, h}));
@@ -63,11 +69,12 @@ StatusOr<StepViews> upload_step(Backend& backend, Workspace& ws, const StepInput
   step.positions = ws.positions.rows(0, t);
   step.query_start = ws.query_start.rows(0, s + 1);
   step.context_lens = ws.context_lens.rows(0, s);
+  step.state_slots = ws.state_slots.rows(0, s);
   step.max_query_len = in.max_query_len;
   step.max_context_len = in.max_context_len;
   std::vector<std::pair<const std::vector<int32_t>*, Tensor>> arrays = {
       {&in.token_ids, v.token_ids}, {&in.positions, step.positions}, {&in.query_start, step.query_start},
-      {&in.context_lens, step.context_lens}, {&in.logit_rows, v.logit_rows}};
+      {&in.context_lens, step.context_lens}, {&in.logit_rows, v.logit_rows}, {&in.state_slots, step.state_slots}};
   for (size_t g = 0; g < ws.block_tables.size(); ++g) {
     step.slots.push_back(ws.slots[g].rows(0, t));
     step.block_tables.push_back(ws.block_tables[g].rows(0, s * in.pages_per_seq).reshape({s, in.pages_per_seq}));

@@ -17,19 +17,20 @@ namespace longbow {
 struct WorkspaceShape {
   int64_t tokens = 0, seqs = 0;           // T, S
   int64_t hidden = 0, vocab = 0;
-  int64_t q_dim = 0, kv_dim = 0, intermediate = 0;  // the widest layer's
+  int64_t q_dim = 0, kv_dim = 0, intermediate = 0;  // the widest layer's (DecoderLayer::scratch_widths)
+  int64_t experts = 0, top_k = 0;                   // MoE routing: the most experts and choices
   int64_t table_width = 0;                // W: block-table columns (pages of max_model_len)
-  int groups = 1;                         // cache groups: one slot array and one block table each
+  int groups = 1;                         // paged cache groups: one slot array and one block table each
 };
 
 struct Workspace {
   Tensor hidden, delta, normed;  // [T, H] the residual stream (ResidualStream)
   LayerScratch scratch;
-  // [2T + T·G + 3S + 1 + S·W·G] I32 in one buffer so one copy uploads a step's indices (each array
+  // [2T + T·G + 4S + 1 + S·W·G] I32 in one buffer so one copy uploads a step's indices (each array
   // keeps a fixed address for graphs): token ids, positions, slots per group, query starts, context
-  // lengths, logit rows, block tables per group.
+  // lengths, logit rows, state slots, block tables per group.
   Tensor indices;
-  Tensor token_ids, positions, query_start, context_lens, logit_rows;
+  Tensor token_ids, positions, query_start, context_lens, logit_rows, state_slots;
   std::vector<Tensor> slots, block_tables;  // per group: [T], [S·W]
   Tensor last_normed;      // [S, H] final-normed rows that want logits
   Tensor logits;           // [S, V] F32

@@ -93,5 +93,58 @@ TEST(ModelPlan, UnknownModelTypeIsUnimplemented) {
   EXPECT_EQ(find_architecture("gemma3_text")->name, "gemma");
 }
 
+// MiniMax: lightning layers with transformers' slope schedule, a softmax layer, the stacked MoE
+// tensors with their Mixtral-style per-expert alternatives, and the scaled residuals.
+TEST(ModelPlan, MinimaxLightningHybrid) {
+  const nlohmann::json j = {{"model_type", "minimax"}, {"vocab_size", 100}, {"hidden_size", 64},
+                            {"intermediate_size", 48}, {"num_hidden_layers", 3}, {"num_attention_heads", 4},
+                            {"num_key_value_heads", 2}, {"max_position_embeddings", 256},
+                            {"layer_types", {"linear_attention", "full_attention", "linear_attention"}},
+                            {"num_local_experts", 3}, {"linear_attn_alpha_factor", 2.0}, {"mlp_beta_factor", 0.5}};
+  StatusOr<ModelConfig> c = parse_model_config(j);
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  StatusOr<ModelPlan> p = make_model_plan(*c, {});
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  ASSERT_EQ(p->layers.size(), 3u);
+  ASSERT_TRUE(p->layers[0].lightning.has_value());
+  EXPECT_FALSE(p->layers[1].lightning.has_value());
+  const LightningPlan& l0 = *p->layers[0].lightning;
+  EXPECT_EQ(l0.qkv.out, 3 * 4 * 16);
+  EXPECT_EQ(l0.norm.size, 64);
+  EXPECT_FLOAT_EQ(l0.norm.eps, 1e-6f);  // the module's default, not rms_norm_eps
+  // slope_h = 2^(−8(h+1)/H) · (1 − l/(L − 1 + 1e-5) + 1e-5): layer 0 ≈ 1, the last layer ≈ 0.
+  for (int h = 0; h < 4; ++h) {
+    const double base = std::pow(2.0, -8.0 * (h + 1) / 4);
+    EXPECT_NEAR(l0.slopes[static_cast<size_t>(h)], base * (1.0 + 1e-5), 1e-7 * base) << h;
+    EXPECT_NEAR(p->layers[2].lightning->slopes[static_cast<size_t>(h)], base * (1.0 - 2.0 / (2.0 + 1e-5) + 1e-5),
+                1e-6 * base) << h;
+  }
+  EXPECT_FLOAT_EQ(p->layers[0].attn_residual->alpha, 2.0f);
+  EXPECT_FLOAT_EQ(p->layers[1].attn_residual->alpha, 1.0f);
+  EXPECT_FLOAT_EQ(p->layers[2].mlp_residual->beta, 0.5f);
+  const std::vector<TensorSpec> specs = plan_tensors(*p);
+  auto shape_of = [&specs](const std::string& name) {
+    for (const TensorSpec& s : specs) {
+      if (s.name == name) return s.shape;
+    }
+    return std::vector<int64_t>{};
+  };
+  EXPECT_EQ(shape_of("model.layers.0.self_attn.qkv_proj.weight"), (std::vector<int64_t>{192, 64}));
+  EXPECT_EQ(shape_of("model.layers.0.self_attn.output_gate.weight"), (std::vector<int64_t>{64, 64}));
+  EXPECT_EQ(shape_of("model.layers.1.self_attn.k_proj.weight"), (std::vector<int64_t>{32, 64}));
+  EXPECT_EQ(shape_of("model.layers.2.mlp.experts.gate_up_proj"), (std::vector<int64_t>{3, 96, 64}));
+  EXPECT_EQ(shape_of("model.layers.2.mlp.experts.down_proj"), (std::vector<int64_t>{3, 64, 48}));
+  EXPECT_EQ(shape_of("model.layers.2.mlp.gate.weight"), (std::vector<int64_t>{3, 64}));
+  EXPECT_TRUE(shape_of("model.layers.0.self_attn.q_proj.weight").empty());
+  ASSERT_EQ(p->legacy_parts.size(), 9u);  // gate_up, down, router per layer
+  EXPECT_EQ(p->legacy_parts[0].name, "model.layers.0.mlp.experts.gate_up_proj");
+  EXPECT_EQ(p->legacy_parts[0].parts[1], "model.layers.0.block_sparse_moe.experts.0.w3.weight");
+  std::vector<CacheSpec> per_layer = {StateSpec{4 * 16 * 16 * 4}, PagedSpec{2 * 32 * 2, 0}, StateSpec{4 * 16 * 16 * 4}};
+  const std::vector<CacheGroup> groups = group_cache_specs(per_layer, 64);
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_TRUE(groups[0].is_state);
+  EXPECT_EQ(groups[0].layers, (std::vector<int>{0, 2}));
+}
+
 }  // namespace
 }  // namespace longbow

@@ -74,6 +74,21 @@ ModelConfig with_dsa(ModelConfig config, int topk) {
   return config;
 }
 
+ModelConfig tiny_minimax_config() {
+  const nlohmann::json j = {
+      {"model_type", "minimax"}, {"vocab_size", 97}, {"hidden_size", 48}, {"intermediate_size", 40},
+      {"num_hidden_layers", 4}, {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 16},
+      {"max_position_embeddings", 1024},
+      {"layer_types", {"linear_attention", "linear_attention", "full_attention", "linear_attention"}},
+      {"block_size", 16}, {"num_local_experts", 4}, {"num_experts_per_tok", 2},
+      {"full_attn_alpha_factor", 1.3}, {"full_attn_beta_factor", 0.9}, {"linear_attn_alpha_factor", 1.7},
+      {"linear_attn_beta_factor", 0.8}, {"mlp_alpha_factor", 1.5}, {"mlp_beta_factor", 1.1},
+      {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 1000000.0}, {"partial_rotary_factor", 0.5}}}};
+  StatusOr<ModelConfig> config = parse_model_config(j);
+  EXPECT_TRUE(config.ok()) << config.status().to_string();
+  return config.ok() ? *config : ModelConfig{};
+}
+
 void write_tiny_checkpoint(const ModelConfig& config, const std::string& dir, DType dtype, uint32_t seed) {
   write_tiny_tensors(expected_tensors(config), dir, dtype, seed);
 }

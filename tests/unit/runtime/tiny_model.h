@@ -20,6 +20,11 @@ enum class TinyFamily { kLlama, kQwen2, kQwen3, kMistral, kLlamaDsa };
 // of 32 dims, 16 of them rotated, index_topk 16) on every layer.
 ModelConfig tiny_config(TinyFamily family);
 
+// A lightning hybrid (model_type minimax): 4 layers (linear, linear, full, linear), 4 heads of 16
+// (2 KV heads), hidden 48, block size 16, partial RoPE, residual factors away from 1, 4 experts of 40
+// with top-2, vocabulary 97.
+ModelConfig tiny_minimax_config();
+
 // `config` with a DSA indexer of index_topk `topk` (4 heads, head_dim 32, rope_dim 16).
 ModelConfig with_dsa(ModelConfig config, int topk);
 

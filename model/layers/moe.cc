@@ -1,0 +1,37 @@
+#include "model/layers/moe.h"
+
+namespace longbow {
+
+StatusOr<MoeFfn> MoeFfn::build(const MoePlan& plan, const TensorMap& tensors) {
+  MoeFfn m;
+  if (plan.top_k < 1 || plan.top_k > plan.num_experts) {
+    return invalid_argument(fmt::format("moe: top-k {} of {} experts", plan.top_k, plan.num_experts));
+  }
+  m.num_experts_ = plan.num_experts;
+  m.top_k_ = plan.top_k;
+  m.activation_ = plan.activation;
+  ASSIGN_OR_RETURN(m.router_, make_linear(tensors, plan.router));
+  ASSIGN_OR_RETURN(m.gate_up_, take_tensor(tensors, plan.gate_up));
+  ASSIGN_OR_RETURN(m.down_, take_tensor(tensors, plan.down));
+  return m;
+}
+
+Status MoeFfn::forward(Backend& b, LayerScratch& scratch, const Tensor& x, Tensor& out) const {
+  const int64_t t = x.dim(0);
+  Tensor logits = LayerScratch::view(scratch.router_logits, t, num_experts_);
+  Tensor ids = LayerScratch::view(scratch.route_ids, t, top_k_);
+  Tensor weights = LayerScratch::view(scratch.route_weights, t, top_k_);
+  RETURN_IF_ERROR(router_.forward(b, x, logits));
+  RETURN_IF_ERROR(b.moe_route(MoeRouteArgs{logits, ids, weights}));
+  MoeExpertsArgs args;
+  args.x = x;
+  args.ids = ids;
+  args.weights = weights;
+  args.gate_up = gate_up_;
+  args.down = down_;
+  args.activation = activation_;
+  args.out = out;
+  return b.moe_experts(args);
+}
+
+}  // namespace longbow
