@@ -22,7 +22,7 @@
 //    the implied attention-only tokens/s (B / step), and the KV + state bytes per sequence of each
 //    layout (state 7·64·128·128·4 B; KV layers·ctx·8·128·2·2 B).
 //
-// Timing: CUDA events on the default stream after two warm-up calls; the median over `runs` samples
+// Timing: CUDA events on the default stream after warm-up calls; the median over `runs` samples
 // (10 for prefill up to 128K, 5 linear / 3 softmax above; 15 for decode and the slice). A prefill
 // sample is one call. A decode sample averages enough back-to-back calls to last ~2 ms, queued behind
 // a short spin kernel so that host launch overhead does not enter (GPU execution time, as under the
@@ -152,7 +152,8 @@ __global__ void spin_kernel(unsigned long long ns) {
   } while (now - start < ns);
 }
 
-// Two warm-up calls, a probe call that sizes `inner` (sample_ms <= 0: one call per sample), then the
+// Warm-up calls (two; one with sample_ms <= 0), a probe call that sizes `inner` (sample_ms <= 0: one
+// call per sample, no probe), then the
 // median of `runs` samples, each the mean of `inner` calls, timed with CUDA events. With sample_ms > 0
 // each sample is queued behind a spin kernel of 2·sample_ms, so the host has enqueued every call of
 // the sample before the first starts: the time is the GPU's back-to-back execution, not the host's
@@ -163,7 +164,7 @@ Timed time_calls(Fn&& fn, int runs, double sample_ms) {
   CK(cudaEventCreate(&a));
   CK(cudaEventCreate(&b));
   fn();
-  fn();
+  if (sample_ms > 0) fn();  // a second warm-up call, except for the long prefill calls
   CK(cudaDeviceSynchronize());
   Timed t;
   t.runs = runs;
@@ -583,12 +584,18 @@ int main(int argc, char** argv) {
       for (int ctx : ctxs) {
         const DecodeRow r = decode_case(ctx, b, sms, o);
         rows.push_back(r);
-        std::printf("decode ctx=%-5s B=%d  linear %8.1f us (warm %7.1f)  softmax %8.1f us (warm %7.1f, %3d splits)  "
-                    "softmax/linear %6.1fx  [copies %d / %d]\n",
-                    len_name(ctx).c_str(), b, r.linear.us, r.linear_warm.us, r.softmax.us, r.softmax_warm.us,
-                    r.softmax_splits, r.softmax.us / r.linear.us, r.linear_copies, r.softmax_copies);
+        // Bytes each call must move: the state read and written; the K/V read.
+        const double lin_tbps = 2.0 * static_cast<double>(LightningDecode::bytes_per_copy(b)) / (r.linear.us * 1e6);
+        const double soft_tbps =
+            static_cast<double>(b) * ctx * static_cast<double>(kKvBytesPerToken) / (r.softmax.us * 1e6);
+        std::printf("decode ctx=%-5s B=%d  linear %8.1f us (%4.2f TB/s; warm %7.1f)  softmax %8.1f us (%4.2f TB/s; "
+                    "warm %7.1f; %3d splits)  softmax/linear %6.1fx  [copies %d / %d]\n",
+                    len_name(ctx).c_str(), b, r.linear.us, lin_tbps, r.linear_warm.us, r.softmax.us, soft_tbps,
+                    r.softmax_warm.us, r.softmax_splits, r.softmax.us / r.linear.us, r.linear_copies,
+                    r.softmax_copies);
         json += std::string(rows.size() > 1 ? "," : "") + "\n    {\"ctx\": " + std::to_string(ctx) +
                 ", \"batch\": " + std::to_string(b) + ", \"linear_us\": " + num(r.linear.us, "%.2f") +
+                ", \"linear_tbps\": " + num(lin_tbps, "%.3f") + ", \"softmax_tbps\": " + num(soft_tbps, "%.3f") +
                 ", \"linear_warm_us\": " + num(r.linear_warm.us, "%.2f") + ", \"linear_copies\": " +
                 std::to_string(r.linear_copies) + ", \"softmax_us\": " + num(r.softmax.us, "%.2f") +
                 ", \"softmax_warm_us\": " + num(r.softmax_warm.us, "%.2f") + ", \"softmax_copies\": " +
