@@ -7,7 +7,8 @@
 #   "prefill" (only the prefill table and its torch peers: the short loop of prefill kernel work),
 #   "attn" (prefill and decode tables with their torch peers at head_dim 128 and at 256),
 #   "memcheck" (compute-sanitizer over the DSA split/graph tests), "profile" (the prefill kernel
-#   under ncu). bundle/dsa_profile_gpu.sh OUTDIR gives per-kernel DSA times under ncu.
+#   under ncu), "lightning" (longbow_lightning_bench: lightning vs softmax attention at MiniMax widths;
+#   the full run takes a few minutes). bundle/dsa_profile_gpu.sh OUTDIR gives per-kernel DSA times under ncu.
 #
 # OUTDIR gets: run.log (everything printed), summary.txt and one JSON per step (kernel_tests.json,
 # kernel_tests_sm80.json, dsa_kernel_tests.json, parity.json, kernel_bench.json, torch_peer.json,
@@ -122,6 +123,9 @@ fi
 if has_step dsa; then
   step dsa_bench "$here/longbow_dsa_bench" "$out/dsa_bench.json"
   step dsa_peers python3 "$here/peers/dsa_torch_peer.py" "$out/dsa_torch_peer.json"
+fi
+if has_step lightning; then
+  STEP_TIMEOUT=900 step lightning_bench "$here/longbow_lightning_bench" --json "$out/lightning_bench.json" $quick
 fi
 if has_step memcheck; then
   step dsa_memcheck compute-sanitizer --tool memcheck --error-exitcode 9 \
