@@ -321,6 +321,14 @@ class Backend {
   virtual Status lightning_attention(const LightningAttentionArgs&) { return missing_op("lightning_attention"); }
   virtual Status moe_route(const MoeRouteArgs&) { return missing_op("moe_route"); }
   virtual Status moe_experts(const MoeExpertsArgs&) { return missing_op("moe_experts"); }
+  // Allocates now the op scratch moe_experts needs for up to `tokens` rows of this shape (gate_up
+  // [experts, 2·inter, hidden], top-k), so that the memory plan counts it and no step grows it;
+  // returns the backend's op scratch in bytes afterwards (0 for a backend whose ops need none).
+  virtual StatusOr<size_t> reserve_moe_workspace(int64_t tokens, int top_k, int64_t experts, int64_t hidden,
+                                                 int64_t inter) {
+    (void)tokens, (void)top_k, (void)experts, (void)hidden, (void)inter;
+    return size_t{0};
+  }
 
   // ---- graphs: whether capture_graph works here (CUDA: yes; CPU: no, the runtime runs eagerly) ----
   virtual bool supports_graphs() const { return false; }

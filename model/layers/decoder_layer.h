@@ -43,6 +43,8 @@ class DecoderLayer {
   const GqaAttention* attention() const { return std::get_if<GqaAttention>(&mixer_); }
   const LightningAttention* lightning() const { return std::get_if<LightningAttention>(&mixer_); }
   bool is_dsa() const { return attention() != nullptr && attention()->is_dsa(); }
+  // The MoE FFN, or nullptr for a gated MLP.
+  const MoeFfn* moe() const { return std::get_if<MoeFfn>(&ffn_); }
 
   CacheSpec cache_spec(DType kv_dtype) const;
   // Allocates this layer's cache: `size` pages of its paged group `group` (the step's slots and block

@@ -13,6 +13,8 @@ class MoeFfn {
 
   int num_experts() const { return num_experts_; }
   int top_k() const { return top_k_; }
+  int64_t hidden() const { return down_.dim(1); }
+  int64_t intermediate() const { return down_.dim(2); }
   // out [T, hidden] from x [T, hidden]; routes in scratch.router_logits, route_ids, route_weights.
   Status forward(Backend& backend, LayerScratch& scratch, const Tensor& x, Tensor& out) const;
 

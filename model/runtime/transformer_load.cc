@@ -157,6 +157,17 @@ Status Decoder::init_workspace() {
     shape.top_k = std::max(shape.top_k, w.top_k);
   }
   ASSIGN_OR_RETURN(ws_, allocate_workspace(backend_, shape));
+  // The backend's MoE scratch for the largest step, allocated before the KV pools are planned.
+  size_t moe_scratch = 0;
+  for (const DecoderLayer& layer : layers_) {
+    const MoeFfn* moe = layer.moe();
+    if (moe == nullptr) continue;
+    ASSIGN_OR_RETURN(size_t bytes, backend_.reserve_moe_workspace(options_.max_batched_tokens, moe->top_k(),
+                                                                  moe->num_experts(), moe->hidden(),
+                                                                  moe->intermediate()));
+    moe_scratch = std::max(moe_scratch, bytes);
+  }
+  ws_.num_bytes += moe_scratch;
   limits_.max_tokens = options_.max_batched_tokens;
   limits_.max_seqs = options_.max_num_seqs;
   limits_.vocab_size = config_.vocab_size;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/half.h"
+#include "kernels/moe/params.h"
 #include "kernels/common/paged_kv.h"
 #include "kernels/elementwise/params.h"
 #include "kernels/flash_prefill/params.h"
@@ -457,6 +458,15 @@ class CudaBackend final : public Backend {
   Status dsa_sparse_attention(const DsaSparseAttentionArgs& args) override {
     return cuda_dsa::sparse_attention(dsa_context(), args);
   }
+  StatusOr<size_t> reserve_moe_workspace(int64_t tokens, int top_k, int64_t experts, int64_t hidden,
+                                         int64_t inter) override {
+    RETURN_IF_ERROR(not_capturing("reserve_moe_workspace"));
+    const size_t bytes = kernels::moe_experts_workspace_bytes(static_cast<int>(tokens), top_k, static_cast<int>(experts),
+                                                              static_cast<int>(hidden), static_cast<int>(inter));
+    if (bytes > 0) RETURN_IF_ERROR(workspace(bytes).status());
+    return workspace_.num_bytes();
+  }
+
   StatusOr<size_t> reserve_dsa_workspace(std::span<const DsaWorkspaceShape> shapes) override {
     RETURN_IF_ERROR(not_capturing("reserve_dsa_workspace"));
     size_t bytes = 0;

@@ -193,6 +193,21 @@ TEST_F(MinimaxTransformerTest, MixedBatchEqualsEachSequenceAlone) {
   for (size_t s = 0; s < seqs.size(); ++s) EXPECT_EQ(checked[s], want[s].size()) << "sequence " << s;
 }
 
+// Every position of a 70-token sequence (one whole-prompt step) against the fp64 reference written
+// from transformers' definitions (tests/unit/runtime/tiny_model.h).
+TEST_F(MinimaxTransformerTest, MatchesTheDenseReference) {
+  Model m = load(config_, dir_.path());
+  ASSERT_NE(m.transformer, nullptr);
+  const std::vector<int32_t> tokens = random_tokens(70, config_.vocab_size, 12), table = {4, 6};
+  const std::vector<std::vector<float>> got = whole(*m.transformer, tokens, 3, table);
+  const std::vector<std::vector<double>> want = testing::minimax_reference_logits(config_, *m.checkpoint, tokens);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t t = 0; t < got.size(); ++t) {
+    const std::vector<float> expected(want[t].begin(), want[t].end());
+    EXPECT_LT(relative_l2(got[t], expected), 1e-5) << "position " << t;
+  }
+}
+
 TEST_F(MinimaxTransformerTest, RejectsMissingAndSharedStateSlots) {
   Model m = load(config_, dir_.path());
   ASSERT_NE(m.transformer, nullptr);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <numeric>
 #include <random>
 
 #include "model/backend/cpu/cpu_dsa.h"
@@ -151,14 +152,15 @@ struct Reference {
     return y;
   }
 
-  // RMSNorm over consecutive groups of `dim` values.
-  Matrix rms_norm(const Matrix& x, size_t dim, const std::string& w_name) const {
+  // RMSNorm over consecutive groups of `dim` values (epsilon: the config's, or `eps`).
+  Matrix rms_norm(const Matrix& x, size_t dim, const std::string& w_name, double eps = -1.0) const {
+    if (eps < 0.0) eps = c.rms_norm_eps;
     std::vector<float> w = weight(w_name);
     Matrix y(x.size());
     for (size_t r = 0; r < x.size() / dim; ++r) {
       double ms = 0.0;
       for (size_t i = 0; i < dim; ++i) ms += x[r * dim + i] * x[r * dim + i];
-      double inv = 1.0 / std::sqrt(ms / static_cast<double>(dim) + c.rms_norm_eps);
+      double inv = 1.0 / std::sqrt(ms / static_cast<double>(dim) + eps);
       for (size_t i = 0; i < dim; ++i) y[r * dim + i] = x[r * dim + i] * inv * w[i];
     }
     return y;
@@ -323,6 +325,112 @@ std::vector<std::vector<double>> reference_logits(const ModelConfig& c, const Ch
   Matrix x = ref.rms_norm(h, hidden, "model.norm.weight");
   std::string head = c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
   Matrix logits = ref.linear(x, n, head, "", false);
+  std::vector<std::vector<double>> rows;
+  const size_t vocab = static_cast<size_t>(c.vocab_size);
+  for (int t = 0; t < n; ++t) {
+    rows.emplace_back(logits.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(t) * vocab),
+                      logits.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(t + 1) * vocab));
+  }
+  return rows;
+}
+
+// MiniMax, written from transformers' MiniMaxDecoderLayer / MiniMaxLightningAttention /
+// MixtralSparseMoeBlock in plain double loops: the linear attention in its quadratic form
+// o_t = Σ_{u<=t} e^{−slope·(t−u)} (q_t·k_u) v_u, the MoE token by token.
+std::vector<std::vector<double>> minimax_reference_logits(const ModelConfig& c, const Checkpoint& ck,
+                                                          const std::vector<int32_t>& tokens) {
+  Reference ref{c, ck};
+  const int n = static_cast<int>(tokens.size());
+  const size_t hidden = static_cast<size_t>(c.hidden_size);
+  const int heads = c.num_attention_heads, d = c.head_dim, layers = c.num_hidden_layers;
+  const int experts = c.moe->num_experts, top_k = c.moe->top_k, inter = c.intermediate_size;
+  std::vector<float> embed = ref.weight("model.embed_tokens.weight");
+  Matrix h(static_cast<size_t>(n) * hidden);
+  for (int t = 0; t < n; ++t) {
+    for (size_t i = 0; i < hidden; ++i) h[static_cast<size_t>(t) * hidden + i] = embed[static_cast<size_t>(tokens[static_cast<size_t>(t)]) * hidden + i];
+  }
+  RopeTable table = make_rope_table(c.rope);
+  auto silu = [](double x) { return x / (1.0 + std::exp(-x)); };
+  const LightningConfig& lc = *c.lightning;
+  for (int l = 0; l < layers; ++l) {
+    const Matrix x = ref.rms_norm(h, hidden, ref.layer(l, "input_layernorm.weight"));
+    Matrix a;
+    double alpha = lc.full_attn_alpha, beta = lc.full_attn_beta;
+    if (c.layer_types[static_cast<size_t>(l)] == LayerAttention::kLinear) {
+      alpha = lc.linear_attn_alpha;
+      beta = lc.linear_attn_beta;
+      Matrix qkv = ref.linear(x, n, ref.layer(l, "self_attn.qkv_proj.weight"), "", false);
+      for (double& v : qkv) v = silu(v);
+      auto at = [&](int t, int head, int part, int i) {  // per head: q, k, v
+        return qkv[static_cast<size_t>(((t * heads + head) * 3 + part) * d + i)];
+      };
+      Matrix o(static_cast<size_t>(n * heads * d), 0.0);
+      for (int head = 0; head < heads; ++head) {
+        const double slope = std::pow(2.0, -8.0 * (head + 1) / heads) * (1.0 - l / (layers - 1 + 1e-5) + 1e-5);
+        for (int t = 0; t < n; ++t) {
+          for (int u = 0; u <= t; ++u) {
+            double score = 0.0;
+            for (int i = 0; i < d; ++i) score += at(t, head, 0, i) * at(u, head, 1, i);
+            score *= std::exp(-slope * (t - u));
+            for (int i = 0; i < d; ++i) o[static_cast<size_t>((t * heads + head) * d + i)] += score * at(u, head, 2, i);
+          }
+        }
+      }
+      o = ref.rms_norm(o, static_cast<size_t>(heads * d), ref.layer(l, "self_attn.norm.weight"), 1e-6);
+      Matrix gate = ref.linear(x, n, ref.layer(l, "self_attn.output_gate.weight"), "", false);
+      for (size_t i = 0; i < o.size(); ++i) o[i] *= 1.0 / (1.0 + std::exp(-gate[i]));
+      a = ref.linear(o, n, ref.layer(l, "self_attn.out_proj.weight"), "", false);
+    } else {
+      Matrix q = ref.linear(x, n, ref.layer(l, "self_attn.q_proj.weight"), "", false);
+      Matrix k = ref.linear(x, n, ref.layer(l, "self_attn.k_proj.weight"), "", false);
+      Matrix v = ref.linear(x, n, ref.layer(l, "self_attn.v_proj.weight"), "", false);
+      ref.rope(q, n, heads, table);
+      ref.rope(k, n, c.num_key_value_heads, table);
+      a = ref.linear(ref.attention(q, k, v, n), n, ref.layer(l, "self_attn.o_proj.weight"), "", false);
+    }
+    for (size_t i = 0; i < h.size(); ++i) h[i] = alpha * x[i] + beta * a[i];
+    const Matrix y = ref.rms_norm(h, hidden, ref.layer(l, "post_attention_layernorm.weight"));
+    const Matrix router = ref.linear(y, n, ref.layer(l, "mlp.gate.weight"), "", false);
+    const std::vector<float> gate_up = ref.weight(ref.layer(l, "mlp.experts.gate_up_proj"));
+    const std::vector<float> down = ref.weight(ref.layer(l, "mlp.experts.down_proj"));
+    for (int t = 0; t < n; ++t) {
+      std::vector<double> p(router.begin() + t * experts, router.begin() + (t + 1) * experts);
+      const double top = *std::max_element(p.begin(), p.end());
+      double z = 0.0;
+      for (double& v : p) z += (v = std::exp(v - top));
+      std::vector<int> order(static_cast<size_t>(experts));
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&p](int e1, int e2) { return p[static_cast<size_t>(e1)] > p[static_cast<size_t>(e2)]; });
+      double chosen = 0.0;
+      for (int j = 0; j < top_k; ++j) chosen += p[static_cast<size_t>(order[static_cast<size_t>(j)])];
+      std::vector<double> m(hidden, 0.0);
+      for (int j = 0; j < top_k; ++j) {
+        const int e = order[static_cast<size_t>(j)];
+        const double w = p[static_cast<size_t>(e)] / chosen;
+        std::vector<double> act(static_cast<size_t>(inter));
+        for (int i = 0; i < inter; ++i) {
+          double g = 0.0, up = 0.0;
+          for (size_t col = 0; col < hidden; ++col) {
+            const double xv = y[static_cast<size_t>(t) * hidden + col];
+            g += gate_up[(static_cast<size_t>(e * 2 * inter + i)) * hidden + col] * xv;
+            up += gate_up[(static_cast<size_t>(e * 2 * inter + inter + i)) * hidden + col] * xv;
+          }
+          act[static_cast<size_t>(i)] = silu(g) * up;
+        }
+        for (size_t o = 0; o < hidden; ++o) {
+          double sum = 0.0;
+          for (int i = 0; i < inter; ++i) sum += down[(static_cast<size_t>(e) * hidden + o) * static_cast<size_t>(inter) + static_cast<size_t>(i)] * act[static_cast<size_t>(i)];
+          m[o] += w * sum;
+        }
+      }
+      for (size_t o = 0; o < hidden; ++o) {
+        const size_t i = static_cast<size_t>(t) * hidden + o;
+        h[i] = lc.mlp_alpha * y[i] + lc.mlp_beta * m[o];
+      }
+    }
+  }
+  const Matrix x = ref.rms_norm(h, hidden, "model.norm.weight");
+  const Matrix logits = ref.linear(x, n, "lm_head.weight", "", false);
   std::vector<std::vector<double>> rows;
   const size_t vocab = static_cast<size_t>(c.vocab_size);
   for (int t = 0; t < n; ++t) {

@@ -43,6 +43,11 @@ void write_tiny_tensors(const std::vector<TensorSpec>& specs, const std::string&
 std::vector<std::vector<double>> reference_logits(const ModelConfig& config, const Checkpoint& checkpoint,
                                                   const std::vector<int32_t>& tokens);
 
+// The same for a tiny_minimax_config() model (lightning layers in the quadratic form, the MoE token by
+// token), from transformers' definitions, independently of the runtime.
+std::vector<std::vector<double>> minimax_reference_logits(const ModelConfig& config, const Checkpoint& checkpoint,
+                                                          const std::vector<int32_t>& tokens);
+
 // A fresh directory under the system temp dir, removed by the destructor.
 class TempDir {
  public:
