@@ -99,14 +99,26 @@ struct LightningAttentionArgs {
   int max_query_len = 0;  // an upper bound on every q_len (a launch hint)
 };
 
-// ---- mixture of experts (MiniMax, Mixtral; reference: model/backend/cpu/cpu_moe.cc) ----
-// Softmax top-k routing (transformers' MixtralTopKRouter): p = softmax(logits[t]); ids[t] the k = ids.dim(1)
-// experts of largest p in descending order (ties to the lower id); weights[t][j] = p[ids[t][j]] / Σ_j'
-// p[ids[t][j']] (renormalized over the chosen k).
+// ---- mixture of experts (MiniMax, Mixtral, DeepSeek; reference: model/backend/cpu/cpu_moe.cc) ----
+// Top-k routing of row t over E experts, k = ids.dim(1); ids[t] in descending order of the selection
+// score, ties to the lower id:
+//  kSoftmax (transformers' MixtralTopKRouter): p = softmax(logits[t]); the k largest p; w_j = p[ids[t][j]].
+//  kSigmoid (DeepseekV3MoE.route_tokens_to_experts): s = sigmoid(logits[t]); c = s + correction_bias
+//    (selection only); the E experts form num_groups equal groups, each scored by the sum of its two
+//    largest c; the topk_groups best groups (ties to the lower group) stay and every other expert's c
+//    becomes 0 (transformers' masked_fill with 0, not −∞); the k largest c; w_j = s[ids[t][j]].
+// Then, with renormalize, w_j /= Σ_j' w_j' (+ 1e-20 under kSigmoid, as transformers), and w_j *= scaling.
+enum class MoeScoring { kSoftmax, kSigmoid };
+
 struct MoeRouteArgs {
   Tensor logits;   // [T, E] F32 router logits
   Tensor ids;      // [T, k] I32, written
   Tensor weights;  // [T, k] F32, written
+  MoeScoring scoring = MoeScoring::kSoftmax;
+  Tensor correction_bias;  // [E] F32 (kSigmoid's e_score_correction_bias); empty: none
+  int num_groups = 1, topk_groups = 1;  // kSigmoid: n_group, topk_group (E % num_groups == 0)
+  bool renormalize = true;              // norm_topk_prob (Mixtral and MiniMax always)
+  float scaling = 1.0f;                 // routed_scaling_factor
 };
 
 // The routed experts (transformers' MixtralExperts, stacked as it stores them):

@@ -47,6 +47,11 @@ Status route(const Context& ctx, const MoeRouteArgs& a) {
   if (k < 1 || k > experts) {
     return invalid_argument(fmt::format("{}: top-k {} must be in [1, {}] (the experts)", op, k, experts));
   }
+  if (a.scoring != MoeScoring::kSoftmax || a.correction_bias.data != nullptr || a.num_groups != 1 || !a.renormalize ||
+      a.scaling != 1.0f) {
+    return unimplemented(fmt::format("{}: the CUDA kernel routes by softmax top-k, renormalized and unscaled "
+                                     "(MiniMax, Mixtral) only", op));
+  }
   if (experts > kernels::kMoeRouteMaxExperts || k > kernels::kMoeRouteMaxTopk) {
     return unimplemented(fmt::format("{}: {} experts, top-k {} (the CUDA kernel takes up to {} experts and top-k {})",
                                      op, experts, k, kernels::kMoeRouteMaxExperts, kernels::kMoeRouteMaxTopk));

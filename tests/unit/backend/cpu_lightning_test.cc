@@ -1,6 +1,6 @@
 // CpuBackend's lightning attention (blockwise prefill, recurrent decode, state slots) against the
-// quadratic definition o_t = Σ_{u<=t} λ^{t−u} (q_t·k_u) v_u, and its softmax top-k MoE ops against
-// token-by-token formulas written here.
+// quadratic definition o_t = Σ_{u<=t} λ^{t−u} (q_t·k_u) v_u, and its MoE ops (softmax and DeepSeek
+// sigmoid group-limited routing, the experts) against token-by-token formulas written here.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -205,6 +205,82 @@ TEST(CpuMoeTest, RouteTakesTheLargestSoftmaxProbabilitiesRenormalized) {
   }
   EXPECT_EQ(ids[6], 0);  // ties go to the lower expert
   EXPECT_EQ(ids[7], 1);
+}
+
+// DeepSeek-V3 routing, written here from transformers' DeepseekV3MoE.route_tokens_to_experts: sigmoid
+// scores, the correction bias for selection only, the best 2 of 4 groups by the sum of their two best
+// scores, masked experts at 0 (so a negative choice score inside a kept group loses to them), top-k,
+// renormalized with + 1e-20, scaled.
+TEST(CpuMoeTest, SigmoidGroupLimitedRoutingMatchesDeepSeek) {
+  CpuBackend backend;
+  const int tokens = 6, experts = 16, k = 3, groups = 4, kept = 2, size = experts / groups;
+  const std::vector<float> logits = random_floats(tokens * experts, 51, -4.0f, 4.0f);
+  std::vector<float> bias = random_floats(experts, 52, -0.6f, 0.6f);
+  MoeRouteArgs a;
+  a.logits = make_f32(backend, {tokens, experts}, logits);
+  a.ids = make_i32(backend, {tokens, k}, std::vector<int32_t>(tokens * k, -1));
+  a.weights = make_f32(backend, {tokens, k}, std::vector<float>(tokens * k, 0.0f));
+  a.scoring = MoeScoring::kSigmoid;
+  a.correction_bias = make_f32(backend, {experts}, bias);
+  a.num_groups = groups;
+  a.topk_groups = kept;
+  a.scaling = 2.5f;
+  ASSERT_TRUE(backend.moe_route(a).ok());
+  std::vector<int32_t> ids(tokens * k);
+  ASSERT_TRUE(backend.download(a.ids, ids.data()).ok());
+  const std::vector<float> weights = to_host(backend, a.weights);
+  for (int t = 0; t < tokens; ++t) {
+    std::vector<double> s(experts), c(experts);
+    for (int e = 0; e < experts; ++e) {
+      s[e] = 1.0 / (1.0 + std::exp(-double{logits[t * experts + e]}));
+      c[e] = s[e] + bias[e];
+    }
+    std::vector<std::pair<double, int>> group_scores;
+    for (int g = 0; g < groups; ++g) {
+      std::vector<double> m(c.begin() + g * size, c.begin() + (g + 1) * size);
+      std::sort(m.rbegin(), m.rend());
+      group_scores.push_back({m[0] + m[1], g});
+    }
+    std::stable_sort(group_scores.begin(), group_scores.end(), [](auto x, auto y) { return x.first > y.first; });
+    std::vector<double> masked(experts, 0.0);
+    for (int j = 0; j < kept; ++j) {
+      const int g = group_scores[j].second;
+      for (int e = g * size; e < (g + 1) * size; ++e) masked[e] = c[e];
+    }
+    std::vector<int> order(experts);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&masked](int x, int y) { return masked[x] > masked[y]; });
+    double sum = 0.0;
+    for (int j = 0; j < k; ++j) sum += s[order[j]];
+    for (int j = 0; j < k; ++j) {
+      EXPECT_EQ(ids[t * k + j], order[j]) << "token " << t << " choice " << j;
+      EXPECT_NEAR(weights[t * k + j], s[order[j]] / (sum + 1e-20) * 2.5, 1e-6) << "token " << t;
+    }
+  }
+  a.num_groups = 5;  // does not divide 16
+  EXPECT_EQ(backend.moe_route(a).code(), StatusCode::kInvalidArgument);
+  a.scoring = MoeScoring::kSoftmax;
+  a.num_groups = 4;  // groups need sigmoid scoring
+  EXPECT_EQ(backend.moe_route(a).code(), StatusCode::kInvalidArgument);
+}
+
+// Softmax routing without renormalization (Qwen2-MoE's norm_topk_prob = false): the weights are the
+// chosen experts' softmax probabilities.
+TEST(CpuMoeTest, SoftmaxRoutingWithoutRenormalization) {
+  CpuBackend backend;
+  const int experts = 5, k = 2;
+  const std::vector<float> logits = {0.1f, 2.0f, -1.0f, 1.5f, 0.3f};
+  MoeRouteArgs a;
+  a.logits = make_f32(backend, {1, experts}, logits);
+  a.ids = make_i32(backend, {1, k}, {0, 0});
+  a.weights = make_f32(backend, {1, k}, {0.0f, 0.0f});
+  a.renormalize = false;
+  ASSERT_TRUE(backend.moe_route(a).ok());
+  double z = 0.0;
+  for (float l : logits) z += std::exp(double{l});
+  const std::vector<float> w = to_host(backend, a.weights);
+  EXPECT_NEAR(w[0], std::exp(2.0) / z, 1e-6);
+  EXPECT_NEAR(w[1], std::exp(1.5) / z, 1e-6);
 }
 
 TEST(CpuMoeTest, ExpertsSumTheWeightedGatedMlps) {
