@@ -52,13 +52,15 @@ for t in "${targets[@]}"; do
 done
 
 cp tools/bench/*.py "$out/peers/"
-mkdir -p "$out/data/configs" && cp configs/llama-3.1-8b*.config.json configs/gemma-3-12b*.config.json "$out/data/configs/"
+mkdir -p "$out/data/configs" && cp configs/llama-3.1-8b*.config.json configs/gemma-3-12b*.config.json configs/minimax-*.config.json \
+  "$out/data/configs/"
 cp tools/gpu_bundle/run_gpu_tests.sh "$out/run_gpu_tests.sh"
 cp tools/bench/dsa_profile_gpu.sh "$out/dsa_profile_gpu.sh"  # per-kernel DSA times under ncu
 cp tools/bench/runtime_bench_gpu.sh "$out/runtime_bench_gpu.sh"  # 8B dummy serve, FillRandom, 8B dense and DSA e2e
 cp tools/bench/local_global_bench_gpu.sh "$out/local_global_bench_gpu.sh"  # Gemma-3-12B hybrid against all-global
+cp tools/bench/minimax_bench_gpu.sh "$out/minimax_bench_gpu.sh"  # lightning layer and MiniMax slice (issue 13)
 cp tools/bench/serve_bench_gpu.sh "$out/serve_bench_gpu.sh"  # peers/serve_bench.py sweeps against the 8B dummy server
-chmod +x "$out/run_gpu_tests.sh" "$out/dsa_profile_gpu.sh" "$out/runtime_bench_gpu.sh" "$out/local_global_bench_gpu.sh" \
+chmod +x "$out/run_gpu_tests.sh" "$out/dsa_profile_gpu.sh" "$out/runtime_bench_gpu.sh" "$out/local_global_bench_gpu.sh" "$out/minimax_bench_gpu.sh" \
   "$out/serve_bench_gpu.sh"
 # Test data: the parity fixtures and the built demo model, when present. PACK_PARITY_DATA=0 leaves
 # the fixtures out (run_gpu_tests.sh then reads them from the repository beside the bundle, which the
