@@ -22,7 +22,11 @@ Status MoeFfn::forward(Backend& b, LayerScratch& scratch, const Tensor& x, Tenso
   Tensor ids = LayerScratch::view(scratch.route_ids, t, top_k_);
   Tensor weights = LayerScratch::view(scratch.route_weights, t, top_k_);
   RETURN_IF_ERROR(router_.forward(b, x, logits));
-  RETURN_IF_ERROR(b.moe_route(MoeRouteArgs{logits, ids, weights}));
+  MoeRouteArgs route;
+  route.logits = logits;
+  route.ids = ids;
+  route.weights = weights;
+  RETURN_IF_ERROR(b.moe_route(route));
   MoeExpertsArgs args;
   args.x = x;
   args.ids = ids;

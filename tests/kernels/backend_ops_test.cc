@@ -1039,8 +1039,15 @@ TEST_F(BackendOpsTest, MoeRoute) {
         ids.dev = must(cuda_->allocate(DType::kI32, {tokens, k}));
         poison(ids.dev);
         Pair weights = outputs({tokens, k}, DType::kF32);
-        check(cpu_->moe_route(MoeRouteArgs{lg.ref, ids.ref, weights.ref}));
-        check(cuda_->moe_route(MoeRouteArgs{lg.dev, ids.dev, weights.dev}));
+        auto route_args = [](const Tensor& l, const Tensor& i, const Tensor& w) {
+          MoeRouteArgs a;  // softmax top-k, renormalized (MiniMax, Mixtral)
+          a.logits = l;
+          a.ids = i;
+          a.weights = w;
+          return a;
+        };
+        check(cpu_->moe_route(route_args(lg.ref, ids.ref, weights.ref)));
+        check(cuda_->moe_route(route_args(lg.dev, ids.dev, weights.dev)));
         const std::string label = fmt::format("moe_route T={} E={} k={}", tokens, experts, k);
         std::vector<int32_t> want(static_cast<size_t>(tokens) * k), got(want.size());
         check(cpu_->download(ids.ref, want.data()));

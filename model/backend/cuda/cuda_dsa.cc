@@ -18,16 +18,11 @@ namespace {
 
 static_assert(kernels::kDsaPageSize == kPageSize, "kernels and model disagree on the index page size");
 
-using op_checks::dtype_is;
 using op_checks::fits_int;
-using op_checks::has_data;
-using op_checks::shape_is;
 
 Status check(std::string_view op, std::string_view name, const Tensor& t, DType dtype,
              std::initializer_list<int64_t> dims) {
-  RETURN_IF_ERROR(dtype_is(op, name, t, dtype));
-  RETURN_IF_ERROR(shape_is(op, name, t, dims));
-  return has_data(op, name, t);
+  return op_checks::tensor_is(op, name, t, dtype, dims);
 }
 
 float hadamard_scale(int64_t head_dim) { return 1.0f / std::sqrt(static_cast<float>(head_dim)); }

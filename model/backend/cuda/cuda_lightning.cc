@@ -15,15 +15,10 @@ namespace {
 
 constexpr std::string_view kOp = "lightning_attention";
 
-using op_checks::dtype_is;
 using op_checks::fits_int;
-using op_checks::has_data;
-using op_checks::shape_is;
 
 Status check(std::string_view name, const Tensor& t, DType dtype, std::initializer_list<int64_t> dims) {
-  RETURN_IF_ERROR(dtype_is(kOp, name, t, dtype));
-  RETURN_IF_ERROR(shape_is(kOp, name, t, dims));
-  return has_data(kOp, name, t);
+  return op_checks::tensor_is(kOp, name, t, dtype, dims);
 }
 
 bool overlap(const Tensor& a, const Tensor& b) {

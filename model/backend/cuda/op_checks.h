@@ -53,6 +53,14 @@ inline Status has_data(std::string_view op, std::string_view name, const Tensor&
   return invalid_argument(where(op, name) + " has no data");
 }
 
+// dtype_is, shape_is and has_data together: the usual check of one tensor argument.
+inline Status tensor_is(std::string_view op, std::string_view name, const Tensor& t, DType dtype,
+                        std::initializer_list<int64_t> dims) {
+  RETURN_IF_ERROR(dtype_is(op, name, t, dtype));
+  RETURN_IF_ERROR(shape_is(op, name, t, dims));
+  return has_data(op, name, t);
+}
+
 inline Status fits_int(std::string_view op, std::string_view name, int64_t value) {
   if (value >= 0 && value <= INT32_MAX) return Status::Ok();
   return invalid_argument(where(op, name) + " size " + std::to_string(value) + " exceeds the int32 range");

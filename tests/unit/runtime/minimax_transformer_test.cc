@@ -19,15 +19,8 @@
 namespace longbow {
 namespace {
 
+using testing::random_tokens;
 using testing::TempDir;
-
-std::vector<int32_t> random_tokens(int n, int vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> dist(0, vocab - 1);
-  std::vector<int32_t> out(static_cast<size_t>(n));
-  for (int32_t& t : out) t = dist(rng);
-  return out;
-}
 
 struct Model {
   std::unique_ptr<Checkpoint> checkpoint;

@@ -286,7 +286,25 @@ struct Reference {
   }
 };
 
+// [n · vocab] → n rows.
+std::vector<std::vector<double>> split_rows(const Matrix& logits, int n, size_t vocab) {
+  std::vector<std::vector<double>> rows;
+  for (int t = 0; t < n; ++t) {
+    rows.emplace_back(logits.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(t) * vocab),
+                      logits.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(t + 1) * vocab));
+  }
+  return rows;
+}
+
 }  // namespace
+
+std::vector<int32_t> random_tokens(int n, int vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> dist(0, vocab - 1);
+  std::vector<int32_t> out(static_cast<size_t>(n));
+  for (int32_t& t : out) t = dist(rng);
+  return out;
+}
 
 std::vector<std::vector<double>> reference_logits(const ModelConfig& c, const Checkpoint& ck,
                                                   const std::vector<int32_t>& tokens) {
@@ -325,13 +343,7 @@ std::vector<std::vector<double>> reference_logits(const ModelConfig& c, const Ch
   Matrix x = ref.rms_norm(h, hidden, "model.norm.weight");
   std::string head = c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
   Matrix logits = ref.linear(x, n, head, "", false);
-  std::vector<std::vector<double>> rows;
-  const size_t vocab = static_cast<size_t>(c.vocab_size);
-  for (int t = 0; t < n; ++t) {
-    rows.emplace_back(logits.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(t) * vocab),
-                      logits.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(t + 1) * vocab));
-  }
-  return rows;
+  return split_rows(logits, n, static_cast<size_t>(c.vocab_size));
 }
 
 // MiniMax, written from transformers' MiniMaxDecoderLayer / MiniMaxLightningAttention /
@@ -431,13 +443,7 @@ std::vector<std::vector<double>> minimax_reference_logits(const ModelConfig& c, 
   }
   const Matrix x = ref.rms_norm(h, hidden, "model.norm.weight");
   const Matrix logits = ref.linear(x, n, "lm_head.weight", "", false);
-  std::vector<std::vector<double>> rows;
-  const size_t vocab = static_cast<size_t>(c.vocab_size);
-  for (int t = 0; t < n; ++t) {
-    rows.emplace_back(logits.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(t) * vocab),
-                      logits.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(t + 1) * vocab));
-  }
-  return rows;
+  return split_rows(logits, n, static_cast<size_t>(c.vocab_size));
 }
 
 TempDir::TempDir() {

@@ -48,6 +48,9 @@ std::vector<std::vector<double>> reference_logits(const ModelConfig& config, con
 std::vector<std::vector<double>> minimax_reference_logits(const ModelConfig& config, const Checkpoint& checkpoint,
                                                           const std::vector<int32_t>& tokens);
 
+// n token ids drawn uniformly from [0, vocab) by a seeded generator.
+std::vector<int32_t> random_tokens(int n, int vocab, uint32_t seed);
+
 // A fresh directory under the system temp dir, removed by the destructor.
 class TempDir {
  public:

@@ -18,6 +18,7 @@ namespace longbow {
 namespace {
 
 using testing::reference_logits;
+using testing::random_tokens;
 using testing::TempDir;
 using testing::tiny_config;
 using testing::TinyFamily;
@@ -32,14 +33,6 @@ double relative_l2(const float* a, const std::vector<double>& b) {
     norm += b[i] * b[i];
   }
   return std::isnan(diff) ? INFINITY : std::sqrt(diff / norm);
-}
-
-std::vector<int32_t> random_tokens(int n, int vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> dist(0, vocab - 1);
-  std::vector<int32_t> out(static_cast<size_t>(n));
-  for (int32_t& t : out) t = dist(rng);
-  return out;
 }
 
 struct Model {
