@@ -134,6 +134,53 @@ struct MoeExpertsArgs {
   Tensor out;      // [T, H]
 };
 
+// ---- multi-head latent attention (DeepSeek V2/V3 MLA; reference model/backend/cpu/cpu_mla.cc) ----
+// An MLA layer caches per token one latent row: the normed compressed KV c (Dl = kv_lora_rank values)
+// followed by the RoPE'd key k_r shared by every head (Dr = qk_rope_head_dim values), in a pool
+// [P, kPageSize, Dl + Dr] indexed like the K/V pools. Attention runs "absorbed": each head's query is
+// carried into the latent space (q_l = W_UK,hᵀ q_nope, head_matmul), scored against the cached rows
+// and its output taken back out (o_h = W_UV,h · o_l, head_matmul), so every head reads the same row.
+
+// Per-head products with each head's own weight block w[h] (rows [row_begin, row_begin + n) of it):
+//   transpose_w = false:  out[t][h] = W_h · x[t][h]     x [T, H, C], W_h [n, C], out [T, H, n]
+//   transpose_w = true:   out[t][h] = W_hᵀ · x[t][h]    x [T, H, n], W_h [n, C], out [T, H, C]
+// (MLA's kv_b_proj [H, nope + v, Dl]: the first form with rows [nope, nope + v) is W_UV, the second
+// with rows [0, nope) is W_UKᵀ.)
+struct HeadMatmulArgs {
+  Tensor x;
+  Tensor w;    // [H, R, C]
+  int64_t row_begin = 0, num_rows = 0;  // n = num_rows, row_begin + n <= R
+  bool transpose_w = false;
+  Tensor out;
+};
+
+// Writes latent [T, Dl] and rope_key [T, Dr] to slots[t] of cache [P, kPageSize, Dl + Dr]; slot -1
+// (a padding row) is not written.
+struct AppendLatentArgs {
+  Tensor latent;
+  Tensor rope_key;
+  Tensor slots;  // [T] I32
+  Tensor cache;
+};
+
+// Latent attention over the paged latent cache (rows, positions, padding rows and block tables as in
+// PagedAttentionArgs; causal, no window): for head h of query row t at position p,
+//   score(j) = scale · (q_latent[t][h] · c_j + q_rope[t][h] · k_r,j),  out[t][h] = Σ_j softmax(score)_j · c_j
+// over j <= p, or, when `indices` is given (a DSA layer), over exactly the tokens indices[t][*] >= 0
+// (DsaTopkArgs' selection; no index: output 0).
+struct LatentAttentionArgs {
+  Tensor q_latent;      // [T, H, Dl]
+  Tensor q_rope;        // [T, H, Dr]
+  Tensor cache;         // [P, kPageSize, Dl + Dr]
+  Tensor query_start;   // [S + 1] I32
+  Tensor context_lens;  // [S] I32
+  Tensor block_tables;  // [S, max_pages_per_seq] I32
+  Tensor indices;       // [T, topk] I32, or empty (data == nullptr): the whole causal prefix
+  Tensor out;           // [T, H, Dl]
+  int max_query_len = 0, max_context_len = 0;  // launch hints, upper bounds as in PagedAttentionArgs
+  float scale = 0.0f;
+};
+
 // ---- DeepSeek Sparse Attention (DESIGN §4, §5; reference model/backend/cpu/cpu_dsa.h) ----
 // A DSA layer's index cache is [P, kPageSize · (Di + 4)] kFP8E4M3 raw page bytes: the page's 64 e4m3
 // key vectors of Di (index_head_dim) values, then their 64 fp32 power-of-two scales; it shares the
@@ -341,6 +388,11 @@ class Backend {
     (void)tokens, (void)top_k, (void)experts, (void)hidden, (void)inter;
     return size_t{0};
   }
+
+  // ---- multi-head latent attention (DeepSeek; contracts above the class) ----
+  virtual Status head_matmul(const HeadMatmulArgs&) { return missing_op("head_matmul"); }
+  virtual Status append_latent(const AppendLatentArgs&) { return missing_op("append_latent"); }
+  virtual Status latent_attention(const LatentAttentionArgs&) { return missing_op("latent_attention"); }
 
   // ---- graphs: whether capture_graph works here (CUDA: yes; CPU: no, the runtime runs eagerly) ----
   virtual bool supports_graphs() const { return false; }

@@ -7,7 +7,7 @@
 //
 // The ops live in several files: cpu_backend.cc (memory), cpu_ops.cc (embedding, norms, RoPE,
 // activation, gather), cpu_matmul.cc, cpu_attention.cc (KV append and paged attention), cpu_dsa*.cc,
-// cpu_lightning.cc, cpu_moe.cc and cpu_sampling.cc.
+// cpu_lightning.cc, cpu_moe.cc, cpu_mla.cc and cpu_sampling.cc.
 #pragma once
 
 #include <atomic>
@@ -68,6 +68,11 @@ class CpuBackend final : public Backend {
   Status lightning_attention(const LightningAttentionArgs& args) override;
   Status moe_route(const MoeRouteArgs& args) override;
   Status moe_experts(const MoeExpertsArgs& args) override;
+
+  // Multi-head latent attention (cpu_mla.cc).
+  Status head_matmul(const HeadMatmulArgs& args) override;
+  Status append_latent(const AppendLatentArgs& args) override;
+  Status latent_attention(const LatentAttentionArgs& args) override;
 
   // Sampling (cpu_sampling.cc): the reference sampler on each row; every row is supported.
   bool supports_sampling(const SamplingRow& row, int vocab_size) const override;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string_view>
+#include <vector>
 
 #include "common/dtype.h"
 #include "common/status.h"
@@ -40,5 +41,17 @@ bool overlaps(const Tensor& a, const Tensor& b);
 // INVALID_ARGUMENT "<op>: tensor '<a>' overlaps '<b>'" when they share memory.
 Status check_disjoint(std::string_view op, std::string_view a_name, const Tensor& a, std::string_view b_name,
                       const Tensor& b);
+
+// Rows and lengths as in paged attention: query_start [S + 1] runs from 0 to `rows`, every context
+// holds its rows, and context 0 is allowed only for a one-query padding row (its length is 0).
+Status check_lengths(std::string_view op, const Tensor& query_start, const Tensor& context_lens, int64_t rows);
+
+// check_lengths, and every page id the contexts need (a padding row needs none) inside a pool of
+// `pages` pages.
+Status check_rows(std::string_view op, const Tensor& query_start, const Tensor& context_lens,
+                  const Tensor& block_tables, int64_t rows, int64_t pages);
+
+// Length (position + 1) of every row; 0 for a padding row (one query, context 0).
+std::vector<int64_t> row_lengths(const Tensor& query_start, const Tensor& context_lens);
 
 }  // namespace longbow::cpu

@@ -30,59 +30,6 @@ Status check_index_cache(std::string_view op, const Tensor& cache, int64_t head_
   return check_tensor(op, "index_cache", cache, kFp8, {kAnyDim, kPageSize * (head_dim + 4)});
 }
 
-// Rows and lengths as in paged attention: query_start runs from 0 to `rows`, every context holds its
-// rows, and context 0 is allowed only for a one-query padding row (its length is 0).
-Status check_lengths(std::string_view op, const Tensor& query_start, const Tensor& context_lens, int64_t rows) {
-  int64_t seqs = context_lens.dim(0);
-  const int32_t* starts = query_start.as<int32_t>();
-  if (starts[0] != 0 || starts[seqs] != rows) {
-    return invalid_argument(std::string(op) + ": query_start must run from 0 to the row count " + num(rows));
-  }
-  for (int64_t s = 0; s < seqs; ++s) {
-    int64_t q_len = int64_t{starts[s + 1]} - starts[s];
-    int64_t ctx = context_lens.as<int32_t>()[s];
-    const bool padding_row = ctx == 0 && q_len == 1;
-    if (q_len < 0 || (!padding_row && (ctx < 1 || ctx < q_len))) {
-      return invalid_argument(std::string(op) + ": sequence " + num(s) + " has " + num(q_len) +
-                              " rows and context " + num(ctx));
-    }
-  }
-  return Status::Ok();
-}
-
-// check_lengths, and every page id the contexts need (a padding row needs none) inside the pool.
-Status check_rows(std::string_view op, const Tensor& query_start, const Tensor& context_lens,
-                  const Tensor& block_tables, int64_t rows, int64_t pages) {
-  RETURN_IF_ERROR(check_lengths(op, query_start, context_lens, rows));
-  for (int64_t s = 0; s < context_lens.dim(0); ++s) {
-    int64_t ctx = context_lens.as<int32_t>()[s];
-    int64_t needed = (ctx + kPageSize - 1) / kPageSize;
-    if (needed > block_tables.dim(1)) {
-      return invalid_argument(std::string(op) + ": context " + num(ctx) + " needs " + num(needed) +
-                              " pages, block_tables has " + num(block_tables.dim(1)));
-    }
-    for (int64_t b = 0; b < needed; ++b) {
-      int32_t page = block_tables.as<int32_t>()[s * block_tables.dim(1) + b];
-      if (page < 0 || page >= pages) {
-        return invalid_argument(std::string(op) + ": block_tables[" + num(s) + "][" + num(b) + "] = " + num(page) +
-                                " is outside the pool [0, " + num(pages) + ")");
-      }
-    }
-  }
-  return Status::Ok();
-}
-
-// Length (position + 1) of every row; 0 for a padding row (one query, context 0).
-std::vector<int64_t> row_lengths(const Tensor& query_start, const Tensor& context_lens) {
-  std::vector<int64_t> lens;
-  for (int64_t s = 0; s < context_lens.dim(0); ++s) {
-    int64_t begin = query_start.as<int32_t>()[s], end = query_start.as<int32_t>()[s + 1];
-    int64_t ctx = context_lens.as<int32_t>()[s];
-    for (int64_t r = begin; r < end; ++r) lens.push_back(ctx - (end - begin) + (r - begin) + 1);
-  }
-  return lens;
-}
-
 Status check_rope(std::string_view op, const Tensor& inv_freq, int64_t head_dim) {
   RETURN_IF_ERROR(check_tensor(op, "inv_freq", inv_freq, kF32, {kAnyDim}));
   if (2 * inv_freq.dim(0) > head_dim) {
@@ -140,8 +87,8 @@ Status CpuBackend::dsa_index_scores(const DsaIndexScoresArgs& a) {
   RETURN_IF_ERROR(check_tensor("dsa_index_scores", "block_tables", a.block_tables, kI32, {seqs, kAnyDim}));
   RETURN_IF_ERROR(check_tensor("dsa_index_scores", "logits", a.logits, kF32, {rows, kAnyDim}));
   RETURN_IF_ERROR(
-      check_rows("dsa_index_scores", a.query_start, a.context_lens, a.block_tables, rows, a.index_cache.dim(0)));
-  for (int64_t len : row_lengths(a.query_start, a.context_lens)) {
+      cpu::check_rows("dsa_index_scores", a.query_start, a.context_lens, a.block_tables, rows, a.index_cache.dim(0)));
+  for (int64_t len : cpu::row_lengths(a.query_start, a.context_lens)) {
     if (len > a.logits.dim(1)) {
       return invalid_argument("dsa_index_scores: a row of length " + num(len) + " does not fit logits " +
                               a.logits.shape_string());
@@ -179,8 +126,8 @@ Status CpuBackend::dsa_topk(const DsaTopkArgs& a) {
   RETURN_IF_ERROR(check_tensor("dsa_topk", "indices", a.indices, kI32, {rows, kAnyDim}));
   int64_t k = a.indices.dim(1);
   if (k < 1) return invalid_argument("dsa_topk: indices " + a.indices.shape_string() + " selects nothing");
-  RETURN_IF_ERROR(check_lengths("dsa_topk", a.query_start, a.context_lens, rows));
-  std::vector<int64_t> lens = row_lengths(a.query_start, a.context_lens);
+  RETURN_IF_ERROR(cpu::check_lengths("dsa_topk", a.query_start, a.context_lens, rows));
+  std::vector<int64_t> lens = cpu::row_lengths(a.query_start, a.context_lens);
   for (int64_t r = 0; r < rows; ++r) {
     int64_t len = lens[static_cast<size_t>(r)];
     if (len > k && len > a.logits.dim(1)) {
