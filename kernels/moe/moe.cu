@@ -282,15 +282,16 @@ __global__ void __launch_bounds__(kGemmThreads) moe_gemm_kernel(GemmArgs g) {
   }
 }
 
-// out[t][c] = Σ_j y[t·k + j][c], j in order.
-__global__ void moe_combine_kernel(const float* y, __nv_bfloat16* out, int tokens, int hidden, int k) {
+// out[t][c] = Σ_j y[t·k + j][c], j in order (accumulate: out[t][c] + that sum, in fp32).
+__global__ void moe_combine_kernel(const float* y, __nv_bfloat16* out, int tokens, int hidden, int k,
+                                   bool accumulate) {
   const int64_t total = static_cast<int64_t>(tokens) * hidden;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t t = i / hidden, c = i % hidden;
     float sum = 0.0f;
     for (int j = 0; j < k; ++j) sum += y[(t * k + j) * hidden + c];
-    out[i] = __float2bfloat16(sum);
+    out[i] = __float2bfloat16(accumulate ? __bfloat162float(out[i]) + sum : sum);
   }
 }
 
@@ -351,7 +352,8 @@ cudaError_t launch_moe_experts(const MoeExpertsParams& p, cudaStream_t stream) {
 
   const int64_t total = static_cast<int64_t>(p.tokens) * p.hidden;
   const unsigned blocks = static_cast<unsigned>(total / 256 + 1 < 4096 ? total / 256 + 1 : 4096);
-  moe_combine_kernel<<<blocks, 256, 0, stream>>>(ws.y, static_cast<__nv_bfloat16*>(p.out), p.tokens, p.hidden, p.k);
+  moe_combine_kernel<<<blocks, 256, 0, stream>>>(ws.y, static_cast<__nv_bfloat16*>(p.out), p.tokens, p.hidden, p.k,
+                                                     p.accumulate);
   return cudaGetLastError();
 }
 

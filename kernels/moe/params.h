@@ -52,6 +52,7 @@ struct MoeExpertsParams {
   int experts = 0;
   int k = 0;
   GatedActivation act = GatedActivation::kSilu;
+  bool accumulate = false;  // out += the experts' sum (out = when false)
 };
 size_t moe_experts_workspace_bytes(int tokens, int k, int experts, int hidden, int inter);
 cudaError_t launch_moe_experts(const MoeExpertsParams& params, cudaStream_t stream);

@@ -11,6 +11,7 @@ const std::vector<Architecture>& architectures() {
       {"gemma", {"gemma2", "gemma3_text"}, make_gemma_plan},
       {"modernbert_decoder", {"modernbert-decoder"}, make_modernbert_decoder_plan},
       {"minimax", {"minimax"}, make_minimax_plan},
+      {"deepseek", {"deepseek_v3", "deepseek_v32"}, make_deepseek_plan},
   };
   return kArchitectures;
 }

@@ -39,6 +39,7 @@ StatusOr<ModelPlan> make_llama_plan(const ModelConfig& config, const std::vector
 StatusOr<ModelPlan> make_gemma_plan(const ModelConfig& config, const std::vector<bool>& dsa_layers);
 StatusOr<ModelPlan> make_modernbert_decoder_plan(const ModelConfig& config, const std::vector<bool>& dsa_layers);
 StatusOr<ModelPlan> make_minimax_plan(const ModelConfig& config, const std::vector<bool>& dsa_layers);
+StatusOr<ModelPlan> make_deepseek_plan(const ModelConfig& config, const std::vector<bool>& dsa_layers);
 
 // Shared by the family files.
 namespace plan {

@@ -10,9 +10,11 @@ std::string layer_tensor_name(int layer, const std::string& suffix) {
 }
 
 std::vector<TensorSpec> dsa_indexer_tensors(const std::string& prefix, const DsaIndexerConfig& config,
-                                            int64_t hidden_size) {
+                                            int64_t hidden_size, int64_t q_lora_rank) {
   const int64_t heads = config.n_heads, dim = config.head_dim;
-  return {{prefix + "wq.weight", {heads * dim, hidden_size}},
+  const TensorSpec wq = q_lora_rank > 0 ? TensorSpec{prefix + "wq_b.weight", {heads * dim, q_lora_rank}}
+                                        : TensorSpec{prefix + "wq.weight", {heads * dim, hidden_size}};
+  return {wq,
           {prefix + "wk.weight", {dim, hidden_size}},
           {prefix + "weights_proj.weight", {heads, hidden_size}},
           {prefix + "k_norm.weight", {dim}},
@@ -57,6 +59,23 @@ std::vector<TensorSpec> plan_tensors(const ModelPlan& plan) {
       for (const LinearPlan* linear : {&l.qkv, &l.output_gate, &l.out}) list.add(*linear);
       list.add(l.norm);
     }
+    if (layer.mla) {
+      const MlaPlan& m = *layer.mla;
+      list.add(m.q_a);
+      list.add(m.q_a_norm);
+      list.add(m.q_rope);
+      list.add(m.q_nope);
+      list.add(m.kv_latent);
+      list.add(m.kv_rope);
+      list.add(m.kv_norm);
+      list.add(m.kv_b, {int64_t{m.num_heads} * (m.nope_dim + m.v_dim), m.kv_lora_rank});
+      list.add(m.o);
+      if (!m.indexer.empty() && plan.dsa) {
+        for (const TensorSpec& spec : dsa_indexer_tensors(m.indexer, *plan.dsa, plan.hidden_size, m.q_lora_rank)) {
+          list.add(spec.name, spec.shape);
+        }
+      }
+    }
     const AttentionPlan& a = layer.attention;
     for (const LinearPlan* linear : {&a.q, &a.k, &a.v, &a.o}) list.add(*linear);
     list.add(a.q_norm);
@@ -74,6 +93,10 @@ std::vector<TensorSpec> plan_tensors(const ModelPlan& plan) {
       list.add(m.router);
       list.add(m.gate_up, {m.num_experts, 2 * m.intermediate, m.hidden});
       list.add(m.down, {m.num_experts, m.hidden, m.intermediate});
+      list.add(m.correction_bias, {m.num_experts});
+      if (m.shared) {
+        for (const LinearPlan* linear : {&m.shared->gate, &m.shared->up, &m.shared->down}) list.add(*linear);
+      }
     }
     list.add(layer.mlp_post_norm);
   }
@@ -96,10 +119,25 @@ std::vector<std::string> unit_offset_tensors(const ModelPlan& plan) {
       add(*norm);
     }
     if (layer.lightning) add(layer.lightning->norm);
+    if (layer.mla) {
+      add(layer.mla->q_a_norm);
+      add(layer.mla->kv_norm);
+    }
   }
   add(plan.head.final_norm);
   add(plan.head.dense_norm);
   return names;
+}
+
+WeightTransforms weight_transforms(const ModelPlan& plan) {
+  WeightTransforms t;
+  t.unit_offset = unit_offset_tensors(plan);
+  t.parts = plan.legacy_parts;
+  t.row_orders = plan.row_orders;
+  for (const LayerPlan& layer : plan.layers) {
+    if (layer.moe && !layer.moe->correction_bias.empty()) t.keep_f32.push_back(layer.moe->correction_bias);
+  }
+  return t;
 }
 
 }  // namespace longbow

@@ -85,8 +85,33 @@ struct LightningPlan {
   int block_size = 256;
 };
 
-// A softmax top-k mixture of experts (transformers' MixtralSparseMoeBlock): router logits, the top-k
-// renormalized, the experts' gated MLPs stacked as transformers 5 holds them.
+// Multi-head latent attention (DeepSeek V2/V3, DESIGN §3): per head a query of nope + rope dims from
+// q_b(RMSNorm(q_a(x))) (or q_proj(x) without a q LoRA), one latent row per token [c ; k_r] from
+// kv_a_proj_with_mqa(x) (c = RMSNorm of its first kv_lora_rank outputs, k_r its last rope_dim, RoPE'd
+// and shared by every head), keys and values expanded per head by kv_b_proj [H·(nope + v), kv_lora]
+// (absorbed at run time: model/layers/mla_attention.h), o_proj [hidden, H·v].
+// The q projection's rows are reordered at load (ModelPlan::row_orders) to [every head's rope rows |
+// every head's nope rows], so q_rope and q_nope are row views of it; `q_rope` and `q_nope` name them.
+struct MlaPlan {
+  int num_heads = 0, nope_dim = 0, rope_dim = 0, v_dim = 0, kv_lora_rank = 0;
+  int q_lora_rank = 0;        // 0: no q LoRA (q_rope, q_nope read x directly)
+  LinearPlan q_a;             // [q_lora_rank, hidden]; empty without a q LoRA
+  NormPlan q_a_norm;          // [q_lora_rank]
+  LinearPlan q_rope, q_nope;  // row views of q_b_proj (or q_proj): [H·rope_dim], [H·nope_dim]
+  LinearPlan kv_latent, kv_rope;  // row views of kv_a_proj_with_mqa: [kv_lora_rank], [rope_dim]
+  NormPlan kv_norm;           // [kv_lora_rank]
+  std::string kv_b;           // [H·(nope_dim + v_dim), kv_lora_rank]
+  LinearPlan o;               // [hidden, H·v_dim]
+  int rope = 0;               // index into ModelPlan::ropes (rotary_dim = rope_dim)
+  float scale = 0.0f;         // softmax scale: (nope + rope)^-0.5, times mscale² under YaRN
+  // A DSA layer (V3.2): the prefix of its indexer tensors ("<prefix>wq_b.weight" over the q latent,
+  // wk, weights_proj, k_norm); empty: dense.
+  std::string indexer;
+};
+
+// A top-k mixture of experts: router logits, top-k routing (MoeRouteArgs: Mixtral's softmax, or
+// DeepSeek's sigmoid scores with a selection bias and group-limited choice), the experts' gated MLPs
+// stacked as transformers 5 holds them, plus DeepSeek's shared experts (a gated MLP every token runs).
 struct MoePlan {
   LinearPlan router;      // [E, hidden]
   std::string gate_up;    // [E, 2I, hidden]: rows [0, I) gate, [I, 2I) up, per expert
@@ -94,6 +119,12 @@ struct MoePlan {
   int num_experts = 0, top_k = 0;
   int64_t intermediate = 0, hidden = 0;
   Activation activation = Activation::kSilu;
+  MoeScoring scoring = MoeScoring::kSoftmax;
+  std::string correction_bias;  // [E] (kSigmoid's e_score_correction_bias); empty: none
+  int num_groups = 1, topk_groups = 1;
+  bool renormalize = true;
+  float scaling = 1.0f;
+  std::optional<MlpPlan> shared;  // DeepSeek's shared experts: out += shared(x)
 };
 
 // MiniMax's residual around a block f with normed input x = norm(h): h' = alpha · x + beta · f(x).
@@ -105,6 +136,7 @@ struct LayerPlan {
   NormPlan attn_norm, attn_post_norm;
   AttentionPlan attention;
   std::optional<LightningPlan> lightning;  // set: the token mixer is this instead of `attention`
+  std::optional<MlaPlan> mla;              // set: the token mixer is this instead of `attention`
   NormPlan mlp_norm, mlp_post_norm;
   MlpPlan mlp;
   std::optional<MoePlan> moe;  // set: the FFN is this instead of `mlp`
@@ -119,6 +151,13 @@ struct LayerPlan {
 struct TensorParts {
   std::string name;
   std::vector<std::string> parts;
+};
+
+// A plan tensor whose rows are a permutation of the checkpoint tensor's of the same name: row i of
+// the loaded tensor is checkpoint row rows[i] (MLA's q projection and RoPE rows, MlaPlan).
+struct RowOrder {
+  std::string name;
+  std::vector<int64_t> rows;
 };
 
 // The head after the final norm: an optional transform (ModernBERT's prediction head), then the
@@ -142,7 +181,18 @@ struct ModelPlan {
   HeadPlan head;
   std::optional<DsaIndexerConfig> dsa;  // set when some layer has `dsa`
   std::vector<TensorParts> legacy_parts;  // alternative sources of some plan tensors
+  std::vector<RowOrder> row_orders;       // tensors loaded with their rows reordered
 };
+
+// How the loaded tensors differ from the checkpoint's, applied on the host at load (model_weights.h);
+// dummy weights are drawn as the plan's tensors directly.
+struct WeightTransforms {
+  std::vector<std::string> unit_offset;  // norm weights stored as w where the op needs 1 + w
+  std::vector<TensorParts> parts;        // ModelPlan::legacy_parts
+  std::vector<RowOrder> row_orders;      // ModelPlan::row_orders
+  std::vector<std::string> keep_f32;     // loaded in F32 whatever the compute dtype (router biases)
+};
+WeightTransforms weight_transforms(const ModelPlan& plan);
 
 // Every checkpoint tensor the plan reads, once each (tied and fused tensors once), with its shape.
 std::vector<TensorSpec> plan_tensors(const ModelPlan& plan);
@@ -151,9 +201,10 @@ std::vector<TensorSpec> plan_tensors(const ModelPlan& plan);
 std::vector<std::string> unit_offset_tensors(const ModelPlan& plan);
 
 // The checkpoint tensors of one DSA indexer whose names start with `prefix` ("...self_attn.indexer."),
-// in this order: wq [Hi·Di, hidden], wk [Di, hidden], weights_proj [Hi, hidden], k_norm weight, bias [Di].
+// in this order: wq [Hi·Di, hidden] (on MLA, q_lora_rank > 0: wq_b [Hi·Di, q_lora_rank], over the
+// q latent), wk [Di, hidden], weights_proj [Hi, hidden], k_norm weight, bias [Di].
 std::vector<TensorSpec> dsa_indexer_tensors(const std::string& prefix, const DsaIndexerConfig& config,
-                                            int64_t hidden_size);
+                                            int64_t hidden_size, int64_t q_lora_rank = 0);
 
 // "model.layers.<layer>.<suffix>"
 std::string layer_tensor_name(int layer, const std::string& suffix);

@@ -106,7 +106,8 @@ struct LightningAttentionArgs {
 //  kSigmoid (DeepseekV3MoE.route_tokens_to_experts): s = sigmoid(logits[t]); c = s + correction_bias
 //    (selection only); the E experts form num_groups equal groups, each scored by the sum of its two
 //    largest c; the topk_groups best groups (ties to the lower group) stay and every other expert's c
-//    becomes 0 (transformers' masked_fill with 0, not −∞); the k largest c; w_j = s[ids[t][j]].
+//    becomes −∞ (transformers ≥ 5.15's masked_fill; earlier 5.x used 0); the k largest c;
+//    w_j = s[ids[t][j]].
 // Then, with renormalize, w_j /= Σ_j' w_j' (+ 1e-20 under kSigmoid, as transformers), and w_j *= scaling.
 enum class MoeScoring { kSoftmax, kSigmoid };
 
@@ -123,7 +124,8 @@ struct MoeRouteArgs {
 
 // The routed experts (transformers' MixtralExperts, stacked as it stores them):
 //   out[t] = Σ_j weights[t][j] · down[e] · (act(gate[e] · x[t]) ⊙ up[e] · x[t]),  e = ids[t][j],
-// with gate[e] = gate_up[e] rows [0, I) and up[e] = rows [I, 2I).
+// with gate[e] = gate_up[e] rows [0, I) and up[e] = rows [I, 2I); with `accumulate`, out[t] += that
+// sum instead (DeepSeek's shared experts computed first into out).
 struct MoeExpertsArgs {
   Tensor x;        // [T, H]
   Tensor ids;      // [T, k] I32 in [0, E)
@@ -132,6 +134,7 @@ struct MoeExpertsArgs {
   Tensor down;     // [E, H, I]
   Activation activation = Activation::kSilu;
   Tensor out;      // [T, H]
+  bool accumulate = false;
 };
 
 // ---- multi-head latent attention (DeepSeek V2/V3 MLA; reference model/backend/cpu/cpu_mla.cc) ----

@@ -143,6 +143,9 @@ inline Status require_positive(std::string_view field, double value) {
 Status parse_local_global(const Fields& fields, std::optional<int> default_window, ModelConfig& config);
 // minimax_config.cc: layer_types (linear/full), block_size, the residual factors, the MoE.
 Status parse_minimax(const Fields& fields, ModelConfig& config);
+// deepseek_config.cc: MLA, DeepSeek's MoE and dense layers, v32's indexer defaults. Runs after the
+// index_* keys are parsed.
+Status parse_deepseek(const Fields& fields, ModelConfig& config);
 
 // The RoPE fields (rope_scaling / rope_parameters, per layer type too) into config.rope and
 // config.rope_local; needs head_dim, max_position_embeddings and layer_types already parsed.

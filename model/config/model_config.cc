@@ -52,6 +52,7 @@ struct FamilyDefaults {
   bool local_global = false;               // gemma2, gemma3_text, modernbert-decoder
   double rms_norm_eps = 1e-6;
   bool minimax = false;
+  bool deepseek = false;  // deepseek_v3, deepseek_v32
 };
 
 std::optional<FamilyDefaults> family_defaults(std::string_view model_type) {
@@ -65,6 +66,11 @@ std::optional<FamilyDefaults> family_defaults(std::string_view model_type) {
   }
   if (model_type == "minimax") {
     return FamilyDefaults{8, std::nullopt, 1, 2, std::nullopt, false, false, 1e-5, true};
+  }
+  if (model_type == "deepseek_v3" || model_type == "deepseek_v32") {
+    FamilyDefaults d{std::nullopt, std::nullopt, 0, 1, std::nullopt};
+    d.deepseek = true;
+    return d;
   }
   return std::nullopt;
 }
@@ -194,7 +200,7 @@ StatusOr<ModelConfig> parse_model_config(const nlohmann::json& config_json) {
   if (!defaults) {
     return unimplemented("model_type: \"" + config.model_type +
                          "\" is not supported (supported: llama, mistral, qwen2, qwen3, gemma2, gemma3_text, "
-                         "modernbert-decoder, minimax)");
+                         "modernbert-decoder, minimax, deepseek_v3, deepseek_v32)");
   }
 
   ASSIGN_OR_RETURN(config.vocab_size, fields.required_int("vocab_size", 1));
@@ -223,6 +229,8 @@ StatusOr<ModelConfig> parse_model_config(const nlohmann::json& config_json) {
   }
   if (head_dim) {
     config.head_dim = *head_dim;
+  } else if (defaults->deepseek) {
+    config.head_dim = 2;  // qk_rope_head_dim, set by parse_deepseek
   } else {
     if (config.hidden_size % config.num_attention_heads != 0) {
       return invalid_argument("hidden_size: " + std::to_string(config.hidden_size) +
@@ -248,12 +256,15 @@ StatusOr<ModelConfig> parse_model_config(const nlohmann::json& config_json) {
     }
     if (defaults->minimax) {
       RETURN_IF_ERROR(parse_minimax(fields, config));
+    } else if (defaults->deepseek) {
+      RETURN_IF_ERROR(parse_dsa_indexer(fields, config));
+      RETURN_IF_ERROR(parse_deepseek(fields, config));
     } else {
       RETURN_IF_ERROR(parse_layer_options(fields, config));
       RETURN_IF_ERROR(parse_sliding_window(fields, *defaults, config));
     }
   }
-  RETURN_IF_ERROR(parse_dsa_indexer(fields, config));
+  if (!defaults->deepseek) RETURN_IF_ERROR(parse_dsa_indexer(fields, config));
   RETURN_IF_ERROR(parse_token_ids(fields, *defaults, config));
   RETURN_IF_ERROR(parse_rope(fields, config));
   RETURN_IF_ERROR(check_config_sizes(config));

@@ -1,7 +1,8 @@
 // ModelConfig: what the runtime needs from a Hugging Face config.json, parsed and validated once.
 //
 // Supported model_type values: llama, mistral, qwen2, qwen3 (Llama-style GQA), gemma2, gemma3_text and
-// modernbert-decoder (local/global), minimax (lightning hybrid with MoE), DESIGN §3. The fields are the union of what those families'
+// modernbert-decoder (local/global), minimax (lightning hybrid with MoE), deepseek_v3 and deepseek_v32
+// (MLA + DeepSeek MoE; v32 with a DSA indexer on every layer), DESIGN §3. The fields are the union of what those families'
 // config.json files say, parsed with each family's transformers defaults; model/arch/ turns them into
 // a per-layer plan. Anything the runtime cannot honour is rejected by parse_model_config with a
 // message naming the field and value.
@@ -56,11 +57,32 @@ enum class LayerAttention {
   kLinear,   // "linear_attention": MiniMax's lightning attention (a fixed state per sequence)
 };
 
-// A mixture-of-experts FFN with softmax top-k routing, renormalized over the chosen experts
-// (Mixtral, MiniMax): num_local_experts experts of intermediate_size each.
+// A mixture-of-experts FFN. Mixtral, MiniMax: softmax top-k routing renormalized over the chosen
+// experts, num_local_experts experts of intermediate_size, every layer. DeepSeek (deepseek_v3,
+// deepseek_v32): sigmoid scores with a selection bias, group-limited top-k (n_group, topk_group),
+// norm_topk_prob, routed_scaling_factor, n_routed_experts of moe_intermediate_size plus shared experts
+// of n_shared_experts · moe_intermediate_size, and dense MLP layers where `dense_layers` says so.
 struct MoeConfig {
-  int num_experts = 0;  // num_local_experts
+  int num_experts = 0;  // num_local_experts / n_routed_experts
   int top_k = 0;        // num_experts_per_tok
+  bool sigmoid_routing = false;
+  int num_groups = 1, topk_groups = 1;  // n_group, topk_group
+  bool renormalize = true;              // norm_topk_prob
+  double scaling = 1.0;                 // routed_scaling_factor
+  int intermediate_size = 0;            // per expert; 0: the model's intermediate_size
+  int num_shared_experts = 0;           // n_shared_experts
+  // Per layer: true for a dense MLP of intermediate_size (DeepSeek's first_k_dense_replace layers, or
+  // mlp_layer_types "dense"). Empty: every layer is a MoE.
+  std::vector<bool> dense_layers;
+};
+
+// Multi-head latent attention (deepseek_v3, deepseek_v32; model/arch/model_plan.h MlaPlan).
+struct MlaConfig {
+  int q_lora_rank = 0;  // 0 (null in config.json): q_proj instead of q_a_proj → norm → q_b_proj
+  int kv_lora_rank = 0;
+  int nope_dim = 0, rope_dim = 0, v_dim = 0;  // qk_nope_head_dim, qk_rope_head_dim, v_head_dim
+  bool rope_interleave = true;  // RoPE pairs (2i, 2i + 1) of the rope dims (DeepSeek's layout)
+  bool attention_bias = false;  // q_a_proj, kv_a_proj_with_mqa, o_proj biases
 };
 
 // The lightning hybrid (minimax): the prefill block of the linear layers and the residual factors of
@@ -96,7 +118,8 @@ struct ModelConfig {
   // sliding_window is set, else kFull.
   std::vector<LayerAttention> layer_types;
   std::optional<DsaIndexerConfig> dsa;  // set when the index_* keys are present
-  std::optional<MoeConfig> moe;         // minimax: every layer's FFN is this MoE
+  std::optional<MoeConfig> moe;         // minimax, deepseek: the FFN (dense_layers aside)
+  std::optional<MlaConfig> mla;         // deepseek: every layer's attention is MLA
   std::optional<LightningConfig> lightning;  // minimax
   RopeConfig rope;        // full-attention layers, and every layer of a model with one RoPE
   RopeConfig rope_local;  // sliding layers: equal to `rope` unless the config gives local RoPE parameters

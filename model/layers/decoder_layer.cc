@@ -12,6 +12,8 @@ StatusOr<DecoderLayer> DecoderLayer::build(const LayerPlan& plan, const TensorMa
   if (layer.mlp_norm_.is_identity()) return invalid_argument("decoder layer: the plan has no norm before the MLP");
   if (plan.lightning) {
     ASSIGN_OR_RETURN(layer.mixer_, LightningAttention::build(*plan.lightning, tensors, backend));
+  } else if (plan.mla) {
+    ASSIGN_OR_RETURN(layer.mixer_, MlaAttention::build(*plan.mla, tensors, rope, dsa, backend));
   } else {
     ASSIGN_OR_RETURN(layer.mixer_, GqaAttention::build(plan.attention, tensors, rope, dsa, backend));
   }
@@ -36,12 +38,21 @@ StatusOr<DecoderLayer> DecoderLayer::build(const LayerPlan& plan, const TensorMa
 
 CacheSpec DecoderLayer::cache_spec(DType kv_dtype) const {
   if (const LightningAttention* l = lightning()) return l->cache_spec();
+  if (const MlaAttention* m = mla()) return m->cache_spec(kv_dtype);
   return attention()->cache_spec(kv_dtype);
 }
 
 StatusOr<size_t> DecoderLayer::allocate_cache(Backend& backend, int64_t size, int group) {
   if (auto* l = std::get_if<LightningAttention>(&mixer_)) return l->allocate_cache(backend, size);
+  if (auto* m = std::get_if<MlaAttention>(&mixer_)) return m->allocate_cache(backend, size, group);
   return attention()->allocate_cache(backend, size, group);
+}
+
+const Tensor& DecoderLayer::index_cache() const {
+  static const Tensor kNone;
+  if (const MlaAttention* m = mla()) return m->index_cache();
+  if (const GqaAttention* a = attention()) return a->index_cache();
+  return kNone;
 }
 
 ScratchWidths DecoderLayer::scratch_widths() const {
@@ -49,6 +60,10 @@ ScratchWidths DecoderLayer::scratch_widths() const {
   if (const LightningAttention* l = lightning()) {
     w.q = l->qkv_dim();
     w.intermediate = l->attn_dim();  // the output gate
+  } else if (const MlaAttention* m = mla()) {
+    w.q = m->q_width();
+    w.kv = m->kv_width();
+    w.intermediate = m->gate_width();
   } else {
     w.q = attention()->q_dim();
     w.kv = attention()->kv_dim();
@@ -59,6 +74,7 @@ ScratchWidths DecoderLayer::scratch_widths() const {
     const auto& moe = std::get<MoeFfn>(ffn_);
     w.experts = moe.num_experts();
     w.top_k = moe.top_k();
+    w.intermediate = std::max(w.intermediate, moe.shared_intermediate());
   }
   return w;
 }
@@ -79,6 +95,8 @@ Status DecoderLayer::forward(Backend& b, const StepTensors& step, LayerScratch& 
   }
   if (auto* gqa = std::get_if<GqaAttention>(&mixer_)) {
     RETURN_IF_ERROR(gqa->forward(b, step, scratch, x, r.delta));
+  } else if (auto* m = std::get_if<MlaAttention>(&mixer_)) {
+    RETURN_IF_ERROR(m->forward(b, step, scratch, x, r.delta));
   } else {
     RETURN_IF_ERROR(std::get<LightningAttention>(mixer_).forward(b, step, scratch, x, r.delta));
   }

@@ -1,5 +1,5 @@
 // One decoder layer of a ModelPlan: norms around a token mixer (GQA attention, full or windowed, DSA
-// or not; or lightning attention) and an FFN (a gated MLP or a MoE), with the residual adds fused
+// or not; lightning attention; or MLA, DSA or not) and an FFN (a gated MLP or a MoE), with the residual adds fused
 // into the norms that follow them:
 //
 //   x = attn_norm(h + pending)      (h += pending first, where the previous layer left its FFN output)
@@ -15,6 +15,7 @@
 #include "model/layers/gated_mlp.h"
 #include "model/layers/gqa_attention.h"
 #include "model/layers/lightning_attention.h"
+#include "model/layers/mla_attention.h"
 #include "model/layers/moe.h"
 #include "model/layers/norm.h"
 
@@ -38,11 +39,14 @@ class DecoderLayer {
   static StatusOr<DecoderLayer> build(const LayerPlan& plan, const TensorMap& tensors, const RopeTensors& rope,
                                       const DsaLayerOptions& dsa, Backend& backend);
 
-  // The GQA attention, or nullptr for a lightning layer.
+  // The GQA attention, or nullptr for a lightning or MLA layer.
   GqaAttention* attention() { return std::get_if<GqaAttention>(&mixer_); }
   const GqaAttention* attention() const { return std::get_if<GqaAttention>(&mixer_); }
   const LightningAttention* lightning() const { return std::get_if<LightningAttention>(&mixer_); }
-  bool is_dsa() const { return attention() != nullptr && attention()->is_dsa(); }
+  const MlaAttention* mla() const { return std::get_if<MlaAttention>(&mixer_); }
+  bool is_dsa() const { return (attention() != nullptr && attention()->is_dsa()) || (mla() != nullptr && mla()->is_dsa()); }
+  // A DSA layer's FP8 index cache (an empty tensor otherwise).
+  const Tensor& index_cache() const;
   // The MoE FFN, or nullptr for a gated MLP.
   const MoeFfn* moe() const { return std::get_if<MoeFfn>(&ffn_); }
 
@@ -58,7 +62,7 @@ class DecoderLayer {
   Status scale(Backend& backend, Tensor& x, float factor) const;
 
   Norm attn_norm_, attn_post_norm_, mlp_norm_, mlp_post_norm_;
-  std::variant<GqaAttention, LightningAttention> mixer_;
+  std::variant<GqaAttention, LightningAttention, MlaAttention> mixer_;
   std::variant<GatedMlp, MoeFfn> ffn_;
   std::optional<ScaledResidual> attn_residual_, mlp_residual_;
 };

@@ -41,10 +41,7 @@ StatusOr<DsaScratch> allocate_dsa_scratch(Backend& backend, const DsaIndexerConf
   return s;
 }
 
-namespace {
-
-// The step's row blocks: its own, or one block of every row.
-std::span<const DsaRowBlockTensors> row_blocks(const DsaAttentionStep& step, DsaRowBlockTensors& whole) {
+std::span<const DsaRowBlockTensors> dsa_row_blocks(const DsaAttentionStep& step, DsaRowBlockTensors& whole) {
   const PagedAttentionArgs& attn = step.attention;
   whole.row_end = static_cast<int>(step.x.dim(0));
   whole.seq_end = static_cast<int>(attn.context_lens.dim(0));
@@ -53,8 +50,6 @@ std::span<const DsaRowBlockTensors> row_blocks(const DsaAttentionStep& step, Dsa
   whole.max_context_len = attn.max_context_len;
   return step.blocks.empty() ? std::span(&whole, 1) : step.blocks;
 }
-
-}  // namespace
 
 Status select_dsa_tokens(Backend& backend, const DsaIndexerConfig& config, const DsaIndexerWeights& weights,
                          const DsaAttentionStep& step, bool select, DsaScratch& scratch) {
@@ -78,12 +73,12 @@ Status select_dsa_tokens(Backend& backend, const DsaIndexerConfig& config, const
 
   Tensor q_index = scratch.q_index.rows(0, tokens);
   Tensor head_weights = scratch.weights.rows(0, tokens);
-  RETURN_IF_ERROR(backend.matmul(step.x, weights.wq, Tensor{}, q_index));
+  RETURN_IF_ERROR(backend.matmul(step.q_input.data != nullptr ? step.q_input : step.x, weights.wq, Tensor{}, q_index));
   RETURN_IF_ERROR(backend.matmul(step.x, weights.weights_proj, Tensor{}, head_weights));
   Tensor q_heads = q_index.reshape({tokens, config.n_heads, config.head_dim});
 
   DsaRowBlockTensors whole;
-  for (const DsaRowBlockTensors& block : row_blocks(step, whole)) {
+  for (const DsaRowBlockTensors& block : dsa_row_blocks(step, whole)) {
     const int64_t rows = block.row_end - block.row_begin;
     const int64_t seqs = block.seq_end - block.seq_begin;
     const int64_t width = dsa_logits_width(block.max_context_len);
@@ -116,7 +111,7 @@ Status select_dsa_tokens(Backend& backend, const DsaIndexerConfig& config, const
 Status attend_dsa_selection(Backend& backend, const DsaAttentionStep& step, const DsaScratch& scratch) {
   const PagedAttentionArgs& attn = step.attention;
   DsaRowBlockTensors whole;
-  for (const DsaRowBlockTensors& block : row_blocks(step, whole)) {
+  for (const DsaRowBlockTensors& block : dsa_row_blocks(step, whole)) {
     const int64_t rows = block.row_end - block.row_begin;
     const int64_t seqs = block.seq_end - block.seq_begin;
     RETURN_IF_ERROR(backend.dsa_sparse_attention(DsaSparseAttentionArgs{

@@ -53,6 +53,8 @@ struct DsaAttentionStep {
   // [T, Hq, D]. Dense prefill runs exactly this; sparse attention reads the same tensors.
   PagedAttentionArgs attention;
   Tensor x;            // [T, hidden] the layer's normed input (what q/k/v read)
+  // What the indexer's wq reads: empty, x; on MLA (V3.2's wq_b) the q LoRA latent [T, q_lora_rank].
+  Tensor q_input;
   Tensor index_cache;  // [P, kPageSize · (index_head_dim + 4)] kFP8E4M3
   Tensor positions;    // [T] I32
   Tensor slots;        // [T] I32 physical slots of the new tokens
@@ -83,6 +85,9 @@ StatusOr<DsaScratch> allocate_dsa_scratch(Backend& backend, const DsaIndexerConf
 // (rows in step order, logical token indices, -1 padded). Reads step.attention's index arrays.
 Status select_dsa_tokens(Backend& backend, const DsaIndexerConfig& config, const DsaIndexerWeights& weights,
                          const DsaAttentionStep& step, bool select, DsaScratch& scratch);
+
+// The step's row blocks: step.blocks, or one block of every row described in `whole` (filled here).
+std::span<const DsaRowBlockTensors> dsa_row_blocks(const DsaAttentionStep& step, DsaRowBlockTensors& whole);
 
 // Sparse attention of every row over its selection in scratch.indices, block by block.
 Status attend_dsa_selection(Backend& backend, const DsaAttentionStep& step, const DsaScratch& scratch);

@@ -10,9 +10,24 @@ StatusOr<MoeFfn> MoeFfn::build(const MoePlan& plan, const TensorMap& tensors) {
   m.num_experts_ = plan.num_experts;
   m.top_k_ = plan.top_k;
   m.activation_ = plan.activation;
+  m.scoring_ = plan.scoring;
+  m.num_groups_ = plan.num_groups;
+  m.topk_groups_ = plan.topk_groups;
+  m.renormalize_ = plan.renormalize;
+  m.scaling_ = plan.scaling;
   ASSIGN_OR_RETURN(m.router_, make_linear(tensors, plan.router));
   ASSIGN_OR_RETURN(m.gate_up_, take_tensor(tensors, plan.gate_up));
   ASSIGN_OR_RETURN(m.down_, take_tensor(tensors, plan.down));
+  if (!plan.correction_bias.empty()) {
+    ASSIGN_OR_RETURN(m.correction_bias_, take_tensor(tensors, plan.correction_bias));
+    if (m.correction_bias_.dtype != DType::kF32) {
+      return invalid_argument(fmt::format("moe: {} must be loaded in F32", plan.correction_bias));
+    }
+  }
+  if (plan.shared) {
+    ASSIGN_OR_RETURN(GatedMlp shared, GatedMlp::build(*plan.shared, tensors));
+    m.shared_ = std::move(shared);
+  }
   return m;
 }
 
@@ -26,7 +41,14 @@ Status MoeFfn::forward(Backend& b, LayerScratch& scratch, const Tensor& x, Tenso
   route.logits = logits;
   route.ids = ids;
   route.weights = weights;
+  route.scoring = scoring_;
+  route.correction_bias = correction_bias_;
+  route.num_groups = num_groups_;
+  route.topk_groups = topk_groups_;
+  route.renormalize = renormalize_;
+  route.scaling = scaling_;
   RETURN_IF_ERROR(b.moe_route(route));
+  if (shared_) RETURN_IF_ERROR(shared_->forward(b, scratch, x, out));
   MoeExpertsArgs args;
   args.x = x;
   args.ids = ids;
@@ -35,6 +57,7 @@ Status MoeFfn::forward(Backend& b, LayerScratch& scratch, const Tensor& x, Tenso
   args.down = down_;
   args.activation = activation_;
   args.out = out;
+  args.accumulate = shared_.has_value();
   return b.moe_experts(args);
 }
 

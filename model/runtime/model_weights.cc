@@ -18,11 +18,14 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config) {
   return expected_tensors(config, every_layer);
 }
 
-const std::vector<std::string>& dsa_indexer_suffixes() {
-  static const std::vector<std::string> suffixes = {
+const std::vector<std::string>& dsa_indexer_suffixes(const ModelConfig& config) {
+  static const std::vector<std::string> gqa = {
       "self_attn.indexer.wq.weight", "self_attn.indexer.wk.weight", "self_attn.indexer.weights_proj.weight",
       "self_attn.indexer.k_norm.weight", "self_attn.indexer.k_norm.bias"};
-  return suffixes;
+  static const std::vector<std::string> mla = {
+      "self_attn.indexer.wq_b.weight", "self_attn.indexer.wk.weight", "self_attn.indexer.weights_proj.weight",
+      "self_attn.indexer.k_norm.weight", "self_attn.indexer.k_norm.bias"};
+  return config.mla && config.mla->q_lora_rank > 0 ? mla : gqa;
 }
 
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config, const std::vector<bool>& dsa_layers) {
@@ -36,7 +39,7 @@ StatusOr<std::vector<bool>> find_dsa_layers(const ModelConfig& config, const Che
   std::vector<bool> dsa(static_cast<size_t>(config.num_hidden_layers), false);
   for (int l = 0; l < config.num_hidden_layers; ++l) {
     std::string present, missing;
-    for (const std::string& suffix : dsa_indexer_suffixes()) {
+    for (const std::string& suffix : dsa_indexer_suffixes(config)) {
       const std::string name = layer_tensor_name(l, suffix);
       (has(name) ? present : missing) = name;
     }
@@ -53,19 +56,23 @@ StatusOr<std::vector<bool>> find_dsa_layers(const ModelConfig& config, const Che
   }
   if (config.dsa && std::none_of(dsa.begin(), dsa.end(), [](bool b) { return b; })) {
     return not_found("config.json has index_n_heads but no layer has DSA indexer tensors (" +
-                     layer_tensor_name(0, dsa_indexer_suffixes()[0]) + " is missing)");
+                     layer_tensor_name(0, dsa_indexer_suffixes(config)[0]) + " is missing)");
   }
   return dsa;
 }
 
 namespace {
 
-StatusOr<Tensor> allocate_tensor(const TensorSpec& spec, Backend& backend) {
+bool listed(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+StatusOr<Tensor> allocate_tensor(const TensorSpec& spec, const WeightTransforms& transforms, Backend& backend) {
   const std::vector<int64_t>& s = spec.shape;
   if (s.empty() || s.size() > 3) {
     return unimplemented(fmt::format("loading {}: tensors of rank {} are not supported", spec.name, s.size()));
   }
-  const DType dt = backend.compute_dtype();
+  const DType dt = listed(transforms.keep_f32, spec.name) ? DType::kF32 : backend.compute_dtype();
   StatusOr<Tensor> allocated = s.size() == 1   ? backend.allocate(dt, {s[0]})
                                : s.size() == 2 ? backend.allocate(dt, {s[0], s[1]})
                                                : backend.allocate(dt, {s[0], s[1], s[2]});
@@ -92,9 +99,41 @@ StatusOr<std::vector<float>> plus_one(const TensorSpec& spec, const TensorView& 
   return out;
 }
 
-StatusOr<Tensor> upload_tensor(const TensorSpec& spec, const TensorView& view, bool unit_offset, Backend& backend) {
-  ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, backend));
-  if (unit_offset) {
+// The checkpoint bytes of `view` with its rows in `order` (row i is view row order[i]).
+StatusOr<std::vector<uint8_t>> reorder_rows(const TensorSpec& spec, const TensorView& view,
+                                            const std::vector<int64_t>& order) {
+  const int64_t rows = spec.shape[0];
+  if (static_cast<int64_t>(order.size()) != rows) {
+    return internal_error(fmt::format("loading {}: a row order of {} rows for {} rows", spec.name, order.size(), rows));
+  }
+  const size_t row_bytes = view.num_bytes / static_cast<size_t>(rows);
+  std::vector<uint8_t> out(view.num_bytes);
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t from = order[static_cast<size_t>(i)];
+    if (from < 0 || from >= rows) return internal_error(fmt::format("loading {}: row order entry {}", spec.name, from));
+    std::memcpy(out.data() + static_cast<size_t>(i) * row_bytes, view.data + static_cast<size_t>(from) * row_bytes,
+                row_bytes);
+  }
+  return out;
+}
+
+const std::vector<int64_t>* row_order_of(const WeightTransforms& transforms, const std::string& name) {
+  for (const RowOrder& order : transforms.row_orders) {
+    if (order.name == name) return &order.rows;
+  }
+  return nullptr;
+}
+
+StatusOr<Tensor> upload_tensor(const TensorSpec& spec, const TensorView& view, const WeightTransforms& transforms,
+                               Backend& backend) {
+  ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, transforms, backend));
+  if (const std::vector<int64_t>* order = row_order_of(transforms, spec.name)) {
+    ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, reorder_rows(spec, view, *order));
+    RETURN_IF_ERROR(backend.upload_converted(bytes.data(), view.dtype, view.num_elements(), tensor)
+                        .with_context("uploading " + spec.name));
+    return tensor;
+  }
+  if (listed(transforms.unit_offset, spec.name)) {
     ASSIGN_OR_RETURN(std::vector<float> values, plus_one(spec, view));
     RETURN_IF_ERROR(backend.upload_converted(values.data(), DType::kF32, view.num_elements(), tensor)
                         .with_context("uploading " + spec.name));
@@ -128,13 +167,12 @@ std::vector<TensorSpec> legacy_part_specs(const TensorSpec& spec, const std::vec
 // Every tensor of `specs` from the checkpoint, by name.
 StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<TensorSpec>& specs,
                                                           const Checkpoint& checkpoint, Backend& backend,
-                                                          const std::vector<std::string>& unit_offset,
-                                                          const std::vector<TensorParts>& legacy) {
+                                                          const WeightTransforms& transforms) {
   const std::vector<std::string> names = checkpoint.tensor_names();  // sorted
   std::vector<TensorSpec> direct;
   std::vector<std::pair<TensorSpec, std::vector<TensorSpec>>> assembled;
   for (const TensorSpec& spec : specs) {
-    std::vector<TensorSpec> parts = legacy_part_specs(spec, names, legacy);
+    std::vector<TensorSpec> parts = legacy_part_specs(spec, names, transforms.parts);
     if (parts.empty()) {
       direct.push_back(spec);
     } else {
@@ -157,7 +195,7 @@ StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<Tens
   ProgressLog progress("uploading weights to " + std::string(backend.name()), total_bytes);
   std::map<std::string, Tensor> by_name;
   for (const auto& [spec, parts] : assembled) {
-    ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, backend));
+    ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, transforms, backend));
     const int64_t part_rows = parts.front().shape[0], cols = parts.front().shape[1];
     Tensor flat = tensor.reshape({part_rows * static_cast<int64_t>(parts.size()), cols});
     for (size_t i = 0; i < parts.size(); ++i) {
@@ -171,8 +209,7 @@ StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<Tens
   }
   for (const TensorSpec& spec : direct) {
     ASSIGN_OR_RETURN(TensorView view, checkpoint.tensor(spec));
-    const bool offset = std::find(unit_offset.begin(), unit_offset.end(), spec.name) != unit_offset.end();
-    ASSIGN_OR_RETURN(Tensor tensor, upload_tensor(spec, view, offset, backend));
+    ASSIGN_OR_RETURN(Tensor tensor, upload_tensor(spec, view, transforms, backend));
     progress.advance(view.num_bytes);
     by_name.emplace(spec.name, std::move(tensor));
   }
@@ -182,12 +219,12 @@ StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<Tens
 
 // Every tensor of `specs` allocated and filled on the backend (dummy_weights.h has the distributions).
 StatusOr<std::map<std::string, Tensor>> fill_dummy(const std::vector<TensorSpec>& specs, uint64_t seed,
-                                                   Backend& backend) {
+                                                   const WeightTransforms& transforms, Backend& backend) {
   ProgressLog progress("filling dummy weights on " + std::string(backend.name()),
                        model_weight_bytes(specs, backend.compute_dtype()));
   std::map<std::string, Tensor> by_name;
   for (const TensorSpec& spec : specs) {
-    ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, backend));
+    ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, transforms, backend));
     const DummyInit init = dummy_init(spec);
     RETURN_IF_ERROR(backend.fill_random(tensor, dummy_tensor_seed(seed, spec.name), init.mean, init.std)
                         .with_context("filling " + spec.name));
@@ -203,12 +240,9 @@ StatusOr<std::map<std::string, Tensor>> fill_dummy(const std::vector<TensorSpec>
 
 StatusOr<std::map<std::string, Tensor>> load_weight_tensors(const std::vector<TensorSpec>& specs,
                                                             const WeightSource& source, Backend& backend,
-                                                            const std::vector<std::string>& unit_offset,
-                                                            const std::vector<TensorParts>& legacy) {
-  if (source.checkpoint() != nullptr) {
-    return upload_checkpoint(specs, *source.checkpoint(), backend, unit_offset, legacy);
-  }
-  return fill_dummy(specs, source.dummy_seed(), backend);
+                                                            const WeightTransforms& transforms) {
+  if (source.checkpoint() != nullptr) return upload_checkpoint(specs, *source.checkpoint(), backend, transforms);
+  return fill_dummy(specs, source.dummy_seed(), transforms, backend);
 }
 
 uint64_t model_weight_bytes(const std::vector<TensorSpec>& specs, DType dtype) {

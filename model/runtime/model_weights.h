@@ -19,8 +19,9 @@
 
 namespace longbow {
 
-// The suffixes (after "model.layers.N.") of a DSA layer's indexer tensors.
-const std::vector<std::string>& dsa_indexer_suffixes();
+// The suffixes (after "model.layers.N.") of a DSA layer's indexer tensors (wq, or wq_b on an MLA
+// model with a q LoRA).
+const std::vector<std::string>& dsa_indexer_suffixes(const ModelConfig& config);
 
 // Which layers of `checkpoint` are DSA layers: those holding the self_attn.indexer.* tensors
 // (DESIGN §3). NOT_FOUND naming the missing tensor when a layer holds only some of them, or when
@@ -32,16 +33,17 @@ StatusOr<std::vector<bool>> find_dsa_layers(const ModelConfig& config, const Che
 // layer is a DSA layer when the config has the index_* keys.
 StatusOr<std::vector<bool>> dsa_layers_of(const ModelConfig& config, const WeightSource& source);
 
-// Every tensor of `specs` on `backend` in its compute_dtype(), by name. From a checkpoint: checked
-// first (missing or misshapen tensors are errors naming the tensor), then uploaded and converted;
-// the tensors named in `unit_offset` (Gemma's (1 + w) norm weights) get 1 added on the host in fp32
-// first, as transformers computes 1 + w. Dummy: allocated and filled on the backend
-// (dummy_weights.h; a unit-offset norm is drawn like any norm gain, mean 1). A spec the checkpoint
-// lacks is assembled from its `legacy` parts when it has one (TensorParts: equal row blocks, in order).
+// Every tensor of `specs` on `backend` in its compute_dtype() (F32 for those in transforms.keep_f32),
+// by name. From a checkpoint: checked first (missing or misshapen tensors are errors naming the
+// tensor), then uploaded and converted, with the plan's transforms applied on the host: a
+// unit_offset tensor (Gemma's (1 + w) norm weights) gets 1 added in fp32 first, as transformers
+// computes 1 + w; a row_orders tensor is uploaded with its rows reordered; a spec the checkpoint
+// lacks is assembled from its `parts` when it has some (TensorParts: equal row blocks, in order).
+// Dummy: allocated and filled on the backend (dummy_weights.h; a unit-offset norm is drawn like any
+// norm gain, mean 1).
 StatusOr<std::map<std::string, Tensor>> load_weight_tensors(const std::vector<TensorSpec>& specs,
                                                             const WeightSource& source, Backend& backend,
-                                                            const std::vector<std::string>& unit_offset = {},
-                                                            const std::vector<TensorParts>& legacy = {});
+                                                            const WeightTransforms& transforms = {});
 
 // Backend bytes the tensors of `specs` take in `dtype` (what load_model_weights will allocate).
 uint64_t model_weight_bytes(const std::vector<TensorSpec>& specs, DType dtype);

@@ -138,7 +138,7 @@ Status Decoder::read_index_cache(int layer, std::vector<uint8_t>* bytes) {
   if (layer < 0 || static_cast<size_t>(layer) >= layers_.size() || !layers_[static_cast<size_t>(layer)].is_dsa()) {
     return not_found(fmt::format("runtime: layer {} is not a DSA layer", layer));
   }
-  const Tensor& cache = layers_[static_cast<size_t>(layer)].attention()->index_cache();
+  const Tensor& cache = layers_[static_cast<size_t>(layer)].index_cache();
   bytes->resize(cache.num_bytes());
   return backend_.download(cache, bytes->data());
 }

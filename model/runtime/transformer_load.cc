@@ -79,7 +79,7 @@ Status Decoder::load_weights(const WeightSource& source) {
   RETURN_IF_ERROR(check_weights_fit(model_weight_bytes(specs, backend_.compute_dtype()), before.total_bytes,
                                     before.free_bytes, options_.gpu_memory_utilization, backend_.name()));
   ASSIGN_OR_RETURN(tensors_,
-                   load_weight_tensors(specs, source, backend_, unit_offset_tensors(plan_), plan_.legacy_parts));
+                   load_weight_tensors(specs, source, backend_, weight_transforms(plan_)));
   for (const auto& entry : tensors_) weights_bytes_ += entry.second.num_bytes();
   return Status::Ok();
 }
@@ -108,12 +108,11 @@ Status Decoder::build_layers() {
   std::vector<CacheSpec> specs;
   for (size_t l = 0; l < plan_.layers.size(); ++l) {
     const LayerPlan& p = plan_.layers[l];
-    if (p.attention.rope < 0 || static_cast<size_t>(p.attention.rope) >= ropes_.size()) {
-      return invalid_argument(fmt::format("runtime: layer {} names RoPE table {} of {}", l, p.attention.rope,
-                                          ropes_.size()));
+    const int rope = p.mla ? p.mla->rope : p.attention.rope;
+    if (rope < 0 || static_cast<size_t>(rope) >= ropes_.size()) {
+      return invalid_argument(fmt::format("runtime: layer {} names RoPE table {} of {}", l, rope, ropes_.size()));
     }
-    StatusOr<DecoderLayer> layer =
-        DecoderLayer::build(p, tensors_, ropes_[static_cast<size_t>(p.attention.rope)], dsa, backend_);
+    StatusOr<DecoderLayer> layer = DecoderLayer::build(p, tensors_, ropes_[static_cast<size_t>(rope)], dsa, backend_);
     if (!layer.ok()) return layer.status().with_context(fmt::format("runtime: layer {}", l));
     num_dsa_layers_ += layer->is_dsa() ? 1 : 0;
     specs.push_back(layer->cache_spec(backend_.compute_dtype()));

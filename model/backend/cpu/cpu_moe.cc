@@ -2,6 +2,7 @@
 // sigmoid group-limited top-k routing, and the routed experts, token by token, in double.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -18,6 +19,8 @@ using cpu::check_tensor;
 using cpu::kAnyDim;
 
 namespace {
+
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
 
 // Indices 0..n-1 ordered by descending score, ties to the lower index.
 std::vector<int32_t> ranked(const std::vector<double>& score) {
@@ -90,7 +93,7 @@ Status CpuBackend::moe_route(const MoeRouteArgs& a) {
       std::vector<bool> kept(static_cast<size_t>(a.num_groups), false);
       for (int j = 0; j < a.topk_groups; ++j) kept[static_cast<size_t>(groups[static_cast<size_t>(j)])] = true;
       for (int64_t e = 0; e < experts; ++e) {
-        if (!kept[static_cast<size_t>(e / group_size)]) choice[static_cast<size_t>(e)] = 0.0;
+        if (!kept[static_cast<size_t>(e / group_size)]) choice[static_cast<size_t>(e)] = -kInfinity;
       }
     }
     const std::vector<int32_t> order = ranked(choice);
@@ -133,7 +136,9 @@ Status CpuBackend::moe_experts(const MoeExpertsArgs& a) {
   std::vector<double> acc(static_cast<size_t>(hidden));
   for (int64_t t = 0; t < tokens; ++t) {
     const float* x = a.x.as<float>() + t * hidden;
-    std::fill(acc.begin(), acc.end(), 0.0);
+    for (int64_t o = 0; o < hidden; ++o) {
+      acc[static_cast<size_t>(o)] = a.accumulate ? double{a.out.as<float>()[t * hidden + o]} : 0.0;
+    }
     for (int64_t j = 0; j < k; ++j) {
       const int64_t e = a.ids.as<int32_t>()[t * k + j];
       const double w = a.weights.as<float>()[t * k + j];

@@ -98,6 +98,7 @@ Status experts(const Context& ctx, const MoeExpertsArgs& a) {
   p.gate_up = a.gate_up.data;
   p.down = a.down.data;
   p.out = a.out.data;
+  p.accumulate = a.accumulate;
   p.tokens = static_cast<int>(tokens);
   p.hidden = static_cast<int>(hidden);
   p.inter = static_cast<int>(inter);

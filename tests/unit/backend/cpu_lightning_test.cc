@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -209,13 +210,14 @@ TEST(CpuMoeTest, RouteTakesTheLargestSoftmaxProbabilitiesRenormalized) {
 
 // DeepSeek-V3 routing, written here from transformers' DeepseekV3MoE.route_tokens_to_experts: sigmoid
 // scores, the correction bias for selection only, the best 2 of 4 groups by the sum of their two best
-// scores, masked experts at 0 (so a negative choice score inside a kept group loses to them), top-k,
-// renormalized with + 1e-20, scaled.
+// scores, the other groups' experts masked to −∞ (transformers ≥ 5.15; so a negative choice score
+// inside a kept group still beats them), top-k, renormalized with + 1e-20, scaled. The bias is wide
+// enough that some kept experts' choice scores are negative.
 TEST(CpuMoeTest, SigmoidGroupLimitedRoutingMatchesDeepSeek) {
   CpuBackend backend;
   const int tokens = 6, experts = 16, k = 3, groups = 4, kept = 2, size = experts / groups;
   const std::vector<float> logits = random_floats(tokens * experts, 51, -4.0f, 4.0f);
-  std::vector<float> bias = random_floats(experts, 52, -0.6f, 0.6f);
+  std::vector<float> bias = random_floats(experts, 52, -1.2f, 0.6f);
   MoeRouteArgs a;
   a.logits = make_f32(backend, {tokens, experts}, logits);
   a.ids = make_i32(backend, {tokens, k}, std::vector<int32_t>(tokens * k, -1));
@@ -242,7 +244,7 @@ TEST(CpuMoeTest, SigmoidGroupLimitedRoutingMatchesDeepSeek) {
       group_scores.push_back({m[0] + m[1], g});
     }
     std::stable_sort(group_scores.begin(), group_scores.end(), [](auto x, auto y) { return x.first > y.first; });
-    std::vector<double> masked(experts, 0.0);
+    std::vector<double> masked(experts, -std::numeric_limits<double>::infinity());
     for (int j = 0; j < kept; ++j) {
       const int g = group_scores[j].second;
       for (int e = g * size; e < (g + 1) * size; ++e) masked[e] = c[e];

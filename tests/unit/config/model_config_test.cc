@@ -247,7 +247,7 @@ TEST(ModelConfig, ErrorsNameTheField) {
   expect_error(no_type, StatusCode::kInvalidArgument, "model_type: required field is missing");
   expect_error(minimal("gpt2"), StatusCode::kUnimplemented,
                "model_type: \"gpt2\" is not supported (supported: llama, mistral, qwen2, qwen3, gemma2, gemma3_text, "
-               "modernbert-decoder, minimax)");
+               "modernbert-decoder, minimax, deepseek_v3, deepseek_v32)");
 
   for (const char* field : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                             "num_attention_heads", "max_position_embeddings"}) {

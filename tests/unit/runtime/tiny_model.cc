@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -85,6 +86,23 @@ ModelConfig tiny_minimax_config() {
       {"full_attn_alpha_factor", 1.3}, {"full_attn_beta_factor", 0.9}, {"linear_attn_alpha_factor", 1.7},
       {"linear_attn_beta_factor", 0.8}, {"mlp_alpha_factor", 1.5}, {"mlp_beta_factor", 1.1},
       {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 1000000.0}, {"partial_rotary_factor", 0.5}}}};
+  StatusOr<ModelConfig> config = parse_model_config(j);
+  EXPECT_TRUE(config.ok()) << config.status().to_string();
+  return config.ok() ? *config : ModelConfig{};
+}
+
+ModelConfig tiny_deepseek_config(const nlohmann::json& overrides) {
+  nlohmann::json j = {
+      {"model_type", "deepseek_v3"}, {"vocab_size", 97}, {"hidden_size", 48}, {"intermediate_size", 40},
+      {"moe_intermediate_size", 20}, {"num_hidden_layers", 3}, {"num_attention_heads", 4},
+      {"num_key_value_heads", 4}, {"max_position_embeddings", 1024}, {"q_lora_rank", 24}, {"kv_lora_rank", 32},
+      {"qk_nope_head_dim", 16}, {"qk_rope_head_dim", 8}, {"v_head_dim", 12}, {"n_routed_experts", 8},
+      {"n_shared_experts", 1}, {"num_experts_per_tok", 3}, {"n_group", 4}, {"topk_group", 2},
+      {"routed_scaling_factor", 2.5}, {"first_k_dense_replace", 1}, {"norm_topk_prob", true},
+      {"rope_scaling", {{"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 64},
+                        {"beta_fast", 32}, {"beta_slow", 1}, {"mscale", 1.0}, {"mscale_all_dim", 1.0}}},
+      {"rope_theta", 10000.0}};
+  j.update(overrides);
   StatusOr<ModelConfig> config = parse_model_config(j);
   EXPECT_TRUE(config.ok()) << config.status().to_string();
   return config.ok() ? *config : ModelConfig{};
@@ -439,6 +457,159 @@ std::vector<std::vector<double>> minimax_reference_logits(const ModelConfig& c, 
         const size_t i = static_cast<size_t>(t) * hidden + o;
         h[i] = lc.mlp_alpha * y[i] + lc.mlp_beta * m[o];
       }
+    }
+  }
+  const Matrix x = ref.rms_norm(h, hidden, "model.norm.weight");
+  const Matrix logits = ref.linear(x, n, "lm_head.weight", "", false);
+  return split_rows(logits, n, static_cast<size_t>(c.vocab_size));
+}
+
+// DeepSeek-V3, written from transformers' DeepseekV3Attention (q LoRA, compressed KV, kv_b_proj
+// expansion, interleaved RoPE, YaRN mscale² in the softmax scale) and DeepseekV3MoE (sigmoid router
+// with the correction bias for the choice only, group-limited with −∞ masking, norm + 1e-20, scaled,
+// plus the shared experts), in plain double loops.
+std::vector<std::vector<double>> deepseek_reference_logits(const ModelConfig& c, const Checkpoint& ck,
+                                                           const std::vector<int32_t>& tokens) {
+  Reference ref{c, ck};
+  const int n = static_cast<int>(tokens.size());
+  const size_t hidden = static_cast<size_t>(c.hidden_size);
+  const MlaConfig& mla = *c.mla;
+  const MoeConfig& moe = *c.moe;
+  const int heads = c.num_attention_heads, nope = mla.nope_dim, rope = mla.rope_dim, vd = mla.v_dim;
+  const int qk = nope + rope, latent = mla.kv_lora_rank;
+  std::vector<float> embed = ref.weight("model.embed_tokens.weight");
+  Matrix h(static_cast<size_t>(n) * hidden);
+  for (int t = 0; t < n; ++t) {
+    for (size_t i = 0; i < hidden; ++i) h[static_cast<size_t>(t) * hidden + i] = embed[static_cast<size_t>(tokens[static_cast<size_t>(t)]) * hidden + i];
+  }
+  const RopeTable table = make_rope_table(c.rope);
+  double scale = 1.0 / std::sqrt(static_cast<double>(qk));
+  if (c.rope.mscale_all_dim.value_or(0.0) != 0.0 && c.rope.factor > 1.0) {
+    const double m = 0.1 * *c.rope.mscale_all_dim * std::log(c.rope.factor) + 1.0;
+    scale *= m * m;
+  }
+  // RoPE on x[0, rope): interleaved pairs (2i, 2i + 1) or half-split pairs (i, i + rope/2).
+  auto rotate = [&](double* x, int pos) {
+    for (int i = 0; i < rope / 2; ++i) {
+      const double angle = static_cast<float>(pos) * table.inv_freq[static_cast<size_t>(i)];
+      const double cs = std::cos(angle) * table.attention_scaling, sn = std::sin(angle) * table.attention_scaling;
+      double& a = mla.rope_interleave ? x[2 * i] : x[i];
+      double& b = mla.rope_interleave ? x[2 * i + 1] : x[i + rope / 2];
+      const double a0 = a, b0 = b;
+      a = a0 * cs - b0 * sn;
+      b = b0 * cs + a0 * sn;
+    }
+  };
+  auto silu = [](double x) { return x / (1.0 + std::exp(-x)); };
+  // down(silu(gate(y)) · up(y)) for one token's row y, weights [I, H] / [H, I] as float arrays.
+  auto mlp = [&](const double* y, const float* gate, const float* up, const float* down, int inter, double w,
+                 double* out) {
+    std::vector<double> act(static_cast<size_t>(inter));
+    for (int i = 0; i < inter; ++i) {
+      double g = 0.0, u = 0.0;
+      for (size_t col = 0; col < hidden; ++col) {
+        g += gate[static_cast<size_t>(i) * hidden + col] * y[col];
+        u += up[static_cast<size_t>(i) * hidden + col] * y[col];
+      }
+      act[static_cast<size_t>(i)] = silu(g) * u;
+    }
+    for (size_t o = 0; o < hidden; ++o) {
+      double sum = 0.0;
+      for (int i = 0; i < inter; ++i) sum += down[o * static_cast<size_t>(inter) + static_cast<size_t>(i)] * act[static_cast<size_t>(i)];
+      out[o] += w * sum;
+    }
+  };
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const Matrix x = ref.rms_norm(h, hidden, ref.layer(l, "input_layernorm.weight"));
+    Matrix q;
+    if (mla.q_lora_rank > 0) {
+      const Matrix qa = ref.rms_norm(ref.linear(x, n, ref.layer(l, "self_attn.q_a_proj.weight"), "", false),
+                                     static_cast<size_t>(mla.q_lora_rank), ref.layer(l, "self_attn.q_a_layernorm.weight"), 1e-6);
+      q = ref.linear(qa, n, ref.layer(l, "self_attn.q_b_proj.weight"), "", false);
+    } else {
+      q = ref.linear(x, n, ref.layer(l, "self_attn.q_proj.weight"), "", false);
+    }
+    const Matrix kv_a = ref.linear(x, n, ref.layer(l, "self_attn.kv_a_proj_with_mqa.weight"), "", false);
+    Matrix c_kv(static_cast<size_t>(n * latent)), k_rot(static_cast<size_t>(n * rope));
+    for (int t = 0; t < n; ++t) {
+      for (int i = 0; i < latent; ++i) c_kv[static_cast<size_t>(t * latent + i)] = kv_a[static_cast<size_t>(t * (latent + rope) + i)];
+      for (int i = 0; i < rope; ++i) k_rot[static_cast<size_t>(t * rope + i)] = kv_a[static_cast<size_t>(t * (latent + rope) + latent + i)];
+      rotate(&k_rot[static_cast<size_t>(t * rope)], t);
+      for (int hd = 0; hd < heads; ++hd) rotate(&q[static_cast<size_t>((t * heads + hd) * qk + nope)], t);
+    }
+    c_kv = ref.rms_norm(c_kv, static_cast<size_t>(latent), ref.layer(l, "self_attn.kv_a_layernorm.weight"), 1e-6);
+    const Matrix kv = ref.linear(c_kv, n, ref.layer(l, "self_attn.kv_b_proj.weight"), "", false);  // [n, H·(nope + v)]
+    Matrix o(static_cast<size_t>(n * heads * vd), 0.0);
+    for (int t = 0; t < n; ++t) {
+      for (int hd = 0; hd < heads; ++hd) {
+        const double* qh = &q[static_cast<size_t>((t * heads + hd) * qk)];
+        std::vector<double> p;
+        for (int j = 0; j <= t; ++j) {
+          const double* kh = &kv[static_cast<size_t>((j * heads + hd) * (nope + vd))];
+          double s = 0.0;
+          for (int i = 0; i < nope; ++i) s += qh[i] * kh[i];
+          for (int i = 0; i < rope; ++i) s += qh[nope + i] * k_rot[static_cast<size_t>(j * rope + i)];
+          p.push_back(s * scale);
+        }
+        const double top = *std::max_element(p.begin(), p.end());
+        double total = 0.0;
+        for (double& v : p) total += (v = std::exp(v - top));
+        for (int j = 0; j <= t; ++j) {
+          const double* vh = &kv[static_cast<size_t>((j * heads + hd) * (nope + vd) + nope)];
+          for (int i = 0; i < vd; ++i) o[static_cast<size_t>((t * heads + hd) * vd + i)] += p[static_cast<size_t>(j)] / total * vh[i];
+        }
+      }
+    }
+    const Matrix a = ref.linear(o, n, ref.layer(l, "self_attn.o_proj.weight"), "", false);
+    for (size_t i = 0; i < h.size(); ++i) h[i] += a[i];
+    const Matrix y = ref.rms_norm(h, hidden, ref.layer(l, "post_attention_layernorm.weight"));
+    if (moe.dense_layers[static_cast<size_t>(l)]) {
+      const std::vector<float> gate = ref.weight(ref.layer(l, "mlp.gate_proj.weight"));
+      const std::vector<float> up = ref.weight(ref.layer(l, "mlp.up_proj.weight"));
+      const std::vector<float> down = ref.weight(ref.layer(l, "mlp.down_proj.weight"));
+      for (int t = 0; t < n; ++t) mlp(&y[static_cast<size_t>(t) * hidden], gate.data(), up.data(), down.data(), c.intermediate_size, 1.0, &h[static_cast<size_t>(t) * hidden]);
+      continue;
+    }
+    const int experts = moe.num_experts, inter = moe.intermediate_size, group_size = experts / moe.num_groups;
+    const Matrix router = ref.linear(y, n, ref.layer(l, "mlp.gate.weight"), "", false);
+    const std::vector<float> bias = ref.weight(ref.layer(l, "mlp.gate.e_score_correction_bias"));
+    const std::vector<float> gate_up = ref.weight(ref.layer(l, "mlp.experts.gate_up_proj"));
+    const std::vector<float> down = ref.weight(ref.layer(l, "mlp.experts.down_proj"));
+    const int shared_inter = inter * moe.num_shared_experts;
+    const std::vector<float> sg = ref.weight(ref.layer(l, "mlp.shared_experts.gate_proj.weight"));
+    const std::vector<float> su = ref.weight(ref.layer(l, "mlp.shared_experts.up_proj.weight"));
+    const std::vector<float> sd = ref.weight(ref.layer(l, "mlp.shared_experts.down_proj.weight"));
+    for (int t = 0; t < n; ++t) {
+      std::vector<double> s(static_cast<size_t>(experts)), choice(static_cast<size_t>(experts));
+      for (int e = 0; e < experts; ++e) {
+        s[static_cast<size_t>(e)] = 1.0 / (1.0 + std::exp(-router[static_cast<size_t>(t * experts + e)]));
+        choice[static_cast<size_t>(e)] = s[static_cast<size_t>(e)] + bias[static_cast<size_t>(e)];
+      }
+      std::vector<std::pair<double, int>> groups;
+      for (int g = 0; g < moe.num_groups; ++g) {
+        std::vector<double> m(choice.begin() + g * group_size, choice.begin() + (g + 1) * group_size);
+        std::sort(m.rbegin(), m.rend());
+        groups.push_back({m[0] + m[1], g});
+      }
+      std::stable_sort(groups.begin(), groups.end(), [](auto a1, auto a2) { return a1.first > a2.first; });
+      std::vector<double> masked(static_cast<size_t>(experts), -std::numeric_limits<double>::infinity());
+      for (int j = 0; j < moe.topk_groups; ++j) {
+        for (int e = groups[static_cast<size_t>(j)].second * group_size; e < (groups[static_cast<size_t>(j)].second + 1) * group_size; ++e) masked[static_cast<size_t>(e)] = choice[static_cast<size_t>(e)];
+      }
+      std::vector<int> order(static_cast<size_t>(experts));
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&masked](int e1, int e2) { return masked[static_cast<size_t>(e1)] > masked[static_cast<size_t>(e2)]; });
+      double chosen = 0.0;
+      for (int j = 0; j < moe.top_k; ++j) chosen += s[static_cast<size_t>(order[static_cast<size_t>(j)])];
+      double* out = &h[static_cast<size_t>(t) * hidden];
+      const double* yt = &y[static_cast<size_t>(t) * hidden];
+      for (int j = 0; j < moe.top_k; ++j) {
+        const int e = order[static_cast<size_t>(j)];
+        const double w = s[static_cast<size_t>(e)] / (moe.renormalize ? chosen + 1e-20 : 1.0) * moe.scaling;
+        const float* g = gate_up.data() + static_cast<size_t>(e) * 2 * static_cast<size_t>(inter) * hidden;
+        mlp(yt, g, g + static_cast<size_t>(inter) * hidden, down.data() + static_cast<size_t>(e) * hidden * static_cast<size_t>(inter), inter, w, out);
+      }
+      mlp(yt, sg.data(), su.data(), sd.data(), shared_inter, 1.0, out);
     }
   }
   const Matrix x = ref.rms_norm(h, hidden, "model.norm.weight");

@@ -25,6 +25,13 @@ ModelConfig tiny_config(TinyFamily family);
 // with top-2, vocabulary 97.
 ModelConfig tiny_minimax_config();
 
+// A DeepSeek-V3 MLA + MoE model (model_type deepseek_v3): 3 layers (the first dense), 4 heads with
+// q LoRA 24, kv LoRA 32, nope 16 + rope 8 (interleaved) q/k dims and 12 v dims, YaRN (factor 4 over
+// 64 positions, mscale_all_dim 1: the softmax scale carries mscale²), 8 routed experts of 20 in 4
+// groups (top-2 groups, top-3 experts, scaling 2.5) plus one shared expert, hidden 48, vocabulary 97.
+// `overrides` replaces config.json keys (e.g. q_lora_rank null, rope_interleave false).
+ModelConfig tiny_deepseek_config(const nlohmann::json& overrides = nlohmann::json::object());
+
 // `config` with a DSA indexer of index_topk `topk` (4 heads, head_dim 32, rope_dim 16).
 ModelConfig with_dsa(ModelConfig config, int topk);
 
@@ -47,6 +54,12 @@ std::vector<std::vector<double>> reference_logits(const ModelConfig& config, con
 // token), from transformers' definitions, independently of the runtime.
 std::vector<std::vector<double>> minimax_reference_logits(const ModelConfig& config, const Checkpoint& checkpoint,
                                                           const std::vector<int32_t>& tokens);
+
+// The same for a tiny_deepseek_config() model, from transformers' DeepseekV3 definitions: per-head
+// keys and values expanded by kv_b_proj (not absorbed), interleaved RoPE pairs (2i, 2i + 1), the
+// sigmoid group-limited router token by token.
+std::vector<std::vector<double>> deepseek_reference_logits(const ModelConfig& config, const Checkpoint& checkpoint,
+                                                           const std::vector<int32_t>& tokens);
 
 // n token ids drawn uniformly from [0, vocab) by a seeded generator.
 std::vector<int32_t> random_tokens(int n, int vocab, uint32_t seed);

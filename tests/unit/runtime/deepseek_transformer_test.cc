@@ -1,0 +1,174 @@
+// DeepSeek-V3 (MLA + DeepSeek MoE) through the runtime on the CPU backend, on tiny random checkpoints:
+// every position against the fp64 reference written from transformers' definitions (keys and values
+// expanded per head, where the runtime attends in the latent space), with and without a q LoRA and
+// with half-split or interleaved RoPE; chunked prefill and decode steps equal one whole-prompt step;
+// per-expert checkpoints (as transformers saves them) load as the stacked layout. (Parity with
+// transformers itself: tests/model/parity_test.cc.)
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <string>
+
+#include "model/config/model_config.h"
+#include "model/runtime/transformer.h"
+#include "model/weights/safetensors_writer.h"
+#include "tests/unit/runtime/tiny_model.h"
+
+namespace longbow {
+namespace {
+
+using testing::random_tokens;
+using testing::TempDir;
+
+struct Model {
+  std::unique_ptr<Checkpoint> checkpoint;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Transformer> transformer;
+};
+
+Model load(const ModelConfig& config, const std::string& dir) {
+  Model m;
+  auto checkpoint = Checkpoint::open(dir);
+  EXPECT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
+  m.checkpoint = std::move(checkpoint).value();
+  m.backend = std::move(create_backend("cpu")).value();
+  RuntimeOptions options;
+  options.num_kv_pages = 12;
+  options.max_batched_tokens = 128;
+  options.max_num_seqs = 80;  // all-position logits rows come from the workspace's max_num_seqs rows
+  auto transformer = Transformer::load(config, *m.checkpoint, *m.backend, options);
+  EXPECT_TRUE(transformer.ok()) << transformer.status().to_string();
+  if (transformer.ok()) m.transformer = std::move(transformer).value();
+  return m;
+}
+
+double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0.0, norm = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff += (double{a[i]} - b[i]) * (double{a[i]} - b[i]);
+    norm += double{b[i]} * b[i];
+  }
+  return std::isnan(diff) ? INFINITY : std::sqrt(diff / norm);
+}
+
+// Logits of every position of `tokens` from one whole-prompt step.
+std::vector<std::vector<float>> whole(Transformer& t, const ModelConfig& config, const std::vector<int32_t>& tokens,
+                                      std::span<const int32_t> table) {
+  SequenceStep step{tokens, 0, {table}, -1, true, true};
+  std::vector<float> logits;
+  Status st = t.forward(std::span(&step, 1), &logits);
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  std::vector<std::vector<float>> rows;
+  const auto vocab = static_cast<size_t>(config.vocab_size);
+  for (size_t r = 0; r * vocab < logits.size(); ++r) rows.emplace_back(logits.begin() + r * vocab, logits.begin() + (r + 1) * vocab);
+  return rows;
+}
+
+void expect_matches_reference(const ModelConfig& config, uint32_t seed) {
+  TempDir dir;
+  testing::write_tiny_checkpoint(config, dir.path(), DType::kF32, seed);
+  Model m = load(config, dir.path());
+  ASSERT_NE(m.transformer, nullptr);
+  const std::vector<int32_t> tokens = random_tokens(70, config.vocab_size, seed + 1), table = {4, 6};
+  const std::vector<std::vector<float>> got = whole(*m.transformer, config, tokens, table);
+  const std::vector<std::vector<double>> want = testing::deepseek_reference_logits(config, *m.checkpoint, tokens);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t t = 0; t < got.size(); ++t) {
+    const std::vector<float> expected(want[t].begin(), want[t].end());
+    EXPECT_LT(relative_l2(got[t], expected), 1e-5) << "position " << t;
+  }
+}
+
+TEST(DeepseekTransformerTest, MatchesTheDenseReference) { expect_matches_reference(testing::tiny_deepseek_config(), 21); }
+
+TEST(DeepseekTransformerTest, MatchesTheReferenceWithoutQLoraAndWithHalfSplitRope) {
+  expect_matches_reference(testing::tiny_deepseek_config({{"q_lora_rank", nullptr}, {"rope_interleave", false}}), 23);
+}
+
+TEST(DeepseekTransformerTest, OneLatentCacheGroup) {
+  const ModelConfig config = testing::tiny_deepseek_config();
+  TempDir dir;
+  testing::write_tiny_checkpoint(config, dir.path(), DType::kF32, 5);
+  Model m = load(config, dir.path());
+  ASSERT_NE(m.transformer, nullptr);
+  const std::vector<CacheGroup>& groups = m.transformer->cache_groups();
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_FALSE(groups[0].is_state);
+  EXPECT_EQ(groups[0].layers, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(groups[0].bytes_per_page, 64 * 3 * (32 + 8) * 4);  // [c ; k_r] per token and layer, fp32
+}
+
+// 70 tokens as chunks of 23 and 27 and then decode steps on other pages, against one whole step.
+TEST(DeepseekTransformerTest, ChunksAndDecodeStepsEqualOneWholeStep) {
+  const ModelConfig config = testing::tiny_deepseek_config();
+  TempDir dir;
+  testing::write_tiny_checkpoint(config, dir.path(), DType::kF32, 7);
+  Model m = load(config, dir.path());
+  ASSERT_NE(m.transformer, nullptr);
+  const std::vector<int32_t> tokens = random_tokens(70, config.vocab_size, 3);
+  const std::vector<int32_t> table_a = {3, 7}, table_b = {1, 9};
+  const std::vector<std::vector<float>> want = whole(*m.transformer, config, tokens, table_a);
+  ASSERT_EQ(want.size(), 70u);
+  int done = 0;
+  for (int n : {23, 27}) {
+    SequenceStep step{std::span(tokens).subspan(static_cast<size_t>(done), static_cast<size_t>(n)), done, {table_b}, -1,
+                      true};
+    std::vector<float> logits;
+    ASSERT_TRUE(m.transformer->forward(std::span(&step, 1), &logits).ok());
+    EXPECT_LT(relative_l2(logits, want[static_cast<size_t>(done + n - 1)]), 1e-5) << "chunk ending at " << done + n;
+    done += n;
+  }
+  for (; done < 70; ++done) {
+    SequenceStep step{std::span(tokens).subspan(static_cast<size_t>(done), 1), done, {table_b}, -1, true};
+    std::vector<float> logits;
+    ASSERT_TRUE(m.transformer->forward(std::span(&step, 1), &logits).ok());
+    EXPECT_LT(relative_l2(logits, want[static_cast<size_t>(done)]), 1e-5) << "decode at " << done;
+  }
+}
+
+// The routed experts stored one tensor per expert and projection (mlp.experts.N.{gate,up,down}_proj,
+// what transformers 5 writes and the hub holds) give the same logits as the stacked layout.
+TEST(DeepseekTransformerTest, PerExpertCheckpointsLoadAsTheStackedLayout) {
+  const ModelConfig config = testing::tiny_deepseek_config();
+  TempDir dir;
+  testing::write_tiny_checkpoint(config, dir.path(), DType::kF32, 9);
+  auto stacked = Checkpoint::open(dir.path());
+  ASSERT_TRUE(stacked.ok());
+  const int experts = 8, inter = 20, hidden = 48;
+  SafetensorsWriter writer;
+  for (const std::string& name : (*stacked)->tensor_names()) {
+    auto view = (*stacked)->tensor(name);
+    ASSERT_TRUE(view.ok());
+    const auto* values = reinterpret_cast<const float*>(view->data);
+    const size_t at = name.find(".mlp.experts.");
+    if (at == std::string::npos) {
+      ASSERT_TRUE(writer.add_float(name, DType::kF32, view->shape, std::span(values, view->num_elements())).ok());
+      continue;
+    }
+    const std::string prefix = name.substr(0, at) + ".mlp.experts.";
+    for (int e = 0; e < experts; ++e) {
+      if (name.ends_with("gate_up_proj")) {
+        const float* gate = values + int64_t{e} * 2 * inter * hidden;
+        ASSERT_TRUE(writer.add_float(fmt::format("{}{}.gate_proj.weight", prefix, e), DType::kF32, {inter, hidden},
+                                     std::span(gate, inter * hidden)).ok());
+        ASSERT_TRUE(writer.add_float(fmt::format("{}{}.up_proj.weight", prefix, e), DType::kF32, {inter, hidden},
+                                     std::span(gate + inter * hidden, inter * hidden)).ok());
+      } else {
+        ASSERT_TRUE(writer.add_float(fmt::format("{}{}.down_proj.weight", prefix, e), DType::kF32, {hidden, inter},
+                                     std::span(values + int64_t{e} * hidden * inter, hidden * inter)).ok());
+      }
+    }
+  }
+  TempDir per_expert;
+  ASSERT_TRUE(writer.write(per_expert.path() + "/model.safetensors").ok());
+  Model a = load(config, dir.path()), b = load(config, per_expert.path());
+  ASSERT_NE(a.transformer, nullptr);
+  ASSERT_NE(b.transformer, nullptr);
+  const std::vector<int32_t> tokens = random_tokens(30, config.vocab_size, 9), table = {2};
+  EXPECT_EQ(whole(*a.transformer, config, tokens, table), whole(*b.transformer, config, tokens, table));
+}
+
+}  // namespace
+}  // namespace longbow
