@@ -16,7 +16,8 @@ between the best and second-best logit over the greedy steps (a small gap means 
 The local/global families (gemma2, gemma3_text, modernbert-decoder) use odd head sizes (48, 256, 32), a sliding
 window (24) shorter than the longest prompt, soft-caps small enough to bend the scores, and biases/norm weights
 away from their identity values. minimax (lightning hybrid, MoE) uses a block size of 16, so the longest prompt
-crosses several blocks. Families are appended, never reordered: each one's seed is its index.
+crosses several blocks. deepseek_v3 (MLA + DeepSeek MoE) uses YaRN and group-limited routing with a random
+correction bias; deepseek_v32 adds an indexer whose top-16 is shorter than the longest prompt. Families are appended, never reordered: each one's seed is its index.
 
 Usage: python3 tests/model/make_fixtures.py OUT_DIR [NAME,NAME,...]   (default: every family)
 """
@@ -60,6 +61,8 @@ def families():
     yield "gemma3_text", gemma3_text
     yield "modernbert-decoder", modernbert_decoder
     yield "minimax", minimax
+    yield "deepseek_v3", deepseek_v3
+    yield "deepseek_v32", deepseek_v32
 
 
 LOCAL = dict(vocab_size=VOCAB, max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=0,
@@ -119,6 +122,32 @@ def minimax():
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "partial_rotary_factor": 0.5})
 
 
+DEEPSEEK = dict(**LOCAL, hidden_size=96, intermediate_size=160, moe_intermediate_size=48, num_hidden_layers=3,
+                num_attention_heads=4, num_key_value_heads=4, q_lora_rank=40, kv_lora_rank=64, qk_nope_head_dim=32,
+                qk_rope_head_dim=16, v_head_dim=24, n_routed_experts=8, n_shared_experts=1, num_experts_per_tok=3,
+                n_group=4, topk_group=2, routed_scaling_factor=2.5, norm_topk_prob=True, first_k_dense_replace=1,
+                rms_norm_eps=1e-6, hidden_act="silu", tie_word_embeddings=False,
+                rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                 "original_max_position_embeddings": 64, "beta_fast": 32, "beta_slow": 1,
+                                 "mscale": 1.0, "mscale_all_dim": 1.0})
+
+
+def deepseek_v3():
+    """MLA (q LoRA, compressed KV with interleaved RoPE, YaRN whose mscale enters the softmax scale) and
+    DeepSeek's MoE: a dense first layer, then sigmoid routing over 8 experts in 4 groups (top-2 groups, top-3
+    experts) with a random correction bias, renormalized and scaled, plus a shared expert."""
+    from transformers import DeepseekV3Config, DeepseekV3ForCausalLM
+    return DeepseekV3ForCausalLM, DeepseekV3Config(**DEEPSEEK, rope_interleave=True)
+
+
+def deepseek_v32():
+    """deepseek_v3's shape with V3.2's indexer on every layer (4 heads of 32, top-16 of the 70-token prompt, so
+    the selection is real)."""
+    from transformers import DeepseekV32Config, DeepseekV32ForCausalLM
+    return DeepseekV32ForCausalLM, DeepseekV32Config(**DEEPSEEK, index_n_heads=4, index_head_dim=32,
+                                                     index_topk=16)
+
+
 UNIT_OFFSET_NORMS = ("gemma2", "gemma3_text")  # RMSNorm scales by (1 + weight)
 
 
@@ -135,6 +164,9 @@ def randomize(model, generator):
                 param.copy_(offset + 0.1 * torch.randn(param.shape, generator=generator))
             elif name.endswith("bias"):
                 param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+        for name, buffer in model.named_buffers():  # DeepSeek's router bias: wide enough to change choices
+            if name.endswith("e_score_correction_bias"):
+                buffer.copy_(0.3 * torch.randn(buffer.shape, generator=generator))
 
 
 def greedy(model, prompt):

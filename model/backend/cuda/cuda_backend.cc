@@ -94,6 +94,10 @@ class CudaBackend final : public Backend {
 
   Status supports(const OpQuery& query) const override {
     if (query.op == "lightning_attention") return cuda_lightning::supports_head_dim(query.head_dim);
+    if (query.op == "latent_attention") {
+      return unimplemented("cuda backend: multi-head latent attention (MLA: head_matmul, append_latent, "
+                           "latent_attention) has no kernels yet; run this model with --backend cpu");
+    }
     return Status::Ok();
   }
 
