@@ -35,13 +35,17 @@ StatusOr<ModelPlan> make_model_plan(const ModelConfig& config, const std::vector
     ModelConfig uniform = config;
     uniform.layer_types.assign(static_cast<size_t>(config.num_hidden_layers),
                                config.sliding_window ? LayerAttention::kSliding : LayerAttention::kFull);
-    return arch->make_plan(uniform, dsa_layers);
+    StatusOr<ModelPlan> plan = arch->make_plan(uniform, dsa_layers);
+    if (plan.ok()) plan->fp8 = config.fp8;
+    return plan;
   }
   if (config.layer_types.size() != static_cast<size_t>(config.num_hidden_layers)) {
     return invalid_argument(fmt::format("{}: layer_types has {} entries for {} layers", config.model_type,
                                         config.layer_types.size(), config.num_hidden_layers));
   }
-  return arch->make_plan(config, dsa_layers);
+  StatusOr<ModelPlan> plan = arch->make_plan(config, dsa_layers);
+  if (plan.ok()) plan->fp8 = config.fp8;
+  return plan;
 }
 
 namespace plan {

@@ -182,6 +182,7 @@ struct ModelPlan {
   std::optional<DsaIndexerConfig> dsa;  // set when some layer has `dsa`
   std::vector<TensorParts> legacy_parts;  // alternative sources of some plan tensors
   std::vector<RowOrder> row_orders;       // tensors loaded with their rows reordered
+  std::optional<Fp8Config> fp8;           // the checkpoint's FP8 block scales (config.fp8)
 };
 
 // How the loaded tensors differ from the checkpoint's, applied on the host at load (model_weights.h);
@@ -191,6 +192,7 @@ struct WeightTransforms {
   std::vector<TensorParts> parts;        // ModelPlan::legacy_parts
   std::vector<RowOrder> row_orders;      // ModelPlan::row_orders
   std::vector<std::string> keep_f32;     // loaded in F32 whatever the compute dtype (router biases)
+  std::optional<Fp8Config> fp8;          // e4m3 tensors are dequantized with their <name>_scale_inv
 };
 WeightTransforms weight_transforms(const ModelPlan& plan);
 

@@ -9,7 +9,7 @@
 //    "dense" / "sparse", defaulting to the same). Routing is sigmoid whatever scoring_func says, as
 //    in transformers.
 //  - v32: the indexer (index_n_heads 64, index_head_dim 128, index_topk 2048) on every layer, its RoPE
-//    over the leading qk_rope_head_dim dims.
+//    over the leading qk_rope_head_dim dims (the index_* keys are parsed before this file runs).
 #include "model/config/config_fields.h"
 
 namespace longbow::config_fields {
@@ -108,8 +108,7 @@ Status parse_deepseek(const Fields& fields, ModelConfig& config) {
   RETURN_IF_ERROR(parse_mla(fields, v32, config));
   RETURN_IF_ERROR(parse_deepseek_moe(fields, v32, config));
   if (v32) {
-    if (!config.dsa) config.dsa = DsaIndexerConfig{64, 128, 2048, 0};
-    if (!fields.has("index_rope_dim")) config.dsa->rope_dim = config.mla->rope_dim;
+    if (!config.dsa) config.dsa = DsaIndexerConfig{64, 128, 2048, config.mla->rope_dim};
     if (config.dsa->rope_dim > config.dsa->head_dim) {
       return invalid_argument(fmt::format("qk_rope_head_dim: the indexer rotates {} dims of its {} (index_head_dim)",
                                           config.dsa->rope_dim, config.dsa->head_dim));

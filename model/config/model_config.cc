@@ -19,8 +19,9 @@ namespace {
 
 using namespace config_fields;  // NOLINT(google-build-using-namespace): the parsers' shared helpers
 
-// The DSA indexer keys: all of index_n_heads, index_head_dim, index_topk, or none of them.
-Status parse_dsa_indexer(const Fields& fields, ModelConfig& config) {
+// The DSA indexer keys: all of index_n_heads, index_head_dim, index_topk, or none of them;
+// index_rope_dim defaults to `default_rope_dim` (64; DeepSeek-V3.2: qk_rope_head_dim).
+Status parse_dsa_indexer(const Fields& fields, int default_rope_dim, ModelConfig& config) {
   const bool any = fields.has("index_n_heads") || fields.has("index_head_dim") || fields.has("index_topk") ||
                    fields.has("index_rope_dim");
   if (!any) return Status::Ok();
@@ -28,7 +29,7 @@ Status parse_dsa_indexer(const Fields& fields, ModelConfig& config) {
   ASSIGN_OR_RETURN(dsa.n_heads, fields.required_int("index_n_heads", 1));
   ASSIGN_OR_RETURN(dsa.head_dim, fields.required_int("index_head_dim", 2));
   ASSIGN_OR_RETURN(dsa.topk, fields.required_int("index_topk", 1));
-  ASSIGN_OR_RETURN(dsa.rope_dim, fields.int_or("index_rope_dim", 0, 64));
+  ASSIGN_OR_RETURN(dsa.rope_dim, fields.int_or("index_rope_dim", 0, default_rope_dim));
   if ((dsa.head_dim & (dsa.head_dim - 1)) != 0) {
     return invalid_argument("index_head_dim: " + std::to_string(dsa.head_dim) +
                             " must be a power of two (the indexer's Hadamard transform)");
@@ -38,6 +39,42 @@ Status parse_dsa_indexer(const Fields& fields, ModelConfig& config) {
                             " must be even and at most index_head_dim (" + std::to_string(dsa.head_dim) + ")");
   }
   config.dsa = dsa;
+  return Status::Ok();
+}
+
+// quantization_config: only transformers' fine-grained FP8 ("fp8", dynamic activations), whose weights
+// the loader dequantizes (Fp8Config).
+Status parse_quantization(const Fields& top, ModelConfig& config) {
+  if (!top.has("quantization_config")) return Status::Ok();
+  if (!top.at("quantization_config").is_object()) return top.type_error("quantization_config", "an object");
+  Fields fields(top.at("quantization_config"), "quantization_config.");
+  ASSIGN_OR_RETURN(std::optional<std::string> method, fields.optional_string("quant_method"));
+  if (!method) return fields.missing("quant_method");
+  if (*method != "fp8") {
+    return unimplemented(fmt::format("quantization_config.quant_method: \"{}\" is not supported (supported: fp8, "
+                                     "block-scaled e4m3 weights)", *method));
+  }
+  ASSIGN_OR_RETURN(std::optional<std::string> scheme, fields.optional_string("activation_scheme"));
+  if (scheme && *scheme != "dynamic") {
+    return unimplemented(fmt::format("quantization_config.activation_scheme: \"{}\" is not supported (supported: "
+                                     "dynamic)", *scheme));
+  }
+  ASSIGN_OR_RETURN(std::optional<std::string> fmt_name, fields.optional_string("fmt"));
+  if (fmt_name && *fmt_name != "e4m3") {
+    return unimplemented(fmt::format("quantization_config.fmt: \"{}\" is not supported (supported: e4m3)", *fmt_name));
+  }
+  Fp8Config fp8;
+  if (fields.has("weight_block_size")) {
+    const json& block = fields.at("weight_block_size");
+    if (!block.is_array() || block.size() != 2 || !block[0].is_number_integer() || !block[1].is_number_integer() ||
+        block[0].get<int64_t>() < 1 || block[1].get<int64_t>() < 1 || block[0].get<int64_t>() > (1 << 20) ||
+        block[1].get<int64_t>() > (1 << 20)) {
+      return fields.type_error("weight_block_size", "two positive integers [rows, cols]");
+    }
+    fp8.block_rows = block[0].get<int>();
+    fp8.block_cols = block[1].get<int>();
+  }
+  config.fp8 = fp8;
   return Status::Ok();
 }
 
@@ -257,15 +294,17 @@ StatusOr<ModelConfig> parse_model_config(const nlohmann::json& config_json) {
     if (defaults->minimax) {
       RETURN_IF_ERROR(parse_minimax(fields, config));
     } else if (defaults->deepseek) {
-      RETURN_IF_ERROR(parse_dsa_indexer(fields, config));
+      ASSIGN_OR_RETURN(const int rope_dim, fields.int_or("qk_rope_head_dim", 2, 64));
+      RETURN_IF_ERROR(parse_dsa_indexer(fields, rope_dim, config));
       RETURN_IF_ERROR(parse_deepseek(fields, config));
     } else {
       RETURN_IF_ERROR(parse_layer_options(fields, config));
       RETURN_IF_ERROR(parse_sliding_window(fields, *defaults, config));
     }
   }
-  if (!defaults->deepseek) RETURN_IF_ERROR(parse_dsa_indexer(fields, config));
+  if (!defaults->deepseek) RETURN_IF_ERROR(parse_dsa_indexer(fields, 64, config));
   RETURN_IF_ERROR(parse_token_ids(fields, *defaults, config));
+  RETURN_IF_ERROR(parse_quantization(fields, config));
   RETURN_IF_ERROR(parse_rope(fields, config));
   RETURN_IF_ERROR(check_config_sizes(config));
   return config;

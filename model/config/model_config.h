@@ -94,6 +94,15 @@ struct LightningConfig {
   double mlp_alpha = 1.0, mlp_beta = 1.0;
 };
 
+// Fine-grained FP8 checkpoints (quantization_config quant_method "fp8", DeepSeek-V3's format): a
+// weight stored as e4m3 `<name>` with fp32 `<name>_scale_inv` [ceil(N / block_rows), ceil(K / block_cols)]
+// (per expert for a stacked [E, N, K]) means w[i][j] = e4m3[i][j] · scale_inv[i / block_rows][j / block_cols].
+// The loader dequantizes such tensors into the compute dtype; which tensors are FP8 is read from the
+// checkpoint (the router, norms, embeddings and lm_head stay in bf16 there).
+struct Fp8Config {
+  int block_rows = 128, block_cols = 128;  // weight_block_size
+};
+
 struct ModelConfig {
   std::string model_type;  // "llama", ..., "modernbert-decoder", "minimax" (the list above)
   int vocab_size = 0;
@@ -120,6 +129,7 @@ struct ModelConfig {
   std::optional<DsaIndexerConfig> dsa;  // set when the index_* keys are present
   std::optional<MoeConfig> moe;         // minimax, deepseek: the FFN (dense_layers aside)
   std::optional<MlaConfig> mla;         // deepseek: every layer's attention is MLA
+  std::optional<Fp8Config> fp8;         // quantization_config: an FP8-stored checkpoint
   std::optional<LightningConfig> lightning;  // minimax
   RopeConfig rope;        // full-attention layers, and every layer of a model with one RoPE
   RopeConfig rope_local;  // sliding layers: equal to `rope` unless the config gives local RoPE parameters

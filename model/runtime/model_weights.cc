@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include <fmt/ranges.h>
+
 #include "common/half.h"
 #include "common/logging.h"
 #include "model/arch/architecture.h"
@@ -99,20 +101,81 @@ StatusOr<std::vector<float>> plus_one(const TensorSpec& spec, const TensorView& 
   return out;
 }
 
+// The name of the block scales of an FP8 tensor (transformers' "<name>_scale_inv").
+std::string scale_name(const std::string& name) { return name + "_scale_inv"; }
+
+// e4m3 `view` [.., N, K] with scales [.., ceil(N / br), ceil(K / bc)] (Fp8Config), dequantized in fp32.
+StatusOr<std::vector<float>> dequantize_fp8(const TensorView& view, const Checkpoint& checkpoint,
+                                            const std::optional<Fp8Config>& fp8) {
+  if (!fp8) {
+    return invalid_argument(fmt::format("loading {}: the tensor is F8_E4M3 but config.json has no quantization_config "
+                                        "(quant_method fp8) saying how its scales are blocked", view.name));
+  }
+  StatusOr<TensorView> scale = checkpoint.tensor(scale_name(view.name));
+  if (!scale.ok()) {
+    return not_found(fmt::format("loading {}: an F8_E4M3 weight needs its block scales {}, which the checkpoint lacks",
+                                 view.name, scale_name(view.name)));
+  }
+  const std::vector<int64_t>& shape = view.shape;
+  const int64_t rows = shape.size() >= 2 ? shape[shape.size() - 2] : 1, cols = shape.empty() ? 1 : shape.back();
+  const int64_t batch = cols * rows == 0 ? 0 : view.num_elements() / (rows * cols);
+  const int64_t scale_rows = (rows + fp8->block_rows - 1) / fp8->block_rows;
+  const int64_t scale_cols = (cols + fp8->block_cols - 1) / fp8->block_cols;
+  std::vector<int64_t> want(shape.begin(), shape.end() - std::min<size_t>(shape.size(), 2));
+  want.push_back(scale_rows);
+  want.push_back(scale_cols);
+  if (shape.size() < 2) want = {scale_cols};
+  if (scale->shape != want || (scale->dtype != DType::kF32 && scale->dtype != DType::kBF16)) {
+    return invalid_argument(fmt::format("loading {}: its scales {} are {} [{}], expected F32 [{}] for {}x{} blocks",
+                                        view.name, scale->name, dtype_name(scale->dtype),
+                                        fmt::join(scale->shape, ", "), fmt::join(want, ", "), fp8->block_rows,
+                                        fp8->block_cols));
+  }
+  std::vector<float> values = to_float32(view);
+  const std::vector<float> scales = to_float32(*scale);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* scale_row = scales.data() + (b * scale_rows + r / fp8->block_rows) * scale_cols;
+      float* row = values.data() + (b * rows + r) * cols;
+      for (int64_t c = 0; c < cols; ++c) row[c] *= scale_row[c / fp8->block_cols];
+    }
+  }
+  return values;
+}
+
+// A checkpoint tensor's values as uploaded: its own bytes, or (FP8) dequantized fp32 ones.
+struct HostTensor {
+  const void* data = nullptr;
+  DType dtype = DType::kF32;
+  int64_t count = 0;
+  std::vector<float> dequantized;
+};
+
+StatusOr<HostTensor> host_tensor(const TensorView& view, const Checkpoint& checkpoint,
+                                 const WeightTransforms& transforms) {
+  HostTensor host{view.data, view.dtype, view.num_elements(), {}};
+  if (view.dtype != DType::kFP8E4M3) return host;
+  ASSIGN_OR_RETURN(host.dequantized, dequantize_fp8(view, checkpoint, transforms.fp8));
+  host.data = host.dequantized.data();
+  host.dtype = DType::kF32;
+  return host;
+}
+
 // The checkpoint bytes of `view` with its rows in `order` (row i is view row order[i]).
-StatusOr<std::vector<uint8_t>> reorder_rows(const TensorSpec& spec, const TensorView& view,
+StatusOr<std::vector<uint8_t>> reorder_rows(const TensorSpec& spec, const HostTensor& view,
                                             const std::vector<int64_t>& order) {
   const int64_t rows = spec.shape[0];
   if (static_cast<int64_t>(order.size()) != rows) {
     return internal_error(fmt::format("loading {}: a row order of {} rows for {} rows", spec.name, order.size(), rows));
   }
-  const size_t row_bytes = view.num_bytes / static_cast<size_t>(rows);
-  std::vector<uint8_t> out(view.num_bytes);
+  const size_t num_bytes = static_cast<size_t>(view.count) * dtype_size(view.dtype);
+  const size_t row_bytes = num_bytes / static_cast<size_t>(rows);
+  std::vector<uint8_t> out(num_bytes);
   for (int64_t i = 0; i < rows; ++i) {
     const int64_t from = order[static_cast<size_t>(i)];
     if (from < 0 || from >= rows) return internal_error(fmt::format("loading {}: row order entry {}", spec.name, from));
-    std::memcpy(out.data() + static_cast<size_t>(i) * row_bytes, view.data + static_cast<size_t>(from) * row_bytes,
-                row_bytes);
+    std::memcpy(out.data() + static_cast<size_t>(i) * row_bytes,
+                static_cast<const uint8_t*>(view.data) + static_cast<size_t>(from) * row_bytes, row_bytes);
   }
   return out;
 }
@@ -124,12 +187,13 @@ const std::vector<int64_t>* row_order_of(const WeightTransforms& transforms, con
   return nullptr;
 }
 
-StatusOr<Tensor> upload_tensor(const TensorSpec& spec, const TensorView& view, const WeightTransforms& transforms,
-                               Backend& backend) {
+StatusOr<Tensor> upload_tensor(const TensorSpec& spec, const TensorView& view, const Checkpoint& checkpoint,
+                               const WeightTransforms& transforms, Backend& backend) {
   ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, transforms, backend));
+  ASSIGN_OR_RETURN(HostTensor host, host_tensor(view, checkpoint, transforms));
   if (const std::vector<int64_t>* order = row_order_of(transforms, spec.name)) {
-    ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, reorder_rows(spec, view, *order));
-    RETURN_IF_ERROR(backend.upload_converted(bytes.data(), view.dtype, view.num_elements(), tensor)
+    ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, reorder_rows(spec, host, *order));
+    RETURN_IF_ERROR(backend.upload_converted(bytes.data(), host.dtype, host.count, tensor)
                         .with_context("uploading " + spec.name));
     return tensor;
   }
@@ -139,8 +203,8 @@ StatusOr<Tensor> upload_tensor(const TensorSpec& spec, const TensorView& view, c
                         .with_context("uploading " + spec.name));
     return tensor;
   }
-  RETURN_IF_ERROR(backend.upload_converted(view.data, view.dtype, view.num_elements(), tensor)
-                      .with_context("uploading " + spec.name));
+  RETURN_IF_ERROR(
+      backend.upload_converted(host.data, host.dtype, host.count, tensor).with_context("uploading " + spec.name));
   return tensor;
 }
 
@@ -200,8 +264,9 @@ StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<Tens
     Tensor flat = tensor.reshape({part_rows * static_cast<int64_t>(parts.size()), cols});
     for (size_t i = 0; i < parts.size(); ++i) {
       ASSIGN_OR_RETURN(TensorView view, checkpoint.tensor(parts[i]));
+      ASSIGN_OR_RETURN(HostTensor host, host_tensor(view, checkpoint, transforms));
       Tensor block = flat.rows(static_cast<int64_t>(i) * part_rows, part_rows);
-      RETURN_IF_ERROR(backend.upload_converted(view.data, view.dtype, view.num_elements(), block)
+      RETURN_IF_ERROR(backend.upload_converted(host.data, host.dtype, host.count, block)
                           .with_context("uploading " + parts[i].name));
       progress.advance(view.num_bytes);
     }
@@ -209,7 +274,7 @@ StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<Tens
   }
   for (const TensorSpec& spec : direct) {
     ASSIGN_OR_RETURN(TensorView view, checkpoint.tensor(spec));
-    ASSIGN_OR_RETURN(Tensor tensor, upload_tensor(spec, view, transforms, backend));
+    ASSIGN_OR_RETURN(Tensor tensor, upload_tensor(spec, view, checkpoint, transforms, backend));
     progress.advance(view.num_bytes);
     by_name.emplace(spec.name, std::move(tensor));
   }

@@ -55,8 +55,9 @@ const SafetensorsDType* find_dtype(std::string_view name) {
   return nullptr;
 }
 
+// F8_E4M3: a block-scaled FP8 weight (the loader dequantizes it with its <name>_scale_inv).
 bool is_float_weight_dtype(DType dtype) {
-  return dtype == DType::kBF16 || dtype == DType::kF16 || dtype == DType::kF32;
+  return dtype == DType::kBF16 || dtype == DType::kF16 || dtype == DType::kF32 || dtype == DType::kFP8E4M3;
 }
 
 std::string shape_string(const std::vector<int64_t>& shape) {
@@ -399,7 +400,7 @@ StatusOr<TensorView> Checkpoint::tensor(const TensorSpec& spec) const {
   ASSIGN_OR_RETURN(TensorView view, tensor(spec.name));
   if (!is_float_weight_dtype(view.dtype)) {
     return invalid_argument(source_ + ": tensor " + in_quotes(spec.name) + " has dtype " +
-                            std::string(dtype_name(view.dtype)) + ", expected BF16, F16 or F32");
+                            std::string(dtype_name(view.dtype)) + ", expected BF16, F16, F32 or F8_E4M3");
   }
   if (view.shape != spec.shape) {
     return invalid_argument(source_ + ": tensor " + in_quotes(spec.name) + " has shape " + shape_string(view.shape) +

@@ -53,7 +53,7 @@ class Checkpoint {
   // NOT_FOUND names the tensor. UNIMPLEMENTED names tensor and dtype for a valid safetensors dtype
   // that longbow does not load (loaded: BF16, F16, F32, and I32, F8_E4M3 for non-weight uses).
   StatusOr<TensorView> tensor(const std::string& name) const;
-  // Checks presence, shape and a floating dtype (bf16/fp16/fp32) of every spec; the first failure
+  // Checks presence, shape and a floating dtype (bf16/fp16/fp32, or e4m3 with block scales) of every spec; the first failure
   // names tensor, expected and actual shape or dtype.
   Status check(const std::vector<TensorSpec>& specs) const;
   // NOT_FOUND or INVALID_ARGUMENT as check(), else the tensor.
