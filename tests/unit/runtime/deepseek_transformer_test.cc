@@ -91,6 +91,15 @@ TEST(DeepseekTransformerTest, MatchesTheReferenceWithoutQLoraAndWithHalfSplitRop
   expect_matches_reference(testing::tiny_deepseek_config({{"q_lora_rank", nullptr}, {"rope_interleave", false}}), 23);
 }
 
+// DeepSeek-V3.2: the indexer on every layer (4 heads of 32 over the q latent), top-16 of a 70-token
+// prompt, so rows past 16 attend to a real selection.
+ModelConfig tiny_v32() {
+  return testing::tiny_deepseek_config(
+      {{"model_type", "deepseek_v32"}, {"index_n_heads", 4}, {"index_head_dim", 32}, {"index_topk", 16}});
+}
+
+TEST(DeepseekTransformerTest, V32MatchesTheReferenceOverItsSelection) { expect_matches_reference(tiny_v32(), 25); }
+
 TEST(DeepseekTransformerTest, OneLatentCacheGroup) {
   const ModelConfig config = testing::tiny_deepseek_config();
   TempDir dir;
@@ -105,8 +114,7 @@ TEST(DeepseekTransformerTest, OneLatentCacheGroup) {
 }
 
 // 70 tokens as chunks of 23 and 27 and then decode steps on other pages, against one whole step.
-TEST(DeepseekTransformerTest, ChunksAndDecodeStepsEqualOneWholeStep) {
-  const ModelConfig config = testing::tiny_deepseek_config();
+void expect_chunks_equal_whole(const ModelConfig& config) {
   TempDir dir;
   testing::write_tiny_checkpoint(config, dir.path(), DType::kF32, 7);
   Model m = load(config, dir.path());
@@ -131,6 +139,12 @@ TEST(DeepseekTransformerTest, ChunksAndDecodeStepsEqualOneWholeStep) {
     EXPECT_LT(relative_l2(logits, want[static_cast<size_t>(done)]), 1e-5) << "decode at " << done;
   }
 }
+
+TEST(DeepseekTransformerTest, ChunksAndDecodeStepsEqualOneWholeStep) {
+  expect_chunks_equal_whole(testing::tiny_deepseek_config());
+}
+
+TEST(DeepseekTransformerTest, V32ChunksAndDecodeStepsEqualOneWholeStep) { expect_chunks_equal_whole(tiny_v32()); }
 
 // The routed experts stored one tensor per expert and projection (mlp.experts.N.{gate,up,down}_proj,
 // what transformers 5 writes and the hub holds) give the same logits as the stacked layout.

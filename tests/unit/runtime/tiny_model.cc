@@ -239,14 +239,16 @@ struct Reference {
   bool is_dsa_layer(int l) const { return ck.tensor(layer(l, "self_attn.indexer.wk.weight")).ok(); }
 
   // The keys each row of a DSA layer keeps: its exact top-k of the FP8 index scores (DESIGN §4),
-  // through the CPU reference functions on one sequence at slots 0..n-1.
-  std::vector<std::vector<int>> dsa_selection(const Matrix& x, int n, int l) const {
+  // through the CPU reference functions on one sequence at slots 0..n-1. `q_latent`: an MLA layer's
+  // q LoRA latent, which V3.2's wq_b reads (else wq reads x).
+  std::vector<std::vector<int>> dsa_selection(const Matrix& x, int n, int l, const Matrix* q_latent = nullptr) const {
     const DsaIndexerConfig& dsa = *c.dsa;
     const int heads = dsa.n_heads, dim = dsa.head_dim;
     auto to_float = [](const Matrix& m) { return std::vector<float>(m.begin(), m.end()); };
     const std::string p = "self_attn.indexer.";
     std::vector<float> k_raw = to_float(linear(x, n, layer(l, p + "wk.weight"), "", false));
-    std::vector<float> q = to_float(linear(x, n, layer(l, p + "wq.weight"), "", false));
+    std::vector<float> q = q_latent != nullptr ? to_float(linear(*q_latent, n, layer(l, p + "wq_b.weight"), "", false))
+                                               : to_float(linear(x, n, layer(l, p + "wq.weight"), "", false));
     std::vector<float> w_raw = to_float(linear(x, n, layer(l, p + "weights_proj.weight"), "", false));
     std::vector<float> gamma = weight(layer(l, p + "k_norm.weight")), beta = weight(layer(l, p + "k_norm.bias"));
     RopeConfig index_rope = c.rope;
@@ -522,10 +524,12 @@ std::vector<std::vector<double>> deepseek_reference_logits(const ModelConfig& c,
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const Matrix x = ref.rms_norm(h, hidden, ref.layer(l, "input_layernorm.weight"));
     Matrix q;
+    std::vector<std::vector<int>> selected;  // a V3.2 layer's selection per row (empty: causal)
     if (mla.q_lora_rank > 0) {
       const Matrix qa = ref.rms_norm(ref.linear(x, n, ref.layer(l, "self_attn.q_a_proj.weight"), "", false),
                                      static_cast<size_t>(mla.q_lora_rank), ref.layer(l, "self_attn.q_a_layernorm.weight"), 1e-6);
       q = ref.linear(qa, n, ref.layer(l, "self_attn.q_b_proj.weight"), "", false);
+      if (ref.is_dsa_layer(l)) selected = ref.dsa_selection(x, n, l, &qa);
     } else {
       q = ref.linear(x, n, ref.layer(l, "self_attn.q_proj.weight"), "", false);
     }
@@ -543,8 +547,14 @@ std::vector<std::vector<double>> deepseek_reference_logits(const ModelConfig& c,
     for (int t = 0; t < n; ++t) {
       for (int hd = 0; hd < heads; ++hd) {
         const double* qh = &q[static_cast<size_t>((t * heads + hd) * qk)];
+        std::vector<int> keys;
+        if (!selected.empty()) {
+          keys = selected[static_cast<size_t>(t)];
+        } else {
+          for (int j = 0; j <= t; ++j) keys.push_back(j);
+        }
         std::vector<double> p;
-        for (int j = 0; j <= t; ++j) {
+        for (int j : keys) {
           const double* kh = &kv[static_cast<size_t>((j * heads + hd) * (nope + vd))];
           double s = 0.0;
           for (int i = 0; i < nope; ++i) s += qh[i] * kh[i];
@@ -554,9 +564,9 @@ std::vector<std::vector<double>> deepseek_reference_logits(const ModelConfig& c,
         const double top = *std::max_element(p.begin(), p.end());
         double total = 0.0;
         for (double& v : p) total += (v = std::exp(v - top));
-        for (int j = 0; j <= t; ++j) {
-          const double* vh = &kv[static_cast<size_t>((j * heads + hd) * (nope + vd) + nope)];
-          for (int i = 0; i < vd; ++i) o[static_cast<size_t>((t * heads + hd) * vd + i)] += p[static_cast<size_t>(j)] / total * vh[i];
+        for (size_t a = 0; a < keys.size(); ++a) {
+          const double* vh = &kv[static_cast<size_t>((keys[a] * heads + hd) * (nope + vd) + nope)];
+          for (int i = 0; i < vd; ++i) o[static_cast<size_t>((t * heads + hd) * vd + i)] += p[a] / total * vh[i];
         }
       }
     }

@@ -57,7 +57,8 @@ std::vector<std::vector<double>> minimax_reference_logits(const ModelConfig& con
 
 // The same for a tiny_deepseek_config() model, from transformers' DeepseekV3 definitions: per-head
 // keys and values expanded by kv_b_proj (not absorbed), interleaved RoPE pairs (2i, 2i + 1), the
-// sigmoid group-limited router token by token.
+// sigmoid group-limited router token by token; a deepseek_v32 layer (indexer tensors in the
+// checkpoint) attends to its rows' exact top-k of the FP8 index scores, as reference_logits does.
 std::vector<std::vector<double>> deepseek_reference_logits(const ModelConfig& config, const Checkpoint& checkpoint,
                                                            const std::vector<int32_t>& tokens);
 
