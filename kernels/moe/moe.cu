@@ -96,6 +96,118 @@ __global__ void __launch_bounds__(kRouteWarps * 32) moe_route_kernel(MoeRoutePar
   }
 }
 
+// The index of the warp-wide best of (value, id) over lanes holding a candidate (id != INT32_MAX),
+// ties to the lower id; every lane gets the result.
+__device__ __forceinline__ void warp_best(float& best, int& best_id) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    const float other = __shfl_xor_sync(0xffffffffu, best, offset);
+    const int other_id = __shfl_xor_sync(0xffffffffu, best_id, offset);
+    if (other_id != INT32_MAX && (best_id == INT32_MAX || better(other, other_id, best, best_id))) {
+      best = other;
+      best_id = other_id;
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kRouteWarps * 32) moe_sigmoid_route_kernel(MoeSigmoidRouteParams p) {
+  __shared__ float choice_smem[kRouteWarps][kMoeRouteMaxExperts];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int t = blockIdx.x * kRouteWarps + warp;
+  if (t >= p.tokens) return;
+  const float* row = p.logits + static_cast<int64_t>(t) * p.experts;
+  float* choice = choice_smem[warp];
+  float score[kRoutePerLane];  // s of expert lane + 32·i
+#pragma unroll
+  for (int i = 0; i < kRoutePerLane; ++i) {
+    const int e = lane + 32 * i;
+    score[i] = 0.0f;
+    if (e < p.experts) {
+      score[i] = 1.0f / (1.0f + expf(-row[e]));
+      choice[e] = score[i] + (p.bias != nullptr ? p.bias[e] : 0.0f);
+    }
+  }
+  __syncwarp();
+  // Lane g scores group g by its two largest choice values.
+  const int group_size = p.experts / p.groups;
+  float group_score = 0.0f;
+  int group_id = INT32_MAX;
+  if (lane < p.groups) {
+    float first = -INFINITY, second = -INFINITY;
+    for (int e = lane * group_size; e < (lane + 1) * group_size; ++e) {
+      const float c = choice[e];
+      if (c > first) {
+        second = first;
+        first = c;
+      } else if (c > second) {
+        second = c;
+      }
+    }
+    group_score = first + second;
+    group_id = lane;
+  }
+  unsigned kept = 0;  // bit g: group g stays
+  for (int j = 0; j < p.topk_groups; ++j) {
+    float best = group_score;
+    int best_id = group_id;
+    warp_best(best, best_id);
+    kept |= 1u << best_id;
+    if (lane == best_id) group_id = INT32_MAX;
+  }
+  float x[kRoutePerLane];
+  unsigned taken = 0;
+#pragma unroll
+  for (int i = 0; i < kRoutePerLane; ++i) {
+    const int e = lane + 32 * i;
+    x[i] = e < p.experts ? choice[e] : 0.0f;
+    if (e >= p.experts || !(kept & (1u << (e / group_size)))) taken |= 1u << i;  // never chosen
+  }
+  float chosen[kMoeRouteMaxTopk];
+  int chosen_id[kMoeRouteMaxTopk];
+  float sum = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kMoeRouteMaxTopk; ++j) {
+    chosen[j] = 0.0f;
+    chosen_id[j] = 0;
+    if (j >= p.k) continue;
+    float best = 0.0f, best_score = 0.0f;
+    int best_id = INT32_MAX;
+#pragma unroll
+    for (int i = 0; i < kRoutePerLane; ++i) {
+      const int e = lane + 32 * i;
+      if (!(taken & (1u << i)) && (best_id == INT32_MAX || better(x[i], e, best, best_id))) {
+        best = x[i];
+        best_id = e;
+        best_score = score[i];
+      }
+    }
+    // The winner's unbiased score travels with it.
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+      const float other = __shfl_xor_sync(0xffffffffu, best, offset);
+      const int other_id = __shfl_xor_sync(0xffffffffu, best_id, offset);
+      const float other_score = __shfl_xor_sync(0xffffffffu, best_score, offset);
+      if (other_id != INT32_MAX && (best_id == INT32_MAX || better(other, other_id, best, best_id))) {
+        best = other;
+        best_id = other_id;
+        best_score = other_score;
+      }
+    }
+    if ((best_id & 31) == lane) taken |= 1u << (best_id >> 5);
+    chosen[j] = best_score;
+    chosen_id[j] = best_id;
+    sum += best_score;
+  }
+  const float inv = p.renormalize ? 1.0f / (sum + 1e-20f) : 1.0f;
+#pragma unroll
+  for (int j = 0; j < kMoeRouteMaxTopk; ++j) {
+    if (j < p.k && lane == j) {
+      p.ids[static_cast<int64_t>(t) * p.k + j] = chosen_id[j];
+      p.weights[static_cast<int64_t>(t) * p.k + j] = chosen[j] * inv * p.scaling;
+    }
+  }
+}
+
 // ---- grouping: counts, prefix sums, tiles, scatter (one block) ----
 
 struct Workspace {
@@ -304,6 +416,17 @@ cudaError_t launch_moe_route(const MoeRouteParams& p, cudaStream_t stream) {
   }
   if (p.tokens == 0) return cudaSuccess;
   moe_route_kernel<<<(p.tokens + kRouteWarps - 1) / kRouteWarps, kRouteWarps * 32, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_moe_sigmoid_route(const MoeSigmoidRouteParams& p, cudaStream_t stream) {
+  if (p.tokens < 0 || p.experts < 1 || p.experts > kMoeRouteMaxExperts || p.k < 1 || p.k > kMoeRouteMaxTopk ||
+      p.groups < 1 || p.groups > kMoeRouteMaxGroups || p.experts % p.groups != 0 || p.experts / p.groups < 2 ||
+      p.topk_groups < 1 || p.topk_groups > p.groups || p.k > p.topk_groups * (p.experts / p.groups)) {
+    return cudaErrorInvalidValue;
+  }
+  if (p.tokens == 0) return cudaSuccess;
+  moe_sigmoid_route_kernel<<<(p.tokens + kRouteWarps - 1) / kRouteWarps, kRouteWarps * 32, 0, stream>>>(p);
   return cudaGetLastError();
 }
 

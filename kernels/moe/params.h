@@ -31,6 +31,29 @@ struct MoeRouteParams {
 };
 cudaError_t launch_moe_route(const MoeRouteParams& params, cudaStream_t stream);
 
+constexpr int kMoeRouteMaxGroups = 32;
+
+// DeepSeek-V3's routing (DeepseekV3TopkRouter in transformers >= 5.15): s = sigmoid(logits), c = s +
+// bias (the choice only); the experts form `groups` equal groups scored by the sum of their two
+// largest c; the topk_groups best groups (ties to the lower group) stay, every other expert's c is
+// −∞; ids[t] = the k largest c, descending, ties to the lower id; weights[t][j] = s[ids[t][j]],
+// divided by (Σ_j' s + 1e-20) when renormalize, times scaling. In fp32 (the CPU reference: double),
+// one warp per token; experts <= 256, groups <= 32, at least 2 experts per group.
+struct MoeSigmoidRouteParams {
+  const float* logits = nullptr;  // [tokens, experts]
+  const float* bias = nullptr;    // [experts] e_score_correction_bias, or null
+  int* ids = nullptr;             // [tokens, k]
+  float* weights = nullptr;       // [tokens, k]
+  int tokens = 0;
+  int experts = 0;
+  int k = 0;
+  int groups = 1;
+  int topk_groups = 1;
+  bool renormalize = true;
+  float scaling = 1.0f;
+};
+cudaError_t launch_moe_sigmoid_route(const MoeSigmoidRouteParams& params, cudaStream_t stream);
+
 // out[t] = Σ_j weights[t][j] · down[e] · (act(gate[e] · x[t]) ⊙ up[e] · x[t]), e = ids[t][j]:
 //  1. group the tokens·k (token, choice) pairs by expert (counts, prefix sums, scatter, and the list
 //     of 64-row tiles of every expert's group) in one block;

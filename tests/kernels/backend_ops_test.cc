@@ -1059,6 +1059,57 @@ TEST_F(BackendOpsTest, MoeRoute) {
   }
 }
 
+// DeepSeek's sigmoid group-limited routing: the correction bias is a shuffled ladder (steps of 0.04 plus
+// noise below 0.01) and the logits small noise, so every choice score, group score and top-k is
+// separated far beyond fp32-vs-double differences: ids must be equal; weights within a few ulps.
+TEST_F(BackendOpsTest, MoeSigmoidRoute) {
+  struct Case {
+    int experts, groups, topk_groups, k;
+    bool renormalize;
+  };
+  for (const Case& c : {Case{8, 4, 2, 3, true}, Case{64, 8, 4, 6, true}, Case{256, 8, 4, 8, true},
+                        Case{16, 1, 1, 4, false}}) {
+    for (int tokens : {1, 37, 300}) {
+      std::vector<float> logits(static_cast<size_t>(tokens) * c.experts), bias(static_cast<size_t>(c.experts));
+      std::vector<int> ladder(static_cast<size_t>(c.experts));
+      std::iota(ladder.begin(), ladder.end(), 0);
+      std::shuffle(ladder.begin(), ladder.end(), rng_);
+      std::uniform_real_distribution<float> noise(0.0f, 0.01f), small(-0.002f, 0.002f);
+      for (int e = 0; e < c.experts; ++e) bias[static_cast<size_t>(e)] = (ladder[static_cast<size_t>(e)] - c.experts / 2) * 0.04f + noise(rng_);
+      for (float& x : logits) x = small(rng_);
+      const Pair lg = floats_f32({tokens, c.experts}, logits);
+      const Pair b = floats_f32({c.experts}, bias);
+      Pair ids;
+      ids.ref = must(cpu_->allocate(DType::kI32, {tokens, c.k}));
+      ids.dev = must(cuda_->allocate(DType::kI32, {tokens, c.k}));
+      poison(ids.dev);
+      Pair weights = outputs({tokens, c.k}, DType::kF32);
+      auto route_args = [&](const Tensor& l, const Tensor& bias_t, const Tensor& i, const Tensor& w) {
+        MoeRouteArgs a;
+        a.logits = l;
+        a.ids = i;
+        a.weights = w;
+        a.scoring = MoeScoring::kSigmoid;
+        a.correction_bias = bias_t;
+        a.num_groups = c.groups;
+        a.topk_groups = c.topk_groups;
+        a.renormalize = c.renormalize;
+        a.scaling = 2.5f;
+        return a;
+      };
+      check(cpu_->moe_route(route_args(lg.ref, b.ref, ids.ref, weights.ref)));
+      check(cuda_->moe_route(route_args(lg.dev, b.dev, ids.dev, weights.dev)));
+      const std::string label = fmt::format("sigmoid moe_route T={} E={} groups={}/{} k={}", tokens, c.experts,
+                                            c.topk_groups, c.groups, c.k);
+      std::vector<int32_t> want(static_cast<size_t>(tokens) * c.k), got(want.size());
+      check(cpu_->download(ids.ref, want.data()));
+      check(cuda_->download(ids.dev, got.data()));
+      EXPECT_EQ(got, want) << label;
+      expect_close(weights, 1e-5, label + " weights");
+    }
+  }
+}
+
 // Experts at decode and prefill sizes (1 token to several 64-row tiles per expert, experts left
 // without tokens), hidden and intermediate sizes off the 64/32-column tiles, every activation.
 // Budget: h = act(gate)·up is stored in bf16 between the two GEMMs (one rounding, ~1e-3 relative,
@@ -1120,6 +1171,18 @@ TEST_F(BackendOpsTest, MoeExperts) {
     expect_close(out, kGemmBudget,
                  fmt::format("moe_experts T={} E={} k={} H={} I={} act={}", t_count, c.experts, k, hidden, inter,
                              static_cast<int>(c.act)));
+    if (c.tokens != 64 || c.experts != 4 || c.act != Activation::kSilu) continue;
+    // accumulate: out += the experts' sum (DeepSeek's shared experts are already in out).
+    Pair shared = random_floats({t_count, hidden});
+    auto accumulate = [&](bool dev) {
+      MoeExpertsArgs a = args(dev);
+      a.out = dev ? shared.dev : shared.ref;
+      a.accumulate = true;
+      return a;
+    };
+    check(cpu_->moe_experts(accumulate(false)));
+    check(cuda_->moe_experts(accumulate(true)));
+    expect_close(shared, kGemmBudget, fmt::format("moe_experts accumulate T={} H={} I={}", t_count, hidden, inter));
   }
 }
 

@@ -42,16 +42,39 @@ Status route(const Context& ctx, const MoeRouteArgs& a) {
   if (k < 1 || k > experts) {
     return invalid_argument(fmt::format("{}: top-k {} must be in [1, {}] (the experts)", op, k, experts));
   }
-  if (a.scoring != MoeScoring::kSoftmax || a.correction_bias.data != nullptr || a.num_groups != 1 || !a.renormalize ||
-      a.scaling != 1.0f) {
-    return unimplemented(fmt::format("{}: the CUDA kernel routes by softmax top-k, renormalized and unscaled "
-                                     "(MiniMax, Mixtral) only", op));
-  }
   if (experts > kernels::kMoeRouteMaxExperts || k > kernels::kMoeRouteMaxTopk) {
     return unimplemented(fmt::format("{}: {} experts, top-k {} (the CUDA kernel takes up to {} experts and top-k {})",
                                      op, experts, k, kernels::kMoeRouteMaxExperts, kernels::kMoeRouteMaxTopk));
   }
   RETURN_IF_ERROR(fits_int(op, "logits", tokens));
+  if (a.scoring == MoeScoring::kSigmoid) {
+    if (a.correction_bias.data != nullptr) RETURN_IF_ERROR(check(op, "correction_bias", a.correction_bias, DType::kF32, {experts}));
+    if (a.num_groups < 1 || a.num_groups > kernels::kMoeRouteMaxGroups || experts % a.num_groups != 0 ||
+        experts / a.num_groups < 2 || a.topk_groups < 1 || a.topk_groups > a.num_groups ||
+        k > int64_t{a.topk_groups} * (experts / a.num_groups)) {
+      return invalid_argument(fmt::format("{}: {} experts in {} groups keeping {} (up to {} groups of 2 or more "
+                                          "experts) cannot route top-{}", op, experts, a.num_groups, a.topk_groups,
+                                          kernels::kMoeRouteMaxGroups, k));
+    }
+    if (tokens == 0) return Status::Ok();
+    kernels::MoeSigmoidRouteParams p;
+    p.logits = a.logits.as<float>();
+    p.bias = a.correction_bias.data != nullptr ? a.correction_bias.as<float>() : nullptr;
+    p.ids = a.ids.as<int>();
+    p.weights = a.weights.as<float>();
+    p.tokens = static_cast<int>(tokens);
+    p.experts = static_cast<int>(experts);
+    p.k = static_cast<int>(k);
+    p.groups = a.num_groups;
+    p.topk_groups = a.topk_groups;
+    p.renormalize = a.renormalize;
+    p.scaling = a.scaling;
+    return cuda_status(kernels::launch_moe_sigmoid_route(p, ctx.stream), op);
+  }
+  if (a.correction_bias.data != nullptr || a.num_groups != 1 || !a.renormalize || a.scaling != 1.0f) {
+    return unimplemented(fmt::format("{}: the CUDA kernel's softmax routing is renormalized and unscaled, without "
+                                     "a bias or groups (MiniMax, Mixtral)", op));
+  }
   if (tokens == 0) return Status::Ok();
   kernels::MoeRouteParams p;
   p.logits = a.logits.as<float>();
