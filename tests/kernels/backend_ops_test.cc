@@ -169,6 +169,16 @@ class BackendOpsTest : public ::testing::Test {
   }
   static void check(const Status& s) { EXPECT_TRUE(s.ok()) << s.to_string(); }
 
+  // Multi-head latent attention (defined with its tests, "multi-head latent attention" below): one
+  // latent_attention call on both backends over a shuffled latent page pool; topk 0: dense causal,
+  // else random DSA selections of topk entries per row. Returns the error.
+  struct LatentSeq {
+    int q_len;
+    int ctx;  // 0 (with q_len 1): a padding row
+  };
+  double run_latent_attention(const std::vector<LatentSeq>& seqs, int heads, int latent_dim, int rope_dim,
+                              int topk = 0);
+
   static Backend* cuda_;
   static Backend* cpu_;
   std::mt19937 rng_{std::random_device{}()};
@@ -1184,6 +1194,385 @@ TEST_F(BackendOpsTest, MoeExperts) {
     check(cuda_->moe_experts(accumulate(true)));
     expect_close(shared, kGemmBudget, fmt::format("moe_experts accumulate T={} H={} I={}", t_count, hidden, inter));
   }
+}
+
+// ---- multi-head latent attention (DeepSeek MLA): CudaBackend vs CpuBackend ----
+
+// Per-head products over each head's own row block of w [H, R, C], in both forms (W_h·x and W_hᵀ·x),
+// with the block starting at row 0 and inside the head, at odd sizes (unaligned leading dims for
+// cuBLAS, a one-row block) and at DeepSeek V3's kv_b_proj shape with 16 of its 128 heads (R 256,
+// C 512: the absorb reads rows [0, 128) transposed, the expand rows [128, 256)). Budget: the bf16
+// inputs are exact on both sides, fp32 accumulation against double, one rounding of the output:
+// kGemmBudget, as matmul.
+TEST_F(BackendOpsTest, HeadMatmul) {
+  struct Shape {
+    int heads, rows, cols, row_begin, n;
+  };
+  const Shape shapes[] = {{3, 11, 37, 3, 5},      {4, 48, 64, 0, 32},       {4, 48, 64, 32, 16},
+                          {5, 9, 8, 8, 1},        {16, 256, 512, 0, 128},   {16, 256, 512, 128, 128}};
+  for (const Shape& shape : shapes) {
+    for (bool transpose : {false, true}) {
+      for (int tokens : {1, 37, 300}) {
+        const int in = transpose ? shape.n : shape.cols, out_dim = transpose ? shape.cols : shape.n;
+        const Pair x = random_floats({tokens, shape.heads, in});
+        const Pair w = random_floats({shape.heads, shape.rows, shape.cols}, -0.2f, 0.2f);
+        Pair out = outputs({tokens, shape.heads, out_dim});
+        auto args = [&](bool dev) {
+          HeadMatmulArgs a;
+          a.x = dev ? x.dev : x.ref;
+          a.w = dev ? w.dev : w.ref;
+          a.row_begin = shape.row_begin;
+          a.num_rows = shape.n;
+          a.transpose_w = transpose;
+          a.out = dev ? out.dev : out.ref;
+          return a;
+        };
+        check(cpu_->head_matmul(args(false)));
+        check(cuda_->head_matmul(args(true)));
+        expect_close(out, kGemmBudget,
+                     fmt::format("head_matmul{} T={} H={} w=[{}, {}] rows [{}, {})", transpose ? " transposed" : "",
+                                 tokens, shape.heads, shape.rows, shape.cols, shape.row_begin,
+                                 shape.row_begin + shape.n));
+      }
+    }
+  }
+  // A row block past the head's rows, or x of the other form's width: INVALID_ARGUMENT.
+  const Pair x = random_floats({2, 3, 37});
+  const Pair w = random_floats({3, 11, 37});
+  Pair out = outputs({2, 3, 5});
+  HeadMatmulArgs a;
+  a.x = x.dev;
+  a.w = w.dev;
+  a.row_begin = 7;
+  a.num_rows = 5;
+  a.out = out.dev;
+  Status s = cuda_->head_matmul(a);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
+  a.row_begin = 0;
+  a.transpose_w = true;
+  s = cuda_->head_matmul(a);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
+  EXPECT_NE(s.message().find("x"), std::string::npos) << s.message();
+}
+
+// Latent and RoPE-key rows copied into distinct random slots, every third token a padding row
+// (slot −1, not stored): the DeepSeek row (512 + 64), the fixtures' (32 + 8) and an odd one. Copies:
+// exact, untouched slots included.
+TEST_F(BackendOpsTest, AppendLatent) {
+  struct Dims {
+    int latent, rope;
+  };
+  for (Dims dims : {Dims{512, 64}, Dims{32, 8}, Dims{7, 3}}) {
+    for (int tokens : {1, 63, 97}) {
+      const int pages = 5, width = dims.latent + dims.rope;
+      const Pair latent = random_floats({tokens, dims.latent});
+      const Pair rope = random_floats({tokens, dims.rope});
+      std::vector<int32_t> all(static_cast<size_t>(pages) * 64);
+      std::iota(all.begin(), all.end(), 0);
+      std::shuffle(all.begin(), all.end(), rng_);
+      std::vector<int32_t> slots(all.begin(), all.begin() + tokens);
+      for (size_t i = 1; i < slots.size(); i += 3) slots[i] = -1;
+      const Pair slot_t = ints({tokens}, slots);
+      Pair cache = floats({pages, 64, width}, std::vector<float>(static_cast<size_t>(pages) * 64 * width, 0.0f));
+      check(cpu_->append_latent(AppendLatentArgs{latent.ref, rope.ref, slot_t.ref, cache.ref}));
+      check(cuda_->append_latent(AppendLatentArgs{latent.dev, rope.dev, slot_t.dev, cache.dev}));
+      expect_close(cache, 0.0, fmt::format("append_latent T={} Dl={} Dr={}", tokens, dims.latent, dims.rope));
+    }
+  }
+}
+
+double BackendOpsTest::run_latent_attention(const std::vector<LatentSeq>& seqs, int heads, int latent_dim,
+                                            int rope_dim, int topk) {
+  const int width = latent_dim + rope_dim, num_seqs = static_cast<int>(seqs.size());
+  int max_q = 0, max_ctx = 0, rows = 0, used_pages = 0;
+  for (const LatentSeq& s : seqs) {
+    max_q = std::max(max_q, s.q_len);
+    max_ctx = std::max(max_ctx, s.ctx);
+    rows += s.q_len;
+    used_pages += (s.ctx + 63) / 64;
+  }
+  // Every slot no sequence holds (the tail of each last page, two spare pages) is NaN on both
+  // sides: a kernel that lets one reach the output fails.
+  const int pool_pages = used_pages + 2, max_pages = (max_ctx + 63) / 64 + 1;
+  std::vector<int32_t> page_ids(static_cast<size_t>(pool_pages));
+  std::iota(page_ids.begin(), page_ids.end(), 0);
+  std::shuffle(page_ids.begin(), page_ids.end(), rng_);
+  std::vector<int32_t> table(static_cast<size_t>(num_seqs) * max_pages, -1);
+  std::vector<float> pool(static_cast<size_t>(pool_pages) * 64 * width, std::nanf(""));
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<int32_t> query_start{0}, ctx_lens, positions;
+  size_t next_page = 0;
+  for (int s = 0; s < num_seqs; ++s) {
+    int32_t* row_table = table.data() + static_cast<size_t>(s) * max_pages;
+    for (int b = 0; b < (seqs[s].ctx + 63) / 64; ++b) row_table[b] = page_ids[next_page++];
+    for (int i = 0; i < seqs[s].ctx; ++i) {
+      const size_t slot = static_cast<size_t>(row_table[i / 64]) * 64 + i % 64;
+      for (int e = 0; e < width; ++e) pool[slot * width + e] = bf16_to_f32(f32_to_bf16(dist(rng_)));
+    }
+    for (int i = 0; i < seqs[s].q_len; ++i) positions.push_back(seqs[s].ctx - seqs[s].q_len + i);
+    query_start.push_back(query_start.back() + seqs[s].q_len);
+    ctx_lens.push_back(seqs[s].ctx);
+  }
+  // DSA selections: a random subset of the row's causal prefix in random order, −1 in the other
+  // entries (scattered; some rows leave two entries free even when their prefix could fill them);
+  // each sequence's second row and every padding row select nothing (output 0).
+  std::vector<int32_t> selection;
+  if (topk > 0) {
+    selection.assign(static_cast<size_t>(rows) * topk, -1);
+    std::vector<int32_t> prefix;
+    for (int s = 0, r = 0; s < num_seqs; ++s) {
+      for (int i = 0; i < seqs[s].q_len; ++i, ++r) {
+        const int pos = positions[static_cast<size_t>(r)];
+        if (pos < 0 || i == 1) continue;
+        prefix.resize(static_cast<size_t>(pos) + 1);
+        std::iota(prefix.begin(), prefix.end(), 0);
+        std::shuffle(prefix.begin(), prefix.end(), rng_);
+        int count = std::min(topk, pos + 1);
+        if (count > 2 && r % 3 == 0) count -= 2;
+        const auto row_begin = selection.begin() + static_cast<int64_t>(r) * topk;
+        std::copy(prefix.begin(), prefix.begin() + count, row_begin);
+        std::shuffle(row_begin, row_begin + topk, rng_);
+      }
+    }
+  }
+  // Queries in [-2, 2] and a scale of 2/sqrt(width): scores of standard deviation ~1.3, so that
+  // softmax rows are far from uniform.
+  const Pair q_latent = random_floats({rows, heads, latent_dim}, -2.0f, 2.0f);
+  const Pair q_rope = random_floats({rows, heads, rope_dim}, -2.0f, 2.0f);
+  const Pair cache = floats({pool_pages, 64, width}, pool);
+  const Pair qs = ints({num_seqs + 1}, query_start);
+  const Pair cl = ints({num_seqs}, ctx_lens);
+  const Pair bt = ints({num_seqs, max_pages}, table);
+  const Pair idx = topk > 0 ? ints({rows, topk}, selection) : Pair{};
+  Pair out = outputs({rows, heads, latent_dim});
+  auto args = [&](bool dev) {
+    LatentAttentionArgs a;
+    a.q_latent = dev ? q_latent.dev : q_latent.ref;
+    a.q_rope = dev ? q_rope.dev : q_rope.ref;
+    a.cache = dev ? cache.dev : cache.ref;
+    a.query_start = dev ? qs.dev : qs.ref;
+    a.context_lens = dev ? cl.dev : cl.ref;
+    a.block_tables = dev ? bt.dev : bt.ref;
+    a.indices = dev ? idx.dev : idx.ref;
+    a.out = dev ? out.dev : out.ref;
+    a.max_query_len = max_q;
+    a.max_context_len = max_ctx;
+    a.scale = 2.0f / std::sqrt(static_cast<float>(width));
+    return a;
+  };
+  check(cpu_->latent_attention(args(false)));
+  check(cuda_->latent_attention(args(true)));
+  std::string label = fmt::format("latent_attention Dl={} Dr={} H={}{} seqs(q/ctx)=", latent_dim, rope_dim, heads,
+                                  topk > 0 ? fmt::format(" topk={}", topk) : std::string());
+  for (size_t i = 0; i < seqs.size() && i < 5; ++i) {
+    label += fmt::format("{}{}/{}", i ? "," : "", seqs[i].q_len, seqs[i].ctx);
+  }
+  if (seqs.size() > 5) label += fmt::format(",...({})", seqs.size());
+  // Budget: fp32 scores, softmax and sums against double, one bf16 rounding of the output.
+  return expect_close(out, kAttentionBudget, label);
+}
+
+// Dense causal latent attention at the fixtures' sizes (latent 32 + rope 8, 64 + 16) in a mixed
+// batch: a 97-row chunk behind a 203-token cached prefix (its rows cross page boundaries), a whole
+// 63-token prompt, a short chunk, decode rows on and beside page edges and a padding row. 4 heads
+// (one block, half its warps idle) and 40 heads (blocks of 32 heads on the H100's 132 SMs, the
+// second block partial); then decode-only batches, where the launcher gives each warp one head.
+TEST_F(BackendOpsTest, LatentAttentionDense) {
+  struct Dims {
+    int latent, rope, heads;
+  };
+  for (Dims d : {Dims{32, 8, 4}, Dims{64, 16, 4}, Dims{64, 16, 40}}) {
+    run_latent_attention({{97, 300}, {1, 97}, {1, 0}, {63, 63}, {1, 1}, {5, 130}, {1, 64}, {1, 65}}, d.heads,
+                         d.latent, d.rope);
+    run_latent_attention({{1, 1}, {1, 63}, {1, 700}, {1, 0}, {1, 129}}, d.heads, d.latent, d.rope);
+  }
+}
+
+// DSA selections (topk 40: a partial second key tile; 64: two whole tiles) over the same kinds of
+// rows: indices in random order with −1 anywhere among them, rows that select nothing, a padding row.
+TEST_F(BackendOpsTest, LatentAttentionSparse) {
+  struct Dims {
+    int latent, rope, heads;
+  };
+  for (Dims d : {Dims{32, 8, 4}, Dims{64, 16, 40}}) {
+    for (int topk : {40, 64}) {
+      run_latent_attention({{97, 300}, {1, 500}, {1, 0}, {3, 40}, {1, 1}, {2, 2}}, d.heads, d.latent, d.rope, topk);
+      run_latent_attention({{1, 300}, {1, 0}, {1, 33}, {1, 4097}}, d.heads, d.latent, d.rope, topk);
+    }
+  }
+}
+
+// DeepSeek V3's row: latent 512 + rope 64. A prefill chunk of 140 rows over 64 heads (blocks of 32
+// heads: the largest shared-memory layout, 72 KB), a decode batch over all 128 heads (one head per
+// warp, 16 blocks a row), and a DSA step with topk 128.
+TEST_F(BackendOpsTest, LatentAttentionDeepSeekShape) {
+  run_latent_attention({{140, 330}, {1, 257}, {1, 0}, {1, 64}}, 64, 512, 64);
+  run_latent_attention({{1, 300}, {1, 129}, {1, 0}, {1, 64}}, 128, 512, 64);
+  run_latent_attention({{40, 300}, {1, 400}, {1, 0}, {1, 100}}, 16, 512, 64, 128);
+}
+
+// Decode steps of an MLA layer's ops (the absorb by head_matmul, append_latent, latent_attention)
+// recorded once in a CUDA graph with fixed launch hints and replayed with new queries, latent rows,
+// slots and context lengths uploaded between replays (a padding row included), against the CPU
+// backend running the same ops eagerly. The cache must match exactly (the same bf16 values copied);
+// the absorbed queries are rounded to bf16 on the device (kGemmBudget), which moves the attention
+// output far less than its own rounding (kAttentionBudget).
+TEST_F(BackendOpsTest, LatentAttentionInsideAGraph) {
+  const int heads = 4, latent = 64, rope = 16, nope = 32, width = latent + rope, seqs = 4, max_pages = 4;
+  const int pool_pages = 8;
+  std::vector<int> ctx{40, 0, 7, 130};  // context after the step's token; 0: a padding row, stays 0
+  std::vector<int32_t> page_ids(static_cast<size_t>(pool_pages));
+  std::iota(page_ids.begin(), page_ids.end(), 0);
+  std::shuffle(page_ids.begin(), page_ids.end(), rng_);
+  // Pages: sequence 0 one, 2 one, 3 three (room for the steps below); the padding row none.
+  const std::vector<int32_t> table{page_ids[0], -1, -1, -1,          -1,          -1, -1, -1,
+                                   page_ids[1], -1, -1, -1,          page_ids[2], page_ids[3], page_ids[4], -1};
+  // The whole pool random (finite), so that the caches compare element for element.
+  Pair cache = random_floats({pool_pages, 64, width});
+  const Pair kv_b = random_floats({heads, nope + 16, latent}, -0.2f, 0.2f);
+  const Pair qs = ints({seqs + 1}, {0, 1, 2, 3, 4});
+  const Pair bt = ints({seqs, max_pages}, table);
+  Pair cl = ints({seqs}, std::vector<int32_t>(static_cast<size_t>(seqs), 0));
+  Pair slots = ints({seqs}, std::vector<int32_t>(static_cast<size_t>(seqs), -1));
+  Pair q_nope = random_floats({seqs, heads, nope});
+  Pair q_rope = random_floats({seqs, heads, rope});
+  Pair kv_latent = random_floats({seqs, latent});
+  Pair k_rope = random_floats({seqs, rope});
+  Pair q_latent = outputs({seqs, heads, latent});
+  Pair out = outputs({seqs, heads, latent});
+
+  auto set_floats = [&](Pair& p, float lo, float hi) {
+    const std::vector<float> v = random_values(static_cast<size_t>(p.ref.numel()), lo, hi);
+    check(cpu_->upload(v.data(), p.ref));
+    check(cuda_->upload_converted(v.data(), DType::kF32, static_cast<int64_t>(v.size()), p.dev));
+  };
+  auto set_ints = [&](Pair& p, const std::vector<int32_t>& v) {
+    check(cpu_->upload(v.data(), p.ref));
+    check(cuda_->upload(v.data(), p.dev));
+  };
+  // The next step's inputs: every live sequence one token longer (the first step: as listed).
+  auto advance = [&](bool first) {
+    std::vector<int32_t> lens, slot_ids;
+    for (int s = 0; s < seqs; ++s) {
+      if (!first && ctx[static_cast<size_t>(s)] > 0) ++ctx[static_cast<size_t>(s)];
+      const int c = ctx[static_cast<size_t>(s)];
+      lens.push_back(c);
+      slot_ids.push_back(c == 0 ? -1 : table[static_cast<size_t>(s * max_pages + (c - 1) / 64)] * 64 + (c - 1) % 64);
+    }
+    set_ints(cl, lens);
+    set_ints(slots, slot_ids);
+    set_floats(q_nope, -2.0f, 2.0f);
+    set_floats(q_rope, -2.0f, 2.0f);
+    set_floats(kv_latent, -1.0f, 1.0f);
+    set_floats(k_rope, -1.0f, 1.0f);
+    poison(q_latent.dev);
+    poison(out.dev);
+  };
+  auto issue = [&](bool dev) -> Status {
+    Backend& b = dev ? *cuda_ : *cpu_;
+    auto side = [dev](const Pair& p) { return dev ? p.dev : p.ref; };
+    HeadMatmulArgs absorb;
+    absorb.x = side(q_nope);
+    absorb.w = side(kv_b);
+    absorb.row_begin = 0;
+    absorb.num_rows = nope;
+    absorb.transpose_w = true;
+    absorb.out = side(q_latent);
+    RETURN_IF_ERROR(b.head_matmul(absorb));
+    RETURN_IF_ERROR(b.append_latent(AppendLatentArgs{side(kv_latent), side(k_rope), side(slots), side(cache)}));
+    LatentAttentionArgs a;
+    a.q_latent = side(q_latent);
+    a.q_rope = side(q_rope);
+    a.cache = side(cache);
+    a.query_start = side(qs);
+    a.context_lens = side(cl);
+    a.block_tables = side(bt);
+    a.out = side(out);
+    a.max_query_len = 1;
+    a.max_context_len = max_pages * 64;  // a bound for every step, as a captured graph keeps it
+    a.scale = 0.3f;
+    return b.latent_attention(a);
+  };
+  auto compare = [&](const std::string& what) {
+    expect_close(q_latent, kGemmBudget, "mla graph " + what + " q_latent");
+    expect_close(out, kAttentionBudget, "mla graph " + what + " out");
+    expect_close(cache, 0.0, "mla graph " + what + " cache");
+  };
+  // An eager step first (as the runtime runs before capturing), then the graph.
+  advance(true);
+  check(issue(false));
+  check(issue(true));
+  compare("eager");
+  auto graph = cuda_->capture_graph([&] { return issue(true); });
+  ASSERT_TRUE(graph.ok()) << graph.status().to_string();
+  for (int step = 0; step < 4; ++step) {
+    advance(false);
+    check(issue(false));
+    check((*graph)->replay());
+    compare(fmt::format("replay {}", step));
+  }
+}
+
+// supports() answers by shape (head_dim = latent + rope dims, rotary_dim = rope dims); a wrong
+// dtype or shape is INVALID_ARGUMENT naming the tensor.
+TEST_F(BackendOpsTest, LatentAttentionSupportsAndRejects) {
+  auto query = [](int latent, int rope, int heads) {
+    OpQuery q;
+    q.op = "latent_attention";
+    q.head_dim = latent + rope;
+    q.num_heads = heads;
+    q.num_kv_heads = 1;
+    q.rotary_dim = rope;
+    return q;
+  };
+  EXPECT_TRUE(cuda_->supports(query(512, 64, 128)).ok());
+  EXPECT_TRUE(cuda_->supports(query(32, 8, 4)).ok());
+  EXPECT_TRUE(cuda_->supports(query(64, 16, 1)).ok());
+  struct Refused {
+    int latent, rope;
+    const char* field;
+  };
+  for (Refused r : {Refused{1024, 64, "kv_lora_rank"}, Refused{31, 8, "kv_lora_rank"},
+                    Refused{512, 128, "qk_rope_head_dim"}, Refused{512, 7, "qk_rope_head_dim"}}) {
+    const Status s = cuda_->supports(query(r.latent, r.rope, 16));
+    EXPECT_EQ(s.code(), StatusCode::kUnimplemented) << r.latent << "+" << r.rope << ": " << s.to_string();
+    EXPECT_NE(s.message().find(r.field), std::string::npos) << s.message();
+  }
+
+  const Pair q_latent = random_floats({2, 4, 32});
+  const Pair q_rope = random_floats({2, 4, 8});
+  const Pair cache = random_floats({2, 64, 40});
+  const Pair qs = ints({2}, {0, 2});
+  const Pair cl = ints({1}, {2});
+  const Pair bt = ints({1, 2}, {1, 0});
+  Pair out = outputs({2, 4, 32});
+  LatentAttentionArgs a;
+  a.q_latent = q_latent.dev;
+  a.q_rope = q_rope.dev;
+  a.cache = cache.dev;
+  a.query_start = qs.dev;
+  a.context_lens = cl.dev;
+  a.block_tables = bt.dev;
+  a.out = out.dev;
+  a.max_query_len = 2;
+  a.max_context_len = 2;
+  a.scale = 0.5f;
+  check(cuda_->latent_attention(a));
+  LatentAttentionArgs bad = a;
+  bad.q_latent = must(cuda_->allocate(DType::kF32, {2, 4, 32}));
+  Status s = cuda_->latent_attention(bad);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
+  EXPECT_NE(s.message().find("q_latent"), std::string::npos) << s.message();
+  bad = a;
+  bad.out = must(cuda_->allocate(DType::kBF16, {2, 4, 40}));
+  s = cuda_->latent_attention(bad);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
+  EXPECT_NE(s.message().find("out"), std::string::npos) << s.message();
+  bad = a;
+  bad.cache = must(cuda_->allocate(DType::kBF16, {2, 64, 48}));
+  s = cuda_->latent_attention(bad);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
+  EXPECT_NE(s.message().find("cache"), std::string::npos) << s.message();
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include "model/backend/cuda/cuda_dsa.h"
 #include "model/backend/cuda/cuda_graph.h"
 #include "model/backend/cuda/cuda_lightning.h"
+#include "model/backend/cuda/cuda_mla.h"
 #include "model/backend/cuda/cuda_moe.h"
 #include "model/backend/cuda/cuda_pointwise.h"
 #include "model/backend/cuda/cuda_sampling.h"
@@ -94,9 +95,9 @@ class CudaBackend final : public Backend {
 
   Status supports(const OpQuery& query) const override {
     if (query.op == "lightning_attention") return cuda_lightning::supports_head_dim(query.head_dim);
-    if (query.op == "latent_attention") {
-      return unimplemented("cuda backend: multi-head latent attention (MLA: head_matmul, append_latent, "
-                           "latent_attention) has no kernels yet; run this model with --backend cpu");
+    if (query.op == "latent_attention") {  // head_dim = latent + rope dims, rotary_dim = rope dims
+      return cuda_mla::supports_latent_attention(query.head_dim - query.rotary_dim, query.rotary_dim,
+                                                 query.num_heads);
     }
     return Status::Ok();
   }
@@ -439,6 +440,15 @@ class CudaBackend final : public Backend {
   Status moe_route(const MoeRouteArgs& args) override { return cuda_moe::route(moe_context(), args); }
   Status moe_experts(const MoeExpertsArgs& args) override { return cuda_moe::experts(moe_context(), args); }
 
+  // Multi-head latent attention ops: model/backend/cuda/cuda_mla.cc.
+  Status head_matmul(const HeadMatmulArgs& args) override { return cuda_mla::head_matmul(mla_context(), args); }
+  Status append_latent(const AppendLatentArgs& args) override {
+    return cuda_mla::append_latent(mla_context(), args);
+  }
+  Status latent_attention(const LatentAttentionArgs& args) override {
+    return cuda_mla::latent_attention(mla_context(), args);
+  }
+
   // ---- graphs (model/backend/cuda/cuda_graph.cc) ----
   bool supports_graphs() const override { return true; }
 
@@ -544,6 +554,8 @@ class CudaBackend final : public Backend {
   cuda_dsa::Context dsa_context() {
     return cuda_dsa::Context{stream_, num_sms_, [this](size_t bytes) { return workspace(bytes); }};
   }
+
+  cuda_mla::Context mla_context() const { return cuda_mla::Context{stream_, cublas_, num_sms_}; }
 
   cuda_moe::Context moe_context() {
     return cuda_moe::Context{stream_, [this](size_t bytes) { return workspace(bytes); }};
