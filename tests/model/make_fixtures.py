@@ -141,10 +141,10 @@ def deepseek_v3():
 
 
 def deepseek_v32():
-    """deepseek_v3's shape with V3.2's indexer on every layer (4 heads of 32, top-16 of the 70-token prompt, so
-    the selection is real)."""
+    """deepseek_v3's shape with V3.2's indexer on every layer (16 heads of 64, a size the CUDA indexer takes;
+    top-16 of the 70-token prompt, so the selection is real)."""
     from transformers import DeepseekV32Config, DeepseekV32ForCausalLM
-    return DeepseekV32ForCausalLM, DeepseekV32Config(**DEEPSEEK, index_n_heads=4, index_head_dim=32,
+    return DeepseekV32ForCausalLM, DeepseekV32Config(**DEEPSEEK, index_n_heads=16, index_head_dim=64,
                                                      index_topk=16)
 
 

@@ -54,8 +54,10 @@ Status check_dense(const ModelConfig& config) {
 //  - top-k (topk.cu): 1 <= index_topk <= 4096;
 //  - sparse attention (sparse_attention.cu) and sparse prefill (the selected flash prefill): head_dim
 //    64 or 128 and exactly 1, 2, 4 or 8 query heads per KV head (no rounding up, unlike paged decode).
+// (An MLA model's attention is latent attention over the indexer's selection, which the latent
+// attention op checks per layer: only the indexer's limits apply to it.)
 Status check_dsa(const ModelConfig& config, const DsaIndexerConfig& dsa) {
-  if (!one_of(config.head_dim, {64, 128})) {
+  if (!config.mla && !one_of(config.head_dim, {64, 128})) {
     return unsupported("head_dim", config.head_dim, "has no CUDA DSA sparse-attention kernel", {64, 128});
   }
   if (!one_of(dsa.head_dim, {64, 128})) {
@@ -78,7 +80,7 @@ Status check_dsa(const ModelConfig& config, const DsaIndexerConfig& dsa) {
     return unimplemented("index_topk " + std::to_string(dsa.topk) +
                          " is outside the CUDA top-k kernel's range (supported: 1 to 4096)");
   }
-  if (!one_of(config.num_query_groups(), {1, 2, 4, 8})) {
+  if (!config.mla && !one_of(config.num_query_groups(), {1, 2, 4, 8})) {
     return unsupported("num_attention_heads / num_key_value_heads =", config.num_query_groups(),
                        "has no CUDA DSA sparse-attention kernel", {1, 2, 4, 8});
   }
@@ -88,7 +90,7 @@ Status check_dsa(const ModelConfig& config, const DsaIndexerConfig& dsa) {
 }  // namespace
 
 Status check_cuda_supported(const ModelConfig& config) {
-  RETURN_IF_ERROR(check_dense(config));
+  if (!config.mla) RETURN_IF_ERROR(check_dense(config));  // MLA layers ask supports("latent_attention")
   if (config.dsa) RETURN_IF_ERROR(check_dsa(config, *config.dsa));
   return Status::Ok();
 }
