@@ -18,7 +18,7 @@ build_dir=${BUILD_DIR:-build-cuda}
 cmake -S . -B "$build_dir" -G Ninja -DLONGBOW_CUDA=ON -DLONGBOW_WERROR=ON >/dev/null
 # Required programs, then optional ones that other parts of the tree provide once they exist.
 targets=(longbow_kernel_tests longbow_dsa_kernel_tests longbow_kernel_bench longbow_dsa_bench longbow_runtime_bench
-  longbow_lightning_bench)
+  longbow_lightning_bench longbow_mla_bench)
 # PACK_OPTIONAL overrides the list (e.g. PACK_OPTIONAL="longbow_runtime_parity demo_model" skips the server).
 read -r -a optional <<<"${PACK_OPTIONAL:-longbow_runtime_parity longbow demo_model longbow_decode_graph_tests longbow_decode_graph_bench longbow_tokenizer_bench}"
 available=$(cmake --build "$build_dir" --target help 2>/dev/null | sed -n 's/^\([A-Za-z0-9_]*\): .*/\1/p')
