@@ -32,6 +32,20 @@ __device__ __forceinline__ bool better(float a, int a_id, float b, int b_id) {
   return a > b || (a == b && a_id < b_id);
 }
 
+// The index of the warp-wide best of (value, id) over lanes holding a candidate (id != INT32_MAX),
+// ties to the lower id; every lane gets the result.
+__device__ __forceinline__ void warp_best(float& best, int& best_id) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    const float other = __shfl_xor_sync(0xffffffffu, best, offset);
+    const int other_id = __shfl_xor_sync(0xffffffffu, best_id, offset);
+    if (other_id != INT32_MAX && (best_id == INT32_MAX || better(other, other_id, best, best_id))) {
+      best = other;
+      best_id = other_id;
+    }
+  }
+}
+
 __global__ void __launch_bounds__(kRouteWarps * 32) moe_route_kernel(MoeRouteParams p) {
   const int lane = threadIdx.x & 31;
   const int t = blockIdx.x * kRouteWarps + (threadIdx.x >> 5);
@@ -64,15 +78,7 @@ __global__ void __launch_bounds__(kRouteWarps * 32) moe_route_kernel(MoeRoutePar
         best_id = e;
       }
     }
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-      const float other = __shfl_xor_sync(0xffffffffu, best, offset);
-      const int other_id = __shfl_xor_sync(0xffffffffu, best_id, offset);
-      if (other_id != INT32_MAX && (best_id == INT32_MAX || better(other, other_id, best, best_id))) {
-        best = other;
-        best_id = other_id;
-      }
-    }
+    warp_best(best, best_id);
     if ((best_id & 31) == lane) taken |= 1u << (best_id >> 5);
     chosen[j] = best;
     chosen_id[j] = best_id;
@@ -92,20 +98,6 @@ __global__ void __launch_bounds__(kRouteWarps * 32) moe_route_kernel(MoeRoutePar
     if (j < p.k && lane == j) {
       p.ids[static_cast<int64_t>(t) * p.k + j] = chosen_id[j];
       p.weights[static_cast<int64_t>(t) * p.k + j] = chosen[j] * inv;
-    }
-  }
-}
-
-// The index of the warp-wide best of (value, id) over lanes holding a candidate (id != INT32_MAX),
-// ties to the lower id; every lane gets the result.
-__device__ __forceinline__ void warp_best(float& best, int& best_id) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    const float other = __shfl_xor_sync(0xffffffffu, best, offset);
-    const int other_id = __shfl_xor_sync(0xffffffffu, best_id, offset);
-    if (other_id != INT32_MAX && (best_id == INT32_MAX || better(other, other_id, best, best_id))) {
-      best = other;
-      best_id = other_id;
     }
   }
 }

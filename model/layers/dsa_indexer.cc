@@ -1,12 +1,30 @@
 // The DSA indexer and its scratch (contracts in dsa_indexer.h).
 #include "model/layers/dsa_indexer.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <string>
 
 #include "model/layers/dsa_row_blocks.h"
 
 namespace longbow {
+
+StatusOr<DsaIndexerWeights> take_dsa_indexer(const std::map<std::string, Tensor>& tensors, const std::string& prefix,
+                                             const std::string& wq_name) {
+  auto take = [&](const std::string& suffix) -> StatusOr<Tensor> {
+    auto it = tensors.find(prefix + suffix);
+    if (it == tensors.end()) return not_found(fmt::format("dsa indexer: tensor {}{} was not loaded", prefix, suffix));
+    return it->second;
+  };
+  DsaIndexerWeights w;
+  ASSIGN_OR_RETURN(w.wq, take(wq_name + ".weight"));
+  ASSIGN_OR_RETURN(w.wk, take("wk.weight"));
+  ASSIGN_OR_RETURN(w.weights_proj, take("weights_proj.weight"));
+  ASSIGN_OR_RETURN(w.k_norm_weight, take("k_norm.weight"));
+  ASSIGN_OR_RETURN(w.k_norm_bias, take("k_norm.bias"));
+  return w;
+}
 
 StatusOr<DsaPrefillMode> parse_dsa_prefill_mode(const std::string& name) {
   if (name == "sparse") return DsaPrefillMode::kSparse;

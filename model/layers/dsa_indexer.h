@@ -10,6 +10,7 @@
 // and the step's rows are scored in blocks (dsa_row_blocks.h) whose index logits fit that scratch.
 #pragma once
 
+#include <map>
 #include <span>
 #include <string>
 
@@ -27,6 +28,11 @@ struct DsaIndexerWeights {
   Tensor k_norm_weight;  // [head_dim]
   Tensor k_norm_bias;    // [head_dim]
 };
+
+// The indexer tensors "<prefix>{wq_name}.weight", wk, weights_proj, k_norm weight and bias (wq_name:
+// "wq" over x on a GQA layer, "wq_b" over the q latent on V3.2's MLA); NOT_FOUND naming a missing one.
+StatusOr<DsaIndexerWeights> take_dsa_indexer(const std::map<std::string, Tensor>& tensors, const std::string& prefix,
+                                             const std::string& wq_name);
 
 enum class DsaPrefillMode {
   kSparse,  // every row attends to its own top-k (exact DSA)

@@ -36,13 +36,7 @@ StatusOr<GqaAttention> GqaAttention::build(const AttentionPlan& plan, const Tens
     OpQuery query{"dsa", plan.head_dim, plan.num_heads, plan.num_kv_heads};
     query.dsa = dsa.config;
     RETURN_IF_ERROR(backend.supports(query));
-    DsaIndexerWeights w;
-    ASSIGN_OR_RETURN(w.wq, take_tensor(tensors, plan.indexer + "wq.weight"));
-    ASSIGN_OR_RETURN(w.wk, take_tensor(tensors, plan.indexer + "wk.weight"));
-    ASSIGN_OR_RETURN(w.weights_proj, take_tensor(tensors, plan.indexer + "weights_proj.weight"));
-    ASSIGN_OR_RETURN(w.k_norm_weight, take_tensor(tensors, plan.indexer + "k_norm.weight"));
-    ASSIGN_OR_RETURN(w.k_norm_bias, take_tensor(tensors, plan.indexer + "k_norm.bias"));
-    a.indexer_ = w;
+    ASSIGN_OR_RETURN(a.indexer_, take_dsa_indexer(tensors, plan.indexer, "wq"));
     a.dsa_ = dsa;
   }
   return a;

@@ -38,13 +38,7 @@ StatusOr<MlaAttention> MlaAttention::build(const MlaPlan& plan, const TensorMap&
     OpQuery dsa_query{"dsa", plan.kv_lora_rank + plan.rope_dim, plan.num_heads, 1};
     dsa_query.dsa = dsa.config;
     RETURN_IF_ERROR(backend.supports(dsa_query));
-    DsaIndexerWeights w;
-    ASSIGN_OR_RETURN(w.wq, take_tensor(tensors, plan.indexer + (plan.q_lora_rank > 0 ? "wq_b.weight" : "wq.weight")));
-    ASSIGN_OR_RETURN(w.wk, take_tensor(tensors, plan.indexer + "wk.weight"));
-    ASSIGN_OR_RETURN(w.weights_proj, take_tensor(tensors, plan.indexer + "weights_proj.weight"));
-    ASSIGN_OR_RETURN(w.k_norm_weight, take_tensor(tensors, plan.indexer + "k_norm.weight"));
-    ASSIGN_OR_RETURN(w.k_norm_bias, take_tensor(tensors, plan.indexer + "k_norm.bias"));
-    a.indexer_ = w;
+    ASSIGN_OR_RETURN(a.indexer_, take_dsa_indexer(tensors, plan.indexer, plan.q_lora_rank > 0 ? "wq_b" : "wq"));
     a.dsa_ = dsa;
   }
   return a;

@@ -22,36 +22,10 @@ namespace {
 using testing::random_tokens;
 using testing::TempDir;
 
-struct Model {
-  std::unique_ptr<Checkpoint> checkpoint;
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<Transformer> transformer;
-};
+using testing::relative_l2;
+using Model = testing::CpuModel;
 
-Model load(const ModelConfig& config, const std::string& dir, int max_num_seqs = 80) {
-  Model m;
-  auto checkpoint = Checkpoint::open(dir);
-  EXPECT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
-  m.checkpoint = std::move(checkpoint).value();
-  m.backend = std::move(create_backend("cpu")).value();
-  RuntimeOptions options;
-  options.num_kv_pages = 12;
-  options.max_batched_tokens = 128;
-  options.max_num_seqs = max_num_seqs;
-  auto transformer = Transformer::load(config, *m.checkpoint, *m.backend, options);
-  EXPECT_TRUE(transformer.ok()) << transformer.status().to_string();
-  if (transformer.ok()) m.transformer = std::move(transformer).value();
-  return m;
-}
-
-double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0.0, norm = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff += (double{a[i]} - b[i]) * (double{a[i]} - b[i]);
-    norm += double{b[i]} * b[i];
-  }
-  return std::isnan(diff) ? INFINITY : std::sqrt(diff / norm);
-}
+Model load(const ModelConfig& config, const std::string& dir) { return testing::load_cpu_model(config, dir); }
 
 class MinimaxTransformerTest : public ::testing::Test {
  protected:

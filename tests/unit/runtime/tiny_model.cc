@@ -627,6 +627,32 @@ std::vector<std::vector<double>> deepseek_reference_logits(const ModelConfig& c,
   return split_rows(logits, n, static_cast<size_t>(c.vocab_size));
 }
 
+CpuModel load_cpu_model(const ModelConfig& config, const std::string& dir, int max_num_seqs) {
+  CpuModel m;
+  auto checkpoint = Checkpoint::open(dir);
+  EXPECT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
+  if (!checkpoint.ok()) return m;
+  m.checkpoint = std::move(checkpoint).value();
+  m.backend = std::move(create_backend("cpu")).value();
+  RuntimeOptions options;
+  options.num_kv_pages = 12;
+  options.max_batched_tokens = 128;
+  options.max_num_seqs = max_num_seqs;
+  auto transformer = Transformer::load(config, *m.checkpoint, *m.backend, options);
+  EXPECT_TRUE(transformer.ok()) << transformer.status().to_string();
+  if (transformer.ok()) m.transformer = std::move(transformer).value();
+  return m;
+}
+
+double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0.0, norm = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff += (double{a[i]} - b[i]) * (double{a[i]} - b[i]);
+    norm += double{b[i]} * b[i];
+  }
+  return std::isnan(diff) ? INFINITY : std::sqrt(diff / norm);
+}
+
 TempDir::TempDir() {
   static std::atomic<int> counter{0};
   std::filesystem::path p = std::filesystem::temp_directory_path() /

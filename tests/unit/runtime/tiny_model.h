@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "model/backend/backend.h"
 #include "model/config/model_config.h"
+#include "model/runtime/transformer.h"
 #include "model/weights/safetensors.h"
 
 namespace longbow::testing {
@@ -64,6 +66,19 @@ std::vector<std::vector<double>> deepseek_reference_logits(const ModelConfig& co
 
 // n token ids drawn uniformly from [0, vocab) by a seeded generator.
 std::vector<int32_t> random_tokens(int n, int vocab, uint32_t seed);
+
+// A checkpoint directory loaded on the CPU backend with num_kv_pages 12, max_batched_tokens 128 and
+// `max_num_seqs` sequences (whose logits rows also bound a step's all-position logits); transformer
+// is null (and the failure reported) when loading fails.
+struct CpuModel {
+  std::unique_ptr<Checkpoint> checkpoint;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Transformer> transformer;
+};
+CpuModel load_cpu_model(const ModelConfig& config, const std::string& dir, int max_num_seqs = 80);
+
+// ‖a − b‖ / ‖b‖ in double; infinity when a holds a NaN.
+double relative_l2(const std::vector<float>& a, const std::vector<float>& b);
 
 // A fresh directory under the system temp dir, removed by the destructor.
 class TempDir {
