@@ -135,6 +135,7 @@ WeightTransforms weight_transforms(const ModelPlan& plan) {
   t.parts = plan.legacy_parts;
   t.row_orders = plan.row_orders;
   t.fp8 = plan.fp8;
+  t.shards = plan.shards;
   for (const LayerPlan& layer : plan.layers) {
     if (layer.moe && !layer.moe->correction_bias.empty()) t.keep_f32.push_back(layer.moe->correction_bias);
   }

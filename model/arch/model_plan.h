@@ -171,9 +171,22 @@ struct HeadPlan {
   float final_softcap = 0.0f;
 };
 
+// One tensor-parallel rank's slice of a checkpoint tensor (plan_shard.h): the checkpoint tensor of
+// `full_shape`, cut along `axis` into `ranges` [begin, begin + size), concatenated in order.
+struct IndexRange {
+  int64_t begin = 0, size = 0;
+};
+struct TensorShard {
+  std::string name;
+  std::vector<int64_t> full_shape;
+  int axis = 0;
+  std::vector<IndexRange> ranges;
+};
+
 struct ModelPlan {
-  std::string embed;  // [vocab, hidden]
+  std::string embed;  // [vocab_size, hidden]: rows [vocab_begin, vocab_begin + vocab_size) of the vocabulary
   int64_t vocab_size = 0, hidden_size = 0;
+  int64_t vocab_begin = 0;  // a tensor-parallel rank's first vocabulary row; 0 unsharded
   float embed_scale = 1.0f;  // Gemma: √hidden (rounded to fp32 as transformers does)
   NormPlan embed_norm;
   std::vector<RopeConfig> ropes;  // the RoPE tables the layers index
@@ -183,6 +196,7 @@ struct ModelPlan {
   std::vector<TensorParts> legacy_parts;  // alternative sources of some plan tensors
   std::vector<RowOrder> row_orders;       // tensors loaded with their rows reordered
   std::optional<Fp8Config> fp8;           // the checkpoint's FP8 block scales (config.fp8)
+  std::vector<TensorShard> shards;        // a tensor-parallel rank's slices of checkpoint tensors
 };
 
 // How the loaded tensors differ from the checkpoint's, applied on the host at load (model_weights.h);
@@ -193,6 +207,7 @@ struct WeightTransforms {
   std::vector<RowOrder> row_orders;      // ModelPlan::row_orders
   std::vector<std::string> keep_f32;     // loaded in F32 whatever the compute dtype (router biases)
   std::optional<Fp8Config> fp8;          // e4m3 tensors are dequantized with their <name>_scale_inv
+  std::vector<TensorShard> shards;       // sliced last, after every transform above (ModelPlan::shards)
 };
 WeightTransforms weight_transforms(const ModelPlan& plan);
 

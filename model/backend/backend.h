@@ -323,6 +323,13 @@ class Backend {
   // out[t] = table[ids[t]]; table [V, H], ids [T], out [T, H]. Ids outside [0, V) are INVALID_ARGUMENT
   // on the CPU; kernels may clamp.
   virtual Status embed(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
+  // A vocabulary-parallel rank's embedding (model/arch/plan_shard.h): table [n, C] holds vocabulary
+  // rows [vocab_begin, vocab_begin + n); out[t] = table[ids[t] − vocab_begin] for ids in that range,
+  // zeros for every other id (another rank's row; the ranks' outputs are summed).
+  virtual Status embed_shard(const Tensor& table, const Tensor& ids, int64_t vocab_begin, Tensor& out) {
+    (void)table, (void)ids, (void)vocab_begin, (void)out;
+    return missing_op("embed_shard");
+  }
   // out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight; x, out [R, C], weight [C]. out may alias x.
   virtual Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
   // residual += delta, then out = rms_norm(residual); all [R, C].

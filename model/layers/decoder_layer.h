@@ -5,7 +5,9 @@
 //   x = attn_norm(h + pending)      (h += pending first, where the previous layer left its FFN output)
 //   a = mixer(x) → attn_post_norm (Gemma);  y = mlp_norm(h += a);  m = ffn(y) → mlp_post_norm (Gemma)
 //
-// and m is left in `delta` as the next layer's pending add (or the final norm's). With scaled
+// and m is left in `delta` as the next layer's pending add (or the final norm's). On a tensor-parallel
+// rank (a communicator given) a and m are the rank's partial sums, all-reduced before anything else
+// reads them. With scaled
 // residuals (MiniMax: h = α·x + β·a, then h = α'·y + β'·m) x and a are scaled in place first, x
 // becomes the residual, and the stream carries α'·y with β'·m pending.
 #pragma once
@@ -18,6 +20,7 @@
 #include "model/layers/mla_attention.h"
 #include "model/layers/moe.h"
 #include "model/layers/norm.h"
+#include "model/parallel/communicator.h"
 
 namespace longbow {
 
@@ -36,8 +39,9 @@ struct ScratchWidths {
 
 class DecoderLayer {
  public:
+  // `comm`: this rank's communicator on a tensor-parallel rank (plan_shard.h), else null.
   static StatusOr<DecoderLayer> build(const LayerPlan& plan, const TensorMap& tensors, const RopeTensors& rope,
-                                      const DsaLayerOptions& dsa, Backend& backend);
+                                      const DsaLayerOptions& dsa, Backend& backend, Communicator* comm = nullptr);
 
   // The GQA attention, or nullptr for a lightning or MLA layer.
   GqaAttention* attention() { return std::get_if<GqaAttention>(&mixer_); }
@@ -65,6 +69,7 @@ class DecoderLayer {
   std::variant<GqaAttention, LightningAttention, MlaAttention> mixer_;
   std::variant<GatedMlp, MoeFfn> ffn_;
   std::optional<ScaledResidual> attn_residual_, mlp_residual_;
+  Communicator* comm_ = nullptr;
 };
 
 }  // namespace longbow

@@ -2,9 +2,14 @@
 
 namespace longbow {
 
-StatusOr<LmHead> LmHead::build(const HeadPlan& plan, const TensorMap& tensors, int64_t max_rows, Backend& backend) {
+StatusOr<LmHead> LmHead::build(const HeadPlan& plan, const TensorMap& tensors, int64_t max_rows, Backend& backend,
+                               Communicator* comm) {
   LmHead head;
   ASSIGN_OR_RETURN(head.lm_head_, make_linear(tensors, plan.lm_head));
+  head.comm_ = comm;
+  if (comm != nullptr) {
+    ASSIGN_OR_RETURN(head.rank_logits_, backend.allocate(DType::kF32, {max_rows, plan.lm_head.out}));
+  }
   head.final_softcap_ = plan.final_softcap;
   if (plan.final_softcap > 0.0f) RETURN_IF_ERROR(backend.supports(OpQuery{"softcap"}));
   if (plan.dense.weight.empty()) return head;
@@ -29,9 +34,10 @@ Status LmHead::forward(Backend& backend, Tensor& x, Tensor& logits) const {
     if (dense_norm_.is_identity()) return invalid_argument("lm head: the prediction head has no norm");
     RETURN_IF_ERROR(dense_norm_.forward(backend, dense, x));
   }
-  RETURN_IF_ERROR(lm_head_.forward(backend, x, logits));
-  if (final_softcap_ > 0.0f) RETURN_IF_ERROR(backend.softcap(logits, final_softcap_));
-  return Status::Ok();
+  Tensor out = comm_ == nullptr ? logits : rank_logits_.rows(0, rows);
+  RETURN_IF_ERROR(lm_head_.forward(backend, x, out));
+  if (final_softcap_ > 0.0f) RETURN_IF_ERROR(backend.softcap(out, final_softcap_));
+  return comm_ == nullptr ? Status::Ok() : comm_->all_gather_columns(out, logits);
 }
 
 }  // namespace longbow

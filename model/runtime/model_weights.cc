@@ -187,21 +187,72 @@ const std::vector<int64_t>* row_order_of(const WeightTransforms& transforms, con
   return nullptr;
 }
 
+const TensorShard* shard_of(const WeightTransforms& transforms, const std::string& name) {
+  for (const TensorShard& shard : transforms.shards) {
+    if (shard.name == name) return &shard;
+  }
+  return nullptr;
+}
+
+// The checkpoint's shape of a plan tensor: a sharded one's full shape.
+TensorSpec checkpoint_spec(const TensorSpec& spec, const WeightTransforms& transforms) {
+  const TensorShard* shard = shard_of(transforms, spec.name);
+  return shard == nullptr ? spec : TensorSpec{spec.name, shard->full_shape};
+}
+
+// The elements of `shard`'s ranges from host values of its full shape, `element_bytes` each: the
+// tensor seen as [outer, n, inner] around shard.axis, ranges of n taken and concatenated per outer.
+StatusOr<std::vector<uint8_t>> slice_shard(const TensorShard& shard, const void* data, size_t element_bytes) {
+  const std::vector<int64_t>& shape = shard.full_shape;
+  if (shard.axis < 0 || static_cast<size_t>(shard.axis) >= shape.size()) {
+    return internal_error(fmt::format("loading {}: shard axis {} of a rank-{} tensor", shard.name, shard.axis,
+                                      shape.size()));
+  }
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < shard.axis; ++i) outer *= shape[static_cast<size_t>(i)];
+  for (size_t i = static_cast<size_t>(shard.axis) + 1; i < shape.size(); ++i) inner *= shape[i];
+  const int64_t n = shape[static_cast<size_t>(shard.axis)];
+  int64_t taken = 0;
+  for (const IndexRange& r : shard.ranges) {
+    if (r.begin < 0 || r.size < 0 || r.begin + r.size > n) {
+      return internal_error(fmt::format("loading {}: slice [{}, {}) of {}", shard.name, r.begin, r.begin + r.size, n));
+    }
+    taken += r.size;
+  }
+  const size_t inner_bytes = static_cast<size_t>(inner) * element_bytes;
+  std::vector<uint8_t> out(static_cast<size_t>(outer * taken) * inner_bytes);
+  uint8_t* dst = out.data();
+  for (int64_t o = 0; o < outer; ++o) {
+    const auto* block = static_cast<const uint8_t*>(data) + static_cast<size_t>(o * n) * inner_bytes;
+    for (const IndexRange& r : shard.ranges) {
+      const size_t bytes = static_cast<size_t>(r.size) * inner_bytes;
+      std::memcpy(dst, block + static_cast<size_t>(r.begin) * inner_bytes, bytes);
+      dst += bytes;
+    }
+  }
+  return out;
+}
+
 StatusOr<Tensor> upload_tensor(const TensorSpec& spec, const TensorView& view, const Checkpoint& checkpoint,
                                const WeightTransforms& transforms, Backend& backend) {
   ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, transforms, backend));
   ASSIGN_OR_RETURN(HostTensor host, host_tensor(view, checkpoint, transforms));
+  // The values as transformed on the host, then this rank's slice of them.
+  std::vector<uint8_t> reordered;
+  std::vector<float> offset;
   if (const std::vector<int64_t>* order = row_order_of(transforms, spec.name)) {
-    ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, reorder_rows(spec, host, *order));
-    RETURN_IF_ERROR(backend.upload_converted(bytes.data(), host.dtype, host.count, tensor)
-                        .with_context("uploading " + spec.name));
-    return tensor;
+    ASSIGN_OR_RETURN(reordered, reorder_rows(checkpoint_spec(spec, transforms), host, *order));
+    host.data = reordered.data();
+  } else if (listed(transforms.unit_offset, spec.name)) {
+    ASSIGN_OR_RETURN(offset, plus_one(spec, view));
+    host.data = offset.data();
+    host.dtype = DType::kF32;
   }
-  if (listed(transforms.unit_offset, spec.name)) {
-    ASSIGN_OR_RETURN(std::vector<float> values, plus_one(spec, view));
-    RETURN_IF_ERROR(backend.upload_converted(values.data(), DType::kF32, view.num_elements(), tensor)
-                        .with_context("uploading " + spec.name));
-    return tensor;
+  std::vector<uint8_t> sliced;
+  if (const TensorShard* shard = shard_of(transforms, spec.name)) {
+    ASSIGN_OR_RETURN(sliced, slice_shard(*shard, host.data, dtype_size(host.dtype)));
+    host.data = sliced.data();
+    host.count = static_cast<int64_t>(sliced.size() / dtype_size(host.dtype));
   }
   RETURN_IF_ERROR(
       backend.upload_converted(host.data, host.dtype, host.count, tensor).with_context("uploading " + spec.name));
@@ -244,9 +295,11 @@ StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<Tens
       assembled.emplace_back(spec, std::move(parts));
     }
   }
-  RETURN_IF_ERROR(checkpoint.check(direct));
+  std::vector<TensorSpec> direct_full;
+  for (const TensorSpec& spec : direct) direct_full.push_back(checkpoint_spec(spec, transforms));
+  RETURN_IF_ERROR(checkpoint.check(direct_full));
   uint64_t total_bytes = 0;
-  for (const TensorSpec& spec : direct) {
+  for (const TensorSpec& spec : direct_full) {
     ASSIGN_OR_RETURN(TensorView view, checkpoint.tensor(spec));
     total_bytes += view.num_bytes;
   }
@@ -273,7 +326,7 @@ StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<Tens
     by_name.emplace(spec.name, std::move(tensor));
   }
   for (const TensorSpec& spec : direct) {
-    ASSIGN_OR_RETURN(TensorView view, checkpoint.tensor(spec));
+    ASSIGN_OR_RETURN(TensorView view, checkpoint.tensor(checkpoint_spec(spec, transforms)));
     ASSIGN_OR_RETURN(Tensor tensor, upload_tensor(spec, view, checkpoint, transforms, backend));
     progress.advance(view.num_bytes);
     by_name.emplace(spec.name, std::move(tensor));

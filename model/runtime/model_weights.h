@@ -39,6 +39,8 @@ StatusOr<std::vector<bool>> dsa_layers_of(const ModelConfig& config, const Weigh
 // unit_offset tensor (Gemma's (1 + w) norm weights) gets 1 added in fp32 first, as transformers
 // computes 1 + w; a row_orders tensor is uploaded with its rows reordered; a spec the checkpoint
 // lacks is assembled from its `parts` when it has some (TensorParts: equal row blocks, in order).
+// Last, a tensor-parallel rank's shard (TensorShard) takes its slices of the result; the checkpoint is
+// checked against the full shape, `specs` hold the rank's.
 // Dummy: allocated and filled on the backend (dummy_weights.h; a unit-offset norm is drawn like any
 // norm gain, mean 1).
 StatusOr<std::map<std::string, Tensor>> load_weight_tensors(const std::vector<TensorSpec>& specs,

@@ -17,7 +17,12 @@ namespace longbow {
 Status Decoder::run_model(StepViews& s) {
   ResidualStream& r = s.stream;
   r.pending = false;
-  RETURN_IF_ERROR(backend_.embed(embed_, s.token_ids, r.hidden));
+  if (rank_.comm == nullptr) {
+    RETURN_IF_ERROR(backend_.embed(embed_, s.token_ids, r.hidden));
+  } else {  // this rank's vocabulary rows, the others' zeros, summed over the ranks
+    RETURN_IF_ERROR(backend_.embed_shard(embed_, s.token_ids, plan_.vocab_begin, r.hidden));
+    RETURN_IF_ERROR(rank_.comm->all_reduce_sum(r.hidden));
+  }
   if (embed_scale_ != 1.0f) RETURN_IF_ERROR(backend_.scale(r.hidden, embed_scale_));
   if (!embed_norm_.is_identity()) RETURN_IF_ERROR(embed_norm_.forward(backend_, r.hidden, r.hidden));
   for (size_t l = 0; l < layers_.size(); ++l) {
@@ -100,10 +105,10 @@ StatusOr<Tensor> Decoder::run_padded_decode(const StepInputs& in, int bucket) {
 }
 
 Status Decoder::forward(std::span<const SequenceStep> steps, std::vector<float>* logits) {
-  logits->clear();
+  if (logits != nullptr) logits->clear();
   if (steps.empty()) return Status::Ok();
   ASSIGN_OR_RETURN(Tensor rows, run_step(steps));
-  if (rows.dim(0) == 0) return backend_.synchronize();
+  if (rows.dim(0) == 0 || logits == nullptr) return backend_.synchronize();
   logits->resize(static_cast<size_t>(rows.numel()));
   return backend_.download(rows, logits->data());
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/arch/model_plan.h"
+#include "model/arch/plan_shard.h"
 #include "model/layers/decoder_layer.h"
 #include "model/layers/dsa_row_blocks.h"
 #include "model/layers/lm_head.h"
@@ -17,12 +18,19 @@
 
 namespace longbow {
 
+// A tensor-parallel rank's place in its group (tensor_parallel.h); comm null for a single rank.
+struct RankContext {
+  ParallelRank rank;
+  Communicator* comm = nullptr;
+};
+
 class Decoder final : public Transformer {
  public:
-  Decoder(const ModelConfig& config, Backend& backend, const RuntimeOptions& options)
-      : config_(config), backend_(backend), options_(options) {}
+  Decoder(const ModelConfig& config, Backend& backend, const RuntimeOptions& options, const RankContext& rank = {})
+      : config_(config), backend_(backend), options_(options), rank_(rank) {}
 
   Status init(const WeightSource& source);
+  // logits may be null (a tensor-parallel rank other than 0: every rank computes the same rows).
   Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) override;
   bool supports_sampling(const SamplingRow& row) const override {
     return backend_.supports_sampling(row, config_.vocab_size);
@@ -62,6 +70,7 @@ class Decoder final : public Transformer {
   ModelConfig config_;
   Backend& backend_;
   RuntimeOptions options_;
+  RankContext rank_;
   ModelPlan plan_;
   TensorMap tensors_;        // every checkpoint tensor on the backend, by name
   size_t weights_bytes_ = 0;

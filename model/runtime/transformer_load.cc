@@ -74,6 +74,9 @@ Status Decoder::init(const WeightSource& source) {
 Status Decoder::load_weights(const WeightSource& source) {
   ASSIGN_OR_RETURN(std::vector<bool> dsa_layers, dsa_layers_of(config_, source));
   ASSIGN_OR_RETURN(plan_, make_model_plan(config_, dsa_layers));
+  if (rank_.rank.size > 1) {
+    ASSIGN_OR_RETURN(plan_, shard_model_plan(plan_, rank_.rank));
+  }
   const std::vector<TensorSpec> specs = plan_tensors(plan_);
   ASSIGN_OR_RETURN(MemoryInfo before, backend_.memory_info());
   RETURN_IF_ERROR(check_weights_fit(model_weight_bytes(specs, backend_.compute_dtype()), before.total_bytes,
@@ -104,7 +107,8 @@ Status Decoder::build_layers() {
   if (embed_scale_ != 1.0f) RETURN_IF_ERROR(backend_.supports(OpQuery{"scale"}));
   ASSIGN_OR_RETURN(embed_norm_, Norm::build(plan_.embed_norm, tensors_, backend_));
   ASSIGN_OR_RETURN(final_norm_, Norm::build(plan_.head.final_norm, tensors_, backend_));
-  ASSIGN_OR_RETURN(head_, LmHead::build(plan_.head, tensors_, options_.max_num_seqs, backend_));
+  if (rank_.comm != nullptr) RETURN_IF_ERROR(backend_.supports(OpQuery{"embed_shard"}));
+  ASSIGN_OR_RETURN(head_, LmHead::build(plan_.head, tensors_, options_.max_num_seqs, backend_, rank_.comm));
   std::vector<CacheSpec> specs;
   for (size_t l = 0; l < plan_.layers.size(); ++l) {
     const LayerPlan& p = plan_.layers[l];
@@ -112,7 +116,8 @@ Status Decoder::build_layers() {
     if (rope < 0 || static_cast<size_t>(rope) >= ropes_.size()) {
       return invalid_argument(fmt::format("runtime: layer {} names RoPE table {} of {}", l, rope, ropes_.size()));
     }
-    StatusOr<DecoderLayer> layer = DecoderLayer::build(p, tensors_, ropes_[static_cast<size_t>(rope)], dsa, backend_);
+    StatusOr<DecoderLayer> layer =
+        DecoderLayer::build(p, tensors_, ropes_[static_cast<size_t>(rope)], dsa, backend_, rank_.comm);
     if (!layer.ok()) return layer.status().with_context(fmt::format("runtime: layer {}", l));
     num_dsa_layers_ += layer->is_dsa() ? 1 : 0;
     specs.push_back(layer->cache_spec(backend_.compute_dtype()));

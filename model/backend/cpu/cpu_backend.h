@@ -40,6 +40,7 @@ class CpuBackend final : public Backend {
   Status synchronize() override { return Status::Ok(); }
 
   Status embed(const Tensor& table, const Tensor& ids, Tensor& out) override;
+  Status embed_shard(const Tensor& table, const Tensor& ids, int64_t vocab_begin, Tensor& out) override;
   Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override;
   Status add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& weight, float eps,
                       Tensor& out) override;

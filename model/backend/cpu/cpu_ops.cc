@@ -1,5 +1,6 @@
 // CpuBackend's row-wise ops: embedding, RMSNorm and LayerNorm, RoPE, gated activations, scale and
 // soft-cap, row gather.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -91,6 +92,25 @@ Status CpuBackend::embed(const Tensor& table, const Tensor& ids, Tensor& out) {
   for (int64_t t = 0; t < tokens; ++t) {
     std::memcpy(out.as<float>() + t * hidden, table.as<float>() + ids.as<int32_t>()[t] * hidden,
                  static_cast<size_t>(hidden) * sizeof(float));
+  }
+  return Status::Ok();
+}
+
+Status CpuBackend::embed_shard(const Tensor& table, const Tensor& ids, int64_t vocab_begin, Tensor& out) {
+  RETURN_IF_ERROR(check_tensor("embed_shard", "table", table, kF32, {kAnyDim, kAnyDim}));
+  RETURN_IF_ERROR(check_tensor("embed_shard", "ids", ids, kI32, {kAnyDim}));
+  const int64_t rows = table.dim(0), hidden = table.dim(1), tokens = ids.dim(0);
+  RETURN_IF_ERROR(check_tensor("embed_shard", "out", out, kF32, {tokens, hidden}));
+  RETURN_IF_ERROR(cpu::check_disjoint("embed_shard", "out", out, "table", table));
+  if (vocab_begin < 0) return invalid_argument(fmt::format("embed_shard: vocab_begin {} < 0", vocab_begin));
+  for (int64_t t = 0; t < tokens; ++t) {
+    const int64_t row = int64_t{ids.as<int32_t>()[t]} - vocab_begin;
+    float* dst = out.as<float>() + t * hidden;
+    if (row < 0 || row >= rows) {
+      std::fill(dst, dst + hidden, 0.0f);
+    } else {
+      std::memcpy(dst, table.as<float>() + row * hidden, static_cast<size_t>(hidden) * sizeof(float));
+    }
   }
   return Status::Ok();
 }

@@ -94,6 +94,10 @@ class CudaBackend final : public Backend {
   Status check_supported(const ModelConfig& config) const override { return check_cuda_supported(config); }
 
   Status supports(const OpQuery& query) const override {
+    if (query.op == "embed_shard") {
+      return unimplemented("cuda: vocabulary-parallel embedding (tensor parallelism runs on the cpu backend only; "
+                           "the NCCL path is not built yet)");
+    }
     if (query.op == "lightning_attention") return cuda_lightning::supports_head_dim(query.head_dim);
     if (query.op == "latent_attention") {  // head_dim = latent + rope dims, rotary_dim = rope dims
       return cuda_mla::supports_latent_attention(query.head_dim - query.rotary_dim, query.rotary_dim,

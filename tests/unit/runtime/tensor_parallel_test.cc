@@ -1,0 +1,185 @@
+// Tensor parallelism on the CPU backend (DESIGN §10): TP = 2 and 4 against TP = 1 on the parity
+// fixtures (transformers' own checkpoints: dense, local/global, KV heads fewer than ranks) and on tiny
+// checkpoints with biases, an odd vocabulary split unevenly, tied embeddings and a DSA indexer.
+// Two sequences are prefilled in chunks and decoded greedily together; every logits row of every step
+// must agree with TP = 1 within 1e-5 and every greedy token must be the same.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "model/config/model_config.h"
+#include "model/runtime/tensor_parallel.h"
+#include "model/weights/safetensors.h"
+#include "tests/unit/runtime/tiny_model.h"
+
+namespace longbow::testing {
+namespace {
+
+std::string fixture_dir(const std::string& name) { return std::string(LONGBOW_SOURCE_DIR) + "/tests/data/parity/" + name; }
+
+StatusOr<std::unique_ptr<Transformer>> load_ranks(const ModelConfig& config, const Checkpoint& checkpoint, int size) {
+  std::vector<std::unique_ptr<Backend>> backends;
+  for (int r = 0; r < size; ++r) {
+    ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend("cpu"));
+    backends.push_back(std::move(backend));
+  }
+  RuntimeOptions options;
+  options.num_kv_pages = 8;
+  options.max_batched_tokens = 48;
+  options.max_num_seqs = 4;
+  return load_tensor_parallel(config, checkpoint, std::move(backends), options);
+}
+
+// Every step's logits rows (in step order) and the greedy tokens decoded: sequence A (40 prompt
+// tokens, chunks of 32 and 8) and B (25 tokens, one chunk beside A's second), then 6 decode steps of
+// both.
+struct Run {
+  std::vector<std::vector<float>> logits;
+  std::vector<int32_t> tokens;
+};
+
+StatusOr<Run> run_scenario(Transformer& model, int vocab) {
+  std::vector<int32_t> a = random_tokens(40, vocab, 11), b = random_tokens(25, vocab, 12);
+  const std::vector<int32_t> table_a = {3, 5}, table_b = {6, 1};
+  // The same pages in every paged cache group's pool (Gemma's local and global groups); 46 tokens stay
+  // within every window's first page, so no entry is behind a window.
+  std::vector<std::span<const int32_t>> tables_a, tables_b;
+  for (const CacheGroup& group : model.cache_groups()) {
+    if (group.is_state) continue;
+    tables_a.emplace_back(table_a);
+    tables_b.emplace_back(table_b);
+  }
+  Run run;
+  auto step = [&](std::vector<SequenceStep> steps) -> Status {
+    std::vector<float> logits;
+    RETURN_IF_ERROR(model.forward(steps, &logits));
+    run.logits.push_back(logits);
+    return Status::Ok();
+  };
+  auto greedy = [&](size_t row) {
+    const auto begin = run.logits.back().begin() + static_cast<std::ptrdiff_t>(row * static_cast<size_t>(vocab));
+    return static_cast<int32_t>(std::max_element(begin, begin + vocab) - begin);
+  };
+  RETURN_IF_ERROR(step({SequenceStep{std::span(a).first(32), 0, tables_a, -1, false}}));
+  RETURN_IF_ERROR(step({SequenceStep{std::span(a).subspan(32), 32, tables_a, -1, true},
+                        SequenceStep{std::span(b), 0, tables_b, -1, true}}));
+  for (int i = 0; i < 6; ++i) {
+    a.push_back(greedy(0));
+    b.push_back(greedy(1));
+    run.tokens.push_back(a.back());
+    run.tokens.push_back(b.back());
+    const auto na = static_cast<int32_t>(a.size()), nb = static_cast<int32_t>(b.size());
+    RETURN_IF_ERROR(step({SequenceStep{std::span(a).last(1), na - 1, tables_a, -1, true},
+                          SequenceStep{std::span(b).last(1), nb - 1, tables_b, -1, true}}));
+  }
+  return run;
+}
+
+// Loads `config` from `dir` at TP = 1 and at each size, runs the scenario and compares.
+void expect_same_as_one_rank(const ModelConfig& config, const std::string& dir, std::initializer_list<int> sizes) {
+  auto checkpoint = Checkpoint::open(dir);
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
+  auto single = load_ranks(config, **checkpoint, 1);
+  ASSERT_TRUE(single.ok()) << single.status().to_string();
+  auto expected = run_scenario(**single, config.vocab_size);
+  ASSERT_TRUE(expected.ok()) << expected.status().to_string();
+  for (int size : sizes) {
+    SCOPED_TRACE(fmt::format("tensor_parallel_size {}", size));
+    auto sharded = load_ranks(config, **checkpoint, size);
+    ASSERT_TRUE(sharded.ok()) << sharded.status().to_string();
+    auto got = run_scenario(**sharded, config.vocab_size);
+    ASSERT_TRUE(got.ok()) << got.status().to_string();
+    ASSERT_EQ(got->logits.size(), expected->logits.size());
+    double worst = 0.0;
+    for (size_t s = 0; s < got->logits.size(); ++s) {
+      ASSERT_EQ(got->logits[s].size(), expected->logits[s].size()) << "step " << s;
+      for (size_t i = 0; i < got->logits[s].size(); ++i) {
+        worst = std::max(worst, std::abs(double{got->logits[s][i]} - expected->logits[s][i]));
+      }
+    }
+    EXPECT_LE(worst, 1e-5) << "largest logit difference from TP = 1";
+    EXPECT_EQ(got->tokens, expected->tokens);
+    ::testing::Test::RecordProperty(fmt::format("tp{}_max_abs_logit_diff", size), fmt::format("{:.3g}", worst));
+    std::printf("[ tp=%d ] %s: max |logit - TP1 logit| = %.3g\n", size, config.model_type.c_str(), worst);
+  }
+}
+
+class ParityFixtureTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ParityFixtureTest, ShardedRanksMatchOneRank) {
+  const std::string dir = fixture_dir(GetParam());
+  auto config = load_model_config(dir);
+  ASSERT_TRUE(config.ok()) << config.status().to_string();
+  // gemma3_text has 2 query heads: TP = 4 cannot split them (ShardingErrorsNameTheDimension).
+  if (config->num_attention_heads % 4 == 0) {
+    expect_same_as_one_rank(*config, dir, {2, 4});
+  } else {
+    expect_same_as_one_rank(*config, dir, {2});
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, ParityFixtureTest,
+                         ::testing::Values("llama", "qwen2", "qwen3", "mistral", "gemma2", "gemma3_text"),
+                         [](const auto& param_info) { return param_info.param; });
+
+struct TinyCase {
+  std::string name;
+  TinyFamily family;
+};
+
+void PrintTo(const TinyCase& c, std::ostream* os) { *os << c.name; }
+
+class TinyFamilyTest : public ::testing::TestWithParam<TinyCase> {};
+
+// llama: o_proj and MLP biases (kept by rank 0 only); qwen2: q/k/v biases split with their rows;
+// qwen3: tied embeddings split once for both uses; llama-dsa: the replicated indexer choosing 16 of
+// up to 46 keys. Vocabulary 97 splits 49 + 48 and 25 + 25 + 25 + 22.
+TEST_P(TinyFamilyTest, ShardedRanksMatchOneRank) {
+  const ModelConfig config = tiny_config(GetParam().family);
+  TempDir dir;
+  write_tiny_checkpoint(config, dir.path(), DType::kF32, 21);
+  expect_same_as_one_rank(config, dir.path(), {2, 4});
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, TinyFamilyTest,
+                         ::testing::Values(TinyCase{"llama", TinyFamily::kLlama}, TinyCase{"qwen2", TinyFamily::kQwen2},
+                                           TinyCase{"qwen3", TinyFamily::kQwen3},
+                                           TinyCase{"llama_dsa", TinyFamily::kLlamaDsa}),
+                         [](const auto& param_info) { return param_info.param.name; });
+
+TEST(TensorParallelTest, ShardingErrorsNameTheDimension) {
+  auto load_error = [](const std::string& name, int size) {
+    const std::string dir = fixture_dir(name);
+    auto config = load_model_config(dir);
+    EXPECT_TRUE(config.ok());
+    auto checkpoint = Checkpoint::open(dir);
+    EXPECT_TRUE(checkpoint.ok());
+    auto model = load_ranks(*config, **checkpoint, size);
+    return model.ok() ? Status::Ok() : model.status();
+  };
+  const Status heads = load_error("gemma3_text", 4);
+  EXPECT_EQ(heads.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(heads.message().find("num_attention_heads 2 is not divisible by tensor_parallel_size 4"),
+            std::string::npos) << heads.to_string();
+  const Status modernbert = load_error("modernbert-decoder", 2);
+  EXPECT_EQ(modernbert.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(modernbert.message().find("num_attention_heads 3"), std::string::npos) << modernbert.to_string();
+}
+
+TEST(TensorParallelTest, LayerKindsNotShardedYetAreRefusedByName) {
+  for (const ModelConfig& config : {tiny_minimax_config(), tiny_deepseek_config()}) {
+    TempDir dir;
+    write_tiny_checkpoint(config, dir.path(), DType::kF32, 3);
+    auto checkpoint = Checkpoint::open(dir.path());
+    ASSERT_TRUE(checkpoint.ok());
+    auto model = load_ranks(config, **checkpoint, 2);
+    ASSERT_FALSE(model.ok()) << config.model_type;
+    EXPECT_EQ(model.status().code(), StatusCode::kUnimplemented) << model.status().to_string();
+  }
+}
+
+}  // namespace
+}  // namespace longbow::testing
