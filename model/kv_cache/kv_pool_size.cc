@@ -1,5 +1,7 @@
 #include "model/kv_cache/kv_pool_size.h"
 
+#include "model/kv_cache/window_pages.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -39,7 +41,9 @@ StatusOr<int> kv_pages_for_memory(const ModelConfig& config, DType kv_dtype, int
 int64_t group_demand_tokens(const CacheGroup& group, const GroupDemand& demand) {
   if (group.is_state) return 0;
   if (group.window <= 0) return demand.max_model_len;
-  return std::min(int64_t{group.window} + demand.max_batched_tokens, demand.max_model_len);
+  const int64_t page_size = std::max(1, demand.page_size);
+  return std::min(window_live_pages_bound(group.window, demand.max_batched_tokens, page_size) * page_size,
+                  int64_t{demand.max_model_len});
 }
 
 std::vector<int> plan_group_pages(const std::vector<CacheGroup>& groups, size_t budget_bytes,

@@ -39,8 +39,9 @@ struct GroupDemand {
 };
 
 // Tokens of one sequence a paged group must hold at most: every token for a full group
-// (max_model_len); the window plus one step's new tokens for a window group
-// (min(W + max_batched_tokens, max_model_len)).
+// (max_model_len); for a window group the whole pages that the window plus one step's new tokens can
+// touch, window_live_pages_bound(W, max_batched_tokens) pages (what the engine's KV manager counts on,
+// max_sequence_tokens), at most max_model_len.
 int64_t group_demand_tokens(const CacheGroup& group, const GroupDemand& demand);
 
 // Splits `budget_bytes` of KV memory between the groups, returning one pool size per group, in

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/logging.h"
 #include "model/parallel/cpu_collectives.h"
 #include "model/runtime/transformer_impl.h"
 
@@ -106,6 +107,17 @@ class TensorParallelModel final : public Transformer {
   Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) override {
     return on_every_rank([&](int r) { return ranks_[static_cast<size_t>(r)]->forward(steps, r == 0 ? logits : nullptr); });
   }
+  // Every rank holds the whole logits after the LM head's all-gather: rank 0 samples, the others only
+  // run the step.
+  bool supports_sampling(const SamplingRow& row) const override { return ranks_.front()->supports_sampling(row); }
+  Status forward_sample(std::span<const SequenceStep> steps, std::span<const SamplingRow> rows,
+                        std::vector<RowSample>* samples) override {
+    return on_every_rank([&](int r) {
+      return r == 0 ? ranks_.front()->forward_sample(steps, rows, samples)
+                    : ranks_[static_cast<size_t>(r)]->forward(steps, nullptr);
+    });
+  }
+  int num_decode_graphs() const override { return ranks_.front()->num_decode_graphs(); }
   const ModelConfig& config() const override { return ranks_.front()->config(); }
   const std::vector<CacheGroup>& cache_groups() const override { return ranks_.front()->cache_groups(); }
   int num_pages(int group) const override { return ranks_.front()->num_pages(group); }
@@ -149,7 +161,7 @@ class TensorParallelModel final : public Transformer {
 
 StatusOr<std::unique_ptr<CollectiveGroup>> make_collectives(const std::vector<std::unique_ptr<Backend>>& backends) {
   for (const auto& backend : backends) {
-    if (backend->name() != "cpu") {
+    if (backends.size() > 1 && backend->name() != "cpu") {
       return unimplemented(fmt::format("tensor parallelism on the {} backend needs the NCCL communicator, which is "
                                        "not built yet (the cpu backend runs it)", backend->name()));
     }
@@ -165,6 +177,28 @@ StatusOr<std::unique_ptr<Transformer>> load_tensor_parallel(const ModelConfig& c
   auto model = std::make_unique<TensorParallelModel>(std::move(backends), std::move(collectives));
   RETURN_IF_ERROR(model->init(config, weights, options));
   return std::unique_ptr<Transformer>(std::move(model));
+}
+
+StatusOr<LoadedRuntime> load_runtime(const ModelConfig& config, const WeightSource& weights,
+                                     std::string_view backend_name, int tensor_parallel_size,
+                                     const RuntimeOptions& options) {
+  if (tensor_parallel_size < 1) {
+    return invalid_argument(fmt::format("--tensor-parallel-size must be >= 1, got {}", tensor_parallel_size));
+  }
+  LoadedRuntime loaded;
+  if (tensor_parallel_size == 1) {
+    ASSIGN_OR_RETURN(loaded.backend, create_backend(backend_name));
+    ASSIGN_OR_RETURN(loaded.transformer, Transformer::load(config, weights, *loaded.backend, options));
+    return loaded;
+  }
+  std::vector<std::unique_ptr<Backend>> backends;
+  for (int r = 0; r < tensor_parallel_size; ++r) {
+    ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(backend_name));
+    backends.push_back(std::move(backend));
+  }
+  spdlog::info("tensor parallelism: {} ranks on the {} backend", tensor_parallel_size, backends.front()->name());
+  ASSIGN_OR_RETURN(loaded.transformer, load_tensor_parallel(config, weights, std::move(backends), options));
+  return loaded;
 }
 
 }  // namespace longbow

@@ -16,7 +16,8 @@
 namespace longbow {
 
 // The collectives for ranks on `backends`: threads over host memory when every backend is the CPU
-// reference; UNIMPLEMENTED otherwise (the NCCL communicator for CUDA devices is not built yet).
+// reference (or there is one rank, which calls none); UNIMPLEMENTED otherwise (the NCCL communicator
+// for CUDA devices is not built yet).
 StatusOr<std::unique_ptr<CollectiveGroup>> make_collectives(const std::vector<std::unique_ptr<Backend>>& backends);
 
 // Loads `config` on backends.size() ranks (one: unsharded, no collectives called). The result owns the
@@ -24,5 +25,15 @@ StatusOr<std::unique_ptr<CollectiveGroup>> make_collectives(const std::vector<st
 StatusOr<std::unique_ptr<Transformer>> load_tensor_parallel(const ModelConfig& config, const WeightSource& weights,
                                                             std::vector<std::unique_ptr<Backend>> backends,
                                                             const RuntimeOptions& options);
+
+// What `longbow serve` and `generate` load: on one device a Transformer over `backend` (kept here),
+// or over tensor_parallel_size backends of that name, which the ranks own (backend null).
+struct LoadedRuntime {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Transformer> transformer;
+};
+StatusOr<LoadedRuntime> load_runtime(const ModelConfig& config, const WeightSource& weights,
+                                     std::string_view backend_name, int tensor_parallel_size,
+                                     const RuntimeOptions& options);
 
 }  // namespace longbow

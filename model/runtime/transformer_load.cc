@@ -268,7 +268,9 @@ Status Decoder::allocate_kv_pools() {
   request.max_model_len = options_.max_model_len;
   if (backend_.name() == "cpu") {  // host RAM: bounded like vLLM's CPU KV space, and by what can be used
     request.space_cap_bytes = options_.cpu_kv_cache_bytes;
-    request.useful_pages = int64_t{options_.max_num_seqs} * seq_pages + 1;  // + the null page
+    // + every paged group's null page, in units of page_bytes (plan_group_pages takes them off first)
+    const auto unit = static_cast<int64_t>(request.page_bytes);
+    request.useful_pages = int64_t{options_.max_num_seqs} * seq_pages + (all_groups_page_bytes + unit - 1) / unit;
   }
   ASSIGN_OR_RETURN(KvPoolPlan plan, plan_kv_pool(request));
   if (!plan.warning.empty()) spdlog::warn("{}", plan.warning);

@@ -11,6 +11,7 @@
 #include "common/logging.h"
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
+#include "model/runtime/tensor_parallel.h"
 #include "model/runtime/transformer.h"
 #include "model/runtime/weight_source.h"
 #include "model/tokenizer/tokenizer.h"
@@ -38,6 +39,7 @@ struct GenerateOptions {
   std::string dsa_prefill = "sparse";
   std::string log_level = "info";
   bool enforce_eager = false;
+  int tensor_parallel_size = 1;
   bool help = false;
 };
 
@@ -65,6 +67,8 @@ void add_flags(FlagSet& flags, GenerateOptions& o) {
   flags.add_string("log-level", "LEVEL", "trace, debug, info, warn, error or off (default info; logs go to stderr)",
                    &o.log_level);
   flags.add_bool("enforce-eager", "run decode steps without CUDA graphs", &o.enforce_eager);
+  flags.add_int("tensor-parallel-size", "ranks the model is sharded over (default 1; > 1 on the cpu backend)", 1,
+                1 << 10, &o.tensor_parallel_size);
   flags.add_bool("help", "show this help", &o.help);
 }
 
@@ -148,7 +152,6 @@ Status run_generate(const GenerateOptions& o) {
                         std::to_string(o.max_tokens) + " exceeds the model's context of " +
                         std::to_string(config.max_position_embeddings) + " tokens");
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(o.backend));
   std::unique_ptr<Checkpoint> checkpoint;
   if (format != LoadFormat::kDummy) {
     ASSIGN_OR_RETURN(checkpoint, Checkpoint::open(location.dir));
@@ -162,9 +165,10 @@ Status run_generate(const GenerateOptions& o) {
   runtime_options.max_model_len = static_cast<int>(total);
   runtime_options.gpu_memory_utilization = o.gpu_memory_utilization;
   ASSIGN_OR_RETURN(runtime_options.dsa_prefill, parse_dsa_prefill_mode(o.dsa_prefill));
-  ASSIGN_OR_RETURN(std::unique_ptr<Transformer> model,
-                   Transformer::load(config, checkpoint ? WeightSource(*checkpoint) : WeightSource::dummy(0),
-                                     *backend, runtime_options));
+  ASSIGN_OR_RETURN(LoadedRuntime loaded,
+                   load_runtime(config, checkpoint ? WeightSource(*checkpoint) : WeightSource::dummy(0), o.backend,
+                                o.tensor_parallel_size, runtime_options));
+  std::unique_ptr<Transformer>& model = loaded.transformer;
 
   // The engine runs the one request: chunked prefill, greedy decode, the KV manager's page groups.
   EngineConfig engine_config;

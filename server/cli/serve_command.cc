@@ -24,6 +24,7 @@
 #include "model/backend/backend.h"
 #include "model/config/model_config.h"
 #include "model/kv_cache/kv_pool_size.h"
+#include "model/runtime/tensor_parallel.h"
 #include "model/runtime/transformer.h"
 #include "model/runtime/weight_source.h"
 #include "model/tokenizer/chat/chat_template.h"
@@ -80,6 +81,7 @@ struct ServeConfig {
   // device sampling; for comparison), auto (= device).
   std::string sampling = "auto";
   int cuda_graph_max_bs = 256;   // largest decode batch run as a CUDA graph
+  int tensor_parallel_size = 1;  // ranks the model is sharded over (vLLM's --tensor-parallel-size)
 };
 
 // Reads the JSON config file into `config`. Keys are the flag names with '_' for '-'; an unknown
@@ -108,7 +110,8 @@ Status apply_config_file(const std::string& path, ServeConfig* config) {
       {"http_keep_alive_timeout", &config->http_keep_alive_timeout},
       {"max_body_mib", &config->max_body_mib},
       {"drain_timeout", &config->drain_timeout},
-      {"cuda_graph_max_bs", &config->cuda_graph_max_bs}};
+      {"cuda_graph_max_bs", &config->cuda_graph_max_bs},
+      {"tensor_parallel_size", &config->tensor_parallel_size}};
   for (const auto& [key, value] : doc.items()) {
     if (key == "model") {
       if (!value.is_string()) return invalid_argument(path + ": \"model\" must be a string");
@@ -190,6 +193,9 @@ void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* confi
                    &c.sampling);
   flags.add_int("cuda-graph-max-bs", "largest decode batch run as a CUDA graph (default 256)", 1, 1 << 20,
                 &c.cuda_graph_max_bs);
+  flags.add_int("tensor-parallel-size", "ranks the model is sharded over by heads, MLP rows and vocabulary "
+                "(default 1; > 1 runs on the cpu backend until the NCCL path lands)", 1, 1 << 10,
+                &c.tensor_parallel_size);
   flags.add_bool("help", "show this help", help);
 }
 
@@ -222,7 +228,8 @@ json effective_config(const ServeConfig& c, const std::string& model_dir) {
               {"log_level", c.log_level},
               {"enforce_eager", c.enforce_eager},
               {"sampling", c.sampling},
-              {"cuda_graph_max_bs", c.cuda_graph_max_bs}};
+              {"cuda_graph_max_bs", c.cuda_graph_max_bs},
+              {"tensor_parallel_size", c.tensor_parallel_size}};
 }
 
 // Everything the engine runs on; destroyed in reverse order of construction.
@@ -355,8 +362,6 @@ StatusOr<LoadedModel> load_model(const ServeConfig& c, const ModelLocation& loca
   if (c.sampling != "auto" && c.sampling != "device" && c.sampling != "host") {
     return invalid_argument(fmt::format("--sampling must be device, host or auto, got '{}'", c.sampling));
   }
-  ASSIGN_OR_RETURN(m.backend, create_backend(c.backend));
-  RETURN_IF_ERROR(m.backend->check_supported(config));
   RuntimeOptions runtime_options;
   ASSIGN_OR_RETURN(runtime_options.num_kv_pages, explicit_kv_pages(c));
   runtime_options.max_batched_tokens = c.max_batched_tokens;
@@ -366,14 +371,15 @@ StatusOr<LoadedModel> load_model(const ServeConfig& c, const ModelLocation& loca
   runtime_options.max_model_len = c.max_model_len;
   runtime_options.gpu_memory_utilization = c.gpu_memory_utilization;
   spdlog::info("loading {} ({} weights) on the {} backend", location.config_path, load_format_name(format),
-               m.backend->name());
-  if (format == LoadFormat::kDummy) {
-    ASSIGN_OR_RETURN(m.runtime, Transformer::load(config, WeightSource::dummy(kDummyWeightSeed), *m.backend,
-                                                  runtime_options));
-  } else {
+               c.backend);
+  if (format != LoadFormat::kDummy) {
     ASSIGN_OR_RETURN(m.checkpoint, Checkpoint::open(location.dir));
-    ASSIGN_OR_RETURN(m.runtime, Transformer::load(config, *m.checkpoint, *m.backend, runtime_options));
   }
+  const WeightSource weights = m.checkpoint ? WeightSource(*m.checkpoint) : WeightSource::dummy(kDummyWeightSeed);
+  ASSIGN_OR_RETURN(LoadedRuntime loaded,
+                   load_runtime(config, weights, c.backend, c.tensor_parallel_size, runtime_options));
+  m.backend = std::move(loaded.backend);
+  m.runtime = std::move(loaded.transformer);
 
   EngineConfig engine_config;
   engine_config.scheduler.max_batched_tokens = c.max_batched_tokens;

@@ -83,6 +83,30 @@ TEST(GenerateCli, GreedyIdsMatchTransformersOnParityFixtures) {
   EXPECT_GT(fixtures, 0) << "no parity fixtures under " << parity_dir();
 }
 
+// Tensor parallelism on the CPU backend (model/runtime/tensor_parallel.h): the sharded ranks still
+// produce transformers' greedy ids; a size that does not divide the heads fails naming them.
+TEST(GenerateCli, TensorParallelGreedyIdsMatchTransformers) {
+  for (const auto& [name, size] : std::vector<std::pair<std::string, int>>{{"llama", 2}, {"qwen3", 4}, {"gemma2", 4}}) {
+    const std::string dir = parity_dir() + "/" + name;
+    auto expected = read_json_file(dir + "/expected.json");
+    ASSERT_TRUE(expected.ok()) << expected.status().to_string();
+    for (const auto& c : (*expected)["cases"]) {
+      std::vector<int> prompt = c["prompt_ids"].get<std::vector<int>>();
+      std::vector<int> generated = c["generated_ids"].get<std::vector<int>>();
+      RunResult r = run_longbow({"generate", "--model", dir, "--prompt-ids", join(prompt, ","), "--max-tokens",
+                                 std::to_string(generated.size()), "--ignore-eos", "--backend", "cpu",
+                                 "--max-batched-tokens", "16", "--tensor-parallel-size", std::to_string(size),
+                                 "--log-level", "warn"});
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      EXPECT_EQ(r.out, join(generated, " ") + "\n") << name << " at TP " << size << ", prompt of " << prompt.size();
+    }
+  }
+  RunResult r = run_longbow({"generate", "--model", parity_dir() + "/gemma3_text", "--prompt-ids", "5,6",
+                             "--backend", "cpu", "--tensor-parallel-size", "4", "--log-level", "warn"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("num_attention_heads 2 is not divisible by tensor_parallel_size 4"), std::string::npos) << r.err;
+}
+
 TEST(GenerateCli, HelpAndVersion) {
   RunResult version = run_longbow({"--version"});
   EXPECT_EQ(version.exit_code, 0);

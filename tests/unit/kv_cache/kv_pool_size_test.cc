@@ -61,7 +61,9 @@ CacheGroup paged_group(int window, int64_t bytes_per_page, std::vector<int> laye
 TEST(GroupPlan, DemandPerGroupKind) {
   GroupDemand demand{.max_model_len = 8192, .max_batched_tokens = 2048, .max_num_seqs = 4, .page_size = 64};
   EXPECT_EQ(group_demand_tokens(paged_group(0, 1, {0}), demand), 8192);
-  EXPECT_EQ(group_demand_tokens(paged_group(512, 1, {0}), demand), 512 + 2048);
+  // The window and a step's tokens need not start at a page boundary: window_live_pages_bound(512,
+  // 2048, 64) = 42 whole pages, what the KV manager needs so that it never caps a sequence's length.
+  EXPECT_EQ(group_demand_tokens(paged_group(512, 1, {0}), demand), 42 * 64);
   EXPECT_EQ(group_demand_tokens(paged_group(8000, 1, {0}), demand), 8192);  // capped by the model length
 }
 
@@ -69,18 +71,19 @@ TEST(GroupPlan, SplitsInProportionToDemandAndCountsTheNullPage) {
   // Gemma-3-like: 5 local layers (window 512) : 1 global layer, same bytes per layer.
   std::vector<CacheGroup> groups = {paged_group(512, 5 * 1000, {0, 1, 2, 3, 4}), paged_group(0, 1000, {5})};
   GroupDemand demand{.max_model_len = 64 * 100, .max_batched_tokens = 64 * 8, .max_num_seqs = 4, .page_size = 64};
-  // One full-length sequence: 16 window pages (8 window + 8 step) and 100 full pages.
-  const int64_t per_sequence = 16 * 5000 + 100 * 1000;
+  // One full-length sequence: 18 window pages (8 window + 8 step, unaligned: window_live_pages_bound)
+  // and 100 full pages.
+  const int64_t per_sequence = 18 * 5000 + 100 * 1000;
   const size_t budget = 5000 + 1000 + 10 * per_sequence;  // null pages + exactly 10 sequences
   std::vector<int> sizes = plan_group_pages(groups, budget, demand);
   ASSERT_EQ(sizes.size(), 2u);
-  EXPECT_EQ(sizes[0], 1 + 160);
+  EXPECT_EQ(sizes[0], 1 + 180);
   EXPECT_EQ(sizes[1], 1 + 1000);
   EXPECT_TRUE(check_group_plan(groups, sizes, demand).ok());
   // Never more than the budget.
   EXPECT_LE(static_cast<size_t>(sizes[0]) * 5000 + static_cast<size_t>(sizes[1]) * 1000, budget);
   std::string line = describe_group_plan(groups, sizes, demand);
-  EXPECT_NE(line.find("group 0 (window 512, layers 0-4): 161 pages of 64 tokens"), std::string::npos) << line;
+  EXPECT_NE(line.find("group 0 (window 512, layers 0-4): 181 pages of 64 tokens"), std::string::npos) << line;
   EXPECT_NE(line.find("group 1 (full, layers 5): 1001 pages"), std::string::npos) << line;
 }
 
