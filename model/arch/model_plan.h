@@ -142,6 +142,9 @@ struct LayerPlan {
   std::optional<MoePlan> moe;  // set: the FFN is this instead of `mlp`
   // Both set (MiniMax) or neither: the residuals are taken from the normed inputs, scaled.
   std::optional<ScaledResidual> attn_residual, mlp_residual;
+  // A tensor-parallel rank's plan (plan_shard.h): the token mixer's / the FFN's output is this rank's
+  // partial sum, to be all-reduced.
+  bool mixer_partial = false, ffn_partial = false;
 };
 
 // A plan tensor that older checkpoints store in pieces (transformers' checkpoint conversion

@@ -145,22 +145,25 @@ StatusOr<ModelPlan> shard_model_plan(const ModelPlan& full, const ParallelRank& 
     return invalid_argument(fmt::format("tensor parallelism: rank {} of {}", p.rank, p.size));
   }
   if (p.size == 1) return full;
-  if (!full.row_orders.empty() || !full.legacy_parts.empty()) {
-    // Rows reordered or assembled at load would need the slices mapped through the transform.
-    return unimplemented("tensor parallelism: checkpoints whose tensors are reordered or assembled at load "
-                         "(MLA, per-expert MoE tensors) are not sharded yet");
-  }
   ModelPlan plan = full;
   ShardBuilder b;
   for (size_t l = 0; l < plan.layers.size(); ++l) {
     LayerPlan& layer = plan.layers[l];
-    if (layer.lightning || layer.mla) {
-      return unimplemented(fmt::format("tensor parallelism: layer {} is {}, which is not sharded yet", l,
-                                       layer.lightning ? "lightning attention" : "multi-head latent attention"));
+    if (layer.mla) {
+      return unimplemented(fmt::format("tensor parallelism: layer {} is multi-head latent attention, which is not "
+                                       "sharded yet", l));
     }
-    Status status = shard_attention(layer.attention, p, b);
+    // A lightning layer's RMSNorm spans every head, so it stays whole on every rank (replicated weights,
+    // state and compute; its output needs no reduction).
+    Status status = layer.lightning ? Status::Ok() : shard_attention(layer.attention, p, b);
     if (status.ok()) status = layer.moe ? shard_moe(*layer.moe, p, b) : shard_mlp(layer.mlp, p, b);
     if (!status.ok()) return status.with_context(fmt::format("layer {}", l));
+    layer.mixer_partial = !layer.lightning;
+    layer.ffn_partial = true;
+  }
+  if (!full.row_orders.empty()) {
+    // Rows reordered at load would need the slices mapped through the order.
+    return unimplemented("tensor parallelism: models whose tensors are reordered at load are not sharded yet");
   }
   const int64_t vocab = full.vocab_size, per_rank = (vocab + p.size - 1) / p.size;
   plan.vocab_begin = p.rank * per_rank;

@@ -8,7 +8,8 @@
 //   vocabulary  the embedding and the LM head by vocabulary rows, ceil(V / W) per rank (the last may
 //               hold fewer): out-of-slice ids embed as zeros and the sum is all-reduced; each rank's
 //               logits columns are all-gathered.
-// Norms, q/k norms, the prediction head and the DSA indexer are replicated. The indexer is replicated
+// Norms, q/k norms, the prediction head, the DSA indexer and lightning attention layers (their RMSNorm
+// spans every head, MiniMax) are replicated. The indexer is replicated
 // on purpose: its scores are summed over its heads before the top-k, so splitting heads would cost an
 // all-reduce of [rows, context] fp32 scores per layer (1 GiB at a 2048-row chunk of a 128K context)
 // against recomputing a 64-head, 128-dim projection; its index keys are one 132-byte row per token.
@@ -27,7 +28,8 @@ struct ParallelRank {
 
 // The plan of `rank` with ModelPlan::shards naming the slice of every split checkpoint tensor.
 // INVALID_ARGUMENT naming the dimension when heads, KV heads or intermediate sizes do not divide by
-// the size; UNIMPLEMENTED for layer kinds not sharded yet (lightning attention, MLA).
+// the size; UNIMPLEMENTED for MLA layers, not sharded yet. LayerPlan::mixer_partial / ffn_partial mark
+// the outputs to all-reduce.
 StatusOr<ModelPlan> shard_model_plan(const ModelPlan& full, const ParallelRank& rank);
 
 }  // namespace longbow

@@ -5,7 +5,11 @@ namespace longbow {
 StatusOr<DecoderLayer> DecoderLayer::build(const LayerPlan& plan, const TensorMap& tensors, const RopeTensors& rope,
                                            const DsaLayerOptions& dsa, Backend& backend, Communicator* comm) {
   DecoderLayer layer;
-  layer.comm_ = comm;
+  if (comm == nullptr && (plan.mixer_partial || plan.ffn_partial)) {
+    return invalid_argument("decoder layer: a tensor-parallel rank's plan without a communicator");
+  }
+  layer.mixer_comm_ = plan.mixer_partial ? comm : nullptr;
+  layer.ffn_comm_ = plan.ffn_partial ? comm : nullptr;
   ASSIGN_OR_RETURN(layer.attn_norm_, Norm::build(plan.attn_norm, tensors, backend));
   ASSIGN_OR_RETURN(layer.attn_post_norm_, Norm::build(plan.attn_post_norm, tensors, backend));
   ASSIGN_OR_RETURN(layer.mlp_norm_, Norm::build(plan.mlp_norm, tensors, backend));
@@ -101,7 +105,7 @@ Status DecoderLayer::forward(Backend& b, const StepTensors& step, LayerScratch& 
   } else {
     RETURN_IF_ERROR(std::get<LightningAttention>(mixer_).forward(b, step, scratch, x, r.delta));
   }
-  if (comm_ != nullptr) RETURN_IF_ERROR(comm_->all_reduce_sum(r.delta));
+  if (mixer_comm_ != nullptr) RETURN_IF_ERROR(mixer_comm_->all_reduce_sum(r.delta));
   if (!attn_post_norm_.is_identity()) RETURN_IF_ERROR(attn_post_norm_.forward(b, r.delta, r.delta));
   Tensor y = r.normed;
   if (attn_residual_) {
@@ -118,7 +122,7 @@ Status DecoderLayer::forward(Backend& b, const StepTensors& step, LayerScratch& 
   } else {
     RETURN_IF_ERROR(std::get<MoeFfn>(ffn_).forward(b, scratch, y, r.delta));
   }
-  if (comm_ != nullptr) RETURN_IF_ERROR(comm_->all_reduce_sum(r.delta));
+  if (ffn_comm_ != nullptr) RETURN_IF_ERROR(ffn_comm_->all_reduce_sum(r.delta));
   if (!mlp_post_norm_.is_identity()) RETURN_IF_ERROR(mlp_post_norm_.forward(b, r.delta, r.delta));
   if (mlp_residual_) {
     // The stream becomes α'·y (y is in r.hidden) with β'·m pending.

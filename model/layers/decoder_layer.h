@@ -6,8 +6,8 @@
 //   a = mixer(x) → attn_post_norm (Gemma);  y = mlp_norm(h += a);  m = ffn(y) → mlp_post_norm (Gemma)
 //
 // and m is left in `delta` as the next layer's pending add (or the final norm's). On a tensor-parallel
-// rank (a communicator given) a and m are the rank's partial sums, all-reduced before anything else
-// reads them. With scaled
+// rank a and m are the rank's partial sums where the plan says so (LayerPlan::mixer_partial,
+// ffn_partial), all-reduced before anything else reads them. With scaled
 // residuals (MiniMax: h = α·x + β·a, then h = α'·y + β'·m) x and a are scaled in place first, x
 // becomes the residual, and the stream carries α'·y with β'·m pending.
 #pragma once
@@ -69,7 +69,8 @@ class DecoderLayer {
   std::variant<GqaAttention, LightningAttention, MlaAttention> mixer_;
   std::variant<GatedMlp, MoeFfn> ffn_;
   std::optional<ScaledResidual> attn_residual_, mlp_residual_;
-  Communicator* comm_ = nullptr;
+  Communicator* mixer_comm_ = nullptr;  // set where the plan marks the output partial (tensor parallelism)
+  Communicator* ffn_comm_ = nullptr;
 };
 
 }  // namespace longbow

@@ -287,7 +287,11 @@ StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<Tens
   std::vector<TensorSpec> direct;
   std::vector<std::pair<TensorSpec, std::vector<TensorSpec>>> assembled;
   for (const TensorSpec& spec : specs) {
-    std::vector<TensorSpec> parts = legacy_part_specs(spec, names, transforms.parts);
+    std::vector<TensorSpec> parts = legacy_part_specs(checkpoint_spec(spec, transforms), names, transforms.parts);
+    if (!parts.empty() && shard_of(transforms, spec.name) != nullptr) {
+      return unimplemented(fmt::format("tensor parallelism: {} is stored in pieces ({} ...) in this checkpoint; "
+                                       "sharding such tensors is not built yet", spec.name, parts.front().name));
+    }
     if (parts.empty()) {
       direct.push_back(spec);
     } else {

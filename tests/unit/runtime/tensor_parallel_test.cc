@@ -1,6 +1,7 @@
 // Tensor parallelism on the CPU backend (DESIGN §10): TP = 2 and 4 against TP = 1 on the parity
 // fixtures (transformers' own checkpoints: dense, local/global, KV heads fewer than ranks) and on tiny
-// checkpoints with biases, an odd vocabulary split unevenly, tied embeddings and a DSA indexer.
+// checkpoints with biases, an odd vocabulary split unevenly, tied embeddings, a DSA indexer and MiniMax's
+// MoE beside replicated lightning layers.
 // Two sequences are prefilled in chunks and decoded greedily together; every logits row of every step
 // must agree with TP = 1 within 1e-5 and every greedy token must be the same.
 #include <fmt/format.h>
@@ -52,6 +53,10 @@ StatusOr<Run> run_scenario(Transformer& model, int vocab) {
     tables_a.emplace_back(table_a);
     tables_b.emplace_back(table_b);
   }
+  // A model with state layers (MiniMax's lightning attention) gets a fresh slot per sequence.
+  const bool has_state = std::any_of(model.cache_groups().begin(), model.cache_groups().end(),
+                                     [](const CacheGroup& g) { return g.is_state; });
+  const int32_t slot_a = has_state ? 0 : -1, slot_b = has_state ? 1 : -1;
   Run run;
   auto step = [&](std::vector<SequenceStep> steps) -> Status {
     std::vector<float> logits;
@@ -63,17 +68,17 @@ StatusOr<Run> run_scenario(Transformer& model, int vocab) {
     const auto begin = run.logits.back().begin() + static_cast<std::ptrdiff_t>(row * static_cast<size_t>(vocab));
     return static_cast<int32_t>(std::max_element(begin, begin + vocab) - begin);
   };
-  RETURN_IF_ERROR(step({SequenceStep{std::span(a).first(32), 0, tables_a, -1, false}}));
-  RETURN_IF_ERROR(step({SequenceStep{std::span(a).subspan(32), 32, tables_a, -1, true},
-                        SequenceStep{std::span(b), 0, tables_b, -1, true}}));
+  RETURN_IF_ERROR(step({SequenceStep{std::span(a).first(32), 0, tables_a, slot_a, false}}));
+  RETURN_IF_ERROR(step({SequenceStep{std::span(a).subspan(32), 32, tables_a, slot_a, true},
+                        SequenceStep{std::span(b), 0, tables_b, slot_b, true}}));
   for (int i = 0; i < 6; ++i) {
     a.push_back(greedy(0));
     b.push_back(greedy(1));
     run.tokens.push_back(a.back());
     run.tokens.push_back(b.back());
     const auto na = static_cast<int32_t>(a.size()), nb = static_cast<int32_t>(b.size());
-    RETURN_IF_ERROR(step({SequenceStep{std::span(a).last(1), na - 1, tables_a, -1, true},
-                          SequenceStep{std::span(b).last(1), nb - 1, tables_b, -1, true}}));
+    RETURN_IF_ERROR(step({SequenceStep{std::span(a).last(1), na - 1, tables_a, slot_a, true},
+                          SequenceStep{std::span(b).last(1), nb - 1, tables_b, slot_b, true}}));
   }
   return run;
 }
@@ -169,16 +174,26 @@ TEST(TensorParallelTest, ShardingErrorsNameTheDimension) {
   EXPECT_NE(modernbert.message().find("num_attention_heads 3"), std::string::npos) << modernbert.to_string();
 }
 
-TEST(TensorParallelTest, LayerKindsNotShardedYetAreRefusedByName) {
-  for (const ModelConfig& config : {tiny_minimax_config(), tiny_deepseek_config()}) {
-    TempDir dir;
-    write_tiny_checkpoint(config, dir.path(), DType::kF32, 3);
-    auto checkpoint = Checkpoint::open(dir.path());
-    ASSERT_TRUE(checkpoint.ok());
-    auto model = load_ranks(config, **checkpoint, 2);
-    ASSERT_FALSE(model.ok()) << config.model_type;
-    EXPECT_EQ(model.status().code(), StatusCode::kUnimplemented) << model.status().to_string();
-  }
+// MiniMax: lightning layers replicated, the full-attention layer and every layer's MoE experts
+// (intermediate 40: 20 or 10 rows of each expert per rank) sharded, the router replicated.
+TEST(TensorParallelTest, MiniMaxMoeRanksMatchOneRank) {
+  const ModelConfig config = tiny_minimax_config();
+  TempDir dir;
+  write_tiny_checkpoint(config, dir.path(), DType::kF32, 5);
+  expect_same_as_one_rank(config, dir.path(), {2, 4});
+}
+
+TEST(TensorParallelTest, MlaIsRefusedByName) {
+  const ModelConfig config = tiny_deepseek_config();
+  TempDir dir;
+  write_tiny_checkpoint(config, dir.path(), DType::kF32, 3);
+  auto checkpoint = Checkpoint::open(dir.path());
+  ASSERT_TRUE(checkpoint.ok());
+  auto model = load_ranks(config, **checkpoint, 2);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), StatusCode::kUnimplemented) << model.status().to_string();
+  EXPECT_NE(model.status().message().find("multi-head latent attention"), std::string::npos)
+      << model.status().to_string();
 }
 
 }  // namespace
