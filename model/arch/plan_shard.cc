@@ -120,6 +120,21 @@ Status shard_attention(AttentionPlan& a, const ParallelRank& p, ShardBuilder& b)
   return Status::Ok();
 }
 
+// MLA by heads: the rank's heads' rows of q_rope and q_nope (row views of q_b, already in the
+// loaded [rope | nope] order), of kv_b, and o_proj's columns. The q and kv LoRA down-projections and
+// norms are replicated, and so is the latent cache: every head reads the same latent row per token.
+Status shard_mla(MlaPlan& m, const ParallelRank& p, ShardBuilder& b) {
+  RETURN_IF_ERROR(divisible(m.num_heads, p.size, "num_attention_heads"));
+  const int64_t h = m.num_heads / p.size, first = p.rank * h;
+  RETURN_IF_ERROR(b.rows(m.q_rope, first * m.rope_dim, h * m.rope_dim));
+  RETURN_IF_ERROR(b.rows(m.q_nope, first * m.nope_dim, h * m.nope_dim));
+  const int64_t kv_b_rows = int64_t{m.nope_dim} + m.v_dim;
+  RETURN_IF_ERROR(b.slice(m.kv_b, 0, IndexRange{first * kv_b_rows, h * kv_b_rows}));
+  RETURN_IF_ERROR(b.columns(m.o, first * m.v_dim, h * m.v_dim, p.rank));
+  m.num_heads = static_cast<int>(h);
+  return Status::Ok();
+}
+
 Status shard_mlp(MlpPlan& m, const ParallelRank& p, ShardBuilder& b) {
   RETURN_IF_ERROR(divisible(m.gate.out, p.size, "intermediate_size"));
   const int64_t n = m.gate.out / p.size;
@@ -149,21 +164,15 @@ StatusOr<ModelPlan> shard_model_plan(const ModelPlan& full, const ParallelRank& 
   ShardBuilder b;
   for (size_t l = 0; l < plan.layers.size(); ++l) {
     LayerPlan& layer = plan.layers[l];
-    if (layer.mla) {
-      return unimplemented(fmt::format("tensor parallelism: layer {} is multi-head latent attention, which is not "
-                                       "sharded yet", l));
-    }
     // A lightning layer's RMSNorm spans every head, so it stays whole on every rank (replicated weights,
     // state and compute; its output needs no reduction).
-    Status status = layer.lightning ? Status::Ok() : shard_attention(layer.attention, p, b);
+    Status status = layer.lightning ? Status::Ok()
+                    : layer.mla     ? shard_mla(*layer.mla, p, b)
+                                    : shard_attention(layer.attention, p, b);
     if (status.ok()) status = layer.moe ? shard_moe(*layer.moe, p, b) : shard_mlp(layer.mlp, p, b);
     if (!status.ok()) return status.with_context(fmt::format("layer {}", l));
     layer.mixer_partial = !layer.lightning;
     layer.ffn_partial = true;
-  }
-  if (!full.row_orders.empty()) {
-    // Rows reordered at load would need the slices mapped through the order.
-    return unimplemented("tensor parallelism: models whose tensors are reordered at load are not sharded yet");
   }
   const int64_t vocab = full.vocab_size, per_rank = (vocab + p.size - 1) / p.size;
   plan.vocab_begin = p.rank * per_rank;

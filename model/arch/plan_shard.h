@@ -3,6 +3,8 @@
 // "all-reduce my output" and "all-gather my logits":
 //   attention   by heads: q/k/v rows of the rank's heads (a KV head is replicated on W / Hkv ranks
 //               when Hkv < W), o_proj by columns (partial sums, all-reduced by the decoder layer);
+//   MLA         by heads: q_b's rope and nope rows and kv_b's rows of the rank's heads, o_proj by
+//               columns; the LoRA down-projections, their norms and the latent cache are replicated;
 //   MLP, MoE    by intermediate rows: gate/up rows, down by columns (all-reduced); every expert and
 //               the shared experts alike; the router and its bias are replicated;
 //   vocabulary  the embedding and the LM head by vocabulary rows, ceil(V / W) per rank (the last may
@@ -28,8 +30,7 @@ struct ParallelRank {
 
 // The plan of `rank` with ModelPlan::shards naming the slice of every split checkpoint tensor.
 // INVALID_ARGUMENT naming the dimension when heads, KV heads or intermediate sizes do not divide by
-// the size; UNIMPLEMENTED for MLA layers, not sharded yet. LayerPlan::mixer_partial / ffn_partial mark
-// the outputs to all-reduce.
+// the size. LayerPlan::mixer_partial / ffn_partial mark the outputs to all-reduce.
 StatusOr<ModelPlan> shard_model_plan(const ModelPlan& full, const ParallelRank& rank);
 
 }  // namespace longbow

@@ -1,7 +1,7 @@
 // Tensor parallelism on the CPU backend (DESIGN §10): TP = 2 and 4 against TP = 1 on the parity
 // fixtures (transformers' own checkpoints: dense, local/global, KV heads fewer than ranks) and on tiny
-// checkpoints with biases, an odd vocabulary split unevenly, tied embeddings, a DSA indexer and MiniMax's
-// MoE beside replicated lightning layers.
+// checkpoints with biases, an odd vocabulary split unevenly, tied embeddings, a DSA indexer, MiniMax's
+// MoE beside replicated lightning layers, and DeepSeek's MLA and MoE (V3 and V3.2).
 // Two sequences are prefilled in chunks and decoded greedily together; every logits row of every step
 // must agree with TP = 1 within 1e-5 and every greedy token must be the same.
 #include <fmt/format.h>
@@ -183,17 +183,18 @@ TEST(TensorParallelTest, MiniMaxMoeRanksMatchOneRank) {
   expect_same_as_one_rank(config, dir.path(), {2, 4});
 }
 
-TEST(TensorParallelTest, MlaIsRefusedByName) {
-  const ModelConfig config = tiny_deepseek_config();
-  TempDir dir;
-  write_tiny_checkpoint(config, dir.path(), DType::kF32, 3);
-  auto checkpoint = Checkpoint::open(dir.path());
-  ASSERT_TRUE(checkpoint.ok());
-  auto model = load_ranks(config, **checkpoint, 2);
-  ASSERT_FALSE(model.ok());
-  EXPECT_EQ(model.status().code(), StatusCode::kUnimplemented) << model.status().to_string();
-  EXPECT_NE(model.status().message().find("multi-head latent attention"), std::string::npos)
-      << model.status().to_string();
+// DeepSeek-V3: MLA heads, the dense first layer's MLP, the routed experts (intermediate 20) and the
+// shared expert sharded; the sigmoid router, its bias and the latent cache replicated. V3.2 adds the
+// replicated indexer over the q latent (top-16 of up to 46 tokens).
+TEST(TensorParallelTest, DeepSeekRanksMatchOneRank) {
+  for (const ModelConfig& config :
+       {tiny_deepseek_config(), tiny_deepseek_config({{"model_type", "deepseek_v32"}, {"index_n_heads", 4},
+                                                      {"index_head_dim", 32}, {"index_topk", 16}})}) {
+    SCOPED_TRACE(config.model_type);
+    TempDir dir;
+    write_tiny_checkpoint(config, dir.path(), DType::kF32, 3);
+    expect_same_as_one_rank(config, dir.path(), {2, 4});
+  }
 }
 
 }  // namespace
