@@ -259,6 +259,74 @@ StatusOr<Tensor> upload_tensor(const TensorSpec& spec, const TensorView& view, c
   return tensor;
 }
 
+// A shard seen on the full tensor flattened to [R, C] (C its last dimension), for tensors assembled
+// from row blocks: the kept rows (ascending) when the shard cuts an earlier axis, or the kept column
+// ranges when it cuts the last one.
+struct FlatSelection {
+  std::vector<int64_t> rows;     // empty: every row
+  std::vector<IndexRange> cols;  // empty: every column
+
+  int64_t num_cols(int64_t all) const {
+    if (cols.empty()) return all;
+    int64_t n = 0;
+    for (const IndexRange& r : cols) n += r.size;
+    return n;
+  }
+  // The kept elements of full rows [first, first + count) (host values, `element_bytes` each), and in
+  // *out_row the shard row the first of them lands on.
+  std::vector<uint8_t> take(const void* data, size_t element_bytes, int64_t first, int64_t count, int64_t num_cols_all,
+                            int64_t* out_row) const {
+    const auto* base = static_cast<const uint8_t*>(data);
+    const size_t row_bytes = static_cast<size_t>(num_cols_all) * element_bytes;
+    std::vector<int64_t> picked;
+    if (rows.empty()) {
+      for (int64_t r = first; r < first + count; ++r) picked.push_back(r);
+      *out_row = first;
+    } else {
+      auto lo = std::lower_bound(rows.begin(), rows.end(), first);
+      auto hi = std::lower_bound(rows.begin(), rows.end(), first + count);
+      picked.assign(lo, hi);
+      *out_row = lo - rows.begin();
+    }
+    std::vector<uint8_t> out;
+    out.reserve(picked.size() * static_cast<size_t>(num_cols(num_cols_all)) * element_bytes);
+    for (int64_t r : picked) {
+      const uint8_t* row = base + static_cast<size_t>(r - first) * row_bytes;
+      if (cols.empty()) {
+        out.insert(out.end(), row, row + row_bytes);
+        continue;
+      }
+      for (const IndexRange& c : cols) {
+        out.insert(out.end(), row + static_cast<size_t>(c.begin) * element_bytes,
+                   row + static_cast<size_t>(c.begin + c.size) * element_bytes);
+      }
+    }
+    return out;
+  }
+};
+
+FlatSelection flat_selection(const TensorShard& shard) {
+  FlatSelection s;
+  const std::vector<int64_t>& shape = shard.full_shape;
+  const auto axis = static_cast<size_t>(shard.axis);
+  if (axis + 1 == shape.size()) {
+    s.cols = shard.ranges;
+    return s;
+  }
+  int64_t outer = 1, inner_rows = 1;
+  for (size_t i = 0; i < axis; ++i) outer *= shape[i];
+  for (size_t i = axis + 1; i + 1 < shape.size(); ++i) inner_rows *= shape[i];
+  const int64_t n = shape[axis];
+  for (int64_t o = 0; o < outer; ++o) {
+    for (const IndexRange& r : shard.ranges) {
+      for (int64_t j = r.begin; j < r.begin + r.size; ++j) {
+        for (int64_t q = 0; q < inner_rows; ++q) s.rows.push_back((o * n + j) * inner_rows + q);
+      }
+    }
+  }
+  return s;
+}
+
 // The part specs of `spec` when the checkpoint lacks it and `legacy` assembles it: part i is the
 // i-th of parts.size() equal row blocks of the flattened [rows, cols] tensor. Empty: load it directly.
 std::vector<TensorSpec> legacy_part_specs(const TensorSpec& spec, const std::vector<std::string>& names,
@@ -288,10 +356,6 @@ StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<Tens
   std::vector<std::pair<TensorSpec, std::vector<TensorSpec>>> assembled;
   for (const TensorSpec& spec : specs) {
     std::vector<TensorSpec> parts = legacy_part_specs(checkpoint_spec(spec, transforms), names, transforms.parts);
-    if (!parts.empty() && shard_of(transforms, spec.name) != nullptr) {
-      return unimplemented(fmt::format("tensor parallelism: {} is stored in pieces ({} ...) in this checkpoint; "
-                                       "sharding such tensors is not built yet", spec.name, parts.front().name));
-    }
     if (parts.empty()) {
       direct.push_back(spec);
     } else {
@@ -318,13 +382,29 @@ StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<Tens
   for (const auto& [spec, parts] : assembled) {
     ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, transforms, backend));
     const int64_t part_rows = parts.front().shape[0], cols = parts.front().shape[1];
-    Tensor flat = tensor.reshape({part_rows * static_cast<int64_t>(parts.size()), cols});
+    const TensorShard* shard = shard_of(transforms, spec.name);
+    const FlatSelection keep = shard ? flat_selection(*shard) : FlatSelection{};
+    const int64_t kept_cols = shard ? keep.num_cols(cols) : cols;
+    Tensor flat = tensor.reshape({tensor.numel() / kept_cols, kept_cols});
     for (size_t i = 0; i < parts.size(); ++i) {
       ASSIGN_OR_RETURN(TensorView view, checkpoint.tensor(parts[i]));
       ASSIGN_OR_RETURN(HostTensor host, host_tensor(view, checkpoint, transforms));
-      Tensor block = flat.rows(static_cast<int64_t>(i) * part_rows, part_rows);
-      RETURN_IF_ERROR(backend.upload_converted(host.data, host.dtype, host.count, block)
-                          .with_context("uploading " + parts[i].name));
+      const int64_t first_row = static_cast<int64_t>(i) * part_rows;
+      if (shard == nullptr) {
+        Tensor block = flat.rows(first_row, part_rows);
+        RETURN_IF_ERROR(backend.upload_converted(host.data, host.dtype, host.count, block)
+                            .with_context("uploading " + parts[i].name));
+      } else {  // this rank's rows and columns of the part, at their places in the shard
+        int64_t out_row = 0;
+        const std::vector<uint8_t> bytes = keep.take(host.data, dtype_size(host.dtype), first_row, part_rows, cols,
+                                                     &out_row);
+        const auto rows = static_cast<int64_t>(bytes.size() / (dtype_size(host.dtype) * static_cast<size_t>(kept_cols)));
+        if (rows > 0) {
+          Tensor block = flat.rows(out_row, rows);
+          RETURN_IF_ERROR(backend.upload_converted(bytes.data(), host.dtype, rows * kept_cols, block)
+                              .with_context("uploading " + parts[i].name));
+        }
+      }
       progress.advance(view.num_bytes);
     }
     by_name.emplace(spec.name, std::move(tensor));

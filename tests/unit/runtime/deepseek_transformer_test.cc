@@ -126,35 +126,8 @@ TEST(DeepseekTransformerTest, PerExpertCheckpointsLoadAsTheStackedLayout) {
   const ModelConfig config = testing::tiny_deepseek_config();
   TempDir dir;
   testing::write_tiny_checkpoint(config, dir.path(), DType::kF32, 9);
-  auto stacked = Checkpoint::open(dir.path());
-  ASSERT_TRUE(stacked.ok());
-  const int experts = 8, inter = 20, hidden = 48;
-  SafetensorsWriter writer;
-  for (const std::string& name : (*stacked)->tensor_names()) {
-    auto view = (*stacked)->tensor(name);
-    ASSERT_TRUE(view.ok());
-    const auto* values = reinterpret_cast<const float*>(view->data);
-    const size_t at = name.find(".mlp.experts.");
-    if (at == std::string::npos) {
-      ASSERT_TRUE(writer.add_float(name, DType::kF32, view->shape, std::span(values, view->num_elements())).ok());
-      continue;
-    }
-    const std::string prefix = name.substr(0, at) + ".mlp.experts.";
-    for (int e = 0; e < experts; ++e) {
-      if (name.ends_with("gate_up_proj")) {
-        const float* gate = values + int64_t{e} * 2 * inter * hidden;
-        ASSERT_TRUE(writer.add_float(fmt::format("{}{}.gate_proj.weight", prefix, e), DType::kF32, {inter, hidden},
-                                     std::span(gate, inter * hidden)).ok());
-        ASSERT_TRUE(writer.add_float(fmt::format("{}{}.up_proj.weight", prefix, e), DType::kF32, {inter, hidden},
-                                     std::span(gate + inter * hidden, inter * hidden)).ok());
-      } else {
-        ASSERT_TRUE(writer.add_float(fmt::format("{}{}.down_proj.weight", prefix, e), DType::kF32, {hidden, inter},
-                                     std::span(values + int64_t{e} * hidden * inter, hidden * inter)).ok());
-      }
-    }
-  }
   TempDir per_expert;
-  ASSERT_TRUE(writer.write(per_expert.path() + "/model.safetensors").ok());
+  testing::write_per_expert_checkpoint(dir.path(), per_expert.path(), 8, 20, 48);
   Model a = load(config, dir.path()), b = load(config, per_expert.path());
   ASSERT_NE(a.transformer, nullptr);
   ASSERT_NE(b.transformer, nullptr);

@@ -197,5 +197,32 @@ TEST(TensorParallelTest, DeepSeekRanksMatchOneRank) {
   }
 }
 
+// The hub's layout: one tensor per expert and projection, assembled at load; each rank takes its rows
+// (gate/up) and columns (down) of every expert's pieces. Same logits as TP = 1 on the stacked copy.
+TEST(TensorParallelTest, PerExpertCheckpointsShardLikeStackedOnes) {
+  const ModelConfig config = tiny_deepseek_config();
+  TempDir stacked, per_expert;
+  write_tiny_checkpoint(config, stacked.path(), DType::kF32, 9);
+  write_per_expert_checkpoint(stacked.path(), per_expert.path(), 8, 20, 48);
+  auto one = Checkpoint::open(stacked.path());
+  auto pieces = Checkpoint::open(per_expert.path());
+  ASSERT_TRUE(one.ok() && pieces.ok());
+  auto single = load_ranks(config, **one, 1);
+  ASSERT_TRUE(single.ok()) << single.status().to_string();
+  auto expected = run_scenario(**single, config.vocab_size);
+  ASSERT_TRUE(expected.ok()) << expected.status().to_string();
+  for (int size : {2, 4}) {
+    auto sharded = load_ranks(config, **pieces, size);
+    ASSERT_TRUE(sharded.ok()) << sharded.status().to_string();
+    auto got = run_scenario(**sharded, config.vocab_size);
+    ASSERT_TRUE(got.ok()) << got.status().to_string();
+    EXPECT_EQ(got->tokens, expected->tokens) << "TP " << size;
+    ASSERT_EQ(got->logits.size(), expected->logits.size());
+    for (size_t s = 1; s < got->logits.size(); ++s) {  // step 0 asks for no logits
+      EXPECT_LE(relative_l2(got->logits[s], expected->logits[s]), 1e-6) << "TP " << size << ", step " << s;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace longbow::testing

@@ -1,5 +1,6 @@
 #include "tests/unit/runtime/tiny_model.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -642,6 +643,37 @@ CpuModel load_cpu_model(const ModelConfig& config, const std::string& dir, int m
   EXPECT_TRUE(transformer.ok()) << transformer.status().to_string();
   if (transformer.ok()) m.transformer = std::move(transformer).value();
   return m;
+}
+
+void write_per_expert_checkpoint(const std::string& dir, const std::string& out_dir, int experts, int inter,
+                                 int hidden) {
+  auto stacked = Checkpoint::open(dir);
+  ASSERT_TRUE(stacked.ok());
+  SafetensorsWriter writer;
+  for (const std::string& name : (*stacked)->tensor_names()) {
+    auto view = (*stacked)->tensor(name);
+    ASSERT_TRUE(view.ok());
+    const auto* values = reinterpret_cast<const float*>(view->data);
+    const size_t at = name.find(".mlp.experts.");
+    if (at == std::string::npos) {
+      ASSERT_TRUE(writer.add_float(name, DType::kF32, view->shape, std::span(values, view->num_elements())).ok());
+      continue;
+    }
+    const std::string prefix = name.substr(0, at) + ".mlp.experts.";
+    for (int e = 0; e < experts; ++e) {
+      if (name.ends_with("gate_up_proj")) {
+        const float* gate = values + int64_t{e} * 2 * inter * hidden;
+        ASSERT_TRUE(writer.add_float(fmt::format("{}{}.gate_proj.weight", prefix, e), DType::kF32, {inter, hidden},
+                                     std::span(gate, inter * hidden)).ok());
+        ASSERT_TRUE(writer.add_float(fmt::format("{}{}.up_proj.weight", prefix, e), DType::kF32, {inter, hidden},
+                                     std::span(gate + inter * hidden, inter * hidden)).ok());
+      } else {
+        ASSERT_TRUE(writer.add_float(fmt::format("{}{}.down_proj.weight", prefix, e), DType::kF32, {hidden, inter},
+                                     std::span(values + int64_t{e} * hidden * inter, hidden * inter)).ok());
+      }
+    }
+  }
+  ASSERT_TRUE(writer.write(out_dir + "/model.safetensors").ok());
 }
 
 double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {

@@ -64,6 +64,12 @@ std::vector<std::vector<double>> minimax_reference_logits(const ModelConfig& con
 std::vector<std::vector<double>> deepseek_reference_logits(const ModelConfig& config, const Checkpoint& checkpoint,
                                                            const std::vector<int32_t>& tokens);
 
+// Copies the fp32 checkpoint in `dir` to `out_dir` with its stacked DeepSeek experts
+// (mlp.experts.gate_up_proj [E, 2I, H], down_proj [E, H, I]) written one tensor per expert and
+// projection (mlp.experts.N.{gate,up,down}_proj.weight), as transformers 5 writes and the hub holds them.
+void write_per_expert_checkpoint(const std::string& dir, const std::string& out_dir, int experts, int inter,
+                                 int hidden);
+
 // n token ids drawn uniformly from [0, vocab) by a seeded generator.
 std::vector<int32_t> random_tokens(int n, int vocab, uint32_t seed);
 
