@@ -91,8 +91,8 @@ std::vector<TensorSpec> plan_tensors(const ModelPlan& plan) {
     if (layer.moe) {
       const MoePlan& m = *layer.moe;
       list.add(m.router);
-      list.add(m.gate_up, {m.num_experts, 2 * m.intermediate, m.hidden});
-      list.add(m.down, {m.num_experts, m.hidden, m.intermediate});
+      list.add(m.gate_up, {m.local_experts(), 2 * m.intermediate, m.hidden});
+      list.add(m.down, {m.local_experts(), m.hidden, m.intermediate});
       list.add(m.correction_bias, {m.num_experts});
       if (m.shared) {
         for (const LinearPlan* linear : {&m.shared->gate, &m.shared->up, &m.shared->down}) list.add(*linear);

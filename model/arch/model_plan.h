@@ -117,6 +117,10 @@ struct MoePlan {
   std::string gate_up;    // [E, 2I, hidden]: rows [0, I) gate, [I, 2I) up, per expert
   std::string down;       // [E, hidden, I]
   int num_experts = 0, top_k = 0;
+  // Expert parallelism (plan_shard.h): gate_up and down hold experts [expert_begin, expert_begin +
+  // local_experts()) only.
+  int expert_begin = 0, num_local_experts = 0;  // 0: every expert
+  int local_experts() const { return num_local_experts > 0 ? num_local_experts : num_experts; }
   int64_t intermediate = 0, hidden = 0;
   Activation activation = Activation::kSilu;
   MoeScoring scoring = MoeScoring::kSoftmax;

@@ -144,6 +144,18 @@ Status shard_mlp(MlpPlan& m, const ParallelRank& p, ShardBuilder& b) {
 }
 
 Status shard_moe(MoePlan& m, const ParallelRank& p, ShardBuilder& b) {
+  if (p.expert_parallel) {
+    if (m.num_experts % p.size != 0) {
+      return invalid_argument(fmt::format("expert parallelism: {} experts are not divisible by tensor_parallel_size {}",
+                                          m.num_experts, p.size));
+    }
+    const int local = m.num_experts / p.size;
+    m.expert_begin = p.rank * local;
+    m.num_local_experts = local;
+    RETURN_IF_ERROR(b.slice(m.gate_up, 0, IndexRange{m.expert_begin, local}));
+    RETURN_IF_ERROR(b.slice(m.down, 0, IndexRange{m.expert_begin, local}));
+    return m.shared ? shard_mlp(*m.shared, p, b) : Status::Ok();
+  }
   RETURN_IF_ERROR(divisible(m.intermediate, p.size, "the experts' intermediate_size"));
   const int64_t n = m.intermediate / p.size;
   RETURN_IF_ERROR(b.slice(m.gate_up, 1, IndexRange{p.rank * n, n}));

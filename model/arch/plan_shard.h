@@ -26,6 +26,10 @@ namespace longbow {
 struct ParallelRank {
   int rank = 0;
   int size = 1;
+  // MoE experts spread over the ranks whole (E / size each, vLLM's --enable-expert-parallel) instead
+  // of each expert split by intermediate rows; the router stays replicated, so every rank routes alike
+  // and runs only the tokens' picks among its own experts (the all-reduce combines them).
+  bool expert_parallel = false;
 };
 
 // The plan of `rank` with ModelPlan::shards naming the slice of every split checkpoint tensor.

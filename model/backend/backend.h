@@ -125,7 +125,9 @@ struct MoeRouteArgs {
 // The routed experts (transformers' MixtralExperts, stacked as it stores them):
 //   out[t] = Σ_j weights[t][j] · down[e] · (act(gate[e] · x[t]) ⊙ up[e] · x[t]),  e = ids[t][j],
 // with gate[e] = gate_up[e] rows [0, I) and up[e] = rows [I, 2I); with `accumulate`, out[t] += that
-// sum instead (DeepSeek's shared experts computed first into out).
+// sum instead (DeepSeek's shared experts computed first into out). Under expert parallelism gate_up
+// and down hold experts [expert_begin, expert_begin + gate_up.dim(0)) of num_experts: ids are global,
+// and an id outside that range (another rank's expert) contributes nothing.
 struct MoeExpertsArgs {
   Tensor x;        // [T, H]
   Tensor ids;      // [T, k] I32 in [0, E)
@@ -135,6 +137,8 @@ struct MoeExpertsArgs {
   Activation activation = Activation::kSilu;
   Tensor out;      // [T, H]
   bool accumulate = false;
+  int64_t expert_begin = 0;
+  int64_t num_experts = 0;  // routed experts in all; 0: gate_up.dim(0)
 };
 
 // ---- multi-head latent attention (DeepSeek V2/V3 MLA; reference model/backend/cpu/cpu_mla.cc) ----

@@ -8,6 +8,7 @@ StatusOr<MoeFfn> MoeFfn::build(const MoePlan& plan, const TensorMap& tensors) {
     return invalid_argument(fmt::format("moe: top-k {} of {} experts", plan.top_k, plan.num_experts));
   }
   m.num_experts_ = plan.num_experts;
+  m.expert_begin_ = plan.expert_begin;
   m.top_k_ = plan.top_k;
   m.activation_ = plan.activation;
   m.scoring_ = plan.scoring;
@@ -58,6 +59,8 @@ Status MoeFfn::forward(Backend& b, LayerScratch& scratch, const Tensor& x, Tenso
   args.activation = activation_;
   args.out = out;
   args.accumulate = shared_.has_value();
+  args.expert_begin = expert_begin_;
+  args.num_experts = num_experts_;
   return b.moe_experts(args);
 }
 

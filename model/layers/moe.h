@@ -30,6 +30,7 @@ class MoeFfn {
   Linear router_;
   Tensor gate_up_, down_;  // [E, 2I, H], [E, H, I]
   int num_experts_ = 0, top_k_ = 0;
+  int expert_begin_ = 0;  // expert parallelism: the first of this rank's experts
   Activation activation_ = Activation::kSilu;
   MoeScoring scoring_ = MoeScoring::kSoftmax;
   Tensor correction_bias_;  // [E] F32, or empty

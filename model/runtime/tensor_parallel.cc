@@ -79,11 +79,12 @@ class TensorParallelModel final : public Transformer {
   TensorParallelModel(std::vector<std::unique_ptr<Backend>> backends, std::unique_ptr<CollectiveGroup> collectives)
       : backends_(std::move(backends)), collectives_(std::move(collectives)), threads_(collectives_->size()) {}
 
-  Status init(const ModelConfig& config, const WeightSource& weights, const RuntimeOptions& options) {
+  Status init(const ModelConfig& config, const WeightSource& weights, const RuntimeOptions& options,
+              bool expert_parallel) {
     const int size = collectives_->size();
     for (int r = 0; r < size; ++r) {
-      ranks_.push_back(std::make_unique<Decoder>(config, *backends_[static_cast<size_t>(r)], options,
-                                                 RankContext{ParallelRank{r, size}, size > 1 ? &collectives_->rank(r) : nullptr}));
+      const RankContext rank{ParallelRank{r, size, expert_parallel}, size > 1 ? &collectives_->rank(r) : nullptr};
+      ranks_.push_back(std::make_unique<Decoder>(config, *backends_[static_cast<size_t>(r)], options, rank));
     }
     RETURN_IF_ERROR(on_every_rank([&](int r) { return ranks_[static_cast<size_t>(r)]->init(weights); }));
     const Decoder& first = *ranks_.front();
@@ -171,22 +172,23 @@ StatusOr<std::unique_ptr<CollectiveGroup>> make_collectives(const std::vector<st
 
 StatusOr<std::unique_ptr<Transformer>> load_tensor_parallel(const ModelConfig& config, const WeightSource& weights,
                                                             std::vector<std::unique_ptr<Backend>> backends,
-                                                            const RuntimeOptions& options) {
+                                                            const RuntimeOptions& options, bool expert_parallel) {
   if (backends.empty()) return invalid_argument("tensor parallelism: no backends");
   ASSIGN_OR_RETURN(std::unique_ptr<CollectiveGroup> collectives, make_collectives(backends));
   auto model = std::make_unique<TensorParallelModel>(std::move(backends), std::move(collectives));
-  RETURN_IF_ERROR(model->init(config, weights, options));
+  RETURN_IF_ERROR(model->init(config, weights, options, expert_parallel));
   return std::unique_ptr<Transformer>(std::move(model));
 }
 
 StatusOr<LoadedRuntime> load_runtime(const ModelConfig& config, const WeightSource& weights,
                                      std::string_view backend_name, int tensor_parallel_size,
-                                     const RuntimeOptions& options) {
+                                     const RuntimeOptions& options, bool expert_parallel) {
   if (tensor_parallel_size < 1) {
     return invalid_argument(fmt::format("--tensor-parallel-size must be >= 1, got {}", tensor_parallel_size));
   }
   LoadedRuntime loaded;
   if (tensor_parallel_size == 1) {
+    if (expert_parallel) spdlog::warn("--enable-expert-parallel has no effect with --tensor-parallel-size 1");
     ASSIGN_OR_RETURN(loaded.backend, create_backend(backend_name));
     ASSIGN_OR_RETURN(loaded.transformer, Transformer::load(config, weights, *loaded.backend, options));
     return loaded;
@@ -196,8 +198,10 @@ StatusOr<LoadedRuntime> load_runtime(const ModelConfig& config, const WeightSour
     ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend(backend_name));
     backends.push_back(std::move(backend));
   }
-  spdlog::info("tensor parallelism: {} ranks on the {} backend", tensor_parallel_size, backends.front()->name());
-  ASSIGN_OR_RETURN(loaded.transformer, load_tensor_parallel(config, weights, std::move(backends), options));
+  spdlog::info("tensor parallelism: {} ranks on the {} backend{}", tensor_parallel_size, backends.front()->name(),
+               expert_parallel ? ", MoE experts spread whole over them" : "");
+  ASSIGN_OR_RETURN(loaded.transformer,
+                   load_tensor_parallel(config, weights, std::move(backends), options, expert_parallel));
   return loaded;
 }
 

@@ -20,11 +20,13 @@ namespace longbow {
 // for CUDA devices is not built yet).
 StatusOr<std::unique_ptr<CollectiveGroup>> make_collectives(const std::vector<std::unique_ptr<Backend>>& backends);
 
-// Loads `config` on backends.size() ranks (one: unsharded, no collectives called). The result owns the
-// backends and the collectives. Errors of any rank's load are returned with the rank named.
+// Loads `config` on backends.size() ranks (one: unsharded, no collectives called), MoE experts split
+// by rows or, with expert_parallel, spread whole (ParallelRank). The result owns the backends and the
+// collectives. Errors of any rank's load are returned with the rank named.
 StatusOr<std::unique_ptr<Transformer>> load_tensor_parallel(const ModelConfig& config, const WeightSource& weights,
                                                             std::vector<std::unique_ptr<Backend>> backends,
-                                                            const RuntimeOptions& options);
+                                                            const RuntimeOptions& options,
+                                                            bool expert_parallel = false);
 
 // What `longbow serve` and `generate` load: on one device a Transformer over `backend` (kept here),
 // or over tensor_parallel_size backends of that name, which the ranks own (backend null).
@@ -34,6 +36,6 @@ struct LoadedRuntime {
 };
 StatusOr<LoadedRuntime> load_runtime(const ModelConfig& config, const WeightSource& weights,
                                      std::string_view backend_name, int tensor_parallel_size,
-                                     const RuntimeOptions& options);
+                                     const RuntimeOptions& options, bool expert_parallel = false);
 
 }  // namespace longbow

@@ -40,6 +40,7 @@ struct GenerateOptions {
   std::string log_level = "info";
   bool enforce_eager = false;
   int tensor_parallel_size = 1;
+  bool enable_expert_parallel = false;
   bool help = false;
 };
 
@@ -69,6 +70,7 @@ void add_flags(FlagSet& flags, GenerateOptions& o) {
   flags.add_bool("enforce-eager", "run decode steps without CUDA graphs", &o.enforce_eager);
   flags.add_int("tensor-parallel-size", "ranks the model is sharded over (default 1; > 1 on the cpu backend)", 1,
                 1 << 10, &o.tensor_parallel_size);
+  flags.add_bool("enable-expert-parallel", "spread MoE experts whole over the ranks", &o.enable_expert_parallel);
   flags.add_bool("help", "show this help", &o.help);
 }
 
@@ -167,7 +169,7 @@ Status run_generate(const GenerateOptions& o) {
   ASSIGN_OR_RETURN(runtime_options.dsa_prefill, parse_dsa_prefill_mode(o.dsa_prefill));
   ASSIGN_OR_RETURN(LoadedRuntime loaded,
                    load_runtime(config, checkpoint ? WeightSource(*checkpoint) : WeightSource::dummy(0), o.backend,
-                                o.tensor_parallel_size, runtime_options));
+                                o.tensor_parallel_size, runtime_options, o.enable_expert_parallel));
   std::unique_ptr<Transformer>& model = loaded.transformer;
 
   // The engine runs the one request: chunked prefill, greedy decode, the KV manager's page groups.

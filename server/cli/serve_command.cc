@@ -82,6 +82,7 @@ struct ServeConfig {
   std::string sampling = "auto";
   int cuda_graph_max_bs = 256;   // largest decode batch run as a CUDA graph
   int tensor_parallel_size = 1;  // ranks the model is sharded over (vLLM's --tensor-parallel-size)
+  bool enable_expert_parallel = false;  // MoE experts spread whole over the ranks
 };
 
 // Reads the JSON config file into `config`. Keys are the flag names with '_' for '-'; an unknown
@@ -196,6 +197,8 @@ void add_flags(FlagSet& flags, ServeConfig& c, std::optional<std::string>* confi
   flags.add_int("tensor-parallel-size", "ranks the model is sharded over by heads, MLP rows and vocabulary "
                 "(default 1; > 1 runs on the cpu backend until the NCCL path lands)", 1, 1 << 10,
                 &c.tensor_parallel_size);
+  flags.add_bool("enable-expert-parallel", "spread MoE experts whole over the tensor-parallel ranks instead of "
+                 "splitting each by rows", &c.enable_expert_parallel);
   flags.add_bool("help", "show this help", help);
 }
 
@@ -229,7 +232,8 @@ json effective_config(const ServeConfig& c, const std::string& model_dir) {
               {"enforce_eager", c.enforce_eager},
               {"sampling", c.sampling},
               {"cuda_graph_max_bs", c.cuda_graph_max_bs},
-              {"tensor_parallel_size", c.tensor_parallel_size}};
+              {"tensor_parallel_size", c.tensor_parallel_size},
+              {"enable_expert_parallel", c.enable_expert_parallel}};
 }
 
 // Everything the engine runs on; destroyed in reverse order of construction.
@@ -377,7 +381,8 @@ StatusOr<LoadedModel> load_model(const ServeConfig& c, const ModelLocation& loca
   }
   const WeightSource weights = m.checkpoint ? WeightSource(*m.checkpoint) : WeightSource::dummy(kDummyWeightSeed);
   ASSIGN_OR_RETURN(LoadedRuntime loaded,
-                   load_runtime(config, weights, c.backend, c.tensor_parallel_size, runtime_options));
+                   load_runtime(config, weights, c.backend, c.tensor_parallel_size, runtime_options,
+                                                 c.enable_expert_parallel));
   m.backend = std::move(loaded.backend);
   m.runtime = std::move(loaded.transformer);
 

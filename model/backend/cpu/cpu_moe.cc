@@ -125,11 +125,16 @@ Status CpuBackend::moe_experts(const MoeExpertsArgs& a) {
   RETURN_IF_ERROR(check_tensor(op, "down", a.down, DType::kF32, {experts, hidden, inter}));
   RETURN_IF_ERROR(check_tensor(op, "out", a.out, DType::kF32, {tokens, hidden}));
   RETURN_IF_ERROR(cpu::check_disjoint(op, "out", a.out, "x", a.x));
+  const int64_t all_experts = a.num_experts > 0 ? a.num_experts : experts;
+  if (a.expert_begin < 0 || a.expert_begin + experts > all_experts) {
+    return invalid_argument(fmt::format("{}: experts [{}, {}) of {}", op, a.expert_begin, a.expert_begin + experts,
+                                        all_experts));
+  }
   for (int64_t i = 0; i < tokens * k; ++i) {
     const int32_t e = a.ids.as<int32_t>()[i];
-    if (e < 0 || e >= experts) {
+    if (e < 0 || e >= all_experts) {
       return invalid_argument(fmt::format("{}: ids[{}][{}] = {} is not an expert in [0, {})", op, i / k, i % k, e,
-                                          experts));
+                                          all_experts));
     }
   }
   std::vector<float> h(static_cast<size_t>(inter));
@@ -140,7 +145,8 @@ Status CpuBackend::moe_experts(const MoeExpertsArgs& a) {
       acc[static_cast<size_t>(o)] = a.accumulate ? double{a.out.as<float>()[t * hidden + o]} : 0.0;
     }
     for (int64_t j = 0; j < k; ++j) {
-      const int64_t e = a.ids.as<int32_t>()[t * k + j];
+      const int64_t e = a.ids.as<int32_t>()[t * k + j] - a.expert_begin;
+      if (e < 0 || e >= experts) continue;  // another rank's expert
       const double w = a.weights.as<float>()[t * k + j];
       const float* gate = a.gate_up.as<float>() + e * 2 * inter * hidden;
       const float* up = gate + inter * hidden;

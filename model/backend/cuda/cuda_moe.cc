@@ -95,6 +95,10 @@ Status experts(const Context& ctx, const MoeExpertsArgs& a) {
   RETURN_IF_ERROR(check(op, "weights", a.weights, DType::kF32, {tokens, k}));
   RETURN_IF_ERROR(check(op, "gate_up", a.gate_up, DType::kBF16, {-1, -1, hidden}));
   const int64_t experts = a.gate_up.dim(0), inter = a.gate_up.dim(1) / 2;
+  if (a.expert_begin != 0 || (a.num_experts != 0 && a.num_experts != experts)) {
+    return unimplemented(fmt::format("{}: a subset of the experts (expert parallelism runs on the cpu backend only)",
+                                     op));
+  }
   if (a.gate_up.dim(1) % 2 != 0) {
     return invalid_argument(fmt::format("{}: gate_up has {} rows per expert, not 2·intermediate", op,
                                         a.gate_up.dim(1)));

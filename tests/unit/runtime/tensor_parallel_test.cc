@@ -21,7 +21,8 @@ namespace {
 
 std::string fixture_dir(const std::string& name) { return std::string(LONGBOW_SOURCE_DIR) + "/tests/data/parity/" + name; }
 
-StatusOr<std::unique_ptr<Transformer>> load_ranks(const ModelConfig& config, const Checkpoint& checkpoint, int size) {
+StatusOr<std::unique_ptr<Transformer>> load_ranks(const ModelConfig& config, const Checkpoint& checkpoint, int size,
+                                                  bool expert_parallel = false) {
   std::vector<std::unique_ptr<Backend>> backends;
   for (int r = 0; r < size; ++r) {
     ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_backend("cpu"));
@@ -31,7 +32,7 @@ StatusOr<std::unique_ptr<Transformer>> load_ranks(const ModelConfig& config, con
   options.num_kv_pages = 8;
   options.max_batched_tokens = 48;
   options.max_num_seqs = 4;
-  return load_tensor_parallel(config, checkpoint, std::move(backends), options);
+  return load_tensor_parallel(config, checkpoint, std::move(backends), options, expert_parallel);
 }
 
 // Every step's logits rows (in step order) and the greedy tokens decoded: sequence A (40 prompt
@@ -84,7 +85,8 @@ StatusOr<Run> run_scenario(Transformer& model, int vocab) {
 }
 
 // Loads `config` from `dir` at TP = 1 and at each size, runs the scenario and compares.
-void expect_same_as_one_rank(const ModelConfig& config, const std::string& dir, std::initializer_list<int> sizes) {
+void expect_same_as_one_rank(const ModelConfig& config, const std::string& dir, std::initializer_list<int> sizes,
+                             bool expert_parallel = false) {
   auto checkpoint = Checkpoint::open(dir);
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().to_string();
   auto single = load_ranks(config, **checkpoint, 1);
@@ -93,7 +95,7 @@ void expect_same_as_one_rank(const ModelConfig& config, const std::string& dir, 
   ASSERT_TRUE(expected.ok()) << expected.status().to_string();
   for (int size : sizes) {
     SCOPED_TRACE(fmt::format("tensor_parallel_size {}", size));
-    auto sharded = load_ranks(config, **checkpoint, size);
+    auto sharded = load_ranks(config, **checkpoint, size, expert_parallel);
     ASSERT_TRUE(sharded.ok()) << sharded.status().to_string();
     auto got = run_scenario(**sharded, config.vocab_size);
     ASSERT_TRUE(got.ok()) << got.status().to_string();
@@ -108,7 +110,8 @@ void expect_same_as_one_rank(const ModelConfig& config, const std::string& dir, 
     EXPECT_LE(worst, 1e-5) << "largest logit difference from TP = 1";
     EXPECT_EQ(got->tokens, expected->tokens);
     ::testing::Test::RecordProperty(fmt::format("tp{}_max_abs_logit_diff", size), fmt::format("{:.3g}", worst));
-    std::printf("[ tp=%d ] %s: max |logit - TP1 logit| = %.3g\n", size, config.model_type.c_str(), worst);
+    std::printf("[ tp=%d%s ] %s: max |logit - TP1 logit| = %.3g\n", size, expert_parallel ? " ep" : "",
+                config.model_type.c_str(), worst);
   }
 }
 
@@ -155,6 +158,21 @@ INSTANTIATE_TEST_SUITE_P(Families, TinyFamilyTest,
                                            TinyCase{"llama_dsa", TinyFamily::kLlamaDsa}),
                          [](const auto& param_info) { return param_info.param.name; });
 
+// MiniMax with 6 experts: its 4 heads split over 4 ranks, its experts do not.
+TEST(TensorParallelTest, ExpertParallelNeedsExpertsToDivide) {
+  ModelConfig config = tiny_minimax_config();
+  config.moe->num_experts = 6;
+  TempDir dir;
+  write_tiny_checkpoint(config, dir.path(), DType::kF32, 5);
+  auto checkpoint = Checkpoint::open(dir.path());
+  ASSERT_TRUE(checkpoint.ok());
+  auto model = load_ranks(config, **checkpoint, 4, true);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(model.status().message().find("6 experts are not divisible by tensor_parallel_size 4"), std::string::npos)
+      << model.status().to_string();
+}
+
 TEST(TensorParallelTest, ShardingErrorsNameTheDimension) {
   auto load_error = [](const std::string& name, int size) {
     const std::string dir = fixture_dir(name);
@@ -181,6 +199,8 @@ TEST(TensorParallelTest, MiniMaxMoeRanksMatchOneRank) {
   TempDir dir;
   write_tiny_checkpoint(config, dir.path(), DType::kF32, 5);
   expect_same_as_one_rank(config, dir.path(), {2, 4});
+  // Expert parallelism: 2 or 1 of the 4 experts whole on each rank.
+  expect_same_as_one_rank(config, dir.path(), {2, 4}, true);
 }
 
 // DeepSeek-V3: MLA heads, the dense first layer's MLP, the routed experts (intermediate 20) and the
@@ -194,11 +214,13 @@ TEST(TensorParallelTest, DeepSeekRanksMatchOneRank) {
     TempDir dir;
     write_tiny_checkpoint(config, dir.path(), DType::kF32, 3);
     expect_same_as_one_rank(config, dir.path(), {2, 4});
+    expect_same_as_one_rank(config, dir.path(), {2, 4}, true);  // 4 or 2 of the 8 experts per rank
   }
 }
 
 // The hub's layout: one tensor per expert and projection, assembled at load; each rank takes its rows
-// (gate/up) and columns (down) of every expert's pieces. Same logits as TP = 1 on the stacked copy.
+// (gate/up) and columns (down) of every expert's pieces, or under expert parallelism its experts'
+// pieces whole. Same logits as TP = 1 on the stacked copy.
 TEST(TensorParallelTest, PerExpertCheckpointsShardLikeStackedOnes) {
   const ModelConfig config = tiny_deepseek_config();
   TempDir stacked, per_expert;
@@ -211,12 +233,12 @@ TEST(TensorParallelTest, PerExpertCheckpointsShardLikeStackedOnes) {
   ASSERT_TRUE(single.ok()) << single.status().to_string();
   auto expected = run_scenario(**single, config.vocab_size);
   ASSERT_TRUE(expected.ok()) << expected.status().to_string();
-  for (int size : {2, 4}) {
-    auto sharded = load_ranks(config, **pieces, size);
+  for (auto [size, expert_parallel] : {std::pair{2, false}, std::pair{4, false}, std::pair{4, true}}) {
+    auto sharded = load_ranks(config, **pieces, size, expert_parallel);
     ASSERT_TRUE(sharded.ok()) << sharded.status().to_string();
     auto got = run_scenario(**sharded, config.vocab_size);
     ASSERT_TRUE(got.ok()) << got.status().to_string();
-    EXPECT_EQ(got->tokens, expected->tokens) << "TP " << size;
+    EXPECT_EQ(got->tokens, expected->tokens) << "TP " << size << (expert_parallel ? " EP" : "");
     ASSERT_EQ(got->logits.size(), expected->logits.size());
     for (size_t s = 1; s < got->logits.size(); ++s) {  // step 0 asks for no logits
       EXPECT_LE(relative_l2(got->logits[s], expected->logits[s]), 1e-6) << "TP " << size << ", step " << s;
