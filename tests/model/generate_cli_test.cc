@@ -1,6 +1,7 @@
 // `longbow generate` as a user runs it: the real binary, its stdout, stderr and exit code.
 // On the parity fixtures its greedy ids must equal transformers' (with the prompt prefilled in
 // chunks); bad input must fail with a clear message and a non-zero exit code.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -61,24 +62,31 @@ std::string join(const std::vector<int>& ids, const std::string& separator) {
 
 std::string parity_dir() { return std::string(LONGBOW_SOURCE_DIR) + "/tests/data/parity"; }
 
+// `longbow generate` on every case of a parity fixture, prefilled in 16-token chunks (the 70-token
+// prompt in 5 steps), with `extra` flags, against transformers' greedy ids.
+void expect_generate_matches_transformers(const std::string& name, const std::vector<std::string>& extra) {
+  const std::string dir = parity_dir() + "/" + name;
+  auto expected = read_json_file(dir + "/expected.json");
+  ASSERT_TRUE(expected.ok()) << expected.status().to_string();
+  for (const auto& c : (*expected)["cases"]) {
+    std::vector<int> prompt = c["prompt_ids"].get<std::vector<int>>();
+    std::vector<int> generated = c["generated_ids"].get<std::vector<int>>();
+    std::vector<std::string> args = {"generate", "--model", dir, "--prompt-ids", join(prompt, ","), "--max-tokens",
+                                     std::to_string(generated.size()), "--ignore-eos", "--backend", "cpu",
+                                     "--max-batched-tokens", "16", "--log-level", "warn"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    RunResult r = run_longbow(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, join(generated, " ") + "\n") << name << " prompt of " << prompt.size() << " tokens";
+  }
+}
+
 TEST(GenerateCli, GreedyIdsMatchTransformersOnParityFixtures) {
   int fixtures = 0;
-  for (const char* name : {"llama", "qwen3", "mistral", "qwen2"}) {
-    std::string dir = parity_dir() + "/" + name;
-    if (!std::filesystem::exists(dir)) continue;
+  for (const char* name : {"llama", "qwen3", "mistral", "qwen2", "gemma2"}) {
+    if (!std::filesystem::exists(parity_dir() + "/" + name)) continue;
     ++fixtures;
-    auto expected = read_json_file(dir + "/expected.json");
-    ASSERT_TRUE(expected.ok()) << expected.status().to_string();
-    for (const auto& c : (*expected)["cases"]) {
-      std::vector<int> prompt = c["prompt_ids"].get<std::vector<int>>();
-      std::vector<int> generated = c["generated_ids"].get<std::vector<int>>();
-      // 16-token chunks: the 70-token prompt is prefilled in 5 steps.
-      RunResult r = run_longbow({"generate", "--model", dir, "--prompt-ids", join(prompt, ","), "--max-tokens",
-                                 std::to_string(generated.size()), "--ignore-eos", "--backend", "cpu",
-                                 "--max-batched-tokens", "16", "--log-level", "warn"});
-      EXPECT_EQ(r.exit_code, 0) << r.err;
-      EXPECT_EQ(r.out, join(generated, " ") + "\n") << name << " prompt of " << prompt.size() << " tokens";
-    }
+    expect_generate_matches_transformers(name, {});
   }
   EXPECT_GT(fixtures, 0) << "no parity fixtures under " << parity_dir();
 }
@@ -87,19 +95,8 @@ TEST(GenerateCli, GreedyIdsMatchTransformersOnParityFixtures) {
 // produce transformers' greedy ids; a size that does not divide the heads fails naming them.
 TEST(GenerateCli, TensorParallelGreedyIdsMatchTransformers) {
   for (const auto& [name, size] : std::vector<std::pair<std::string, int>>{{"llama", 2}, {"qwen3", 4}, {"gemma2", 4}}) {
-    const std::string dir = parity_dir() + "/" + name;
-    auto expected = read_json_file(dir + "/expected.json");
-    ASSERT_TRUE(expected.ok()) << expected.status().to_string();
-    for (const auto& c : (*expected)["cases"]) {
-      std::vector<int> prompt = c["prompt_ids"].get<std::vector<int>>();
-      std::vector<int> generated = c["generated_ids"].get<std::vector<int>>();
-      RunResult r = run_longbow({"generate", "--model", dir, "--prompt-ids", join(prompt, ","), "--max-tokens",
-                                 std::to_string(generated.size()), "--ignore-eos", "--backend", "cpu",
-                                 "--max-batched-tokens", "16", "--tensor-parallel-size", std::to_string(size),
-                                 "--log-level", "warn"});
-      EXPECT_EQ(r.exit_code, 0) << r.err;
-      EXPECT_EQ(r.out, join(generated, " ") + "\n") << name << " at TP " << size << ", prompt of " << prompt.size();
-    }
+    SCOPED_TRACE(fmt::format("{} at TP {}", name, size));
+    expect_generate_matches_transformers(name, {"--tensor-parallel-size", std::to_string(size)});
   }
   RunResult r = run_longbow({"generate", "--model", parity_dir() + "/gemma3_text", "--prompt-ids", "5,6",
                              "--backend", "cpu", "--tensor-parallel-size", "4", "--log-level", "warn"});
