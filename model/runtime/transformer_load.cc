@@ -296,7 +296,8 @@ Status Decoder::allocate_kv_pools() {
   }
   limits_.num_pages = paged_pages;
   limits_.num_state_slots = limits_.has_state ? options_.max_num_seqs : 0;
-  spdlog::info("runtime: {} {}; {} ({:.1f} MiB allocated)", config_.model_type, plan.summary,
+  const std::string rank = rank_.rank.size > 1 ? fmt::format("rank {} of {}: ", rank_.rank.rank, rank_.rank.size) : "";
+  spdlog::info("runtime: {}{} {}; {} ({:.1f} MiB allocated)", rank, config_.model_type, plan.summary,
                describe_group_plan(groups_, group_pages_, demand), static_cast<double>(allocated) / 1048576.0);
   if (num_dsa_layers_ > 0) {
     spdlog::info("runtime: DSA on {} of {} layers (index_topk {}, prefill {})", num_dsa_layers_, layers_.size(),
