@@ -159,6 +159,19 @@ INSTANTIATE_TEST_SUITE_P(Families, TinyFamilyTest,
                          [](const auto& param_info) { return param_info.param.name; });
 
 // MiniMax with 6 experts: its 4 heads split over 4 ranks, its experts do not.
+// ModernBERT-decoder's fused projections: Wqkv [q | k | v] and Wi [gate | up] are one tensor each, so
+// every rank's slice is three (two) row ranges laid back to back, and its biases split alike. The
+// fixture's config with 4 heads of 32 (its own 3 heads divide by neither 2 nor 4), random weights.
+TEST(TensorParallelTest, FusedProjectionsShardTheirViews) {
+  auto config = load_model_config(fixture_dir("modernbert-decoder"));
+  ASSERT_TRUE(config.ok()) << config.status().to_string();
+  config->num_attention_heads = 4;
+  config->num_key_value_heads = 4;
+  TempDir dir;
+  write_tiny_checkpoint(*config, dir.path(), DType::kF32, 13);
+  expect_same_as_one_rank(*config, dir.path(), {2, 4});
+}
+
 TEST(TensorParallelTest, ExpertParallelNeedsExpertsToDivide) {
   ModelConfig config = tiny_minimax_config();
   config.moe->num_experts = 6;
