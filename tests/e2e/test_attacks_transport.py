@@ -306,12 +306,16 @@ def check_connection_cap(c, exe):
     # A keep-alive timeout far beyond the test: an idle held connection closed by the server (5 s by
     # default, reachable on a loaded machine under ASan) would free a slot for the 65th.
     with LongbowServer(exe, "--http-max-connections", "64", "--http-keep-alive-timeout", "600") as server:
-        socks = connect_many(server.http_port, 64)
-        # Each of the 64 answers one keep-alive request, so the server has accepted and counted every one
-        # before the 65th arrives (no guess about how long accepting takes).
-        for held in socks:
+        # Each of the 64 answers one keep-alive request as soon as it is open, so the server has accepted and
+        # counted every one before the 65th arrives (no guess about how long accepting takes), and no
+        # connection waits for its first request long enough to meet the 10 s header timeout (which, on a
+        # loaded machine, closed one held connection and let the 65th in).
+        socks = []
+        for _ in range(64):
+            held = socket.create_connection(("127.0.0.1", server.http_port), timeout=10)
+            socks.append(held)
             held.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            read_response(held)
+            c.equal(read_response(held)[0], 200, "held connection %d answered" % len(socks))
         s = socket.create_connection(("127.0.0.1", server.http_port), timeout=10)
         s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         status, data = read_response(s)
