@@ -200,68 +200,10 @@ TensorSpec checkpoint_spec(const TensorSpec& spec, const WeightTransforms& trans
   return shard == nullptr ? spec : TensorSpec{spec.name, shard->full_shape};
 }
 
-// The elements of `shard`'s ranges from host values of its full shape, `element_bytes` each: the
-// tensor seen as [outer, n, inner] around shard.axis, ranges of n taken and concatenated per outer.
-StatusOr<std::vector<uint8_t>> slice_shard(const TensorShard& shard, const void* data, size_t element_bytes) {
-  const std::vector<int64_t>& shape = shard.full_shape;
-  if (shard.axis < 0 || static_cast<size_t>(shard.axis) >= shape.size()) {
-    return internal_error(fmt::format("loading {}: shard axis {} of a rank-{} tensor", shard.name, shard.axis,
-                                      shape.size()));
-  }
-  int64_t outer = 1, inner = 1;
-  for (int i = 0; i < shard.axis; ++i) outer *= shape[static_cast<size_t>(i)];
-  for (size_t i = static_cast<size_t>(shard.axis) + 1; i < shape.size(); ++i) inner *= shape[i];
-  const int64_t n = shape[static_cast<size_t>(shard.axis)];
-  int64_t taken = 0;
-  for (const IndexRange& r : shard.ranges) {
-    if (r.begin < 0 || r.size < 0 || r.begin + r.size > n) {
-      return internal_error(fmt::format("loading {}: slice [{}, {}) of {}", shard.name, r.begin, r.begin + r.size, n));
-    }
-    taken += r.size;
-  }
-  const size_t inner_bytes = static_cast<size_t>(inner) * element_bytes;
-  std::vector<uint8_t> out(static_cast<size_t>(outer * taken) * inner_bytes);
-  uint8_t* dst = out.data();
-  for (int64_t o = 0; o < outer; ++o) {
-    const auto* block = static_cast<const uint8_t*>(data) + static_cast<size_t>(o * n) * inner_bytes;
-    for (const IndexRange& r : shard.ranges) {
-      const size_t bytes = static_cast<size_t>(r.size) * inner_bytes;
-      std::memcpy(dst, block + static_cast<size_t>(r.begin) * inner_bytes, bytes);
-      dst += bytes;
-    }
-  }
-  return out;
-}
-
-StatusOr<Tensor> upload_tensor(const TensorSpec& spec, const TensorView& view, const Checkpoint& checkpoint,
-                               const WeightTransforms& transforms, Backend& backend) {
-  ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, transforms, backend));
-  ASSIGN_OR_RETURN(HostTensor host, host_tensor(view, checkpoint, transforms));
-  // The values as transformed on the host, then this rank's slice of them.
-  std::vector<uint8_t> reordered;
-  std::vector<float> offset;
-  if (const std::vector<int64_t>* order = row_order_of(transforms, spec.name)) {
-    ASSIGN_OR_RETURN(reordered, reorder_rows(checkpoint_spec(spec, transforms), host, *order));
-    host.data = reordered.data();
-  } else if (listed(transforms.unit_offset, spec.name)) {
-    ASSIGN_OR_RETURN(offset, plus_one(spec, view));
-    host.data = offset.data();
-    host.dtype = DType::kF32;
-  }
-  std::vector<uint8_t> sliced;
-  if (const TensorShard* shard = shard_of(transforms, spec.name)) {
-    ASSIGN_OR_RETURN(sliced, slice_shard(*shard, host.data, dtype_size(host.dtype)));
-    host.data = sliced.data();
-    host.count = static_cast<int64_t>(sliced.size() / dtype_size(host.dtype));
-  }
-  RETURN_IF_ERROR(
-      backend.upload_converted(host.data, host.dtype, host.count, tensor).with_context("uploading " + spec.name));
-  return tensor;
-}
-
-// A shard seen on the full tensor flattened to [R, C] (C its last dimension), for tensors assembled
-// from row blocks: the kept rows (ascending) when the shard cuts an earlier axis, or the kept column
-// ranges when it cuts the last one.
+// A shard seen on the full tensor flattened to [R, C] (C its last dimension; a vector is one row): the
+// kept rows (ascending) when the shard cuts an earlier axis, or the kept column ranges when it cuts the
+// last one. take() slices any block of whole rows, so a tensor assembled from row blocks is sliced
+// piece by piece.
 struct FlatSelection {
   std::vector<int64_t> rows;     // empty: every row
   std::vector<IndexRange> cols;  // empty: every column
@@ -305,10 +247,21 @@ struct FlatSelection {
   }
 };
 
-FlatSelection flat_selection(const TensorShard& shard) {
+// INTERNAL for an axis or range outside the shard's full shape.
+StatusOr<FlatSelection> flat_selection(const TensorShard& shard) {
   FlatSelection s;
   const std::vector<int64_t>& shape = shard.full_shape;
   const auto axis = static_cast<size_t>(shard.axis);
+  if (shard.axis < 0 || axis >= shape.size()) {
+    return internal_error(fmt::format("loading {}: shard axis {} of a rank-{} tensor", shard.name, shard.axis,
+                                      shape.size()));
+  }
+  const int64_t n = shape[axis];
+  for (const IndexRange& r : shard.ranges) {
+    if (r.begin < 0 || r.size < 0 || r.begin + r.size > n) {
+      return internal_error(fmt::format("loading {}: slice [{}, {}) of {}", shard.name, r.begin, r.begin + r.size, n));
+    }
+  }
   if (axis + 1 == shape.size()) {
     s.cols = shard.ranges;
     return s;
@@ -316,7 +269,6 @@ FlatSelection flat_selection(const TensorShard& shard) {
   int64_t outer = 1, inner_rows = 1;
   for (size_t i = 0; i < axis; ++i) outer *= shape[i];
   for (size_t i = axis + 1; i + 1 < shape.size(); ++i) inner_rows *= shape[i];
-  const int64_t n = shape[axis];
   for (int64_t o = 0; o < outer; ++o) {
     for (const IndexRange& r : shard.ranges) {
       for (int64_t j = r.begin; j < r.begin + r.size; ++j) {
@@ -325,6 +277,35 @@ FlatSelection flat_selection(const TensorShard& shard) {
     }
   }
   return s;
+}
+
+StatusOr<Tensor> upload_tensor(const TensorSpec& spec, const TensorView& view, const Checkpoint& checkpoint,
+                               const WeightTransforms& transforms, Backend& backend) {
+  ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, transforms, backend));
+  ASSIGN_OR_RETURN(HostTensor host, host_tensor(view, checkpoint, transforms));
+  // The values as transformed on the host, then this rank's slice of them.
+  std::vector<uint8_t> reordered;
+  std::vector<float> offset;
+  if (const std::vector<int64_t>* order = row_order_of(transforms, spec.name)) {
+    ASSIGN_OR_RETURN(reordered, reorder_rows(checkpoint_spec(spec, transforms), host, *order));
+    host.data = reordered.data();
+  } else if (listed(transforms.unit_offset, spec.name)) {
+    ASSIGN_OR_RETURN(offset, plus_one(spec, view));
+    host.data = offset.data();
+    host.dtype = DType::kF32;
+  }
+  std::vector<uint8_t> sliced;
+  if (const TensorShard* shard = shard_of(transforms, spec.name)) {
+    ASSIGN_OR_RETURN(const FlatSelection keep, flat_selection(*shard));
+    const int64_t cols = shard->full_shape.back();
+    int64_t first_row = 0;
+    sliced = keep.take(host.data, dtype_size(host.dtype), 0, host.count / cols, cols, &first_row);
+    host.data = sliced.data();
+    host.count = static_cast<int64_t>(sliced.size() / dtype_size(host.dtype));
+  }
+  RETURN_IF_ERROR(
+      backend.upload_converted(host.data, host.dtype, host.count, tensor).with_context("uploading " + spec.name));
+  return tensor;
 }
 
 // The part specs of `spec` when the checkpoint lacks it and `legacy` assembles it: part i is the
@@ -383,7 +364,10 @@ StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<Tens
     ASSIGN_OR_RETURN(Tensor tensor, allocate_tensor(spec, transforms, backend));
     const int64_t part_rows = parts.front().shape[0], cols = parts.front().shape[1];
     const TensorShard* shard = shard_of(transforms, spec.name);
-    const FlatSelection keep = shard ? flat_selection(*shard) : FlatSelection{};
+    FlatSelection keep;
+    if (shard != nullptr) {
+      ASSIGN_OR_RETURN(keep, flat_selection(*shard));
+    }
     const int64_t kept_cols = shard ? keep.num_cols(cols) : cols;
     Tensor flat = tensor.reshape({tensor.numel() / kept_cols, kept_cols});
     for (size_t i = 0; i < parts.size(); ++i) {
