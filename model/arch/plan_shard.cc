@@ -36,7 +36,9 @@ class ShardBuilder {
     for (const TensorSpec& spec : full_specs) shapes[spec.name] = spec.shape;
     for (auto& [name, split] : splits_) {
       auto shape = shapes.find(name);
-      if (shape == shapes.end()) return internal_error(fmt::format("tensor parallelism: {} is not a plan tensor", name));
+      if (shape == shapes.end()) {
+        return internal_error(fmt::format("tensor parallelism: {} is not a plan tensor", name));
+      }
       std::sort(split.views.begin(), split.views.end(),
                 [](const View& a, const View& b) { return a.range.begin < b.range.begin; });
       TensorShard shard{name, shape->second, split.axis, {}};
@@ -73,7 +75,8 @@ class ShardBuilder {
   Status add(const std::string& name, int axis, IndexRange range, LinearPlan* linear) {
     auto [it, fresh] = splits_.try_emplace(name, Split{axis, {}});
     if (!fresh && it->second.axis != axis) {
-      return internal_error(fmt::format("tensor parallelism: {} split along axes {} and {}", name, it->second.axis, axis));
+      return internal_error(
+          fmt::format("tensor parallelism: {} split along axes {} and {}", name, it->second.axis, axis));
     }
     for (View& view : it->second.views) {
       if (view.range.begin == range.begin && view.range.size == range.size) {  // a tied tensor's second reader
@@ -91,8 +94,8 @@ class ShardBuilder {
 
 Status divisible(int64_t value, int size, const char* what) {
   if (value % size == 0) return Status::Ok();
-  return invalid_argument(fmt::format("tensor parallelism: {} {} is not divisible by tensor_parallel_size {}", what,
-                                      value, size));
+  return invalid_argument(
+      fmt::format("tensor parallelism: {} {} is not divisible by tensor_parallel_size {}", what, value, size));
 }
 
 Status shard_attention(AttentionPlan& a, const ParallelRank& p, ShardBuilder& b) {
@@ -105,8 +108,10 @@ Status shard_attention(AttentionPlan& a, const ParallelRank& p, ShardBuilder& b)
     kv_first = p.rank * hkv;
   } else {  // fewer KV heads than ranks: each rank holds the one KV head its query heads read
     if (p.size % a.num_kv_heads != 0) {
-      return invalid_argument(fmt::format("tensor parallelism: tensor_parallel_size {} is not a multiple of "
-                                          "num_key_value_heads {}", p.size, a.num_kv_heads));
+      return invalid_argument(
+          fmt::format("tensor parallelism: tensor_parallel_size {} is not a multiple of "
+                      "num_key_value_heads {}",
+                      p.size, a.num_kv_heads));
     }
     hkv = 1;
     kv_first = int64_t{p.rank} * a.num_kv_heads / p.size;
@@ -190,8 +195,8 @@ StatusOr<ModelPlan> shard_model_plan(const ModelPlan& full, const ParallelRank& 
   plan.vocab_begin = p.rank * per_rank;
   plan.vocab_size = std::min(per_rank, vocab - plan.vocab_begin);
   if (plan.vocab_size < 1) {
-    return invalid_argument(fmt::format("tensor parallelism: a vocabulary of {} leaves rank {} of {} no rows", vocab,
-                                        p.rank, p.size));
+    return invalid_argument(
+        fmt::format("tensor parallelism: a vocabulary of {} leaves rank {} of {} no rows", vocab, p.rank, p.size));
   }
   RETURN_IF_ERROR(b.slice(plan.embed, 0, IndexRange{plan.vocab_begin, plan.vocab_size}));
   RETURN_IF_ERROR(b.rows(plan.head.lm_head, plan.vocab_begin, plan.vocab_size));

@@ -382,7 +382,8 @@ StatusOr<std::map<std::string, Tensor>> upload_checkpoint(const std::vector<Tens
         int64_t out_row = 0;
         const std::vector<uint8_t> bytes = keep.take(host.data, dtype_size(host.dtype), first_row, part_rows, cols,
                                                      &out_row);
-        const auto rows = static_cast<int64_t>(bytes.size() / (dtype_size(host.dtype) * static_cast<size_t>(kept_cols)));
+        const size_t row_bytes = dtype_size(host.dtype) * static_cast<size_t>(kept_cols);
+        const auto rows = static_cast<int64_t>(bytes.size() / row_bytes);
         if (rows > 0) {
           Tensor block = flat.rows(out_row, rows);
           RETURN_IF_ERROR(backend.upload_converted(bytes.data(), host.dtype, rows * kept_cols, block)

@@ -96,9 +96,10 @@ class TensorParallelModel final : public Transformer {
       }
       for (int g = 0; g < static_cast<int>(first.cache_groups().size()); ++g) {
         if (other.num_pages(g) != first.num_pages(g)) {
-          return internal_error(fmt::format("tensor parallelism: cache group {} has {} pages on rank {} but {} on "
-                                            "rank 0; the scheduler needs one page count", g, other.num_pages(g), r,
-                                            first.num_pages(g)));
+          return internal_error(
+              fmt::format("tensor parallelism: cache group {} has {} pages on rank {} but {} on "
+                          "rank 0; the scheduler needs one page count",
+                          g, other.num_pages(g), r, first.num_pages(g)));
         }
       }
     }
@@ -106,7 +107,8 @@ class TensorParallelModel final : public Transformer {
   }
 
   Status forward(std::span<const SequenceStep> steps, std::vector<float>* logits) override {
-    return on_every_rank([&](int r) { return ranks_[static_cast<size_t>(r)]->forward(steps, r == 0 ? logits : nullptr); });
+    return on_every_rank(
+        [&](int r) { return ranks_[static_cast<size_t>(r)]->forward(steps, r == 0 ? logits : nullptr); });
   }
   // Every rank holds the whole logits after the LM head's all-gather: rank 0 samples, the others only
   // run the step.
@@ -143,7 +145,8 @@ class TensorParallelModel final : public Transformer {
     int failed_rank = 0;
     for (size_t r = 0; r < results.size(); ++r) {
       if (results[r].ok()) continue;
-      if (failure == nullptr || (failure->code() == StatusCode::kCancelled && results[r].code() != StatusCode::kCancelled)) {
+      if (failure == nullptr ||
+          (failure->code() == StatusCode::kCancelled && results[r].code() != StatusCode::kCancelled)) {
         failure = &results[r];
         failed_rank = static_cast<int>(r);
       }
@@ -163,8 +166,10 @@ class TensorParallelModel final : public Transformer {
 StatusOr<std::unique_ptr<CollectiveGroup>> make_collectives(const std::vector<std::unique_ptr<Backend>>& backends) {
   for (const auto& backend : backends) {
     if (backends.size() > 1 && backend->name() != "cpu") {
-      return unimplemented(fmt::format("tensor parallelism on the {} backend needs the NCCL communicator, which is "
-                                       "not built yet (the cpu backend runs it)", backend->name()));
+      return unimplemented(
+          fmt::format("tensor parallelism on the {} backend needs the NCCL communicator, which is "
+                      "not built yet (the cpu backend runs it)",
+                      backend->name()));
     }
   }
   return std::unique_ptr<CollectiveGroup>(std::make_unique<CpuCollectives>(static_cast<int>(backends.size())));

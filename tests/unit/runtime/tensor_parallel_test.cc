@@ -4,6 +4,8 @@
 // MoE beside replicated lightning layers, and DeepSeek's MLA and MoE (V3 and V3.2).
 // Two sequences are prefilled in chunks and decoded greedily together; every logits row of every step
 // must agree with TP = 1 within 1e-5 and every greedy token must be the same.
+#include "model/runtime/tensor_parallel.h"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -12,14 +14,15 @@
 #include <filesystem>
 
 #include "model/config/model_config.h"
-#include "model/runtime/tensor_parallel.h"
 #include "model/weights/safetensors.h"
 #include "tests/unit/runtime/tiny_model.h"
 
 namespace longbow::testing {
 namespace {
 
-std::string fixture_dir(const std::string& name) { return std::string(LONGBOW_SOURCE_DIR) + "/tests/data/parity/" + name; }
+std::string fixture_dir(const std::string& name) {
+  return std::string(LONGBOW_SOURCE_DIR) + "/tests/data/parity/" + name;
+}
 
 StatusOr<std::unique_ptr<Transformer>> load_ranks(const ModelConfig& config, const Checkpoint& checkpoint, int size,
                                                   bool expert_parallel = false) {
@@ -198,8 +201,8 @@ TEST(TensorParallelTest, ShardingErrorsNameTheDimension) {
   };
   const Status heads = load_error("gemma3_text", 4);
   EXPECT_EQ(heads.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(heads.message().find("num_attention_heads 2 is not divisible by tensor_parallel_size 4"),
-            std::string::npos) << heads.to_string();
+  EXPECT_NE(heads.message().find("num_attention_heads 2 is not divisible by tensor_parallel_size 4"), std::string::npos)
+      << heads.to_string();
   const Status modernbert = load_error("modernbert-decoder", 2);
   EXPECT_EQ(modernbert.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(modernbert.message().find("num_attention_heads 3"), std::string::npos) << modernbert.to_string();
@@ -221,8 +224,9 @@ TEST(TensorParallelTest, MiniMaxMoeRanksMatchOneRank) {
 // replicated indexer over the q latent (top-16 of up to 46 tokens).
 TEST(TensorParallelTest, DeepSeekRanksMatchOneRank) {
   for (const ModelConfig& config :
-       {tiny_deepseek_config(), tiny_deepseek_config({{"model_type", "deepseek_v32"}, {"index_n_heads", 4},
-                                                      {"index_head_dim", 32}, {"index_topk", 16}})}) {
+       {tiny_deepseek_config(),
+        tiny_deepseek_config(
+            {{"model_type", "deepseek_v32"}, {"index_n_heads", 4}, {"index_head_dim", 32}, {"index_topk", 16}})}) {
     SCOPED_TRACE(config.model_type);
     TempDir dir;
     write_tiny_checkpoint(config, dir.path(), DType::kF32, 3);
